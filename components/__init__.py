@@ -1,0 +1,1 @@
+"""stablepipe pipeline stages: one subpackage per stage, plus `common`."""

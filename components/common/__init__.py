@@ -1,0 +1,1 @@
+"""Code shared by several stages: errors, frame IO, stage logging, the component factory."""

@@ -1,0 +1,36 @@
+"""Errors that carry a message meant for the user.
+
+`BadInputError` is raised for anything the user can fix (a missing file, a misspelt column, a
+target with one class). The CLI turns it into exit code 2 and one line on stderr; every other
+exception is an internal failure (exit code 1).
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable
+
+
+class BadInputError(ValueError):
+    """Input data, configuration or arguments the user has to fix."""
+
+
+def closest_names(name: str, candidates: Iterable[str], limit: int = 3) -> list[str]:
+    """Return the candidates that look most like `name` (case-insensitive), best first."""
+    by_lower: dict[str, str] = {}
+    for candidate in candidates:
+        by_lower.setdefault(str(candidate).lower(), str(candidate))
+    matches = difflib.get_close_matches(name.lower(), list(by_lower), n=limit, cutoff=0.5)
+    return [by_lower[m] for m in matches]
+
+
+def missing_column_error(what: str, name: str, columns: Iterable[str]) -> BadInputError:
+    """A BadInputError for a column that is not in the table, suggesting the closest names."""
+    columns = [str(c) for c in columns]
+    suggestions = closest_names(name, columns)
+    if suggestions:
+        hint = "did you mean " + " or ".join(repr(s) for s in suggestions) + "?"
+    else:
+        shown = ", ".join(repr(c) for c in columns[:8]) + (", ..." if len(columns) > 8 else "")
+        hint = f"the columns are {shown}"
+    return BadInputError(f"{what} {name!r} is not a column of the data; {hint}")

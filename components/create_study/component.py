@@ -1,0 +1,35 @@
+"""KFP component of the create_study stage."""
+
+from typing import List
+
+from kfp.dsl import Artifact, Output
+
+from components.common.kfp_component import stage_component
+
+
+@stage_component
+def create_study(task: str, workers: int, study: Output[Artifact]) -> List[int]:
+    """Create the shared Optuna study before any search worker starts.
+
+    Args:
+        task: binary, multiclass or regression; decides the metric and its direction.
+        workers: Number of parallel search workers (1 to 16).
+        study: Folder with the study spec and, locally, its journal file.
+
+    Returns:
+        The worker indices, one per worker (the items of the search's ParallelFor).
+    """
+    import uuid
+
+    from components.common.errors import BadInputError
+    from components.common.stage import stage
+    from components.create_study.logic import create_study as make_study
+    from components.tune.logic import cv_metric
+
+    with stage("create_study") as log:
+        if not 1 <= workers <= 16:
+            raise BadInputError(f"--workers must be between 1 and 16; got {workers!r}")
+        spec = make_study(study.path, f"stablepipe-{uuid.uuid4().hex[:12]}", cv_metric(task))
+        study.metadata.update(spec)
+        log.log("created", workers=workers, **spec)
+        return list(range(workers))

@@ -1,0 +1,65 @@
+"""create_study: make the Optuna study (and its storage) before any search worker starts.
+
+Locally the storage is a journal file inside the study artifact's folder, which every worker of
+the run opens (kfp.local hands all of them the same path). On a cluster, where each pod gets its
+own copy of an artifact, the storage must be a database shared by the pods: its URL comes from the
+environment variable `STABLEPIPE_OPTUNA_STORAGE` (set from a Kubernetes Secret), never from a
+pipeline parameter.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import optuna
+
+STORAGE_ENV = "STABLEPIPE_OPTUNA_STORAGE"
+JOURNAL_NAME = "journal.log"
+SPEC_NAME = "study.json"
+
+
+def open_storage(study_dir: str | Path) -> optuna.storages.BaseStorage:
+    """The study storage: the database from the environment, else the run's journal file."""
+    url = os.environ.get(STORAGE_ENV)
+    if url:
+        return optuna.storages.RDBStorage(url, heartbeat_interval=30, grace_period=120)
+    journal = Path(study_dir) / JOURNAL_NAME
+    journal.parent.mkdir(parents=True, exist_ok=True)
+    backend = optuna.storages.journal.JournalFileBackend(
+        str(journal), lock_obj=optuna.storages.journal.JournalFileOpenLock(str(journal))
+    )
+    return optuna.storages.journal.JournalStorage(backend)
+
+
+def study_direction(metric: str) -> str:
+    """Error metrics are minimised, scores maximised."""
+    return "minimize" if metric in ("rmse", "mae", "log_loss") else "maximize"
+
+
+def create_study(study_dir: str | Path, study_name: str, metric: str) -> dict[str, Any]:
+    """Create the study and write its spec (name, metric, direction) next to the journal."""
+    direction = study_direction(metric)
+    Path(study_dir).mkdir(parents=True, exist_ok=True)
+    optuna.create_study(
+        study_name=study_name,
+        storage=open_storage(study_dir),
+        direction=direction,
+        load_if_exists=True,
+    )
+    spec = {"study_name": study_name, "metric": metric, "direction": direction}
+    (Path(study_dir) / SPEC_NAME).write_text(json.dumps(spec, indent=2), encoding="utf-8")
+    return spec
+
+
+def study_spec(study_dir: str | Path) -> dict[str, Any]:
+    """Name, metric and direction of the study a create_study step made."""
+    return dict(json.loads((Path(study_dir) / SPEC_NAME).read_text(encoding="utf-8")))
+
+
+def load_study(study_dir: str | Path) -> optuna.Study:
+    """Open the study a create_study step made."""
+    spec = study_spec(study_dir)
+    return optuna.load_study(study_name=spec["study_name"], storage=open_storage(study_dir))

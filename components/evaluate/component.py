@@ -1,0 +1,64 @@
+"""KFP component of the evaluate stage."""
+
+from kfp.dsl import HTML, Artifact, ClassificationMetrics, Dataset, Input, Metrics, Model, Output
+
+from components.common.kfp_component import stage_component
+
+
+@stage_component
+def evaluate(
+    model: Input[Model],
+    test: Input[Dataset],
+    study: Input[Artifact],
+    best: Input[Artifact],
+    registry: str,
+    min_improvement: float,
+    metrics: Output[Metrics],
+    classification_metrics: Output[ClassificationMetrics],
+    report: Output[HTML],
+    evaluation: Output[Artifact],
+) -> str:
+    """Score the model on the held-out test split and judge it against the champion.
+
+    Args:
+        model: The trained model folder.
+        test: The held-out test split.
+        study: The search's study (for the search history in the report).
+        best: The best configuration and its cross-validation score.
+        registry: The model registry folder holding the champion (may not exist yet).
+        min_improvement: How much better than the champion's primary metric, on this test
+            split, the model must be to be promoted.
+        metrics: Test metrics (roc_auc, accuracy, f1_macro, log_loss or rmse, mae, r2).
+        classification_metrics: Confusion matrix and (binary) ROC curve.
+        report: The HTML report with plots.
+        evaluation: JSON with the test metrics and the promotion verdict.
+
+    Returns:
+        "promote" or "keep": the verdict promotion is gated on.
+    """
+    import json
+
+    from components.common.frames import read_frame
+    from components.common.stage import stage
+    from components.create_study.logic import load_study
+    from components.evaluate.logic import evaluate_run
+    from components.promote.logic import load_champion
+
+    with stage("evaluate") as log:
+        with open(best.path, encoding="utf-8") as handle:
+            best_config = json.load(handle)
+        result = evaluate_run(model.path, read_frame(test.path), load_study(study.path),
+                              best_config, load_champion(registry), min_improvement)
+        for name, value in result.metrics.items():
+            metrics.log_metric(name, value)
+        if result.confusion_matrix is not None:
+            classification_metrics.log_confusion_matrix(result.classes, result.confusion_matrix)
+        if result.roc is not None:
+            classification_metrics.log_roc_curve(
+                result.roc["fpr"], result.roc["tpr"], result.roc["thresholds"])
+        with open(report.path, "w", encoding="utf-8") as handle:
+            handle.write(result.report_html)
+        with open(evaluation.path, "w", encoding="utf-8") as handle:
+            json.dump(result.as_dict(), handle, indent=2)
+        log.log("evaluated", decision=result.verdict.decision, **result.metrics)
+        return result.verdict.decision

@@ -1,0 +1,5 @@
+"""The features stage."""
+
+from components.features.component import features
+
+__all__ = ["features"]

@@ -1,0 +1,98 @@
+"""Preprocess: impute, clip outliers, scale and encode, as an scikit-learn transformer.
+
+The transformer is built from the schema's column roles and fitted on the training split only;
+the same (unfitted) blueprint is cloned inside every cross-validation fold of the search and into
+the final model, so no statistic of held-out rows ever reaches a fitted step.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sklearn.base import BaseEstimator, TransformerMixin
+from sklearn.compose import ColumnTransformer
+from sklearn.impute import SimpleImputer
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, RobustScaler, StandardScaler
+
+from components.common.errors import BadInputError
+from components.validate.logic import feature_columns
+
+OUTLIER_CHOICES = ("clip", "none")
+SCALING_CHOICES = ("standard", "robust", "none")
+MISSING_CATEGORY = "__missing__"
+
+
+class OutlierClipper(TransformerMixin, BaseEstimator):
+    """Clip each column to Tukey's far-out fences (Q1 - k*IQR, Q3 + k*IQR) learnt in `fit`."""
+
+    def __init__(self, k: float = 3.0) -> None:
+        self.k = k
+
+    def fit(self, X: Any, y: Any = None) -> OutlierClipper:
+        values = np.asarray(X, dtype=float)
+        q1, q3 = np.nanpercentile(values, [25, 75], axis=0)
+        iqr = q3 - q1
+        self.lower_ = q1 - self.k * iqr
+        self.upper_ = q3 + self.k * iqr
+        self.n_features_in_ = values.shape[1]
+        return self
+
+    def transform(self, X: Any) -> np.ndarray:
+        return np.clip(np.asarray(X, dtype=float), self.lower_, self.upper_)
+
+    def get_feature_names_out(self, input_features: Any = None) -> np.ndarray:
+        if input_features is None:
+            input_features = [f"x{i}" for i in range(self.n_features_in_)]
+        return np.asarray(input_features, dtype=object)
+
+
+def as_category_strings(frame: pd.DataFrame) -> pd.DataFrame:
+    """Categorical columns as strings, missing values as their own category."""
+    return frame.astype("string").fillna(MISSING_CATEGORY).astype(object)
+
+
+def build_preprocessor(
+    schema: dict[str, Any],
+    outliers: str = "clip",
+    scaling: str = "standard",
+    max_categories: int = 20,
+) -> ColumnTransformer:
+    """An unfitted transformer for the schema's numeric and categorical columns."""
+    if outliers not in OUTLIER_CHOICES:
+        raise BadInputError(f"outliers must be one of {OUTLIER_CHOICES}; got {outliers!r}")
+    if scaling not in SCALING_CHOICES:
+        raise BadInputError(f"scaling must be one of {SCALING_CHOICES}; got {scaling!r}")
+    if max_categories < 2:
+        raise BadInputError(f"max_categories must be at least 2; got {max_categories!r}")
+    numeric_steps: list[tuple[str, Any]] = [
+        ("impute", SimpleImputer(strategy="median", add_indicator=True, keep_empty_features=True))
+    ]
+    if outliers == "clip":
+        numeric_steps.append(("clip", OutlierClipper()))
+    if scaling != "none":
+        numeric_steps.append(("scale", StandardScaler() if scaling == "standard" else RobustScaler()))
+    categorical = Pipeline(
+        [
+            ("as_strings", FunctionTransformer(as_category_strings, feature_names_out="one-to-one")),
+            (
+                "encode",
+                OneHotEncoder(
+                    handle_unknown="infrequent_if_exist",
+                    max_categories=max_categories,
+                    min_frequency=5,
+                    sparse_output=False,
+                ),
+            ),
+        ]
+    )
+    return ColumnTransformer(
+        [
+            ("numeric", Pipeline(numeric_steps), feature_columns(schema, "numeric")),
+            ("categorical", categorical, feature_columns(schema, "categorical")),
+        ],
+        remainder="drop",
+        verbose_feature_names_out=True,
+    )

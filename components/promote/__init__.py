@@ -1,0 +1,5 @@
+"""The promote stage."""
+
+from components.promote.component import promote
+
+__all__ = ["promote"]

@@ -1,0 +1,35 @@
+"""KFP component of the promote stage."""
+
+from kfp.dsl import Artifact, Input, Model
+
+from components.common.kfp_component import stage_component
+
+
+@stage_component
+def promote(model: Input[Model], evaluation: Input[Artifact], registry: str, version: str) -> str:
+    """Publish the model as a new registry version and make it the champion.
+
+    Runs only when evaluate's verdict is "promote". The version folder is written first and
+    the champion pointer switched last, atomically.
+
+    Args:
+        model: The trained model folder.
+        evaluation: evaluate's JSON (test metrics and verdict), stored beside the model.
+        registry: The model registry folder.
+        version: The new version's name (the run id).
+
+    Returns:
+        The promoted version.
+    """
+    import json
+
+    from components.common.stage import stage
+    from components.promote.logic import promote as publish
+
+    with stage("promote") as log:
+        with open(evaluation.path, encoding="utf-8") as handle:
+            evaluated = json.load(handle)
+        evaluated["run_id"] = version
+        pointer = publish(registry, model.path, version, evaluated)
+        log.log("promoted", **pointer)
+        return str(pointer["version"])

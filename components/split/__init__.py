@@ -1,0 +1,5 @@
+"""The split stage."""
+
+from components.split.component import split
+
+__all__ = ["split"]

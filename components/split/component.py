@@ -1,0 +1,39 @@
+"""KFP component of the split stage."""
+
+from kfp.dsl import Dataset, Input, Output
+
+from components.common.kfp_component import stage_component
+
+
+@stage_component
+def split(
+    dataset: Input[Dataset],
+    target: str,
+    task: str,
+    test_size: float,
+    seed: int,
+    train: Output[Dataset],
+    test: Output[Dataset],
+):
+    """Hold out a seeded test split, stratified on the target for classification.
+
+    Args:
+        dataset: The validated table.
+        target: The column to predict.
+        task: binary, multiclass or regression.
+        test_size: Share of rows held out for the test split (0.05 to 0.5).
+        seed: Random seed of the split.
+        train: The training split (Parquet).
+        test: The held-out test split (Parquet).
+    """
+    from components.common.frames import read_frame, write_frame
+    from components.common.stage import stage
+    from components.split.logic import split_frame
+
+    with stage("split") as log:
+        train_frame, test_frame = split_frame(read_frame(dataset.path), target, task, test_size, seed)
+        write_frame(train_frame, train.path)
+        write_frame(test_frame, test.path)
+        train.metadata["rows"] = len(train_frame)
+        test.metadata["rows"] = len(test_frame)
+        log.log("split", train_rows=len(train_frame), test_rows=len(test_frame))

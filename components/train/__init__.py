@@ -1,0 +1,5 @@
+"""The train stage."""
+
+from components.train.component import train
+
+__all__ = ["train"]

@@ -1,0 +1,45 @@
+"""KFP component of the train stage."""
+
+from kfp.dsl import Artifact, Dataset, Input, Model, Output
+
+from components.common.kfp_component import stage_component
+
+
+@stage_component
+def train(
+    train_split: Input[Dataset],
+    feature_steps: Input[Model],
+    best: Input[Artifact],
+    schema: Input[Artifact],
+    seed: int,
+    model: Output[Model],
+):
+    """Refit the best configuration on the whole training split.
+
+    Args:
+        train_split: The training split.
+        feature_steps: Preprocessing + features (cloned, then fitted here).
+        best: The best configuration found by the search.
+        schema: The validated schema (target, task, input columns).
+        seed: Random seed of the estimator.
+        model: Folder with the fitted Pipeline (model.joblib) and its card (model.json).
+    """
+    import json
+
+    import joblib
+
+    from components.common.frames import read_frame
+    from components.common.stage import stage
+    from components.train.logic import train_model
+    from components.train.model_io import save_model
+
+    with stage("train") as log:
+        with open(best.path, encoding="utf-8") as handle:
+            best_config = json.load(handle)
+        with open(schema.path, encoding="utf-8") as handle:
+            table_schema = json.load(handle)
+        fitted, card = train_model(read_frame(train_split.path), joblib.load(feature_steps.path),
+                                   best_config, table_schema, seed)
+        save_model(model.path, fitted, card)
+        model.metadata.update({"family": best_config["model"], "task": card["task"]})
+        log.log("trained", model=best_config["model"], rows=card["training_rows"])

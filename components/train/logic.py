@@ -1,0 +1,43 @@
+"""train: refit the best configuration on the whole training split as one servable Pipeline."""
+
+from __future__ import annotations
+
+from importlib.metadata import version
+from typing import Any
+
+import pandas as pd
+from sklearn.pipeline import Pipeline
+
+from components.tune.logic import make_model
+from components.validate.logic import feature_columns
+
+
+def input_columns(schema: dict[str, Any]) -> list[str]:
+    """The columns the model reads: the schema's numeric and categorical ones, in table order."""
+    used = set(feature_columns(schema, "numeric")) | set(feature_columns(schema, "categorical"))
+    return [c["name"] for c in schema["columns"] if c["name"] in used]
+
+
+def train_model(
+    train: pd.DataFrame,
+    feature_steps: Pipeline,
+    best: dict[str, Any],
+    schema: dict[str, Any],
+    seed: int,
+) -> tuple[Pipeline, dict[str, Any]]:
+    """Fit preprocessing + features + the best estimator; return it with its model card."""
+    target, task = schema["target"], schema["task"]
+    columns = input_columns(schema)
+    model = make_model(feature_steps, best["model"], best["params"], task, seed)
+    model.fit(train[columns], train[target])
+    card = {
+        "target": target,
+        "task": task,
+        "input_columns": columns,
+        "classes": [str(c) for c in getattr(model, "classes_", [])],
+        "best": {k: best[k] for k in ("model", "params", "metric", "cv_score", "cv_std")},
+        "training_rows": len(train),
+        "seed": seed,
+        "versions": {p: version(p) for p in ("stablepipe", "scikit-learn", "pandas", "numpy")},
+    }
+    return model, card

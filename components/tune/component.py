@@ -1,0 +1,88 @@
+"""KFP components of the tune stage: one search worker, and the step that collects the best."""
+
+from typing import List
+
+from kfp.dsl import Artifact, Dataset, Input, Model, Output
+
+from components.common.kfp_component import stage_component
+
+
+@stage_component
+def tune(
+    study: Input[Artifact],
+    train: Input[Dataset],
+    feature_steps: Input[Model],
+    target: str,
+    task: str,
+    trials: int,
+    time_budget: float,
+    cv_folds: int,
+    seed: int,
+    worker_index: int,
+) -> int:
+    """One search worker: runs trials of the shared study until it holds `trials` trials.
+
+    Args:
+        study: The study made by create_study (shared by every worker).
+        train: The training split; trials are scored by cross-validation on it.
+        feature_steps: Preprocessing + features, cloned into every fold.
+        target: The column to predict.
+        task: binary, multiclass or regression.
+        trials: Total number of trials of the whole search (all workers together).
+        time_budget: Wall-clock seconds after which a worker starts no new trial.
+        cv_folds: Number of cross-validation folds (2 to 10).
+        seed: Base random seed; worker i samples with seed + i.
+        worker_index: This worker's index (the ParallelFor item).
+
+    Returns:
+        The number of trials this worker ran.
+    """
+    import joblib
+
+    from components.common.errors import BadInputError
+    from components.common.frames import read_frame
+    from components.common.stage import stage
+    from components.create_study.logic import load_study
+    from components.tune.logic import SearchData, run_worker
+
+    with stage("tune") as log:
+        if not 2 <= cv_folds <= 10:
+            raise BadInputError(f"cv_folds must be between 2 and 10; got {cv_folds!r}")
+        frame = read_frame(train.path)
+        data = SearchData(
+            X=frame.drop(columns=[target]),
+            y=frame[target],
+            feature_steps=joblib.load(feature_steps.path),
+            task=task,
+            folds=cv_folds,
+            seed=seed,
+        )
+        outcome = run_worker(load_study(study.path), data, trials, time_budget, worker_index)
+        log.log("searched", **outcome)
+        return int(outcome["trials_run"])
+
+
+@stage_component
+def collect(study: Input[Artifact], trials_run: List[int], best: Output[Artifact]):
+    """Pick the best complete trial of the shared study once every worker has finished.
+
+    Args:
+        study: The shared study.
+        trials_run: Trials run by each worker (collected from the ParallelFor).
+        best: JSON with the best model family, its parameters, CV score and spread.
+    """
+    import json
+
+    from components.common.stage import stage
+    from components.create_study.logic import load_study, study_spec
+    from components.tune.logic import best_configuration
+
+    with stage("collect") as log:
+        searched = load_study(study.path)
+        config = best_configuration(searched, study_spec(study.path)["metric"])
+        config["trials_per_worker"] = [int(n) for n in trials_run]
+        with open(best.path, "w", encoding="utf-8") as handle:
+            json.dump(config, handle, indent=2)
+        best.metadata.update({"model": config["model"], "cv_score": config["cv_score"]})
+        log.log("best", model=config["model"], cv_score=config["cv_score"],
+                cv_std=config["cv_std"], **config["trials"])

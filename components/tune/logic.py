@@ -1,0 +1,247 @@
+"""tune: one search worker of the shared Optuna study, and the selection of the best trial.
+
+The search space is conditional: first the model family, then that family's hyperparameters.
+Each trial is scored by k-fold cross-validation on the training split; the running mean is
+reported after every fold so the median pruner can stop a hopeless trial early. The whole
+model (preprocessing + features + estimator) is cloned and refitted in every fold.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import optuna
+import pandas as pd
+from sklearn.base import clone
+from sklearn.ensemble import (
+    ExtraTreesClassifier,
+    ExtraTreesRegressor,
+    HistGradientBoostingClassifier,
+    HistGradientBoostingRegressor,
+    RandomForestClassifier,
+    RandomForestRegressor,
+)
+from sklearn.linear_model import LogisticRegression, Ridge
+from sklearn.metrics import get_scorer
+from sklearn.model_selection import KFold, StratifiedKFold
+from sklearn.neighbors import KNeighborsClassifier, KNeighborsRegressor
+from sklearn.pipeline import Pipeline
+from sklearn.svm import SVC, SVR
+
+from components.common.errors import BadInputError
+
+# k-nearest neighbours and kernel SVMs scale badly with rows; offered only below these sizes.
+KNN_MAX_ROWS = 20_000
+SVM_MAX_ROWS = 5_000
+FAMILIES = ("linear", "random_forest", "extra_trees", "hist_gradient_boosting", "knn", "svm")
+
+
+def cv_metric(task: str) -> str:
+    """The score the search optimises."""
+    return {"binary": "roc_auc", "multiclass": "roc_auc_ovr", "regression": "rmse"}[task]
+
+
+def scorer_name(metric: str) -> str:
+    return {"rmse": "neg_root_mean_squared_error"}.get(metric, metric)
+
+
+def families_for(rows: int) -> list[str]:
+    """Model families worth searching for a training split of `rows` rows."""
+    families = ["linear", "random_forest", "extra_trees", "hist_gradient_boosting"]
+    if rows <= KNN_MAX_ROWS:
+        families.append("knn")
+    if rows <= SVM_MAX_ROWS:
+        families.append("svm")
+    return families
+
+
+def suggest_config(trial: optuna.Trial, families: list[str]) -> tuple[str, dict[str, Any]]:
+    """Sample a family, then its hyperparameters (names are prefixed to keep spaces apart)."""
+    family = trial.suggest_categorical("model", families)
+    params: dict[str, Any]
+    if family == "linear":
+        params = {"C": trial.suggest_float("linear_C", 1e-3, 1e3, log=True)}
+    elif family in ("random_forest", "extra_trees"):
+        params = {
+            "n_estimators": trial.suggest_int(f"{family}_n_estimators", 50, 300, step=50),
+            "max_depth": trial.suggest_int(f"{family}_max_depth", 3, 20),
+            "min_samples_leaf": trial.suggest_int(f"{family}_min_samples_leaf", 1, 10),
+            "max_features": trial.suggest_float(f"{family}_max_features", 0.2, 1.0),
+        }
+    elif family == "hist_gradient_boosting":
+        params = {
+            "learning_rate": trial.suggest_float("hgb_learning_rate", 0.02, 0.3, log=True),
+            "max_leaf_nodes": trial.suggest_int("hgb_max_leaf_nodes", 8, 64, log=True),
+            "min_samples_leaf": trial.suggest_int("hgb_min_samples_leaf", 5, 50, log=True),
+            "l2_regularization": trial.suggest_float("hgb_l2_regularization", 1e-6, 10.0, log=True),
+        }
+    elif family == "knn":
+        params = {
+            "n_neighbors": trial.suggest_int("knn_n_neighbors", 3, 50, log=True),
+            "weights": trial.suggest_categorical("knn_weights", ["uniform", "distance"]),
+        }
+    elif family == "svm":
+        params = {
+            "C": trial.suggest_float("svm_C", 1e-2, 1e2, log=True),
+            "gamma": trial.suggest_float("svm_gamma", 1e-4, 1.0, log=True),
+        }
+    else:  # pragma: no cover - families come from FAMILIES
+        raise ValueError(f"unknown model family {family!r}")
+    return family, params
+
+
+def make_estimator(family: str, params: dict[str, Any], task: str, seed: int) -> Any:
+    """A seeded scikit-learn estimator of the family for the task."""
+    classify = task != "regression"
+    if family == "linear":
+        if classify:
+            return LogisticRegression(C=params["C"], max_iter=2000, random_state=seed)
+        return Ridge(alpha=1.0 / params["C"], random_state=seed)
+    if family in ("random_forest", "extra_trees"):
+        forest = {
+            ("random_forest", True): RandomForestClassifier,
+            ("random_forest", False): RandomForestRegressor,
+            ("extra_trees", True): ExtraTreesClassifier,
+            ("extra_trees", False): ExtraTreesRegressor,
+        }[(family, classify)]
+        return forest(**params, n_jobs=1, random_state=seed)
+    if family == "hist_gradient_boosting":
+        boosting = HistGradientBoostingClassifier if classify else HistGradientBoostingRegressor
+        return boosting(**params, max_iter=300, early_stopping=True, random_state=seed)
+    if family == "knn":
+        return (KNeighborsClassifier if classify else KNeighborsRegressor)(**params)
+    if family == "svm":
+        if classify:
+            return SVC(**params, probability=True, random_state=seed)
+        return SVR(C=params["C"], gamma=params["gamma"])
+    raise BadInputError(f"model family must be one of {FAMILIES}; got {family!r}")
+
+
+def make_model(feature_steps: Pipeline, family: str, params: dict[str, Any], task: str,
+               seed: int) -> Pipeline:
+    """The whole servable model: an unfitted clone of the feature steps plus the estimator."""
+    steps = clone(feature_steps).steps
+    return Pipeline([*steps, ("model", make_estimator(family, params, task, seed))])
+
+
+def cv_splitter(task: str, y: pd.Series, folds: int, seed: int) -> KFold | StratifiedKFold:
+    """Seeded folds, stratified for classification and capped by the rarest class."""
+    if task == "regression":
+        return KFold(n_splits=folds, shuffle=True, random_state=seed)
+    rarest = int(y.value_counts().min())
+    return StratifiedKFold(n_splits=max(2, min(folds, rarest)), shuffle=True, random_state=seed)
+
+
+@dataclass
+class SearchData:
+    """What a worker searches on: the training split and the fixed pieces around it."""
+
+    X: pd.DataFrame
+    y: pd.Series
+    feature_steps: Pipeline
+    task: str
+    folds: int
+    seed: int
+
+
+def objective(trial: optuna.Trial, data: SearchData) -> float:
+    """Mean cross-validated score of one sampled configuration, pruned fold by fold."""
+    family, params = suggest_config(trial, families_for(len(data.X)))
+    metric = cv_metric(data.task)
+    scorer = get_scorer(scorer_name(metric))
+    sign = -1.0 if metric == "rmse" else 1.0
+    scores: list[float] = []
+    splitter = cv_splitter(data.task, data.y, data.folds, data.seed)
+    for fold, (fit_rows, score_rows) in enumerate(splitter.split(data.X, data.y)):
+        model = make_model(data.feature_steps, family, params, data.task, data.seed)
+        model.fit(data.X.iloc[fit_rows], data.y.iloc[fit_rows])
+        score = sign * float(scorer(model, data.X.iloc[score_rows], data.y.iloc[score_rows]))
+        scores.append(score)
+        trial.report(float(np.mean(scores)), step=fold)
+        if trial.should_prune():
+            trial.set_user_attr("fold_scores", scores)
+            raise optuna.TrialPruned()
+    trial.set_user_attr("fold_scores", scores)
+    trial.set_user_attr("cv_std", float(np.std(scores)))
+    return float(np.mean(scores))
+
+
+def run_worker(
+    study: optuna.Study,
+    data: SearchData,
+    n_trials: int,
+    time_budget: float,
+    worker_index: int,
+) -> dict[str, Any]:
+    """Run trials of the shared study until it holds `n_trials` or the time budget is spent."""
+    if n_trials < 1:
+        raise BadInputError(f"--trials must be a positive integer; got {n_trials!r}")
+    if time_budget <= 0:
+        raise BadInputError(f"--time-budget must be positive seconds; got {time_budget!r}")
+    # Each worker samples with its own seed so parallel workers do not propose the same trials;
+    # constant_liar keeps them from piling onto a region another worker is already evaluating.
+    study.sampler = optuna.samplers.TPESampler(
+        seed=data.seed + worker_index,
+        n_startup_trials=min(10, max(2, n_trials // 4)),
+        multivariate=True,
+        group=True,
+        constant_liar=True,
+    )
+    study.pruner = optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=1)
+    optuna.storages.fail_stale_trials(study)
+    started = time.perf_counter()
+    done_before = len(study.get_trials(deepcopy=False))
+    study.optimize(
+        lambda trial: objective(trial, data),
+        n_trials=n_trials,
+        timeout=time_budget,
+        callbacks=[optuna.study.MaxTrialsCallback(n_trials, states=None)],
+        catch=(ValueError, ArithmeticError),
+        gc_after_trial=False,
+    )
+    return {
+        "worker": worker_index,
+        "trials_run": len(study.get_trials(deepcopy=False)) - done_before,
+        "seconds": round(time.perf_counter() - started, 3),
+    }
+
+
+def config_from_trial(trial: optuna.trial.FrozenTrial) -> tuple[str, dict[str, Any]]:
+    """(family, estimator params) from a trial's flat, prefixed parameters."""
+    family = str(trial.params["model"])
+    prefix = {"hist_gradient_boosting": "hgb"}.get(family, family) + "_"
+    params = {k.removeprefix(prefix): v for k, v in trial.params.items() if k.startswith(prefix)}
+    return family, params
+
+
+def best_configuration(study: optuna.Study, metric: str) -> dict[str, Any]:
+    """The best complete trial with its score, fold spread and the search's tallies."""
+    trials = study.get_trials(deepcopy=False)
+    states = [t.state for t in trials]
+    complete = [t for t in trials if t.state == optuna.trial.TrialState.COMPLETE]
+    if not complete:
+        raise RuntimeError(
+            f"the search finished no trial ({len(trials)} started); raise --time-budget or --trials"
+        )
+    best = study.best_trial
+    family, params = config_from_trial(best)
+    cv_std = best.user_attrs.get("cv_std", float("nan"))
+    return {
+        "model": family,
+        "params": params,
+        "metric": metric,
+        "cv_score": float(best.value) if best.value is not None else math.nan,
+        "cv_std": float(cv_std),
+        "fold_scores": list(best.user_attrs.get("fold_scores", [])),
+        "trial": best.number,
+        "trials": {
+            "total": len(trials),
+            "complete": len(complete),
+            "pruned": states.count(optuna.trial.TrialState.PRUNED),
+            "failed": states.count(optuna.trial.TrialState.FAIL),
+        },
+    }

@@ -1,0 +1,5 @@
+"""The validate stage."""
+
+from components.validate.component import validate
+
+__all__ = ["validate"]

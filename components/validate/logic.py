@@ -1,0 +1,142 @@
+"""Validate: decide the task, check the target suits it, and infer the schema and column roles."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+from pandas.api import types as ptypes
+
+from components.common.errors import BadInputError
+
+TASKS = ("binary", "multiclass", "regression")
+TASK_CHOICES = ("auto", *TASKS)
+MIN_ROWS = 20
+MIN_ROWS_PER_CLASS = 2
+# An integer target with at most this many distinct values is read as classes, not amounts.
+MAX_CLASSES_FOR_INTEGER_TARGET = 20
+# A text column whose distinct values are more than this share of the rows is an identifier.
+ID_UNIQUE_SHARE = 0.95
+MAX_CATEGORIES_LISTED = 50
+
+
+def resolve_task(y: pd.Series, requested: str) -> str:
+    """The task for target `y`: `requested` checked against the data, or inferred when 'auto'."""
+    if requested not in TASK_CHOICES:
+        raise BadInputError(
+            f"--task must be one of {', '.join(TASK_CHOICES)}; got {requested!r}"
+        )
+    n_classes = y.nunique(dropna=True)
+    numeric = ptypes.is_numeric_dtype(y) and not ptypes.is_bool_dtype(y)
+    if requested == "auto":
+        if not numeric or n_classes <= 2:
+            task = "binary" if n_classes <= 2 else "multiclass"
+        elif ptypes.is_integer_dtype(y) and n_classes <= MAX_CLASSES_FOR_INTEGER_TARGET:
+            task = "multiclass"
+        else:
+            task = "regression"
+    else:
+        task = requested
+    if task == "regression" and not numeric:
+        raise BadInputError(
+            f"--task regression needs a numeric target; {y.name!r} has type {y.dtype} "
+            f"(e.g. {y.dropna().iloc[0]!r})"
+        )
+    if task != "regression":
+        check_classes(y, task, n_classes)
+    return task
+
+
+def check_classes(y: pd.Series, task: str, n_classes: int) -> None:
+    """Classification needs two classes (exactly two for binary), each seen at least twice."""
+    if n_classes < 2:
+        only = y.dropna().iloc[0]
+        raise BadInputError(
+            f"target {y.name!r} has a single class {only!r} in all {len(y)} rows; "
+            "classification needs at least two"
+        )
+    if task == "binary" and n_classes != 2:
+        raise BadInputError(
+            f"--task binary needs a target with two classes; {y.name!r} has {n_classes}"
+        )
+    counts = y.value_counts()
+    rare = counts[counts < MIN_ROWS_PER_CLASS]
+    if len(rare):
+        raise BadInputError(
+            f"target {y.name!r} class {rare.index[0]!r} has {int(rare.iloc[0])} row; every class "
+            f"needs at least {MIN_ROWS_PER_CLASS} rows to be split into train and test"
+        )
+
+
+def column_role(column: pd.Series) -> str:
+    """numeric, categorical, datetime, id (dropped) or constant (dropped)."""
+    non_null = column.dropna()
+    if non_null.nunique() <= 1:
+        return "constant"
+    if ptypes.is_bool_dtype(column):
+        return "categorical"
+    if ptypes.is_numeric_dtype(column):
+        return "numeric"
+    if ptypes.is_datetime64_any_dtype(column):
+        return "datetime"
+    if len(non_null) > MIN_ROWS and non_null.nunique() > ID_UNIQUE_SHARE * len(non_null):
+        return "id"
+    return "categorical"
+
+
+def describe_column(column: pd.Series, role: str) -> dict[str, Any]:
+    """Schema entry: type, role, nullability and the range or categories seen."""
+    entry: dict[str, Any] = {
+        "name": str(column.name),
+        "dtype": str(column.dtype),
+        "role": role,
+        "nullable": bool(column.isna().any()),
+        "missing_fraction": round(float(column.isna().mean()), 6),
+        "distinct": int(column.nunique(dropna=True)),
+    }
+    if role == "numeric":
+        entry["min"] = float(column.min())
+        entry["max"] = float(column.max())
+    elif role == "categorical":
+        categories = column.dropna().astype(str).value_counts().index[:MAX_CATEGORIES_LISTED]
+        entry["categories"] = sorted(categories.tolist())
+    return entry
+
+
+def infer_schema(frame: pd.DataFrame, target: str, task: str) -> dict[str, Any]:
+    """The schema a later run can be checked against, with the role of every column."""
+    if len(frame) < MIN_ROWS:
+        raise BadInputError(
+            f"the data has {len(frame)} rows with a target value; at least {MIN_ROWS} are needed"
+        )
+    features = [c for c in frame.columns if c != target]
+    columns = [describe_column(frame[c], column_role(frame[c])) for c in features]
+    usable = [c for c in columns if c["role"] in ("numeric", "categorical")]
+    if not usable:
+        raise BadInputError(
+            f"the data has no usable feature column besides the target {target!r}; "
+            f"columns: {', '.join(repr(c) for c in features) or 'none'}"
+        )
+    target_entry = describe_column(frame[target], "target")
+    if task != "regression":
+        counts = frame[target].astype(str).value_counts()
+        target_entry["class_counts"] = {str(k): int(v) for k, v in counts.sort_index().items()}
+    return {
+        "version": 1,
+        "target": target,
+        "task": task,
+        "rows": len(frame),
+        "target_column": target_entry,
+        "columns": columns,
+    }
+
+
+def feature_columns(schema: dict[str, Any], role: str) -> list[str]:
+    """Names of the schema's columns with the given role, in table order."""
+    return [c["name"] for c in schema["columns"] if c["role"] == role]
+
+
+def validate(frame: pd.DataFrame, target: str, requested_task: str) -> dict[str, Any]:
+    """Resolve the task and infer the schema; BadInputError names the first blocking problem."""
+    task = resolve_task(frame[target], requested_task)
+    return infer_schema(frame, target, task)

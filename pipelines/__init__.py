@@ -1,0 +1,1 @@
+"""The stablepipe pipeline DAG and its command line."""

@@ -1,0 +1,127 @@
+"""The training pipeline: ingest -> validate -> split -> preprocess -> features -> create_study ->
+tune (ParallelFor workers sharing one study) -> collect -> train -> evaluate -> promote (dsl.If).
+"""
+
+from typing import List, NamedTuple
+
+from kfp import dsl
+from kfp.dsl import HTML, Artifact, Dataset, Input, Model
+
+from components.create_study import create_study
+from components.evaluate import evaluate
+from components.features import features
+from components.ingest import ingest
+from components.preprocess import preprocess
+from components.promote import promote
+from components.split import split
+from components.train import train
+from components.tune import collect, tune
+from components.validate import validate
+
+PIPELINE_NAME = "stablepipe-training"
+
+
+def with_retries(task: dsl.PipelineTask, attempts: int = 2) -> dsl.PipelineTask:
+    """Retry a step that can fail transiently (a pod evicted, a storage lock timing out)."""
+    return task.set_retry(num_retries=attempts, backoff_duration="5s", backoff_factor=2.0,
+                          backoff_max_duration="60s")
+
+
+@dsl.pipeline(name="stablepipe-search")
+def search(
+    worker_ids: List[int],
+    study: Input[Artifact],
+    train_split: Input[Dataset],
+    feature_steps: Input[Model],
+    target: str,
+    task: str,
+    trials: int,
+    time_budget: float,
+    cv_folds: int,
+    seed: int,
+) -> Artifact:
+    """The parallel step: `workers` tune tasks share one study; collect picks the best trial.
+
+    A sub-pipeline so that every value reaches the workers as an input of the fan-out (kfp.local
+    otherwise hands a task inside ParallelFor the loop item for an upstream parameter output).
+    """
+    with dsl.ParallelFor(items=worker_ids) as worker_index:
+        worker = tune(
+            study=study, train=train_split, feature_steps=feature_steps, target=target, task=task,
+            trials=trials, time_budget=time_budget, cv_folds=cv_folds, seed=seed,
+            worker_index=worker_index,
+        )
+        with_retries(worker)
+    best = collect(study=study, trials_run=dsl.Collected(worker.output))
+    return best.outputs["best"]
+
+
+class TrainingOutputs(NamedTuple):
+    dataset: Dataset
+    schema: Artifact
+    best: Artifact
+    model: Model
+    report: HTML
+    evaluation: Artifact
+
+
+@dsl.pipeline(
+    name=PIPELINE_NAME,
+    description="Ingest, validate, preprocess, search (Optuna, in parallel), train, evaluate and "
+    "promote a scikit-learn model only when it beats the champion.",
+)
+def training_pipeline(
+    source: str = "demo:breast_cancer",
+    target: str = "target",
+    task: str = "auto",
+    data_fingerprint: str = "",
+    test_size: float = 0.2,
+    seed: int = 42,
+    outliers: str = "clip",
+    scaling: str = "standard",
+    max_categories: int = 20,
+    feature_method: str = "none",
+    pca_variance: float = 0.95,
+    trials: int = 30,
+    workers: int = 2,
+    time_budget: float = 600.0,
+    cv_folds: int = 5,
+    registry: str = "models/target",
+    min_improvement: float = 0.0,
+    run_id: str = "manual",
+) -> TrainingOutputs:
+    ingested = ingest(source=source, target=target, data_fingerprint=data_fingerprint)
+    validated = validate(dataset=ingested.outputs["dataset"], target=target, task=task)
+    resolved_task = validated.outputs["Output"]
+    splits = split(dataset=ingested.outputs["dataset"], target=target, task=resolved_task,
+                   test_size=test_size, seed=seed)
+    prep = preprocess(train=splits.outputs["train"], schema=validated.outputs["schema"],
+                      target=target, outliers=outliers, scaling=scaling,
+                      max_categories=max_categories)
+    feats = features(train=splits.outputs["train"], preprocessor=prep.outputs["preprocessor"],
+                     target=target, method=feature_method, pca_variance=pca_variance, seed=seed)
+    study = with_retries(create_study(task=resolved_task, workers=workers))
+    searched = search(
+        worker_ids=study.outputs["Output"], study=study.outputs["study"],
+        train_split=splits.outputs["train"], feature_steps=feats.outputs["feature_steps"],
+        target=target, task=resolved_task, trials=trials, time_budget=time_budget,
+        cv_folds=cv_folds, seed=seed,
+    )
+    trained = train(train_split=splits.outputs["train"], feature_steps=feats.outputs["feature_steps"],
+                    best=searched.output, schema=validated.outputs["schema"], seed=seed)
+    # evaluate and promote read and write the registry, which changes between runs: never cached.
+    evaluated = evaluate(
+        model=trained.outputs["model"], test=splits.outputs["test"], study=study.outputs["study"],
+        best=searched.output, registry=registry, min_improvement=min_improvement,
+    ).set_caching_options(enable_caching=False)
+    with dsl.If(evaluated.outputs["Output"] == "promote", name="better-than-champion"):
+        promote(model=trained.outputs["model"], evaluation=evaluated.outputs["evaluation"],
+                registry=registry, version=run_id).set_caching_options(enable_caching=False)
+    return TrainingOutputs(
+        dataset=ingested.outputs["dataset"],
+        schema=validated.outputs["schema"],
+        best=searched.output,
+        model=trained.outputs["model"],
+        report=evaluated.outputs["report"],
+        evaluation=evaluated.outputs["evaluation"],
+    )
