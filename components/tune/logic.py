@@ -194,18 +194,21 @@ def run_worker(
     study.pruner = optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=1)
     optuna.storages.fail_stale_trials(study)
     started = time.perf_counter()
-    done_before = len(study.get_trials(deepcopy=False))
+    finished: list[int] = []
     study.optimize(
         lambda trial: objective(trial, data),
         n_trials=n_trials,
         timeout=time_budget,
-        callbacks=[optuna.study.MaxTrialsCallback(n_trials, states=None)],
+        callbacks=[
+            optuna.study.MaxTrialsCallback(n_trials, states=None),
+            lambda _study, trial: finished.append(trial.number),
+        ],
         catch=(ValueError, ArithmeticError),
         gc_after_trial=False,
     )
     return {
         "worker": worker_index,
-        "trials_run": len(study.get_trials(deepcopy=False)) - done_before,
+        "trials_run": len(finished),
         "seconds": round(time.perf_counter() - started, 3),
     }
 

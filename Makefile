@@ -1,0 +1,39 @@
+# The two commands a newcomer needs: `make run` and `make test`. Both create the virtual
+# environment and install the project on first use.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV ?= .venv
+BIN := $(VENV)/bin
+ARGS ?=
+
+.PHONY: run test lint bench compile clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+$(VENV)/.installed-run: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e .
+	touch $@
+
+$(VENV)/.installed-test: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e ".[test]"
+	touch $@ $(VENV)/.installed-run
+
+run: $(VENV)/.installed-run  ## run the pipeline (demo data unless ARGS="--data ... --target ...")
+	$(BIN)/stablepipe run $(ARGS)
+
+test: $(VENV)/.installed-test  ## the whole test suite
+	$(BIN)/pytest
+
+lint: $(VENV)/.installed-test
+	$(BIN)/ruff check components pipelines tests
+	$(BIN)/mypy
+
+bench: $(VENV)/.installed-test  ## speed benchmarks (minutes; not part of `make test`)
+	$(BIN)/pytest tests/benchmarks -s -p no:cacheprovider -o addopts="" -o timeout=3600
+
+compile: $(VENV)/.installed-run
+	$(BIN)/stablepipe compile --output pipeline.yaml
+
+clean:
+	rm -rf $(VENV) runs models .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,131 @@
+"""Run configuration: defaults, a YAML file, then command-line flags, checked in one place."""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from components.common.errors import BadInputError, closest_names
+
+DEMO_SOURCE = "demo:breast_cancer"
+DEMO_TARGET = "target"
+TASK_CHOICES = ("auto", "binary", "multiclass", "regression")
+FEATURE_CHOICES = ("none", "pca")
+OUTLIER_CHOICES = ("clip", "none")
+SCALING_CHOICES = ("standard", "robust", "none")
+
+
+@dataclass
+class RunConfig:
+    """Everything a run needs; field names are the config file's keys (flags use dashes)."""
+
+    data: str = DEMO_SOURCE
+    target: str = DEMO_TARGET
+    task: str = "auto"
+    runs_dir: str = "runs"
+    registry: str = "models"
+    model_name: str = ""
+    trials: int = 30
+    workers: int = 2
+    time_budget: float = 600.0
+    seed: int = 42
+    test_size: float = 0.2
+    cv_folds: int = 5
+    outliers: str = "clip"
+    scaling: str = "standard"
+    max_categories: int = 20
+    features: str = "none"
+    pca_variance: float = 0.95
+    min_improvement: float = 0.0
+    cache: bool = True
+
+    def registry_dir(self) -> Path:
+        """`<registry>/<model name>`; the model name defaults to the target's name."""
+        name = self.model_name or re.sub(r"[^A-Za-z0-9_.-]+", "-", self.target).strip("-")
+        return Path(self.registry) / (name or "model")
+
+    def as_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def coerce(name: str, value: Any, kind: type) -> Any:
+    """Convert a config value to its field's type, naming the key on failure."""
+    if kind is bool:
+        if isinstance(value, bool):
+            return value
+        raise BadInputError(f"config key {name!r} must be true or false; got {value!r}")
+    try:
+        if kind is int and (isinstance(value, bool) or float(value) != int(float(value))):
+            raise ValueError
+        return kind(value)
+    except (TypeError, ValueError) as error:
+        raise BadInputError(
+            f"config key {name!r} must be {'an integer' if kind is int else 'a ' + kind.__name__}; "
+            f"got {value!r}"
+        ) from error
+
+
+FIELD_TYPES: dict[str, type] = {
+    f.name: {"str": str, "int": int, "float": float, "bool": bool}[str(f.type)]
+    for f in fields(RunConfig)
+}
+
+
+def load_config_file(path: str) -> dict[str, Any]:
+    """Read a YAML config file into {field: value}; unknown keys are an error with a hint."""
+    file = Path(path)
+    if not file.is_file():
+        raise BadInputError(f"--config file does not exist: {path!r}")
+    try:
+        raw = yaml.safe_load(file.read_text(encoding="utf-8"))
+    except yaml.YAMLError as error:
+        raise BadInputError(f"--config file {path!r} is not valid YAML: {str(error).splitlines()[0]}") from error
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        raise BadInputError(f"--config file {path!r} must hold a mapping of keys; got {type(raw).__name__}")
+    values: dict[str, Any] = {}
+    for key, value in raw.items():
+        name = str(key).replace("-", "_")
+        if name not in FIELD_TYPES:
+            hint = closest_names(name, FIELD_TYPES)
+            suffix = f"; did you mean {hint[0]!r}?" if hint else ""
+            raise BadInputError(f"--config file {path!r} has an unknown key {key!r}{suffix}")
+        values[name] = coerce(name, value, FIELD_TYPES[name])
+    return values
+
+
+def check_config(config: RunConfig) -> RunConfig:
+    """Fail early on values no run could use, naming the flag and the value."""
+    checks: list[tuple[bool, str]] = [
+        (config.task in TASK_CHOICES, f"--task must be one of {', '.join(TASK_CHOICES)}; got {config.task!r}"),
+        (config.trials >= 1, f"--trials must be a positive integer; got {config.trials!r}"),
+        (1 <= config.workers <= 16, f"--workers must be between 1 and 16; got {config.workers!r}"),
+        (config.time_budget > 0, f"--time-budget must be positive seconds; got {config.time_budget!r}"),
+        (0.05 <= config.test_size <= 0.5, f"--test-size must be between 0.05 and 0.5; got {config.test_size!r}"),
+        (2 <= config.cv_folds <= 10, f"--cv-folds must be between 2 and 10; got {config.cv_folds!r}"),
+        (config.features in FEATURE_CHOICES, f"--features must be one of {', '.join(FEATURE_CHOICES)}; got {config.features!r}"),
+        (config.outliers in OUTLIER_CHOICES, f"--outliers must be one of {', '.join(OUTLIER_CHOICES)}; got {config.outliers!r}"),
+        (config.scaling in SCALING_CHOICES, f"--scaling must be one of {', '.join(SCALING_CHOICES)}; got {config.scaling!r}"),
+        (config.max_categories >= 2, f"--max-categories must be at least 2; got {config.max_categories!r}"),
+        (0 < config.pca_variance < 1, f"--pca-variance must be between 0 and 1; got {config.pca_variance!r}"),
+        (config.min_improvement >= 0, f"--min-improvement must be >= 0; got {config.min_improvement!r}"),
+        (bool(config.target), "--target must name a column; got ''"),
+    ]
+    for ok, message in checks:
+        if not ok:
+            raise BadInputError(message)
+    return config
+
+
+def build_config(file_values: dict[str, Any], flag_values: dict[str, Any]) -> RunConfig:
+    """Defaults < config file < flags. A --data other than the demo needs a --target."""
+    merged = {**file_values, **{k: v for k, v in flag_values.items() if v is not None}}
+    if "data" in merged and not str(merged["data"]).startswith("demo:") and "target" not in merged:
+        raise BadInputError(f"--target is required with --data {merged['data']!r}")
+    return check_config(RunConfig(**merged))

@@ -1,0 +1,154 @@
+"""The `stablepipe` command: run, compile, predict.
+
+Exit codes: 0 success; 2 bad input or usage (one line on stderr, no traceback); 1 internal failure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any, NoReturn
+
+from components.common.errors import BadInputError
+
+EXIT_OK, EXIT_INTERNAL, EXIT_BAD_INPUT = 0, 1, 2
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line naming the problem (and still exit code 2)."""
+
+    def error(self, message: str) -> NoReturn:
+        raise BadInputError(f"{self.prog}: {message}")
+
+
+def add_run_arguments(parser: argparse.ArgumentParser) -> None:
+    add = parser.add_argument
+    add("--config", help="YAML file with any of the keys below (flags override it)")
+    add("--data", help="CSV/TSV/Parquet file, or demo:<breast_cancer|diabetes|wine|iris> "
+        "(default: demo:breast_cancer)")
+    add("--target", help="column to predict (default for demo data: target)")
+    add("--task", help="auto|binary|multiclass|regression (default: auto)")
+    add("--runs-dir", help="folder of run folders (default: ./runs)")
+    add("--registry", help="model registry root; the champion lives in <registry>/<model-name> "
+        "(default: ./models)")
+    add("--model-name", help="registry entry (default: the target's name)")
+    add("--trials", type=int, help="trials of the whole search (default: 30)")
+    add("--workers", type=int, help="parallel search workers, 1 to 16 (default: 2)")
+    add("--time-budget", type=float, help="seconds after which no new trial starts (default: 600)")
+    add("--seed", type=int, help="random seed of split, search and models (default: 42)")
+    add("--test-size", type=float, help="held-out share of rows (default: 0.2)")
+    add("--cv-folds", type=int, help="cross-validation folds of the search (default: 5)")
+    add("--features", help="none|pca (default: none)")
+    add("--pca-variance", type=float, help="variance share PCA keeps (default: 0.95)")
+    add("--outliers", help="clip|none (default: clip)")
+    add("--scaling", help="standard|robust|none (default: standard)")
+    add("--max-categories", type=int, help="one-hot columns per categorical (default: 20)")
+    add("--min-improvement", type=float,
+        help="gain over the champion's primary metric needed to promote (default: 0)")
+    add("--no-cache", dest="cache", action="store_const", const=False,
+        help="run every stage again instead of reusing finished ones")
+    add("--json", action="store_true", help="print summary.json on stdout at the end")
+
+
+def build_parser() -> OneLineParser:
+    parser = OneLineParser(prog="stablepipe", description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=OneLineParser)
+    add_run_arguments(commands.add_parser("run", help="run the whole pipeline locally"))
+    compile_parser = commands.add_parser("compile", help="write the KFP IR YAML for Kubeflow")
+    compile_parser.add_argument("--output", default="pipeline.yaml", help="(default: pipeline.yaml)")
+    predict = commands.add_parser("predict", help="predict with a saved model")
+    predict.add_argument("--model", required=True,
+                         help="a model folder (runs/<run_id>/model) or <registry>/<name>/champion")
+    predict.add_argument("--data", required=True, help="CSV/TSV/Parquet file of rows to score")
+    predict.add_argument("--output", required=True, help="CSV file to write")
+    return parser
+
+
+def command_run(args: argparse.Namespace) -> int:
+    from components.common.config import RunConfig, build_config, load_config_file
+    from pipelines.runner import execute
+
+    flags = {k: v for k, v in vars(args).items() if k in RunConfig.__dataclass_fields__}
+    file_values = load_config_file(args.config) if args.config else {}
+    config = build_config(file_values, flags)
+    result = execute(config)
+    print_summary(result.summary, result.run_dir)
+    if args.json:
+        print(json.dumps(result.summary, indent=2, default=str))
+    return EXIT_OK
+
+
+def print_summary(summary: dict[str, Any], run_dir: Path) -> None:
+    best, test = summary["best"], summary["metrics"]["test"]
+    verdict = summary["promotion"]
+    lines = [
+        "",
+        f"  task       {summary['task']}  ({summary['data']['rows']} rows, "
+        f"{summary['data']['columns']} columns; {summary['data']['rows_dropped_missing_target']} "
+        "dropped for a missing target)",
+        f"  best       {best['model']}  cv {best['metric']} {best['cv_score']:.4f} "
+        f"± {best['cv_std']:.4f}  ({best['trials']['complete']} complete, "
+        f"{best['trials']['pruned']} pruned)",
+        "  test       " + "  ".join(f"{k} {v:.4f}" for k, v in test.items()),
+        f"  champion   {'PROMOTED' if summary['promoted'] else 'kept'}: {verdict['reason']}",
+        f"  run        {run_dir}  ({summary['seconds']:.1f}s)",
+        f"  report     {summary['artifacts']['report']}",
+    ]
+    print("\n".join(lines), file=sys.stderr)
+
+
+def command_compile(args: argparse.Namespace) -> int:
+    from kfp import compiler
+
+    from pipelines.training import training_pipeline
+
+    output = Path(args.output)
+    if output.parent and not output.parent.exists():
+        raise BadInputError(f"--output folder does not exist: {str(output.parent)!r}")
+    compiler.Compiler().compile(training_pipeline, str(output))
+    print(f"wrote {output}", file=sys.stderr)
+    return EXIT_OK
+
+
+def command_predict(args: argparse.Namespace) -> int:
+    from components.ingest.logic import read_table
+    from components.promote.logic import resolve_model_path
+    from components.train.model_io import load_model, model_input, predict_frame
+
+    model = load_model(resolve_model_path(args.model))
+    frame = read_table(args.data)
+    predictions = predict_frame(model.pipeline, model_input(frame, model.card), model.card["task"])
+    output = Path(args.output)
+    if not output.parent.exists():
+        raise BadInputError(f"--output folder does not exist: {str(output.parent)!r}")
+    partial = output.with_name(output.name + ".partial")
+    predictions.to_csv(partial, index=False)
+    partial.replace(output)
+    print(f"wrote {len(predictions)} predictions to {output}", file=sys.stderr)
+    return EXIT_OK
+
+
+COMMANDS = {"run": command_run, "compile": command_compile, "predict": command_predict}
+
+
+def main(argv: list[str] | None = None) -> int:
+    from pipelines.runner import RunFailed
+
+    try:
+        args = build_parser().parse_args(argv)
+        return COMMANDS[args.command](args)
+    except BadInputError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except RunFailed as error:
+        print(f"failed: {error}", file=sys.stderr)
+        return EXIT_INTERNAL
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
