@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 ARGS ?=
 
-.PHONY: run test lint bench compile clean
+.PHONY: run test lint bench compile constraints clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -31,6 +31,9 @@ lint: $(VENV)/.installed-test
 
 bench: $(VENV)/.installed-test  ## speed benchmarks (minutes; not part of `make test`)
 	$(BIN)/pytest tests/benchmarks -s -p no:cacheprovider -o addopts="" -o timeout=3600
+
+constraints: $(VENV)/.installed-run  ## re-pin the image dependencies to the tested versions
+	$(BIN)/python images/pin_constraints.py
 
 compile: $(VENV)/.installed-run
 	$(BIN)/stablepipe compile --output pipeline.yaml

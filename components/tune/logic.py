@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import time
+import warnings
 from dataclasses import dataclass
 from typing import Any
 
@@ -182,22 +183,30 @@ def run_worker(
         raise BadInputError(f"--trials must be a positive integer; got {n_trials!r}")
     if time_budget <= 0:
         raise BadInputError(f"--time-budget must be positive seconds; got {time_budget!r}")
-    # Each worker samples with its own seed so parallel workers do not propose the same trials;
-    # constant_liar keeps them from piling onto a region another worker is already evaluating.
-    study.sampler = optuna.samplers.TPESampler(
-        seed=data.seed + worker_index,
-        n_startup_trials=min(10, max(2, n_trials // 4)),
-        multivariate=True,
-        group=True,
-        constant_liar=True,
-    )
+    with warnings.catch_warnings():
+        # multivariate/group TPE and stale-trial handling are marked experimental by Optuna.
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        # Each worker samples with its own seed so parallel workers do not propose the same
+        # trials; constant_liar keeps them off a region another worker is evaluating right now.
+        study.sampler = optuna.samplers.TPESampler(
+            seed=data.seed + worker_index,
+            n_startup_trials=min(10, max(2, n_trials // 4)),
+            multivariate=True,
+            group=True,
+            constant_liar=True,
+        )
+        optuna.storages.fail_stale_trials(study)  # trials of a crashed worker become FAIL
     study.pruner = optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=1)
-    optuna.storages.fail_stale_trials(study)
     started = time.perf_counter()
     finished: list[int] = []
+    # The study's trial count is shared: start only what is left, and stop once the study holds
+    # n_trials (workers running at the same moment may overshoot by at most workers - 1).
+    remaining = n_trials - len(study.get_trials(deepcopy=False))
+    if remaining <= 0:
+        return {"worker": worker_index, "trials_run": 0, "seconds": 0.0}
     study.optimize(
         lambda trial: objective(trial, data),
-        n_trials=n_trials,
+        n_trials=remaining,
         timeout=time_budget,
         callbacks=[
             optuna.study.MaxTrialsCallback(n_trials, states=None),

@@ -1,0 +1,132 @@
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from components.common.errors import BadInputError
+from components.ingest.logic import ingest, read_table, source_fingerprint
+from components.split.logic import split_frame
+from components.validate.logic import column_role, resolve_task, validate
+
+
+def test_ingest_drops_and_counts_rows_with_missing_target(tmp_path: Path, titanic: pd.DataFrame) -> None:
+    frame = titanic.copy()
+    frame.loc[:9, "survived"] = None
+    path = tmp_path / "t.csv"
+    frame.to_csv(path, index=False)
+    result = ingest(str(path), "survived")
+    assert result.rows_read == len(titanic)
+    assert result.rows_dropped_missing_target == 10
+    assert len(result.frame) == len(titanic) - 10
+    assert result.frame["survived"].notna().all()
+    assert result.sha256 == source_fingerprint(str(path))
+
+
+def test_parquet_and_csv_read_the_same_table(tmp_path: Path, titanic: pd.DataFrame) -> None:
+    titanic.to_parquet(tmp_path / "t.parquet", index=False)
+    titanic.to_csv(tmp_path / "t.csv", index=False)
+    from_parquet = read_table(str(tmp_path / "t.parquet"))
+    from_csv = read_table(str(tmp_path / "t.csv"))
+    pd.testing.assert_frame_equal(from_parquet, from_csv, check_dtype=False)
+
+
+def test_fingerprint_changes_with_content(tmp_path: Path) -> None:
+    path = tmp_path / "d.csv"
+    path.write_text("a,b\n1,2\n")
+    before = source_fingerprint(str(path))
+    path.write_text("a,b\n1,3\n")
+    assert source_fingerprint(str(path)) != before
+
+
+@pytest.mark.parametrize(
+    ("content", "name", "message"),
+    [
+        (b"", "empty.csv", "empty"),
+        (b"a,b,target\n", "header.csv", "header but no rows"),
+        (b"a,b\n1,2\n", "data.json", "must be a CSV"),
+        (b"not parquet at all", "bad.parquet", "not a readable parquet"),
+    ],
+)
+def test_unreadable_files_are_bad_input(tmp_path: Path, content: bytes, name: str, message: str) -> None:
+    path = tmp_path / name
+    path.write_bytes(content)
+    with pytest.raises(BadInputError, match=message):
+        ingest(str(path), "target")
+
+
+def test_missing_file_names_the_path(tmp_path: Path) -> None:
+    with pytest.raises(BadInputError, match="does not exist: .*nope.csv"):
+        ingest(str(tmp_path / "nope.csv"), "target")
+
+
+def test_misspelt_target_suggests_the_closest_column(titanic_csv: Path) -> None:
+    with pytest.raises(BadInputError, match="'survivd' is not a column.*did you mean 'survived'"):
+        ingest(str(titanic_csv), "survivd")
+
+
+def test_all_missing_target_is_bad_input(tmp_path: Path) -> None:
+    path = tmp_path / "d.csv"
+    pd.DataFrame({"x": range(30), "y": [None] * 30}).to_csv(path, index=False)
+    with pytest.raises(BadInputError, match="no values: all 30 rows are missing"):
+        ingest(str(path), "y")
+
+
+def test_task_inference_on_real_targets(titanic: pd.DataFrame, diamonds_sample: pd.DataFrame) -> None:
+    assert resolve_task(titanic["survived"], "auto") == "binary"
+    assert resolve_task(titanic["pclass"], "auto") == "multiclass"
+    assert resolve_task(diamonds_sample["price"], "auto") == "regression"
+    assert resolve_task(titanic["sibsp"], "multiclass") == "multiclass"
+
+
+@pytest.mark.parametrize(
+    ("values", "task", "message"),
+    [
+        (["a"] * 30, "auto", "single class 'a'"),
+        (["a", "b", "c"] * 10, "binary", "two classes"),
+        (["a", "b"] * 15, "regression", "numeric target"),
+        (["a"] * 29 + ["b"], "auto", "class 'b' has 1 row"),
+        (["a", "b"] * 15, "ordinal", "--task must be one of"),
+    ],
+)
+def test_targets_that_do_not_fit_the_task(values: list[str], task: str, message: str) -> None:
+    with pytest.raises(BadInputError, match=message):
+        resolve_task(pd.Series(values, name="y"), task)
+
+
+def test_schema_roles_and_ranges(titanic: pd.DataFrame) -> None:
+    frame = titanic.assign(passenger=[f"p{i}" for i in range(len(titanic))], constant=1)
+    schema = validate(frame, "survived", "auto")
+    roles = {c["name"]: c["role"] for c in schema["columns"]}
+    assert roles == {"pclass": "categorical", "sex": "categorical", "age": "numeric",
+                     "sibsp": "numeric", "parch": "numeric", "passenger": "id",
+                     "constant": "constant"}
+    age = next(c for c in schema["columns"] if c["name"] == "age")
+    assert age["nullable"] and 0.19 < age["missing_fraction"] < 0.21
+    assert age["min"] == pytest.approx(titanic["age"].min())
+    assert schema["target_column"]["class_counts"] == titanic["survived"].value_counts().to_dict()
+
+
+def test_schema_needs_a_usable_feature() -> None:
+    frame = pd.DataFrame({"id": [f"r{i}" for i in range(40)], "y": [0, 1] * 20})
+    with pytest.raises(BadInputError, match="no usable feature column"):
+        validate(frame, "y", "auto")
+
+
+def test_column_role_of_booleans_and_dates() -> None:
+    assert column_role(pd.Series([True, False] * 5)) == "categorical"
+    assert column_role(pd.Series(pd.date_range("2020", periods=10))) == "datetime"
+
+
+def test_split_is_seeded_and_stratified(titanic: pd.DataFrame) -> None:
+    train_a, test_a = split_frame(titanic, "survived", "binary", 0.25, seed=7)
+    train_b, test_b = split_frame(titanic, "survived", "binary", 0.25, seed=7)
+    _, test_c = split_frame(titanic, "survived", "binary", 0.25, seed=8)
+    pd.testing.assert_frame_equal(test_a, test_b)
+    assert not test_a.equals(test_c)
+    assert len(test_a) == math.ceil(0.25 * len(titanic))
+    share = titanic["survived"].value_counts(normalize=True)
+    assert (test_a["survived"].value_counts(normalize=True) - share).abs().max() < 0.01
+    assert len(train_a) + len(test_a) == len(titanic)

@@ -1,0 +1,119 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import optuna
+import pandas as pd
+import pytest
+
+from components.create_study.logic import create_study, load_study, study_direction
+from components.features.logic import feature_pipeline
+from components.preprocess.logic import build_preprocessor
+from components.split.logic import split_frame
+from components.tune.logic import (
+    FAMILIES,
+    SearchData,
+    best_configuration,
+    config_from_trial,
+    cv_metric,
+    families_for,
+    make_estimator,
+    run_worker,
+)
+from components.validate.logic import validate
+
+
+def search_data(frame: pd.DataFrame, target: str, seed: int = 0) -> SearchData:
+    schema = validate(frame, target, "auto")
+    train, _ = split_frame(frame, target, schema["task"], 0.2, seed=seed)
+    return SearchData(X=train.drop(columns=[target]), y=train[target],
+                      feature_steps=feature_pipeline(build_preprocessor(schema), "passthrough"),
+                      task=schema["task"], folds=3, seed=seed)
+
+
+def run_search(tmp: Path, data: SearchData, trials: int, workers_seen: int = 0) -> dict:
+    create_study(tmp, "s", cv_metric(data.task))
+    run_worker(load_study(tmp), data, trials, time_budget=300, worker_index=workers_seen)
+    return best_configuration(load_study(tmp), cv_metric(data.task))
+
+
+def test_search_is_reproducible_with_one_worker(tmp_path: Path, titanic: pd.DataFrame) -> None:
+    data = search_data(titanic, "survived")
+    first = run_search(tmp_path / "a", data, trials=8)
+    second = run_search(tmp_path / "b", data, trials=8)
+    assert first == second
+    assert first["metric"] == "roc_auc" and 0.75 < first["cv_score"] <= 1.0
+    assert len(first["fold_scores"]) == 3
+    assert first["trials"]["total"] == 8
+
+
+def test_regression_search_minimises_rmse(tmp_path: Path, diamonds_sample: pd.DataFrame) -> None:
+    data = search_data(diamonds_sample.head(600), "price")
+    best = run_search(tmp_path, data, trials=5)
+    study = load_study(tmp_path)
+    assert study.direction == optuna.study.StudyDirection.MINIMIZE
+    assert best["metric"] == "rmse"
+    complete = [t.value for t in study.trials if t.value is not None]
+    assert best["cv_score"] == min(complete)
+
+
+def test_trial_count_is_shared_between_workers(tmp_path: Path, breast_cancer: pd.DataFrame) -> None:
+    data = search_data(breast_cancer, "target")
+    create_study(tmp_path, "s", "roc_auc")
+    first = run_worker(load_study(tmp_path), data, 6, time_budget=300, worker_index=0)
+    second = run_worker(load_study(tmp_path), data, 6, time_budget=300, worker_index=1)
+    assert first["trials_run"] == 6
+    assert second["trials_run"] == 0  # the shared study already holds the 6 trials
+    assert len(load_study(tmp_path).trials) == 6
+
+
+def test_time_budget_stops_the_search(tmp_path: Path, breast_cancer: pd.DataFrame) -> None:
+    data = search_data(breast_cancer, "target")
+    create_study(tmp_path, "s", "roc_auc")
+    outcome = run_worker(load_study(tmp_path), data, 500, time_budget=1.0, worker_index=0)
+    assert 1 <= outcome["trials_run"] < 500
+
+
+def test_pruner_stops_bad_trials(tmp_path: Path, titanic: pd.DataFrame) -> None:
+    data = search_data(titanic, "survived")
+    run_search(tmp_path, data, trials=25)
+    states = [t.state for t in load_study(tmp_path).trials]
+    assert optuna.trial.TrialState.PRUNED in states
+
+
+@pytest.mark.parametrize("task", ["binary", "regression"])
+@pytest.mark.parametrize("family", FAMILIES)
+def test_every_family_builds_for_every_task(family: str, task: str) -> None:
+    params = {"linear": {"C": 1.0}, "random_forest": {"n_estimators": 10, "max_depth": 3,
+              "min_samples_leaf": 1, "max_features": 0.5}, "extra_trees": {"n_estimators": 10,
+              "max_depth": 3, "min_samples_leaf": 1, "max_features": 0.5},
+              "hist_gradient_boosting": {"learning_rate": 0.1, "max_leaf_nodes": 8,
+              "min_samples_leaf": 5, "l2_regularization": 0.0},
+              "knn": {"n_neighbors": 5, "weights": "uniform"}, "svm": {"C": 1.0, "gamma": 0.1}}
+    estimator = make_estimator(family, params[family], task, seed=0)
+    assert hasattr(estimator, "fit")
+
+
+def test_config_from_trial_strips_family_prefix() -> None:
+    trial = optuna.trial.create_trial(
+        params={"model": "hist_gradient_boosting", "hgb_learning_rate": 0.1, "hgb_max_leaf_nodes": 8},
+        distributions={
+            "model": optuna.distributions.CategoricalDistribution(list(FAMILIES)),
+            "hgb_learning_rate": optuna.distributions.FloatDistribution(0.01, 1.0),
+            "hgb_max_leaf_nodes": optuna.distributions.IntDistribution(2, 64),
+        },
+        value=0.9,
+    )
+    assert config_from_trial(trial) == ("hist_gradient_boosting",
+                                         {"learning_rate": 0.1, "max_leaf_nodes": 8})
+
+
+def test_family_choice_scales_with_rows() -> None:
+    assert "svm" in families_for(1000) and "knn" in families_for(1000)
+    assert "svm" not in families_for(50_000) and "knn" not in families_for(50_000)
+    assert len(families_for(10**6)) >= 4
+
+
+def test_study_direction() -> None:
+    assert study_direction("rmse") == "minimize"
+    assert study_direction("roc_auc") == "maximize"
