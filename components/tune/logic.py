@@ -18,6 +18,7 @@ import numpy as np
 import optuna
 import pandas as pd
 from sklearn.base import clone
+from sklearn.calibration import CalibratedClassifierCV
 from sklearn.ensemble import (
     ExtraTreesClassifier,
     ExtraTreesRegressor,
@@ -117,7 +118,9 @@ def make_estimator(family: str, params: dict[str, Any], task: str, seed: int) ->
         return (KNeighborsClassifier if classify else KNeighborsRegressor)(**params)
     if family == "svm":
         if classify:
-            return SVC(**params, probability=True, random_state=seed)
+            # Platt-scaled probabilities, as SVC(probability=True) gave before its deprecation.
+            return CalibratedClassifierCV(SVC(**params, random_state=seed), method="sigmoid",
+                                          cv=3, ensemble=False)
         return SVR(C=params["C"], gamma=params["gamma"])
     raise BadInputError(f"model family must be one of {FAMILIES}; got {family!r}")
 

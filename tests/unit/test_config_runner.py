@@ -1,0 +1,76 @@
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import pytest
+
+from components.common.config import RunConfig, build_config, load_config_file
+from components.common.errors import BadInputError
+from pipelines.runner import ProgressTee
+
+
+def test_flags_override_the_config_file(tmp_path: Path) -> None:
+    path = tmp_path / "run.yaml"
+    path.write_text("data: data.csv\ntarget: churn\ntrials: 12\ntime-budget: 30\n")
+    config = build_config(load_config_file(str(path)), {"trials": 5, "seed": None})
+    assert (config.data, config.target, config.trials, config.time_budget) == (
+        "data.csv", "churn", 5, 30.0)
+    assert config.seed == RunConfig().seed
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("trails: 5\n", "unknown key 'trails'; did you mean 'trials'"),
+    ("trials: many\n", "'trials' must be an integer; got 'many'"),
+    ("- a\n- b\n", "must hold a mapping"),
+    ("cache: maybe\n", "'cache' must be true or false"),
+])
+def test_bad_config_files(tmp_path: Path, text: str, message: str) -> None:
+    path = tmp_path / "run.yaml"
+    path.write_text(text)
+    with pytest.raises(BadInputError, match=message):
+        load_config_file(str(path))
+
+
+@pytest.mark.parametrize(("flags", "message"), [
+    ({"trials": 0}, "--trials must be a positive integer; got 0"),
+    ({"task": "ranking"}, "--task must be one of auto, binary, multiclass, regression; got 'ranking'"),
+    ({"workers": 0}, "--workers must be between 1 and 16; got 0"),
+    ({"time_budget": -1.0}, "--time-budget must be positive"),
+    ({"data": "x.csv"}, "--target is required with --data 'x.csv'"),
+])
+def test_bad_flags(flags: dict, message: str) -> None:
+    with pytest.raises(BadInputError, match=message):
+        build_config({}, flags)
+
+
+def test_registry_entry_defaults_to_the_target_name() -> None:
+    assert RunConfig(target="churn flag").registry_dir() == Path("models/churn-flag")
+    assert RunConfig(model_name="m").registry_dir() == Path("models/m")
+
+
+def test_progress_reads_kfp_local_lines_including_parallel_and_cached_tasks() -> None:
+    log, terminal = io.StringIO(), io.StringIO()
+    tee = ProgressTee(log=log, terminal=terminal)
+    for line in [
+        "12:00:00.000 - INFO - Executing task \x1b[96m'ingest'\x1b[0m",
+        "    some task output",
+        "12:00:01.000 - INFO - Task \x1b[96m'ingest'\x1b[0m finished with status \x1b[92mSUCCESS\x1b[0m",
+        "12:00:01.000 - INFO - Task create-study cache hit (key=abc); skipping execution.",
+        "12:00:02.000 - INFO - Executing task 'tune'",
+        "12:00:02.000 - INFO - Executing task 'tune'",
+        "12:00:03.000 - INFO - Task 'tune' finished with status SUCCESS",
+        "12:00:04.000 - INFO - Task 'tune' finished with status SUCCESS",
+        "12:00:05.000 - INFO - Executing task 'train'",
+        "12:00:06.000 - ERROR - Task 'train' finished with status FAILURE",
+    ]:
+        tee.write(line + "\n")
+    stages = {s["name"]: s for s in tee.stage_list()}
+    assert stages["ingest"]["status"] == "succeeded"
+    assert stages["create_study"]["status"] == "cached"
+    assert stages["tune"]["status"] == "succeeded" and stages["tune"]["tasks"] == 2
+    assert stages["train"]["status"] == "failed"
+    assert stages["promote"]["status"] == "skipped"
+    shown = terminal.getvalue().splitlines()
+    assert len(shown) == 4 and "(2 workers)" in shown[2] and "cached" in shown[1]
+    assert "some task output" in log.getvalue() and "some task output" not in terminal.getvalue()
