@@ -52,7 +52,7 @@ def search(
             worker_index=worker_index,
         )
         with_retries(worker)
-    best = collect(study=study, trials_run=dsl.Collected(worker.output))
+    best = collect(study=study, study_names=dsl.Collected(worker.output))
     return best.outputs["best"]
 
 

@@ -16,6 +16,8 @@ from typing import Any
 
 import optuna
 
+from components.common.stage import RUN_ID_ENV
+
 STORAGE_ENV = "STABLEPIPE_OPTUNA_STORAGE"
 JOURNAL_NAME = "journal.log"
 SPEC_NAME = "study.json"
@@ -59,7 +61,22 @@ def study_spec(study_dir: str | Path) -> dict[str, Any]:
     return dict(json.loads((Path(study_dir) / SPEC_NAME).read_text(encoding="utf-8")))
 
 
-def load_study(study_dir: str | Path) -> optuna.Study:
-    """Open the study a create_study step made."""
+def load_study(study_dir: str | Path, study_name: str = "") -> optuna.Study:
+    """Open a study of the storage: the one create_study made unless `study_name` is given."""
+    name = study_name or study_spec(study_dir)["study_name"]
+    return optuna.load_study(study_name=name, storage=open_storage(study_dir))
+
+
+def attempt_study(study_dir: str | Path) -> optuna.Study:
+    """The study this attempt of the search writes to, created on first use.
+
+    When the CLI runs the pipeline it sets a run id for every task; the search then writes to
+    `<study>.<run id>`. A run killed during the search and started again (its finished stages
+    served from the cache) therefore searches afresh in a study of its own instead of continuing
+    one that holds a dead worker's trials, and ends with the result of an uninterrupted run.
+    """
     spec = study_spec(study_dir)
-    return optuna.load_study(study_name=spec["study_name"], storage=open_storage(study_dir))
+    run_id = os.environ.get(RUN_ID_ENV, "")
+    name = f"{spec['study_name']}.{run_id}" if run_id else spec["study_name"]
+    return optuna.create_study(study_name=name, storage=open_storage(study_dir),
+                               direction=spec["direction"], load_if_exists=True)

@@ -47,7 +47,8 @@ def evaluate(
     with stage("evaluate") as log:
         with open(best.path, encoding="utf-8") as handle:
             best_config = json.load(handle)
-        result = evaluate_run(model.path, read_frame(test.path), load_study(study.path),
+        studies = [load_study(study.path, name) for name in best_config["studies"]]
+        result = evaluate_run(model.path, read_frame(test.path), studies,
                               best_config, load_champion(registry), min_improvement)
         for name, value in result.metrics.items():
             metrics.log_metric(name, value)

@@ -8,6 +8,7 @@ more than `min_improvement`.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -138,14 +139,15 @@ def write_predictions(path: Path, model: Any, X: pd.DataFrame, task: str) -> pd.
     return frame
 
 
-def trial_table(study: Any) -> pd.DataFrame:
+def trial_table(studies: list[Any]) -> pd.DataFrame:
     """One row per trial: number, state, model family and (for pruned ones, last partial) score."""
     rows = []
-    for trial in study.get_trials(deepcopy=False):
+    trials = [t for study in studies for t in study.get_trials(deepcopy=False)]
+    for number, trial in enumerate(sorted(trials, key=lambda t: (t.datetime_start or datetime.min, t.number))):
         value = trial.value
         if value is None and trial.intermediate_values:
             value = trial.intermediate_values[max(trial.intermediate_values)]
-        rows.append({"number": trial.number, "state": trial.state.name,
+        rows.append({"number": number, "state": trial.state.name,
                      "model": trial.params.get("model", "?"), "value": value})
     return pd.DataFrame(rows, columns=["number", "state", "model", "value"])
 
@@ -168,7 +170,7 @@ class Evaluation:
 def evaluate_run(
     model_dir: str | Path,
     test: pd.DataFrame,
-    study: Any,
+    studies: list[Any],
     best: dict[str, Any],
     champion: LoadedModel | None,
     min_improvement: float,
@@ -199,7 +201,7 @@ def evaluate_run(
         if task == "binary":
             roc = roc_points(y, proba, classes)
     direction = "minimize" if best["metric"] in LOWER_IS_BETTER else "maximize"
-    plots.append(search_history_plot(trial_table(study), direction))
+    plots.append(search_history_plot(trial_table(studies), direction))
     facts = [
         ("target", target), ("task", task), ("training rows", card["training_rows"]),
         ("test rows", len(test)), ("input columns", len(card["input_columns"])),

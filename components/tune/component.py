@@ -19,7 +19,7 @@ def tune(
     cv_folds: int,
     seed: int,
     worker_index: int,
-) -> int:
+) -> str:
     """One search worker: runs trials of the shared study until it holds `trials` trials.
 
     Args:
@@ -35,14 +35,14 @@ def tune(
         worker_index: This worker's index (the ParallelFor item).
 
     Returns:
-        The number of trials this worker ran.
+        The name of the study the worker searched in (see create_study's attempt_study).
     """
     import joblib
 
     from components.common.errors import BadInputError
     from components.common.frames import read_frame
     from components.common.stage import stage
-    from components.create_study.logic import load_study
+    from components.create_study.logic import attempt_study
     from components.tune.logic import SearchData, run_worker
 
     with stage("tune") as log:
@@ -57,18 +57,20 @@ def tune(
             folds=cv_folds,
             seed=seed,
         )
-        outcome = run_worker(load_study(study.path), data, trials, time_budget, worker_index)
-        log.log("searched", **outcome)
-        return int(outcome["trials_run"])
+        searched = attempt_study(study.path)
+        outcome = run_worker(searched, data, trials, time_budget, worker_index)
+        log.log("searched", study=searched.study_name, **outcome)
+        return searched.study_name
 
 
 @stage_component
-def collect(study: Input[Artifact], trials_run: List[int], best: Output[Artifact]):
+def collect(study: Input[Artifact], study_names: List[str], best: Output[Artifact]):
     """Pick the best complete trial of the shared study once every worker has finished.
 
     Args:
-        study: The shared study.
-        trials_run: Trials run by each worker (collected from the ParallelFor).
+        study: The shared study's storage.
+        study_names: The study each worker searched in (collected from the ParallelFor); one
+            name unless a resumed run mixes cached and re-run workers.
         best: JSON with the best model family, its parameters, CV score and spread.
     """
     import json
@@ -78,9 +80,8 @@ def collect(study: Input[Artifact], trials_run: List[int], best: Output[Artifact
     from components.tune.logic import best_configuration
 
     with stage("collect") as log:
-        searched = load_study(study.path)
-        config = best_configuration(searched, study_spec(study.path)["metric"])
-        config["trials_per_worker"] = [int(n) for n in trials_run]
+        studies = [load_study(study.path, name) for name in sorted(set(study_names))]
+        config = best_configuration(studies, study_spec(study.path)["metric"])
         with open(best.path, "w", encoding="utf-8") as handle:
             json.dump(config, handle, indent=2)
         best.metadata.update({"model": config["model"], "cv_score": config["cv_score"]})

@@ -8,7 +8,6 @@ model (preprocessing + features + estimator) is cloned and refitted in every fol
 
 from __future__ import annotations
 
-import math
 import time
 import warnings
 from dataclasses import dataclass
@@ -152,8 +151,9 @@ class SearchData:
     seed: int
 
 
-def objective(trial: optuna.Trial, data: SearchData) -> float:
+def objective(trial: optuna.Trial, data: SearchData, worker_index: int = 0) -> float:
     """Mean cross-validated score of one sampled configuration, pruned fold by fold."""
+    trial.set_user_attr("worker", worker_index)
     family, params = suggest_config(trial, families_for(len(data.X)))
     metric = cv_metric(data.task)
     scorer = get_scorer(scorer_name(metric))
@@ -208,7 +208,7 @@ def run_worker(
     if remaining <= 0:
         return {"worker": worker_index, "trials_run": 0, "seconds": 0.0}
     study.optimize(
-        lambda trial: objective(trial, data),
+        lambda trial: objective(trial, data, worker_index),
         n_trials=remaining,
         timeout=time_budget,
         callbacks=[
@@ -233,30 +233,33 @@ def config_from_trial(trial: optuna.trial.FrozenTrial) -> tuple[str, dict[str, A
     return family, params
 
 
-def best_configuration(study: optuna.Study, metric: str) -> dict[str, Any]:
-    """The best complete trial with its score, fold spread and the search's tallies."""
-    trials = study.get_trials(deepcopy=False)
+def best_configuration(studies: list[optuna.Study], metric: str) -> dict[str, Any]:
+    """The best complete trial of the search's studies, its fold spread and the tallies."""
+    trials = [t for study in studies for t in study.get_trials(deepcopy=False)]
     states = [t.state for t in trials]
-    complete = [t for t in trials if t.state == optuna.trial.TrialState.COMPLETE]
+    complete = [t for t in trials if t.state == optuna.trial.TrialState.COMPLETE and t.value is not None]
     if not complete:
         raise RuntimeError(
             f"the search finished no trial ({len(trials)} started); raise --time-budget or --trials"
         )
-    best = study.best_trial
+    minimise = studies[0].direction == optuna.study.StudyDirection.MINIMIZE
+    best = min(complete, key=lambda t: (t.value if minimise else -t.value, t.number))  # type: ignore[operator]
     family, params = config_from_trial(best)
-    cv_std = best.user_attrs.get("cv_std", float("nan"))
+    workers = [int(t.user_attrs.get("worker", 0)) for t in trials]
     return {
         "model": family,
         "params": params,
         "metric": metric,
-        "cv_score": float(best.value) if best.value is not None else math.nan,
-        "cv_std": float(cv_std),
+        "cv_score": float(best.value),  # type: ignore[arg-type]
+        "cv_std": float(best.user_attrs.get("cv_std", float("nan"))),
         "fold_scores": list(best.user_attrs.get("fold_scores", [])),
         "trial": best.number,
+        "studies": [study.study_name for study in studies],
         "trials": {
             "total": len(trials),
             "complete": len(complete),
             "pruned": states.count(optuna.trial.TrialState.PRUNED),
             "failed": states.count(optuna.trial.TrialState.FAIL),
+            "per_worker": [workers.count(i) for i in range(max(workers, default=0) + 1)],
         },
     }
