@@ -26,13 +26,19 @@ class OneLineParser(argparse.ArgumentParser):
 def add_run_arguments(parser: argparse.ArgumentParser) -> None:
     add = parser.add_argument
     add("--config", help="YAML file with any of the keys below (flags override it)")
-    add("--data", help="CSV/TSV/Parquet file, or demo:<breast_cancer|diabetes|wine|iris> "
-        "(default: demo:breast_cancer)")
+    add(
+        "--data",
+        help="CSV/TSV/Parquet file, or demo:<breast_cancer|diabetes|wine|iris> "
+        "(default: demo:breast_cancer)",
+    )
     add("--target", help="column to predict (default for demo data: target)")
     add("--task", help="auto|binary|multiclass|regression (default: auto)")
     add("--runs-dir", help="folder of run folders (default: ./runs)")
-    add("--registry", help="model registry root; the champion lives in <registry>/<model-name> "
-        "(default: ./models)")
+    add(
+        "--registry",
+        help="model registry root; the champion lives in <registry>/<model-name> "
+        "(default: ./models)",
+    )
     add("--model-name", help="registry entry (default: the target's name)")
     add("--trials", type=int, help="trials of the whole search (default: 30)")
     add("--workers", type=int, help="parallel search workers, 1 to 16 (default: 2)")
@@ -45,10 +51,18 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
     add("--outliers", help="clip|none (default: clip)")
     add("--scaling", help="standard|robust|none (default: standard)")
     add("--max-categories", type=int, help="one-hot columns per categorical (default: 20)")
-    add("--min-improvement", type=float,
-        help="gain over the champion's primary metric needed to promote (default: 0)")
-    add("--no-cache", dest="cache", action="store_const", const=False,
-        help="run every stage again instead of reusing finished ones")
+    add(
+        "--min-improvement",
+        type=float,
+        help="gain over the champion's primary metric needed to promote (default: 0)",
+    )
+    add(
+        "--no-cache",
+        dest="cache",
+        action="store_const",
+        const=False,
+        help="run every stage again instead of reusing finished ones",
+    )
     add("--json", action="store_true", help="print summary.json on stdout at the end")
 
 
@@ -57,10 +71,15 @@ def build_parser() -> OneLineParser:
     commands = parser.add_subparsers(dest="command", required=True, parser_class=OneLineParser)
     add_run_arguments(commands.add_parser("run", help="run the whole pipeline locally"))
     compile_parser = commands.add_parser("compile", help="write the KFP IR YAML for Kubeflow")
-    compile_parser.add_argument("--output", default="pipeline.yaml", help="(default: pipeline.yaml)")
+    compile_parser.add_argument(
+        "--output", default="pipeline.yaml", help="(default: pipeline.yaml)"
+    )
     predict = commands.add_parser("predict", help="predict with a saved model")
-    predict.add_argument("--model", required=True,
-                         help="a model folder (runs/<run_id>/model) or <registry>/<name>/champion")
+    predict.add_argument(
+        "--model",
+        required=True,
+        help="a model folder (runs/<run_id>/model) or <registry>/<name>/champion",
+    )
     predict.add_argument("--data", required=True, help="CSV/TSV/Parquet file of rows to score")
     predict.add_argument("--output", required=True, help="CSV file to write")
     return parser

@@ -1,13 +1,13 @@
 """Run the training pipeline locally under kfp.local and assemble the run folder.
 
-    <runs-dir>/<run_id>/
-      summary.json     written last; its presence with status "succeeded" means the run is whole
-      report.html      the evaluation report
-      schema.json      the inferred schema
-      model/           the fitted Pipeline and its card
-      logs/pipeline.log  everything kfp.local and the tasks printed
-      logs/stages.jsonl  one structured line per stage event
-    <runs-dir>/.kfp/   kfp.local's pipeline root and task cache, shared by runs (resume)
+<runs-dir>/<run_id>/
+  summary.json     written last; its presence with status "succeeded" means the run is whole
+  report.html      the evaluation report
+  schema.json      the inferred schema
+  model/           the fitted Pipeline and its card
+  logs/pipeline.log  everything kfp.local and the tasks printed
+  logs/stages.jsonl  one structured line per stage event
+<runs-dir>/.kfp/   kfp.local's pipeline root and task cache, shared by runs (resume)
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import logging
 import os
 import re
 import secrets
@@ -35,8 +36,19 @@ ANSI = re.compile(r"\x1b\[[0-9;]*m")
 STARTED = re.compile(r"Executing task '([^']+)'")
 FINISHED = re.compile(r"Task '([^']+)' finished with status (\w+)")
 CACHE_HIT = re.compile(r"Task '?([\w-]+)'? cache hit")
-STAGE_ORDER = ("ingest", "validate", "split", "preprocess", "features", "create_study", "tune",
-               "collect", "train", "evaluate", "promote")
+STAGE_ORDER = (
+    "ingest",
+    "validate",
+    "split",
+    "preprocess",
+    "features",
+    "create_study",
+    "tune",
+    "collect",
+    "train",
+    "evaluate",
+    "promote",
+)
 
 
 @dataclass
@@ -48,8 +60,11 @@ class StageTiming:
     tasks: int = 0
 
     def as_dict(self) -> dict[str, Any]:
-        entry: dict[str, Any] = {"name": self.name, "status": self.status,
-                                 "seconds": round(max(0.0, self.finished - self.started), 3)}
+        entry: dict[str, Any] = {
+            "name": self.name,
+            "status": self.status,
+            "seconds": round(max(0.0, self.finished - self.started), 3),
+        }
         if self.tasks > 1:
             entry["tasks"] = self.tasks
         return entry
@@ -66,7 +81,7 @@ class ProgressTee(io.TextIOBase):
     running: dict[str, int] = field(default_factory=dict)
     _buffer: str = ""
     # kfp.local runs the ParallelFor's tasks on threads that print at the same time.
-    _lock: threading.Lock = field(default_factory=threading.Lock)
+    _lock: Any = field(default_factory=threading.RLock)
 
     def writable(self) -> bool:
         return True
@@ -93,9 +108,10 @@ class ProgressTee(io.TextIOBase):
         elif match := CACHE_HIT.search(line):
             name = match.group(1).replace("-", "_")
             timing = self.stages.setdefault(name, StageTiming(name, started=now))
+            first_hit = timing.status != "cached"
             timing.status, timing.finished = "cached", now
-            self.running[name] = self.running.get(name, 1) - 1
-            if self.running[name] <= 0:
+            timing.tasks += 1
+            if first_hit:
                 self.show(timing)
         elif match := FINISHED.search(line):
             name = match.group(1).replace("-", "_")
@@ -112,18 +128,23 @@ class ProgressTee(io.TextIOBase):
 
     def show(self, timing: StageTiming) -> None:
         mark = {"succeeded": "✓", "cached": "↺", "failed": "✗"}.get(timing.status, "·")
-        extra = f"  ({timing.tasks} workers)" if timing.tasks > 1 else ""
+        extra = (
+            f"  ({timing.tasks} workers)" if timing.tasks > 1 and timing.status != "cached" else ""
+        )
         note = "  cached" if timing.status == "cached" else ""
         seconds = timing.finished - timing.started
-        print(f"  {mark} {timing.name:<13}{seconds:6.1f}s{note}{extra}", file=self.terminal,
-              flush=True)
+        # Not print(): kfp.local swaps builtins.print for an indenting wrapper that writes to
+        # sys.stdout (this object) while its tasks run, which would re-enter write().
+        self.terminal.write(f"  {mark} {timing.name:<13}{seconds:6.1f}s{note}{extra}\n")
+        self.terminal.flush()
 
     def stage_list(self) -> list[dict[str, Any]]:
         names = sorted(self.stages, key=lambda n: STAGE_ORDER.index(n) if n in STAGE_ORDER else 99)
         listed = [self.stages[n].as_dict() for n in names]
         seen = {entry["name"] for entry in listed}
-        listed += [{"name": n, "status": "skipped", "seconds": 0.0}
-                   for n in STAGE_ORDER if n not in seen]
+        listed += [
+            {"name": n, "status": "skipped", "seconds": 0.0} for n in STAGE_ORDER if n not in seen
+        ]
         return listed
 
 
@@ -153,6 +174,23 @@ def pipeline_arguments(config: RunConfig, fingerprint: str, run_id: str) -> dict
         "min_improvement": config.min_improvement,
         "run_id": run_id,
     }
+
+
+@contextlib.contextmanager
+def kfp_messages_to(stream: io.TextIOBase) -> Any:
+    """Route kfp.local's log records that it emits outside its own logger context (cache hits,
+    skipped conditional tasks) to `stream`, which otherwise the root logger's level drops."""
+    root = logging.getLogger()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(logging.Formatter("%(asctime)s - %(levelname)s - %(message)s"))
+    saved_level = root.level
+    root.addHandler(handler)
+    root.setLevel(logging.INFO)
+    try:
+        yield
+    finally:
+        root.removeHandler(handler)
+        root.setLevel(saved_level)
 
 
 @contextlib.contextmanager
@@ -211,12 +249,19 @@ def execute(config: RunConfig, terminal: TextIO = sys.stderr) -> RunResult:
     error_file = log_dir / "error.json"
     kfp_root = runs_dir / ".kfp"
     summary: dict[str, Any] = {
-        "run_id": run_id, "status": "running", "target": config.target,
+        "run_id": run_id,
+        "status": "running",
+        "target": config.target,
         "data": {"source": config.data, "sha256": fingerprint},
-        "config": config.as_dict(), "started_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "config": config.as_dict(),
+        "started_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
-    print(f"stablepipe run {run_id}: {config.data} -> {config.target!r} "
-          f"({config.trials} trials, {config.workers} workers)", file=terminal, flush=True)
+    print(
+        f"stablepipe run {run_id}: {config.data} -> {config.target!r} "
+        f"({config.trials} trials, {config.workers} workers)",
+        file=terminal,
+        flush=True,
+    )
     started = time.perf_counter()
     local.init(
         runner=local.SubprocessRunner(use_venv=False),
@@ -227,15 +272,24 @@ def execute(config: RunConfig, terminal: TextIO = sys.stderr) -> RunResult:
     with open(log_dir / "pipeline.log", "w", encoding="utf-8") as log:
         tee = ProgressTee(log=log, terminal=terminal)
         try:
-            with run_environment(run_id, log_dir, error_file), contextlib.redirect_stdout(tee), \
-                    warnings.catch_warnings():
+            with (
+                run_environment(run_id, log_dir, error_file),
+                contextlib.redirect_stdout(tee),
+                kfp_messages_to(tee),
+                warnings.catch_warnings(),
+            ):
                 # The component image is the project's own; locally the same code runs in this
                 # environment, which is what kfp's "non-Python base image" warning is about.
-                warnings.filterwarnings("ignore", message="You may be attemping", category=RuntimeWarning)
+                warnings.filterwarnings(
+                    "ignore", message="You may be attemping", category=RuntimeWarning
+                )
                 task = training_pipeline(**pipeline_arguments(config, fingerprint, run_id))
         except Exception as error:
-            summary.update(status="failed", stages=tee.stage_list(),
-                           seconds=round(time.perf_counter() - started, 3))
+            summary.update(
+                status="failed",
+                stages=tee.stage_list(),
+                seconds=round(time.perf_counter() - started, 3),
+            )
             if error_file.exists():
                 problem = read_json(error_file)
                 summary["error"] = {"kind": "bad_input", **problem}
@@ -243,18 +297,23 @@ def execute(config: RunConfig, terminal: TextIO = sys.stderr) -> RunResult:
                 raise BadInputError(problem["message"]) from error
             summary["error"] = {"kind": "internal", "message": ANSI.sub("", str(error))}
             write_json_atomic(run_dir / "summary.json", summary)
-            raise RunFailed(f"{ANSI.sub('', str(error))} (run {run_id}; log: "
-                            f"{log_dir / 'pipeline.log'})") from error
+            raise RunFailed(
+                f"{ANSI.sub('', str(error))} (run {run_id}; log: {log_dir / 'pipeline.log'})"
+            ) from error
     summary.update(assemble(task.outputs, run_dir, config, run_id))
-    summary.update(stages=tee.stage_list(), seconds=round(time.perf_counter() - started, 3),
-                   finished_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-                   status="succeeded")
+    summary.update(
+        stages=tee.stage_list(),
+        seconds=round(time.perf_counter() - started, 3),
+        finished_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        status="succeeded",
+    )
     write_json_atomic(run_dir / "summary.json", summary)
     return RunResult(run_dir, summary)
 
 
-def assemble(outputs: dict[str, Any], run_dir: Path, config: RunConfig,
-             run_id: str) -> dict[str, Any]:
+def assemble(
+    outputs: dict[str, Any], run_dir: Path, config: RunConfig, run_id: str
+) -> dict[str, Any]:
     """Copy the run's artifacts into its folder and gather the summary's facts."""
     from components.promote.logic import champion_pointer
 

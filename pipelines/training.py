@@ -2,7 +2,7 @@
 tune (ParallelFor workers sharing one study) -> collect -> train -> evaluate -> promote (dsl.If).
 """
 
-from typing import List, NamedTuple
+from typing import NamedTuple
 
 from kfp import dsl
 from kfp.dsl import HTML, Artifact, Dataset, Input, Model
@@ -23,13 +23,14 @@ PIPELINE_NAME = "stablepipe-training"
 
 def with_retries(task: dsl.PipelineTask, attempts: int = 2) -> dsl.PipelineTask:
     """Retry a step that can fail transiently (a pod evicted, a storage lock timing out)."""
-    return task.set_retry(num_retries=attempts, backoff_duration="5s", backoff_factor=2.0,
-                          backoff_max_duration="60s")
+    return task.set_retry(
+        num_retries=attempts, backoff_duration="5s", backoff_factor=2.0, backoff_max_duration="60s"
+    )
 
 
 @dsl.pipeline(name="stablepipe-search")
 def search(
-    worker_ids: List[int],
+    worker_ids: list[int],
     study: Input[Artifact],
     train_split: Input[Dataset],
     feature_steps: Input[Model],
@@ -47,8 +48,15 @@ def search(
     """
     with dsl.ParallelFor(items=worker_ids) as worker_index:
         worker = tune(
-            study=study, train=train_split, feature_steps=feature_steps, target=target, task=task,
-            trials=trials, time_budget=time_budget, cv_folds=cv_folds, seed=seed,
+            study=study,
+            train=train_split,
+            feature_steps=feature_steps,
+            target=target,
+            task=task,
+            trials=trials,
+            time_budget=time_budget,
+            cv_folds=cv_folds,
+            seed=seed,
             worker_index=worker_index,
         )
         with_retries(worker)
@@ -93,30 +101,65 @@ def training_pipeline(
     ingested = ingest(source=source, target=target, data_fingerprint=data_fingerprint)
     validated = validate(dataset=ingested.outputs["dataset"], target=target, task=task)
     resolved_task = validated.outputs["Output"]
-    splits = split(dataset=ingested.outputs["dataset"], target=target, task=resolved_task,
-                   test_size=test_size, seed=seed)
-    prep = preprocess(train=splits.outputs["train"], schema=validated.outputs["schema"],
-                      target=target, outliers=outliers, scaling=scaling,
-                      max_categories=max_categories)
-    feats = features(train=splits.outputs["train"], preprocessor=prep.outputs["preprocessor"],
-                     target=target, method=feature_method, pca_variance=pca_variance, seed=seed)
+    splits = split(
+        dataset=ingested.outputs["dataset"],
+        target=target,
+        task=resolved_task,
+        test_size=test_size,
+        seed=seed,
+    )
+    prep = preprocess(
+        train=splits.outputs["train"],
+        schema=validated.outputs["schema"],
+        target=target,
+        outliers=outliers,
+        scaling=scaling,
+        max_categories=max_categories,
+    )
+    feats = features(
+        train=splits.outputs["train"],
+        preprocessor=prep.outputs["preprocessor"],
+        target=target,
+        method=feature_method,
+        pca_variance=pca_variance,
+        seed=seed,
+    )
     study = with_retries(create_study(task=resolved_task, workers=workers))
     searched = search(
-        worker_ids=study.outputs["Output"], study=study.outputs["study"],
-        train_split=splits.outputs["train"], feature_steps=feats.outputs["feature_steps"],
-        target=target, task=resolved_task, trials=trials, time_budget=time_budget,
-        cv_folds=cv_folds, seed=seed,
+        worker_ids=study.outputs["Output"],
+        study=study.outputs["study"],
+        train_split=splits.outputs["train"],
+        feature_steps=feats.outputs["feature_steps"],
+        target=target,
+        task=resolved_task,
+        trials=trials,
+        time_budget=time_budget,
+        cv_folds=cv_folds,
+        seed=seed,
     )
-    trained = train(train_split=splits.outputs["train"], feature_steps=feats.outputs["feature_steps"],
-                    best=searched.output, schema=validated.outputs["schema"], seed=seed)
+    trained = train(
+        train_split=splits.outputs["train"],
+        feature_steps=feats.outputs["feature_steps"],
+        best=searched.output,
+        schema=validated.outputs["schema"],
+        seed=seed,
+    )
     # evaluate and promote read and write the registry, which changes between runs: never cached.
     evaluated = evaluate(
-        model=trained.outputs["model"], test=splits.outputs["test"], study=study.outputs["study"],
-        best=searched.output, registry=registry, min_improvement=min_improvement,
+        model=trained.outputs["model"],
+        test=splits.outputs["test"],
+        study=study.outputs["study"],
+        best=searched.output,
+        registry=registry,
+        min_improvement=min_improvement,
     ).set_caching_options(enable_caching=False)
     with dsl.If(evaluated.outputs["Output"] == "promote", name="better-than-champion"):
-        promote(model=trained.outputs["model"], evaluation=evaluated.outputs["evaluation"],
-                registry=registry, version=run_id).set_caching_options(enable_caching=False)
+        promote(
+            model=trained.outputs["model"],
+            evaluation=evaluated.outputs["evaluation"],
+            registry=registry,
+            version=run_id,
+        ).set_caching_options(enable_caching=False)
     return TrainingOutputs(
         dataset=ingested.outputs["dataset"],
         schema=validated.outputs["schema"],

@@ -84,11 +84,15 @@ def load_config_file(path: str) -> dict[str, Any]:
     try:
         raw = yaml.safe_load(file.read_text(encoding="utf-8"))
     except yaml.YAMLError as error:
-        raise BadInputError(f"--config file {path!r} is not valid YAML: {str(error).splitlines()[0]}") from error
+        raise BadInputError(
+            f"--config file {path!r} is not valid YAML: {str(error).splitlines()[0]}"
+        ) from error
     if raw is None:
         return {}
     if not isinstance(raw, dict):
-        raise BadInputError(f"--config file {path!r} must hold a mapping of keys; got {type(raw).__name__}")
+        raise BadInputError(
+            f"--config file {path!r} must hold a mapping of keys; got {type(raw).__name__}"
+        )
     values: dict[str, Any] = {}
     for key, value in raw.items():
         name = str(key).replace("-", "_")
@@ -103,18 +107,48 @@ def load_config_file(path: str) -> dict[str, Any]:
 def check_config(config: RunConfig) -> RunConfig:
     """Fail early on values no run could use, naming the flag and the value."""
     checks: list[tuple[bool, str]] = [
-        (config.task in TASK_CHOICES, f"--task must be one of {', '.join(TASK_CHOICES)}; got {config.task!r}"),
+        (
+            config.task in TASK_CHOICES,
+            f"--task must be one of {', '.join(TASK_CHOICES)}; got {config.task!r}",
+        ),
         (config.trials >= 1, f"--trials must be a positive integer; got {config.trials!r}"),
         (1 <= config.workers <= 16, f"--workers must be between 1 and 16; got {config.workers!r}"),
-        (config.time_budget > 0, f"--time-budget must be positive seconds; got {config.time_budget!r}"),
-        (0.05 <= config.test_size <= 0.5, f"--test-size must be between 0.05 and 0.5; got {config.test_size!r}"),
-        (2 <= config.cv_folds <= 10, f"--cv-folds must be between 2 and 10; got {config.cv_folds!r}"),
-        (config.features in FEATURE_CHOICES, f"--features must be one of {', '.join(FEATURE_CHOICES)}; got {config.features!r}"),
-        (config.outliers in OUTLIER_CHOICES, f"--outliers must be one of {', '.join(OUTLIER_CHOICES)}; got {config.outliers!r}"),
-        (config.scaling in SCALING_CHOICES, f"--scaling must be one of {', '.join(SCALING_CHOICES)}; got {config.scaling!r}"),
-        (config.max_categories >= 2, f"--max-categories must be at least 2; got {config.max_categories!r}"),
-        (0 < config.pca_variance < 1, f"--pca-variance must be between 0 and 1; got {config.pca_variance!r}"),
-        (config.min_improvement >= 0, f"--min-improvement must be >= 0; got {config.min_improvement!r}"),
+        (
+            config.time_budget > 0,
+            f"--time-budget must be positive seconds; got {config.time_budget!r}",
+        ),
+        (
+            0.05 <= config.test_size <= 0.5,
+            f"--test-size must be between 0.05 and 0.5; got {config.test_size!r}",
+        ),
+        (
+            2 <= config.cv_folds <= 10,
+            f"--cv-folds must be between 2 and 10; got {config.cv_folds!r}",
+        ),
+        (
+            config.features in FEATURE_CHOICES,
+            f"--features must be one of {', '.join(FEATURE_CHOICES)}; got {config.features!r}",
+        ),
+        (
+            config.outliers in OUTLIER_CHOICES,
+            f"--outliers must be one of {', '.join(OUTLIER_CHOICES)}; got {config.outliers!r}",
+        ),
+        (
+            config.scaling in SCALING_CHOICES,
+            f"--scaling must be one of {', '.join(SCALING_CHOICES)}; got {config.scaling!r}",
+        ),
+        (
+            config.max_categories >= 2,
+            f"--max-categories must be at least 2; got {config.max_categories!r}",
+        ),
+        (
+            0 < config.pca_variance < 1,
+            f"--pca-variance must be between 0 and 1; got {config.pca_variance!r}",
+        ),
+        (
+            config.min_improvement >= 0,
+            f"--min-improvement must be >= 0; got {config.min_improvement!r}",
+        ),
         (bool(config.target), "--target must name a column; got ''"),
     ]
     for ok, message in checks:

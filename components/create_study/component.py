@@ -1,14 +1,12 @@
 """KFP component of the create_study stage."""
 
-from typing import List
-
 from kfp.dsl import Artifact, Output
 
 from components.common.kfp_component import stage_component
 
 
 @stage_component
-def create_study(task: str, workers: int, study: Output[Artifact]) -> List[int]:
+def create_study(task: str, workers: int, study: Output[Artifact]) -> list[int]:
     """Create the shared Optuna study before any search worker starts.
 
     Args:

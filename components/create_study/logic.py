@@ -15,6 +15,8 @@ from pathlib import Path
 from typing import Any
 
 import optuna
+from optuna.storages.journal import JournalFileBackend, JournalFileOpenLock, JournalStorage
+from optuna.study import StudyDirection
 
 from components.common.stage import RUN_ID_ENV
 
@@ -30,10 +32,8 @@ def open_storage(study_dir: str | Path) -> optuna.storages.BaseStorage:
         return optuna.storages.RDBStorage(url, heartbeat_interval=30, grace_period=120)
     journal = Path(study_dir) / JOURNAL_NAME
     journal.parent.mkdir(parents=True, exist_ok=True)
-    backend = optuna.storages.journal.JournalFileBackend(
-        str(journal), lock_obj=optuna.storages.journal.JournalFileOpenLock(str(journal))
-    )
-    return optuna.storages.journal.JournalStorage(backend)
+    backend = JournalFileBackend(str(journal), lock_obj=JournalFileOpenLock(str(journal)))
+    return JournalStorage(backend)
 
 
 def study_direction(metric: str) -> str:
@@ -48,7 +48,7 @@ def create_study(study_dir: str | Path, study_name: str, metric: str) -> dict[st
     optuna.create_study(
         study_name=study_name,
         storage=open_storage(study_dir),
-        direction=direction,
+        direction=StudyDirection[direction.upper()],
         load_if_exists=True,
     )
     spec = {"study_name": study_name, "metric": metric, "direction": direction}
@@ -78,5 +78,9 @@ def attempt_study(study_dir: str | Path) -> optuna.Study:
     spec = study_spec(study_dir)
     run_id = os.environ.get(RUN_ID_ENV, "")
     name = f"{spec['study_name']}.{run_id}" if run_id else spec["study_name"]
-    return optuna.create_study(study_name=name, storage=open_storage(study_dir),
-                               direction=spec["direction"], load_if_exists=True)
+    return optuna.create_study(
+        study_name=name,
+        storage=open_storage(study_dir),
+        direction=StudyDirection[spec["direction"].upper()],
+        load_if_exists=True,
+    )

@@ -48,15 +48,22 @@ def evaluate(
         with open(best.path, encoding="utf-8") as handle:
             best_config = json.load(handle)
         studies = [load_study(study.path, name) for name in best_config["studies"]]
-        result = evaluate_run(model.path, read_frame(test.path), studies,
-                              best_config, load_champion(registry), min_improvement)
+        result = evaluate_run(
+            model.path,
+            read_frame(test.path),
+            studies,
+            best_config,
+            load_champion(registry),
+            min_improvement,
+        )
         for name, value in result.metrics.items():
             metrics.log_metric(name, value)
         if result.confusion_matrix is not None:
             classification_metrics.log_confusion_matrix(result.classes, result.confusion_matrix)
         if result.roc is not None:
             classification_metrics.log_roc_curve(
-                result.roc["fpr"], result.roc["tpr"], result.roc["thresholds"])
+                result.roc["fpr"], result.roc["tpr"], result.roc["thresholds"]
+            )
         with open(report.path, "w", encoding="utf-8") as handle:
             handle.write(result.report_html)
         with open(evaluation.path, "w", encoding="utf-8") as handle:

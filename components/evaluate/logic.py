@@ -93,29 +93,46 @@ def judge(
     metric = primary_metric(task)
     challenger = challenger_metrics[metric]
     if champion is None:
-        return Verdict("promote", "no champion yet: the first model becomes champion",
-                       metric, challenger)
+        return Verdict(
+            "promote", "no champion yet: the first model becomes champion", metric, challenger
+        )
     card = champion.card
     if card["target"] != target or card["task"] != task:
         return Verdict(
             "keep",
             f"the champion predicts {card['target']!r} ({card['task']}), this run {target!r} "
             f"({task}); use another --registry or --model-name",
-            metric, challenger, champion_version=champion.version,
+            metric,
+            challenger,
+            champion_version=champion.version,
         )
     missing = [c for c in card["input_columns"] if c not in test.columns]
     if missing:
-        return Verdict("keep", f"the champion needs columns this data lacks: {missing[:5]}",
-                       metric, challenger, champion_version=champion.version)
-    champion_score = score(champion.pipeline, test[card["input_columns"]], test[target], task)[metric]
+        return Verdict(
+            "keep",
+            f"the champion needs columns this data lacks: {missing[:5]}",
+            metric,
+            challenger,
+            champion_version=champion.version,
+        )
+    champion_score = score(champion.pipeline, test[card["input_columns"]], test[target], task)[
+        metric
+    ]
     delta = improvement(metric, challenger, champion_score)
     better = delta > min_improvement
     reason = (
         f"{metric} {challenger:.4f} vs champion {champion_score:.4f} on this test split: "
         f"{'better' if better else 'not better'} by {delta:+.4f} (needed > {min_improvement:g})"
     )
-    return Verdict("promote" if better else "keep", reason, metric, challenger,
-                   champion_score, champion.version, delta)
+    return Verdict(
+        "promote" if better else "keep",
+        reason,
+        metric,
+        challenger,
+        champion_score,
+        champion.version,
+        delta,
+    )
 
 
 def roc_points(y: pd.Series, proba: np.ndarray, classes: list[Any]) -> dict[str, list[float]]:
@@ -143,12 +160,20 @@ def trial_table(studies: list[Any]) -> pd.DataFrame:
     """One row per trial: number, state, model family and (for pruned ones, last partial) score."""
     rows = []
     trials = [t for study in studies for t in study.get_trials(deepcopy=False)]
-    for number, trial in enumerate(sorted(trials, key=lambda t: (t.datetime_start or datetime.min, t.number))):
+    for number, trial in enumerate(
+        sorted(trials, key=lambda t: (t.datetime_start or datetime.min, t.number))
+    ):
         value = trial.value
         if value is None and trial.intermediate_values:
             value = trial.intermediate_values[max(trial.intermediate_values)]
-        rows.append({"number": number, "state": trial.state.name,
-                     "model": trial.params.get("model", "?"), "value": value})
+        rows.append(
+            {
+                "number": number,
+                "state": trial.state.name,
+                "model": trial.params.get("model", "?"),
+                "value": value,
+            }
+        )
     return pd.DataFrame(rows, columns=["number", "state", "model", "value"])
 
 
@@ -203,13 +228,20 @@ def evaluate_run(
     direction = "minimize" if best["metric"] in LOWER_IS_BETTER else "maximize"
     plots.append(search_history_plot(trial_table(studies), direction))
     facts = [
-        ("target", target), ("task", task), ("training rows", card["training_rows"]),
-        ("test rows", len(test)), ("input columns", len(card["input_columns"])),
+        ("target", target),
+        ("task", task),
+        ("training rows", card["training_rows"]),
+        ("test rows", len(test)),
+        ("input columns", len(card["input_columns"])),
         ("seed", card["seed"]),
     ]
     html = render_report(
         title=f"stablepipe · {target} ({task})",
         subtitle=f"best model: {best['model']} · {verdict.reason}",
-        test_metrics=test_metrics, verdict=verdict.as_dict(), best=best, plots=plots, facts=facts,
+        test_metrics=test_metrics,
+        verdict=verdict.as_dict(),
+        best=best,
+        plots=plots,
+        facts=facts,
     )
     return Evaluation(test_metrics, verdict, html, [str(c) for c in classes], matrix, roc)

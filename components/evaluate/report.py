@@ -13,10 +13,10 @@ from typing import Any
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-from sklearn import metrics as skm  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+from sklearn import metrics as skm
 
 PALETTE = ["#2563eb", "#f97316", "#16a34a", "#dc2626", "#9333ea", "#0891b2", "#ca8a04"]
 CSS = """
@@ -47,7 +47,9 @@ def figure_to_img(fig: Any) -> str:
     return f'<img alt="plot" src="data:image/png;base64,{encoded}">'
 
 
-def classification_plots(y: pd.Series, proba: np.ndarray, classes: list[Any]) -> list[tuple[str, str]]:
+def classification_plots(
+    y: pd.Series, proba: np.ndarray, classes: list[Any]
+) -> list[tuple[str, str]]:
     """Confusion matrix, and ROC and precision-recall curves (one-vs-rest for multiclass)."""
     y_obj = y.astype(object).to_numpy()
     predicted = np.asarray(classes, dtype=object)[proba.argmax(axis=1)]
@@ -103,12 +105,19 @@ def search_history_plot(trials: pd.DataFrame, direction: str) -> tuple[str, str]
     fig, ax = plt.subplots(figsize=(9, 4))
     complete = trials[trials["state"] == "COMPLETE"]
     for i, (family, rows) in enumerate(complete.groupby("model", sort=True)):
-        ax.scatter(rows["number"], rows["value"], s=22, color=PALETTE[i % len(PALETTE)],
-                   label=str(family))
+        ax.scatter(
+            rows["number"], rows["value"], s=22, color=PALETTE[i % len(PALETTE)], label=str(family)
+        )
     pruned = trials[trials["state"] == "PRUNED"]
     if len(pruned):
-        ax.scatter(pruned["number"], pruned["value"], s=14, marker="x", color="#94a3b8",
-                   label="pruned (partial score)")
+        ax.scatter(
+            pruned["number"],
+            pruned["value"],
+            s=14,
+            marker="x",
+            color="#94a3b8",
+            label="pruned (partial score)",
+        )
     if len(complete):
         ordered = complete.sort_values("number")
         best = ordered["value"].cummin() if direction == "minimize" else ordered["value"].cummax()
@@ -116,11 +125,17 @@ def search_history_plot(trials: pd.DataFrame, direction: str) -> tuple[str, str]
     ax.set(xlabel="Trial", ylabel="Cross-validated score", title="Search history")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, ncol=2)
-    return figure_to_img(fig), f"{len(trials)} trials: {len(complete)} complete, {len(pruned)} pruned."
+    return figure_to_img(
+        fig
+    ), f"{len(trials)} trials: {len(complete)} complete, {len(pruned)} pruned."
 
 
 def table(rows: list[tuple[str, Any]], header: tuple[str, str] = ("", "")) -> str:
-    head = f"<tr><th>{html.escape(header[0])}</th><th>{html.escape(header[1])}</th></tr>" if any(header) else ""
+    head = (
+        f"<tr><th>{html.escape(header[0])}</th><th>{html.escape(header[1])}</th></tr>"
+        if any(header)
+        else ""
+    )
     body = "".join(
         f"<tr><td>{html.escape(str(k))}</td><td>{html.escape(fmt(v))}</td></tr>" for k, v in rows
     )
@@ -149,16 +164,20 @@ def render_report(
         for k, v in test_metrics.items()
     )
     decision = verdict["decision"]
-    banner = f'<div class="verdict {decision}">{"Promoted to champion" if decision == "promote" else "Champion kept"}: {html.escape(verdict["reason"])}</div>'
-    figures = "".join(f"<figure>{img}<figcaption>{html.escape(cap)}</figcaption></figure>"
-                      for img, cap in plots)
+    headline = "Promoted to champion" if decision == "promote" else "Champion kept"
+    banner = f'<div class="verdict {decision}">{headline}: {html.escape(verdict["reason"])}</div>'
+    figures = "".join(
+        f"<figure>{img}<figcaption>{html.escape(cap)}</figcaption></figure>" for img, cap in plots
+    )
     params = [(k, v) for k, v in sorted(best["params"].items())]
     best_rows = [
         ("model family", best["model"]),
         (f"cv {best['metric']} (mean)", best["cv_score"]),
         (f"cv {best['metric']} (std across folds)", best["cv_std"]),
-        ("trials (complete / pruned / failed)",
-         f"{best['trials']['complete']} / {best['trials']['pruned']} / {best['trials']['failed']}"),
+        (
+            "trials (complete / pruned / failed)",
+            " / ".join(str(best["trials"][k]) for k in ("complete", "pruned", "failed")),
+        ),
     ]
     return (
         f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"

@@ -35,8 +35,9 @@ def features(
 
     with stage("features") as log:
         frame = read_frame(train.path)
-        steps = feature_pipeline(joblib.load(preprocessor.path),
-                                 build_features(method, pca_variance, seed))
+        steps = feature_pipeline(
+            joblib.load(preprocessor.path), build_features(method, pca_variance, seed)
+        )
         out = steps.fit_transform(frame.drop(columns=[target]))
         joblib.dump(steps, feature_steps.path)
         feature_steps.metadata.update({"method": method, "features_out": int(out.shape[1])})

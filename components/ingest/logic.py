@@ -78,9 +78,8 @@ def load_demo(name: str) -> pd.DataFrame:
     bunch = getattr(datasets, f"load_{name}")(as_frame=True)
     frame = bunch.frame.copy()
     if name != "diabetes":  # classification: name the classes instead of 0/1/2
-        frame["target"] = pd.Categorical.from_codes(
-            bunch.target, categories=list(bunch.target_names)
-        ).astype(str)
+        names = [str(name) for name in bunch.target_names]
+        frame["target"] = [names[code] for code in bunch.target]
     return frame
 
 
@@ -99,7 +98,9 @@ def read_table(source: str) -> pd.DataFrame:
         raise BadInputError(f"--data file has no header and no rows: {source!r}") from error
     except (pd.errors.ParserError, UnicodeDecodeError, OSError, ValueError) as error:
         first_line = str(error).strip().splitlines()[0] if str(error).strip() else "unreadable"
-        raise BadInputError(f"--data file {source!r} is not a readable {fmt}: {first_line}") from error
+        raise BadInputError(
+            f"--data file {source!r} is not a readable {fmt}: {first_line}"
+        ) from error
     if len(frame.columns) == 0:
         raise BadInputError(f"--data file has no columns: {source!r}")
     if len(frame) == 0:

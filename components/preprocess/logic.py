@@ -73,10 +73,15 @@ def build_preprocessor(
     if outliers == "clip":
         numeric_steps.append(("clip", OutlierClipper()))
     if scaling != "none":
-        numeric_steps.append(("scale", StandardScaler() if scaling == "standard" else RobustScaler()))
+        numeric_steps.append(
+            ("scale", StandardScaler() if scaling == "standard" else RobustScaler())
+        )
     categorical = Pipeline(
         [
-            ("as_strings", FunctionTransformer(as_category_strings, feature_names_out="one-to-one")),
+            (
+                "as_strings",
+                FunctionTransformer(as_category_strings, feature_names_out="one-to-one"),
+            ),
             (
                 "encode",
                 OneHotEncoder(

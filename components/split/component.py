@@ -31,7 +31,9 @@ def split(
     from components.split.logic import split_frame
 
     with stage("split") as log:
-        train_frame, test_frame = split_frame(read_frame(dataset.path), target, task, test_size, seed)
+        train_frame, test_frame = split_frame(
+            read_frame(dataset.path), target, task, test_size, seed
+        )
         write_frame(train_frame, train.path)
         write_frame(test_frame, test.path)
         train.metadata["rows"] = len(train_frame)

@@ -38,8 +38,13 @@ def train(
             best_config = json.load(handle)
         with open(schema.path, encoding="utf-8") as handle:
             table_schema = json.load(handle)
-        fitted, card = train_model(read_frame(train_split.path), joblib.load(feature_steps.path),
-                                   best_config, table_schema, seed)
+        fitted, card = train_model(
+            read_frame(train_split.path),
+            joblib.load(feature_steps.path),
+            best_config,
+            table_schema,
+            seed,
+        )
         save_model(model.path, fitted, card)
         model.metadata.update({"family": best_config["model"], "task": card["task"]})
         log.log("trained", model=best_config["model"], rows=card["training_rows"])

@@ -49,7 +49,8 @@ def load_model(folder: str | Path) -> LoadedModel:
     path = Path(folder)
     if not (path / MODEL_FILE).is_file() or not (path / CARD_FILE).is_file():
         raise BadInputError(
-            f"--model must be a model folder holding {MODEL_FILE} and {CARD_FILE}; got {str(folder)!r}"
+            f"--model must be a model folder holding {MODEL_FILE} and {CARD_FILE}; "
+            f"got {str(folder)!r}"
         )
     card = json.loads((path / CARD_FILE).read_text(encoding="utf-8"))
     return LoadedModel(pipeline=joblib.load(path / MODEL_FILE), card=card)

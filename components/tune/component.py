@@ -1,7 +1,5 @@
 """KFP components of the tune stage: one search worker, and the step that collects the best."""
 
-from typing import List
-
 from kfp.dsl import Artifact, Dataset, Input, Model, Output
 
 from components.common.kfp_component import stage_component
@@ -64,7 +62,7 @@ def tune(
 
 
 @stage_component
-def collect(study: Input[Artifact], study_names: List[str], best: Output[Artifact]):
+def collect(study: Input[Artifact], study_names: list[str], best: Output[Artifact]):
     """Pick the best complete trial of the shared study once every worker has finished.
 
     Args:
@@ -85,5 +83,10 @@ def collect(study: Input[Artifact], study_names: List[str], best: Output[Artifac
         with open(best.path, "w", encoding="utf-8") as handle:
             json.dump(config, handle, indent=2)
         best.metadata.update({"model": config["model"], "cv_score": config["cv_score"]})
-        log.log("best", model=config["model"], cv_score=config["cv_score"],
-                cv_std=config["cv_std"], **config["trials"])
+        log.log(
+            "best",
+            model=config["model"],
+            cv_score=config["cv_score"],
+            cv_std=config["cv_std"],
+            **config["trials"],
+        )

@@ -118,14 +118,16 @@ def make_estimator(family: str, params: dict[str, Any], task: str, seed: int) ->
     if family == "svm":
         if classify:
             # Platt-scaled probabilities, as SVC(probability=True) gave before its deprecation.
-            return CalibratedClassifierCV(SVC(**params, random_state=seed), method="sigmoid",
-                                          cv=3, ensemble=False)
+            return CalibratedClassifierCV(
+                SVC(**params, random_state=seed), method="sigmoid", cv=3, ensemble=False
+            )
         return SVR(C=params["C"], gamma=params["gamma"])
     raise BadInputError(f"model family must be one of {FAMILIES}; got {family!r}")
 
 
-def make_model(feature_steps: Pipeline, family: str, params: dict[str, Any], task: str,
-               seed: int) -> Pipeline:
+def make_model(
+    feature_steps: Pipeline, family: str, params: dict[str, Any], task: str, seed: int
+) -> Pipeline:
     """The whole servable model: an unfitted clone of the feature steps plus the estimator."""
     steps = clone(feature_steps).steps
     return Pipeline([*steps, ("model", make_estimator(family, params, task, seed))])
@@ -237,7 +239,9 @@ def best_configuration(studies: list[optuna.Study], metric: str) -> dict[str, An
     """The best complete trial of the search's studies, its fold spread and the tallies."""
     trials = [t for study in studies for t in study.get_trials(deepcopy=False)]
     states = [t.state for t in trials]
-    complete = [t for t in trials if t.state == optuna.trial.TrialState.COMPLETE and t.value is not None]
+    complete = [
+        t for t in trials if t.state == optuna.trial.TrialState.COMPLETE and t.value is not None
+    ]
     if not complete:
         raise RuntimeError(
             f"the search finished no trial ({len(trials)} started); raise --time-budget or --trials"

@@ -31,6 +31,10 @@ def validate(dataset: Input[Dataset], target: str, task: str, schema: Output[Art
             json.dump(inferred, handle, indent=2)
         roles = [c["role"] for c in inferred["columns"]]
         schema.metadata.update({"task": inferred["task"], "rows": inferred["rows"]})
-        log.log("validated", task=inferred["task"], rows=inferred["rows"],
-                **{f"{role}_columns": roles.count(role) for role in sorted(set(roles))})
+        log.log(
+            "validated",
+            task=inferred["task"],
+            rows=inferred["rows"],
+            **{f"{role}_columns": roles.count(role) for role in sorted(set(roles))},
+        )
         return str(inferred["task"])

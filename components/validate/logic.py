@@ -23,9 +23,7 @@ MAX_CATEGORIES_LISTED = 50
 def resolve_task(y: pd.Series, requested: str) -> str:
     """The task for target `y`: `requested` checked against the data, or inferred when 'auto'."""
     if requested not in TASK_CHOICES:
-        raise BadInputError(
-            f"--task must be one of {', '.join(TASK_CHOICES)}; got {requested!r}"
-        )
+        raise BadInputError(f"--task must be one of {', '.join(TASK_CHOICES)}; got {requested!r}")
     n_classes = y.nunique(dropna=True)
     numeric = ptypes.is_numeric_dtype(y) and not ptypes.is_bool_dtype(y)
     if requested == "auto":

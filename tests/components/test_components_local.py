@@ -2,7 +2,7 @@
 
 import json
 from pathlib import Path
-from typing import Any, List, NamedTuple
+from typing import Any, NamedTuple
 
 import pandas as pd
 import pytest
@@ -29,7 +29,7 @@ class ChainOutputs(NamedTuple):
     test_split: Dataset
     preprocessor: Model
     feature_steps: Model
-    worker_ids: List[int]
+    worker_ids: list[int]
     best: Artifact
     model: Model
     decision: str
@@ -46,34 +46,77 @@ def stage_chain(data: str, registry: str) -> ChainOutputs:
     ingested = ingest(source=data, target="survived", data_fingerprint="")
     dataset = ingested.outputs["dataset"]
     validated = validate(dataset=dataset, target="survived", task="auto")
-    splits = split(dataset=dataset, target="survived", task=validated.outputs["Output"], test_size=0.2, seed=1)
-    prep = preprocess(train=splits.outputs["train"], schema=validated.outputs["schema"],
-                      target="survived", outliers="clip", scaling="standard", max_categories=20)
-    feats = features(train=splits.outputs["train"], preprocessor=prep.outputs["preprocessor"],
-                     target="survived", method="none", pca_variance=0.95, seed=1)
+    splits = split(
+        dataset=dataset, target="survived", task=validated.outputs["Output"], test_size=0.2, seed=1
+    )
+    prep = preprocess(
+        train=splits.outputs["train"],
+        schema=validated.outputs["schema"],
+        target="survived",
+        outliers="clip",
+        scaling="standard",
+        max_categories=20,
+    )
+    feats = features(
+        train=splits.outputs["train"],
+        preprocessor=prep.outputs["preprocessor"],
+        target="survived",
+        method="none",
+        pca_variance=0.95,
+        seed=1,
+    )
     study = create_study(task=validated.outputs["Output"], workers=2)
     with dsl.ParallelFor(items=[0, 1]) as index:
-        worker = tune(study=study.outputs["study"], train=splits.outputs["train"],
-                      feature_steps=feats.outputs["feature_steps"], target="survived",
-                      task="binary", trials=6, time_budget=120.0, cv_folds=3, seed=1,
-                      worker_index=index)
+        worker = tune(
+            study=study.outputs["study"],
+            train=splits.outputs["train"],
+            feature_steps=feats.outputs["feature_steps"],
+            target="survived",
+            task="binary",
+            trials=6,
+            time_budget=120.0,
+            cv_folds=3,
+            seed=1,
+            worker_index=index,
+        )
     best = collect(study=study.outputs["study"], study_names=dsl.Collected(worker.output))
-    trained = train(train_split=splits.outputs["train"], feature_steps=feats.outputs["feature_steps"],
-                    best=best.outputs["best"], schema=validated.outputs["schema"], seed=1)
-    evaluated = evaluate(model=trained.outputs["model"], test=splits.outputs["test"],
-                         study=study.outputs["study"], best=best.outputs["best"],
-                         registry=registry, min_improvement=0.0)
-    promoted = promote(model=trained.outputs["model"], evaluation=evaluated.outputs["evaluation"],
-                       registry=registry, version="v1")
+    trained = train(
+        train_split=splits.outputs["train"],
+        feature_steps=feats.outputs["feature_steps"],
+        best=best.outputs["best"],
+        schema=validated.outputs["schema"],
+        seed=1,
+    )
+    evaluated = evaluate(
+        model=trained.outputs["model"],
+        test=splits.outputs["test"],
+        study=study.outputs["study"],
+        best=best.outputs["best"],
+        registry=registry,
+        min_improvement=0.0,
+    )
+    promoted = promote(
+        model=trained.outputs["model"],
+        evaluation=evaluated.outputs["evaluation"],
+        registry=registry,
+        version="v1",
+    )
     return ChainOutputs(
-        dataset=dataset, task=validated.outputs["Output"], schema=validated.outputs["schema"],
-        train_split=splits.outputs["train"], test_split=splits.outputs["test"],
-        preprocessor=prep.outputs["preprocessor"], feature_steps=feats.outputs["feature_steps"],
-        worker_ids=study.outputs["Output"], best=best.outputs["best"],
-        model=trained.outputs["model"], decision=evaluated.outputs["Output"],
+        dataset=dataset,
+        task=validated.outputs["Output"],
+        schema=validated.outputs["schema"],
+        train_split=splits.outputs["train"],
+        test_split=splits.outputs["test"],
+        preprocessor=prep.outputs["preprocessor"],
+        feature_steps=feats.outputs["feature_steps"],
+        worker_ids=study.outputs["Output"],
+        best=best.outputs["best"],
+        model=trained.outputs["model"],
+        decision=evaluated.outputs["Output"],
         metrics=evaluated.outputs["metrics"],
         classification_metrics=evaluated.outputs["classification_metrics"],
-        report=evaluated.outputs["report"], version=promoted.output,
+        report=evaluated.outputs["report"],
+        version=promoted.output,
     )
 
 
@@ -128,8 +171,14 @@ def test_search_components_share_one_study(stages: dict[str, Any]) -> None:
     best = json.loads(Path(stages["best"].path).read_text())
     assert best["trials"]["total"] in (6, 7)  # two workers racing may overshoot by one
     assert sum(best["trials"]["per_worker"]) == best["trials"]["total"]
-    assert best["model"] in ("linear", "random_forest", "extra_trees", "hist_gradient_boosting",
-                             "knn", "svm")
+    assert best["model"] in (
+        "linear",
+        "random_forest",
+        "extra_trees",
+        "hist_gradient_boosting",
+        "knn",
+        "svm",
+    )
 
 
 def test_train_evaluate_promote_components(stages: dict[str, Any]) -> None:

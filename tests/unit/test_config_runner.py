@@ -15,16 +15,23 @@ def test_flags_override_the_config_file(tmp_path: Path) -> None:
     path.write_text("data: data.csv\ntarget: churn\ntrials: 12\ntime-budget: 30\n")
     config = build_config(load_config_file(str(path)), {"trials": 5, "seed": None})
     assert (config.data, config.target, config.trials, config.time_budget) == (
-        "data.csv", "churn", 5, 30.0)
+        "data.csv",
+        "churn",
+        5,
+        30.0,
+    )
     assert config.seed == RunConfig().seed
 
 
-@pytest.mark.parametrize(("text", "message"), [
-    ("trails: 5\n", "unknown key 'trails'; did you mean 'trials'"),
-    ("trials: many\n", "'trials' must be an integer; got 'many'"),
-    ("- a\n- b\n", "must hold a mapping"),
-    ("cache: maybe\n", "'cache' must be true or false"),
-])
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("trails: 5\n", "unknown key 'trails'; did you mean 'trials'"),
+        ("trials: many\n", "'trials' must be an integer; got 'many'"),
+        ("- a\n- b\n", "must hold a mapping"),
+        ("cache: maybe\n", "'cache' must be true or false"),
+    ],
+)
 def test_bad_config_files(tmp_path: Path, text: str, message: str) -> None:
     path = tmp_path / "run.yaml"
     path.write_text(text)
@@ -32,13 +39,19 @@ def test_bad_config_files(tmp_path: Path, text: str, message: str) -> None:
         load_config_file(str(path))
 
 
-@pytest.mark.parametrize(("flags", "message"), [
-    ({"trials": 0}, "--trials must be a positive integer; got 0"),
-    ({"task": "ranking"}, "--task must be one of auto, binary, multiclass, regression; got 'ranking'"),
-    ({"workers": 0}, "--workers must be between 1 and 16; got 0"),
-    ({"time_budget": -1.0}, "--time-budget must be positive"),
-    ({"data": "x.csv"}, "--target is required with --data 'x.csv'"),
-])
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        ({"trials": 0}, "--trials must be a positive integer; got 0"),
+        (
+            {"task": "ranking"},
+            "--task must be one of auto, binary, multiclass, regression; got 'ranking'",
+        ),
+        ({"workers": 0}, "--workers must be between 1 and 16; got 0"),
+        ({"time_budget": -1.0}, "--time-budget must be positive"),
+        ({"data": "x.csv"}, "--target is required with --data 'x.csv'"),
+    ],
+)
 def test_bad_flags(flags: dict, message: str) -> None:
     with pytest.raises(BadInputError, match=message):
         build_config({}, flags)
@@ -55,7 +68,8 @@ def test_progress_reads_kfp_local_lines_including_parallel_and_cached_tasks() ->
     for line in [
         "12:00:00.000 - INFO - Executing task \x1b[96m'ingest'\x1b[0m",
         "    some task output",
-        "12:00:01.000 - INFO - Task \x1b[96m'ingest'\x1b[0m finished with status \x1b[92mSUCCESS\x1b[0m",
+        "12:00:01.000 - INFO - Task \x1b[96m'ingest'\x1b[0m finished with status "
+        "\x1b[92mSUCCESS\x1b[0m",
         "12:00:01.000 - INFO - Task create-study cache hit (key=abc); skipping execution.",
         "12:00:02.000 - INFO - Executing task 'tune'",
         "12:00:02.000 - INFO - Executing task 'tune'",

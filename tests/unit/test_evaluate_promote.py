@@ -18,8 +18,13 @@ from components.train.logic import train_model
 from components.train.model_io import load_model, model_input, predict_frame, save_model
 from components.validate.logic import validate
 
-BEST_LINEAR = {"model": "linear", "params": {"C": 1.0}, "metric": "roc_auc", "cv_score": 0.8,
-               "cv_std": 0.01}
+BEST_LINEAR = {
+    "model": "linear",
+    "params": {"C": 1.0},
+    "metric": "roc_auc",
+    "cv_score": 0.8,
+    "cv_std": 0.01,
+}
 
 
 @pytest.fixture()
@@ -59,7 +64,8 @@ def test_first_model_is_promoted_then_a_worse_one_is_kept(trained, tmp_path: Pat
     assert champion is not None and champion.version == "v1"
 
     worse = Pipeline([("model", DummyClassifier(strategy="prior"))]).fit(
-        model_input(test, card), test["survived"])
+        model_input(test, card), test["survived"]
+    )
     worse_metrics = score(worse, model_input(test, card), test["survived"], "binary")
     kept = judge(worse_metrics, champion, test, "binary", "survived", 0.0)
     assert kept.decision == "keep"
@@ -79,7 +85,7 @@ def test_equal_model_is_not_promoted_and_margin_is_respected(trained, tmp_path: 
 
 
 def test_champion_for_another_target_is_not_replaced(trained, tmp_path: Path) -> None:
-    model, card, test, model_dir = trained
+    _model, _card, test, model_dir = trained
     registry = tmp_path / "registry"
     promote(registry, model_dir, "v1", {"verdict": {"metric": "roc_auc", "challenger": 0.8}})
     verdict = judge({"rmse": 1.0}, load_champion(registry), test, "regression", "age", 0.0)
@@ -90,8 +96,12 @@ def test_promotion_switches_pointer_last_and_keeps_history(trained, tmp_path: Pa
     _, _, _, model_dir = trained
     registry = tmp_path / "registry"
     promote(registry, model_dir, "v1", {"verdict": {"metric": "roc_auc", "challenger": 0.8}})
-    promote(registry, model_dir, "v2", {"verdict": {"metric": "roc_auc", "challenger": 0.9,
-                                                    "champion_version": "v1"}})
+    promote(
+        registry,
+        model_dir,
+        "v2",
+        {"verdict": {"metric": "roc_auc", "challenger": 0.9, "champion_version": "v1"}},
+    )
     pointer = champion_pointer(registry)
     assert pointer is not None and pointer["version"] == "v2" and pointer["previous"] == "v1"
     assert (registry / "versions" / "v1" / "model" / "model.joblib").is_file()
@@ -107,8 +117,12 @@ def test_failed_copy_leaves_the_registry_untouched(trained, tmp_path: Path) -> N
     promote(registry, model_dir, "v1", {"verdict": {"metric": "roc_auc", "challenger": 0.8}})
     before = (registry / "champion.json").read_bytes()
     with pytest.raises(FileNotFoundError):
-        promote(registry, tmp_path / "missing", "v2", {"verdict": {"metric": "roc_auc",
-                                                                   "challenger": 0.9}})
+        promote(
+            registry,
+            tmp_path / "missing",
+            "v2",
+            {"verdict": {"metric": "roc_auc", "challenger": 0.9}},
+        )
     assert (registry / "champion.json").read_bytes() == before
     assert not (registry / "versions" / "v2").exists()
 
@@ -121,16 +135,20 @@ def test_saved_model_predicts_like_the_fitted_one(trained, titanic: pd.DataFrame
     expected = model.predict_proba(model_input(shuffled, card))
     assert list(out.columns) == ["prediction", "proba_died", "proba_survived"]
     assert (out.index == shuffled.index).all()
-    pd.testing.assert_series_equal(out["proba_survived"], pd.Series(expected[:, 1],
-                                   index=shuffled.index, name="proba_survived"))
+    pd.testing.assert_series_equal(
+        out["proba_survived"],
+        pd.Series(expected[:, 1], index=shuffled.index, name="proba_survived"),
+    )
 
 
 def test_missing_input_column_is_bad_input(trained) -> None:
     _, card, test, _ = trained
-    with pytest.raises(BadInputError, match="lacks 1 column.*'age'"):
+    with pytest.raises(BadInputError, match=r"lacks 1 column.*'age'"):
         model_input(test.drop(columns=["age"]), card)
 
 
 def test_metric_direction() -> None:
     assert primary_metric("regression") == "rmse" and primary_metric("multiclass") == "roc_auc"
-    assert improvement("rmse", 1.0, 2.0) == 1.0 and improvement("roc_auc", 0.9, 0.8) == pytest.approx(0.1)
+    assert improvement("rmse", 1.0, 2.0) == 1.0 and improvement(
+        "roc_auc", 0.9, 0.8
+    ) == pytest.approx(0.1)

@@ -12,7 +12,9 @@ from components.split.logic import split_frame
 from components.validate.logic import column_role, resolve_task, validate
 
 
-def test_ingest_drops_and_counts_rows_with_missing_target(tmp_path: Path, titanic: pd.DataFrame) -> None:
+def test_ingest_drops_and_counts_rows_with_missing_target(
+    tmp_path: Path, titanic: pd.DataFrame
+) -> None:
     frame = titanic.copy()
     frame.loc[:9, "survived"] = None
     path = tmp_path / "t.csv"
@@ -50,7 +52,9 @@ def test_fingerprint_changes_with_content(tmp_path: Path) -> None:
         (b"not parquet at all", "bad.parquet", "not a readable parquet"),
     ],
 )
-def test_unreadable_files_are_bad_input(tmp_path: Path, content: bytes, name: str, message: str) -> None:
+def test_unreadable_files_are_bad_input(
+    tmp_path: Path, content: bytes, name: str, message: str
+) -> None:
     path = tmp_path / name
     path.write_bytes(content)
     with pytest.raises(BadInputError, match=message):
@@ -58,12 +62,12 @@ def test_unreadable_files_are_bad_input(tmp_path: Path, content: bytes, name: st
 
 
 def test_missing_file_names_the_path(tmp_path: Path) -> None:
-    with pytest.raises(BadInputError, match="does not exist: .*nope.csv"):
+    with pytest.raises(BadInputError, match=r"does not exist: .*nope\.csv"):
         ingest(str(tmp_path / "nope.csv"), "target")
 
 
 def test_misspelt_target_suggests_the_closest_column(titanic_csv: Path) -> None:
-    with pytest.raises(BadInputError, match="'survivd' is not a column.*did you mean 'survived'"):
+    with pytest.raises(BadInputError, match=r"'survivd' is not a column.*did you mean 'survived'"):
         ingest(str(titanic_csv), "survivd")
 
 
@@ -74,7 +78,9 @@ def test_all_missing_target_is_bad_input(tmp_path: Path) -> None:
         ingest(str(path), "y")
 
 
-def test_task_inference_on_real_targets(titanic: pd.DataFrame, diamonds_sample: pd.DataFrame) -> None:
+def test_task_inference_on_real_targets(
+    titanic: pd.DataFrame, diamonds_sample: pd.DataFrame
+) -> None:
     assert resolve_task(titanic["survived"], "auto") == "binary"
     assert resolve_task(titanic["pclass"], "auto") == "multiclass"
     assert resolve_task(diamonds_sample["price"], "auto") == "regression"
@@ -100,9 +106,15 @@ def test_schema_roles_and_ranges(titanic: pd.DataFrame) -> None:
     frame = titanic.assign(passenger=[f"p{i}" for i in range(len(titanic))], constant=1)
     schema = validate(frame, "survived", "auto")
     roles = {c["name"]: c["role"] for c in schema["columns"]}
-    assert roles == {"pclass": "categorical", "sex": "categorical", "age": "numeric",
-                     "sibsp": "numeric", "parch": "numeric", "passenger": "id",
-                     "constant": "constant"}
+    assert roles == {
+        "pclass": "categorical",
+        "sex": "categorical",
+        "age": "numeric",
+        "sibsp": "numeric",
+        "parch": "numeric",
+        "passenger": "id",
+        "constant": "constant",
+    }
     age = next(c for c in schema["columns"] if c["name"] == "age")
     assert age["nullable"] and 0.19 < age["missing_fraction"] < 0.21
     assert age["min"] == pytest.approx(titanic["age"].min())
@@ -122,7 +134,7 @@ def test_column_role_of_booleans_and_dates() -> None:
 
 def test_split_is_seeded_and_stratified(titanic: pd.DataFrame) -> None:
     train_a, test_a = split_frame(titanic, "survived", "binary", 0.25, seed=7)
-    train_b, test_b = split_frame(titanic, "survived", "binary", 0.25, seed=7)
+    _train_b, test_b = split_frame(titanic, "survived", "binary", 0.25, seed=7)
     _, test_c = split_frame(titanic, "survived", "binary", 0.25, seed=8)
     pd.testing.assert_frame_equal(test_a, test_b)
     assert not test_a.equals(test_c)

@@ -67,11 +67,14 @@ def test_pca_features_reduce_breast_cancer(breast_cancer: pd.DataFrame) -> None:
     assert 1 < out.shape[1] < 30
 
 
-@pytest.mark.parametrize(("kwargs", "message"), [
-    ({"outliers": "winsorize"}, "outliers must be one of"),
-    ({"scaling": "minmax"}, "scaling must be one of"),
-    ({"max_categories": 1}, "max_categories must be at least 2"),
-])
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"outliers": "winsorize"}, "outliers must be one of"),
+        ({"scaling": "minmax"}, "scaling must be one of"),
+        ({"max_categories": 1}, "max_categories must be at least 2"),
+    ],
+)
 def test_bad_preprocess_options(titanic_split, kwargs, message) -> None:
     with pytest.raises(BadInputError, match=message):
         build_preprocessor(titanic_split[2], **kwargs)

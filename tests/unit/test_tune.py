@@ -26,9 +26,14 @@ from components.validate.logic import validate
 def search_data(frame: pd.DataFrame, target: str, seed: int = 0) -> SearchData:
     schema = validate(frame, target, "auto")
     train, _ = split_frame(frame, target, schema["task"], 0.2, seed=seed)
-    return SearchData(X=train.drop(columns=[target]), y=train[target],
-                      feature_steps=feature_pipeline(build_preprocessor(schema), "passthrough"),
-                      task=schema["task"], folds=3, seed=seed)
+    return SearchData(
+        X=train.drop(columns=[target]),
+        y=train[target],
+        feature_steps=feature_pipeline(build_preprocessor(schema), "passthrough"),
+        task=schema["task"],
+        folds=3,
+        seed=seed,
+    )
 
 
 def run_search(tmp: Path, data: SearchData, trials: int) -> dict:
@@ -84,19 +89,40 @@ def test_pruner_stops_bad_trials(tmp_path: Path, titanic: pd.DataFrame) -> None:
 @pytest.mark.parametrize("task", ["binary", "regression"])
 @pytest.mark.parametrize("family", FAMILIES)
 def test_every_family_builds_for_every_task(family: str, task: str) -> None:
-    params = {"linear": {"C": 1.0}, "random_forest": {"n_estimators": 10, "max_depth": 3,
-              "min_samples_leaf": 1, "max_features": 0.5}, "extra_trees": {"n_estimators": 10,
-              "max_depth": 3, "min_samples_leaf": 1, "max_features": 0.5},
-              "hist_gradient_boosting": {"learning_rate": 0.1, "max_leaf_nodes": 8,
-              "min_samples_leaf": 5, "l2_regularization": 0.0},
-              "knn": {"n_neighbors": 5, "weights": "uniform"}, "svm": {"C": 1.0, "gamma": 0.1}}
+    params = {
+        "linear": {"C": 1.0},
+        "random_forest": {
+            "n_estimators": 10,
+            "max_depth": 3,
+            "min_samples_leaf": 1,
+            "max_features": 0.5,
+        },
+        "extra_trees": {
+            "n_estimators": 10,
+            "max_depth": 3,
+            "min_samples_leaf": 1,
+            "max_features": 0.5,
+        },
+        "hist_gradient_boosting": {
+            "learning_rate": 0.1,
+            "max_leaf_nodes": 8,
+            "min_samples_leaf": 5,
+            "l2_regularization": 0.0,
+        },
+        "knn": {"n_neighbors": 5, "weights": "uniform"},
+        "svm": {"C": 1.0, "gamma": 0.1},
+    }
     estimator = make_estimator(family, params[family], task, seed=0)
     assert hasattr(estimator, "fit")
 
 
 def test_config_from_trial_strips_family_prefix() -> None:
     trial = optuna.trial.create_trial(
-        params={"model": "hist_gradient_boosting", "hgb_learning_rate": 0.1, "hgb_max_leaf_nodes": 8},
+        params={
+            "model": "hist_gradient_boosting",
+            "hgb_learning_rate": 0.1,
+            "hgb_max_leaf_nodes": 8,
+        },
         distributions={
             "model": optuna.distributions.CategoricalDistribution(list(FAMILIES)),
             "hgb_learning_rate": optuna.distributions.FloatDistribution(0.01, 1.0),
@@ -104,8 +130,10 @@ def test_config_from_trial_strips_family_prefix() -> None:
         },
         value=0.9,
     )
-    assert config_from_trial(trial) == ("hist_gradient_boosting",
-                                         {"learning_rate": 0.1, "max_leaf_nodes": 8})
+    assert config_from_trial(trial) == (
+        "hist_gradient_boosting",
+        {"learning_rate": 0.1, "max_leaf_nodes": 8},
+    )
 
 
 def test_family_choice_scales_with_rows() -> None:

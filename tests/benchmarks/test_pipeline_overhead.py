@@ -1,0 +1,108 @@
+"""Pipeline overhead: `stablepipe run` (kfp.local, one subprocess per task) against a plain
+in-process script doing the same work: same data, split, trials, models and report.
+
+Target: ratio <= 1.25 on a data set of at least 5,000 rows. Also times the demo run
+(`stablepipe run` with no arguments; target: under 60 s)."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+from tests.benchmarks.conftest import frame_rows, read_summary, report, timed_cli
+
+TRIALS = 40
+SEED = 42
+
+
+def in_process(csv: Path, target: str, workdir: Path) -> dict:
+    """The pipeline's work as one plain script: the same logic functions, no KFP."""
+    from components.create_study.logic import create_study, load_study
+    from components.evaluate.logic import evaluate_run
+    from components.features.logic import build_features, feature_pipeline
+    from components.ingest.logic import ingest
+    from components.preprocess.logic import build_preprocessor
+    from components.split.logic import split_frame
+    from components.train.logic import train_model
+    from components.train.model_io import save_model
+    from components.tune.logic import SearchData, best_configuration, cv_metric, run_worker
+    from components.validate.logic import validate
+
+    frame = ingest(str(csv), target).frame
+    schema = validate(frame, target, "auto")
+    train, test = split_frame(frame, target, schema["task"], 0.2, SEED)
+    steps = feature_pipeline(build_preprocessor(schema), build_features("none", 0.95, SEED))
+    steps.fit(train.drop(columns=[target]))
+    create_study(workdir / "study", "bench", cv_metric(schema["task"]))
+    study = load_study(workdir / "study")
+    data = SearchData(
+        X=train.drop(columns=[target]),
+        y=train[target],
+        feature_steps=steps,
+        task=schema["task"],
+        folds=5,
+        seed=SEED,
+    )
+    run_worker(study, data, TRIALS, 3600.0, 0)
+    best = best_configuration([study], cv_metric(schema["task"]))
+    model, card = train_model(train, steps, best, schema, SEED)
+    save_model(workdir / "model", model, card)
+    result = evaluate_run(workdir / "model", test, [study], best, None, 0.0)
+    (workdir / "report.html").write_text(result.report_html)
+    return {"best": best, "metrics": result.metrics}
+
+
+def test_pipeline_overhead(diamonds_6k: Path, tmp_path: Path) -> None:
+    started = time.perf_counter()
+    baseline = in_process(diamonds_6k, "price", tmp_path)
+    baseline_seconds = time.perf_counter() - started
+
+    runs = tmp_path / "runs"
+    pipeline_seconds = timed_cli(
+        "run",
+        "--data",
+        str(diamonds_6k),
+        "--target",
+        "price",
+        "--trials",
+        str(TRIALS),
+        "--workers",
+        "1",
+        "--seed",
+        str(SEED),
+        "--runs-dir",
+        str(runs),
+        "--registry",
+        str(tmp_path / "models"),
+        "--no-cache",
+    )
+    summary = read_summary(runs)
+    same_work = summary["best"]["params"] == baseline["best"]["params"]
+    ratio = pipeline_seconds / baseline_seconds
+    report(
+        f"pipeline overhead (diamonds, {frame_rows(diamonds_6k)} rows, {TRIALS} trials, 1 worker)",
+        [
+            ("in-process script", f"{baseline_seconds:.1f} s"),
+            ("stablepipe run", f"{pipeline_seconds:.1f} s"),
+            ("ratio", f"{ratio:.3f}  (target <= 1.25: {'met' if ratio <= 1.25 else 'MISSED'})"),
+            ("same best configuration", str(same_work)),
+            ("stages", json.dumps({s["name"]: s["seconds"] for s in summary["stages"]})),
+        ],
+    )
+
+
+def test_demo_run_time(tmp_path: Path) -> None:
+    seconds = timed_cli("run", cwd=tmp_path)
+    summary = read_summary(tmp_path / "runs")
+    report(
+        "demo run (`stablepipe run`, no arguments)",
+        [
+            (
+                "wall time",
+                f"{seconds:.1f} s  (target < 60 s: {'met' if seconds < 60 else 'MISSED'})",
+            ),
+            ("ratio to the 60 s budget", f"{seconds / 60:.2f}"),
+            ("test roc_auc", f"{summary['metrics']['test']['roc_auc']:.4f}"),
+        ],
+    )

@@ -1,0 +1,49 @@
+"""Helpers for end-to-end runs of the `stablepipe` command."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+
+@dataclass
+class CliResult:
+    code: int
+    stdout: str
+    stderr: str
+
+
+def stablepipe(*args: str, cwd: Path | None = None, timeout: float = 600) -> CliResult:
+    """Run the real console entry point in a child process, as a user would."""
+    done = subprocess.run(
+        [sys.executable, "-m", "pipelines.cli", *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        timeout=timeout,
+        check=False,
+    )
+    return CliResult(done.returncode, done.stdout, done.stderr)
+
+
+def only_summary(runs_dir: Path) -> dict[str, Any]:
+    summaries = sorted(runs_dir.glob("*/summary.json"))
+    assert len(summaries) == 1, summaries
+    return dict(json.loads(summaries[0].read_text()))
+
+
+def latest_summary(runs_dir: Path) -> dict[str, Any]:
+    summaries = sorted(runs_dir.glob("*/summary.json"), key=lambda p: p.stat().st_mtime)
+    return dict(json.loads(summaries[-1].read_text()))
+
+
+@pytest.fixture()
+def workdir(tmp_path: Path) -> Path:
+    (tmp_path / "runs").mkdir()
+    return tmp_path

@@ -1,0 +1,59 @@
+"""The compiled KFP IR YAML: deterministic, and runnable under kfp.local as it is."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import yaml
+from kfp import components, local
+
+from tests.pipeline.conftest import stablepipe
+
+
+def test_compile_is_byte_identical_and_names_the_project_image(tmp_path: Path) -> None:
+    first, second = tmp_path / "a.yaml", tmp_path / "b.yaml"
+    assert stablepipe("compile", "--output", str(first)).code == 0
+    assert stablepipe("compile", "--output", str(second)).code == 0
+    assert first.read_bytes() == second.read_bytes()
+    spec = yaml.safe_load(first.read_text())
+    executors = spec["deploymentSpec"]["executors"]
+    images = {e["container"]["image"] for e in executors.values()}
+    assert images == {"ghcr.io/stablepipe/stablepipe:0.1.0"}
+    assert not any("pip install" in json.dumps(e) for e in executors.values())
+    tasks = spec["root"]["dag"]["tasks"]
+    assert {
+        "ingest",
+        "validate",
+        "split",
+        "preprocess",
+        "features",
+        "create-study",
+        "stablepipe-search",
+        "train",
+        "evaluate",
+        "condition-1",
+    } <= set(tasks)
+    search = spec["components"]["comp-stablepipe-search"]["dag"]["tasks"]
+    assert "iteratorPolicy" in json.dumps(search) or "parameterIterator" in json.dumps(search)
+    assert "AWS_SECRET" not in first.read_text()
+
+
+def test_compiled_yaml_runs_under_kfp_local(tmp_path: Path) -> None:
+    path = tmp_path / "pipeline.yaml"
+    assert stablepipe("compile", "--output", str(path)).code == 0
+    pipeline = components.load_component_from_file(str(path))
+    local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(tmp_path / "out"))
+    run = pipeline(
+        source="demo:wine",
+        trials=4,
+        workers=1,
+        cv_folds=3,
+        registry=str(tmp_path / "registry"),
+        run_id="yaml-run",
+    )
+    evaluation = json.loads(Path(run.outputs["evaluation"].path).read_text())
+    assert evaluation["verdict"]["decision"] == "promote"
+    assert set(evaluation["metrics"]["test"]) == {"roc_auc", "accuracy", "f1_macro", "log_loss"}
+    pointer = json.loads((tmp_path / "registry" / "champion.json").read_text())
+    assert pointer["version"] == "yaml-run"
