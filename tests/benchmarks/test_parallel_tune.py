@@ -7,7 +7,7 @@ from pathlib import Path
 
 from tests.benchmarks.conftest import read_summary, report, timed_cli
 
-TRIALS = 24
+TRIALS = 40
 
 
 def tune_seconds(csv: Path, workers: int, workdir: Path) -> tuple[float, dict]:

@@ -138,6 +138,7 @@ def test_config_from_trial_strips_family_prefix() -> None:
 
 def test_family_choice_scales_with_rows() -> None:
     assert "svm" in families_for(1000) and "knn" in families_for(1000)
+    assert "svm" not in families_for(4000)
     assert "svm" not in families_for(50_000) and "knn" not in families_for(50_000)
     assert len(families_for(10**6)) >= 4
 
