@@ -40,6 +40,7 @@ def search(
     time_budget: float,
     cv_folds: int,
     seed: int,
+    workers: int,
 ) -> Artifact:
     """The parallel step: `workers` tune tasks share one study; collect picks the best trial.
 
@@ -58,6 +59,7 @@ def search(
             cv_folds=cv_folds,
             seed=seed,
             worker_index=worker_index,
+            workers=workers,
         )
         with_retries(worker)
     best = collect(study=study, study_names=dsl.Collected(worker.output))
@@ -136,6 +138,7 @@ def training_pipeline(
         time_budget=time_budget,
         cv_folds=cv_folds,
         seed=seed,
+        workers=workers,
     )
     trained = train(
         train_split=splits.outputs["train"],

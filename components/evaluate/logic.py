@@ -147,15 +147,6 @@ def confusion(y: pd.Series, predicted: np.ndarray, classes: list[Any]) -> list[l
     return matrix.astype(int).tolist()
 
 
-def write_predictions(path: Path, model: Any, X: pd.DataFrame, task: str) -> pd.DataFrame:
-    """The predictions evaluate saw, saved so `stablepipe predict` can be checked against them."""
-    from components.train.model_io import predict_frame
-
-    frame = predict_frame(model, X, task)
-    frame.to_csv(path, index=False)
-    return frame
-
-
 def trial_table(studies: list[Any]) -> pd.DataFrame:
     """One row per trial: number, state, model family and (for pruned ones, last partial) score."""
     rows = []

@@ -17,6 +17,7 @@ def tune(
     cv_folds: int,
     seed: int,
     worker_index: int,
+    workers: int,
 ) -> str:
     """One search worker: runs trials of the shared study until it holds `trials` trials.
 
@@ -31,6 +32,8 @@ def tune(
         cv_folds: Number of cross-validation folds (2 to 10).
         seed: Base random seed; worker i samples with seed + i.
         worker_index: This worker's index (the ParallelFor item).
+        workers: How many workers search at once; each caps its native threads to its share
+            of the node's cores.
 
     Returns:
         The name of the study the worker searched in (see create_study's attempt_study).
@@ -56,7 +59,7 @@ def tune(
             seed=seed,
         )
         searched = attempt_study(study.path)
-        outcome = run_worker(searched, data, trials, time_budget, worker_index)
+        outcome = run_worker(searched, data, trials, time_budget, worker_index, workers)
         log.log("searched", study=searched.study_name, **outcome)
         return searched.study_name
 

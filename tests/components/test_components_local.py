@@ -78,6 +78,7 @@ def stage_chain(data: str, registry: str) -> ChainOutputs:
             cv_folds=3,
             seed=1,
             worker_index=index,
+            workers=2,
         )
     best = collect(study=study.outputs["study"], study_names=dsl.Collected(worker.output))
     trained = train(

@@ -146,3 +146,14 @@ def test_family_choice_scales_with_rows() -> None:
 def test_study_direction() -> None:
     assert study_direction("rmse") == "minimize"
     assert study_direction("roc_auc") == "maximize"
+
+
+def test_workers_share_the_cores() -> None:
+    import os
+
+    from components.tune.logic import threads_per_worker
+
+    cores = os.cpu_count() or 1
+    assert threads_per_worker(1) == cores
+    assert threads_per_worker(cores) == 1
+    assert threads_per_worker(4 * cores) == 1
