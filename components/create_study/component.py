@@ -22,7 +22,7 @@ def create_study(task: str, workers: int, study: Output[Artifact]) -> list[int]:
     from components.common.errors import BadInputError
     from components.common.stage import stage
     from components.create_study.logic import create_study as make_study
-    from components.tune.logic import cv_metric
+    from components.create_study.logic import cv_metric
 
     with stage("create_study") as log:
         if not 1 <= workers <= 16:

@@ -36,6 +36,11 @@ def open_storage(study_dir: str | Path) -> optuna.storages.BaseStorage:
     return JournalStorage(backend)
 
 
+def cv_metric(task: str) -> str:
+    """The score the search optimises."""
+    return {"binary": "roc_auc", "multiclass": "roc_auc_ovr", "regression": "rmse"}[task]
+
+
 def study_direction(metric: str) -> str:
     """Error metrics are minimised, scores maximised."""
     return "minimize" if metric in ("rmse", "mae", "log_loss") else "maximize"

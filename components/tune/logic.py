@@ -38,16 +38,12 @@ from sklearn.svm import SVC, SVR
 from threadpoolctl import threadpool_limits
 
 from components.common.errors import BadInputError
+from components.create_study.logic import cv_metric
 
 # k-nearest neighbours and kernel SVMs scale badly with rows; offered only below these sizes.
 KNN_MAX_ROWS = 20_000
 SVM_MAX_ROWS = 3_000
 FAMILIES = ("linear", "random_forest", "extra_trees", "hist_gradient_boosting", "knn", "svm")
-
-
-def cv_metric(task: str) -> str:
-    """The score the search optimises."""
-    return {"binary": "roc_auc", "multiclass": "roc_auc_ovr", "regression": "rmse"}[task]
 
 
 def scorer_name(metric: str) -> str:

@@ -10,6 +10,8 @@ import json
 import time
 from pathlib import Path
 
+import optuna
+
 from tests.benchmarks.conftest import frame_rows, read_summary, report, timed_cli
 
 TRIALS = 40
@@ -44,6 +46,7 @@ def in_process(csv: Path, target: str, workdir: Path) -> dict:
         folds=5,
         seed=SEED,
     )
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
     run_worker(study, data, TRIALS, 3600.0, 0)
     best = best_configuration([study], cv_metric(schema["task"]))
     model, card = train_model(train, steps, best, schema, SEED)

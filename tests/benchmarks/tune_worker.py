@@ -1,0 +1,49 @@
+"""One search worker as its own process, for the parallel-search benchmark:
+
+python -m tests.benchmarks.tune_worker STUDY_DIR CSV TARGET TRIALS INDEX WORKERS
+"""
+
+from __future__ import annotations
+
+import sys
+
+import optuna
+
+from components.create_study.logic import load_study
+from components.features.logic import feature_pipeline
+from components.ingest.logic import ingest
+from components.preprocess.logic import build_preprocessor
+from components.split.logic import split_frame
+from components.tune.logic import SearchData, run_worker
+from components.validate.logic import validate
+
+SEED = 42
+
+
+def search_data(csv: str, target: str) -> SearchData:
+    frame = ingest(csv, target).frame
+    schema = validate(frame, target, "auto")
+    train, _ = split_frame(frame, target, schema["task"], 0.2, SEED)
+    steps = feature_pipeline(build_preprocessor(schema), "passthrough")
+    return SearchData(
+        X=train.drop(columns=[target]),
+        y=train[target],
+        feature_steps=steps,
+        task=schema["task"],
+        folds=5,
+        seed=SEED,
+    )
+
+
+if __name__ == "__main__":
+    study_dir, csv, target, trials, index, workers = sys.argv[1:7]
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    outcome = run_worker(
+        load_study(study_dir),
+        search_data(csv, target),
+        int(trials),
+        3600.0,
+        int(index),
+        int(workers),
+    )
+    print(outcome)
