@@ -43,6 +43,13 @@ from components.create_study.logic import cv_metric
 # k-nearest neighbours and kernel SVMs scale badly with rows; offered only below these sizes.
 KNN_MAX_ROWS = 20_000
 SVM_MAX_ROWS = 3_000
+# Trials that count against the budget; enqueued (WAITING) ones are yet to be run.
+STARTED_STATES = (
+    optuna.trial.TrialState.RUNNING,
+    optuna.trial.TrialState.COMPLETE,
+    optuna.trial.TrialState.PRUNED,
+    optuna.trial.TrialState.FAIL,
+)
 FAMILIES = ("linear", "random_forest", "extra_trees", "hist_gradient_boosting", "knn", "svm")
 
 
@@ -232,7 +239,7 @@ def search(
     finished: list[int] = []
     # The study's trial count is shared: start only what is left, and stop once the study holds
     # n_trials (workers running at the same moment may overshoot by at most workers - 1).
-    remaining = n_trials - len(study.get_trials(deepcopy=False))
+    remaining = n_trials - len(study.get_trials(deepcopy=False, states=STARTED_STATES))
     if remaining <= 0:
         return {"worker": worker_index, "trials_run": 0, "seconds": 0.0}
     study.optimize(
@@ -240,7 +247,7 @@ def search(
         n_trials=remaining,
         timeout=time_budget,
         callbacks=[
-            optuna.study.MaxTrialsCallback(n_trials, states=None),
+            optuna.study.MaxTrialsCallback(n_trials, states=STARTED_STATES),
             lambda _study, trial: finished.append(trial.number),
         ],
         catch=(ValueError, ArithmeticError),

@@ -157,3 +157,16 @@ def test_workers_share_the_cores() -> None:
     assert threads_per_worker(1) == cores
     assert threads_per_worker(cores) == 1
     assert threads_per_worker(4 * cores) == 1
+
+
+def test_enqueued_trials_run_first_and_count_once(
+    tmp_path: Path, breast_cancer: pd.DataFrame
+) -> None:
+    data = search_data(breast_cancer, "target")
+    create_study(tmp_path, "s", "roc_auc")
+    study = load_study(tmp_path)
+    study.enqueue_trial({"model": "linear", "linear_C": 0.5})
+    outcome = run_worker(study, data, 3, time_budget=300, worker_index=0)
+    trials = load_study(tmp_path).trials
+    assert outcome["trials_run"] == 3 and len(trials) == 3
+    assert trials[0].params == {"model": "linear", "linear_C": 0.5}
