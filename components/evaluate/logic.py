@@ -121,8 +121,8 @@ def judge(
     delta = improvement(metric, challenger, champion_score)
     better = delta > min_improvement
     reason = (
-        f"{metric} {challenger:.4f} vs champion {champion_score:.4f} on this test split: "
-        f"{'better' if better else 'not better'} by {delta:+.4f} (needed > {min_improvement:g})"
+        f"{metric} {challenger:.4f} vs champion {champion_score:.4f} on this test split "
+        f"({delta:+.4f}; promotion needs more than +{min_improvement:g})"
     )
     return Verdict(
         "promote" if better else "keep",
@@ -228,7 +228,10 @@ def evaluate_run(
     ]
     html = render_report(
         title=f"stablepipe · {target} ({task})",
-        subtitle=f"best model: {best['model']} · {verdict.reason}",
+        subtitle=(
+            f"best model: {best['model']} · {card['training_rows']} training rows, "
+            f"{len(test)} test rows · seed {card['seed']}"
+        ),
         test_metrics=test_metrics,
         verdict=verdict.as_dict(),
         best=best,

@@ -30,7 +30,7 @@ main{padding:24px 32px;max-width:1200px}
 .card .value{font-size:24px;font-weight:600;margin-top:4px}
 .verdict{border-radius:10px;padding:14px 18px;margin-bottom:24px;font-weight:500}
 .promote{background:#dcfce7;border:1px solid #86efac}.keep{background:#fef9c3;border:1px solid #fde047}
-.grid{display:grid;grid-template-columns:repeat(auto-fit,minmax(440px,1fr));gap:20px}
+.grid{display:grid;grid-template-columns:1fr;gap:20px}
 figure{background:#fff;border:1px solid #e2e8f0;border-radius:10px;margin:0;padding:12px}
 figure img{width:100%} figcaption{font-size:13px;color:#475569;margin-top:6px}
 table{border-collapse:collapse;background:#fff;margin:8px 0 24px;font-size:14px}
@@ -53,15 +53,14 @@ def classification_plots(
     """Confusion matrix, and ROC and precision-recall curves (one-vs-rest for multiclass)."""
     y_obj = y.astype(object).to_numpy()
     predicted = np.asarray(classes, dtype=object)[proba.argmax(axis=1)]
-    plots = []
-    fig, ax = plt.subplots(figsize=(5, 4.2))
-    skm.ConfusionMatrixDisplay.from_predictions(
-        y_obj, predicted, labels=classes, ax=ax, cmap="Blues", colorbar=False
+    fig, (matrix_ax, roc_ax, pr_ax) = plt.subplots(
+        1, 3, figsize=(14, 4.3), gridspec_kw={"width_ratios": [1, 1.15, 1.15]}
     )
-    ax.set_title("Confusion matrix (test split)")
-    plots.append((figure_to_img(fig), "Rows: true class; columns: predicted class."))
+    skm.ConfusionMatrixDisplay.from_predictions(
+        y_obj, predicted, labels=classes, ax=matrix_ax, cmap="Blues", colorbar=False
+    )
+    matrix_ax.set_title("Confusion matrix")
     shown = classes[1:] if len(classes) == 2 else classes
-    fig, (roc_ax, pr_ax) = plt.subplots(1, 2, figsize=(9, 4))
     for i, cls in enumerate(shown):
         column = classes.index(cls)
         positive = y_obj == cls
@@ -80,14 +79,18 @@ def classification_plots(
     for ax in (roc_ax, pr_ax):
         ax.legend(loc="lower right" if ax is roc_ax else "lower left", fontsize=8)
         ax.grid(alpha=0.3)
-    plots.append((figure_to_img(fig), "Curves on the held-out test split."))
-    return plots
+    fig.tight_layout()
+    caption = (
+        "On the held-out test split. Confusion matrix rows: true class, columns: predicted "
+        "class (the most probable one)."
+    )
+    return [(figure_to_img(fig), caption)]
 
 
 def regression_plots(y: pd.Series, predicted: np.ndarray) -> list[tuple[str, str]]:
     """Predicted against actual, and residuals against predicted."""
     actual = np.asarray(y, dtype=float)
-    fig, (left, right) = plt.subplots(1, 2, figsize=(9, 4))
+    fig, (left, right) = plt.subplots(1, 2, figsize=(14, 4.3))
     left.scatter(actual, predicted, s=10, alpha=0.5, color=PALETTE[0])
     low, high = float(min(actual.min(), predicted.min())), float(max(actual.max(), predicted.max()))
     left.plot([low, high], [low, high], ls="--", color="#94a3b8")
@@ -102,7 +105,7 @@ def regression_plots(y: pd.Series, predicted: np.ndarray) -> list[tuple[str, str
 
 def search_history_plot(trials: pd.DataFrame, direction: str) -> tuple[str, str]:
     """Every trial's CV score by trial number, coloured by model family, with the best so far."""
-    fig, ax = plt.subplots(figsize=(9, 4))
+    fig, ax = plt.subplots(figsize=(14, 4))
     complete = trials[trials["state"] == "COMPLETE"]
     for i, (family, rows) in enumerate(complete.groupby("model", sort=True)):
         ax.scatter(
