@@ -38,3 +38,40 @@ def titanic_csv(tmp_path: Path, titanic: pd.DataFrame) -> Path:
     path = tmp_path / "titanic.csv"
     titanic.to_csv(path, index=False)
     return path
+
+
+@pytest.fixture(scope="session")
+def s3_server(tmp_path_factory: pytest.TempPathFactory):
+    """A real S3 server (SeaweedFS `weed mini`) on loopback, credentials enforced."""
+    from tests.support import seaweedfs
+
+    server = seaweedfs.start(tmp_path_factory.mktemp("seaweedfs"))
+    yield server
+    server.stop()
+
+
+@pytest.fixture()
+def s3_env(monkeypatch: pytest.MonkeyPatch, s3_server):
+    """The test server's credentials in the environment, where stablepipe reads them."""
+    from tests.support import seaweedfs
+
+    for name in ("MINIO_ACCESS_KEY", "MINIO_SECRET_KEY", "MINIO_ROOT_USER", "MINIO_ROOT_PASSWORD"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", seaweedfs.ACCESS_KEY)
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", seaweedfs.SECRET_KEY)
+    return s3_server
+
+
+def make_bucket(server, name: str) -> None:
+    from minio import Minio
+
+    from tests.support import seaweedfs
+
+    client = Minio(
+        server.host_port,
+        access_key=seaweedfs.ACCESS_KEY,
+        secret_key=seaweedfs.SECRET_KEY,
+        secure=False,
+    )
+    if not client.bucket_exists(name):
+        client.make_bucket(name)

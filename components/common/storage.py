@@ -1,0 +1,327 @@
+"""One storage interface, two backends: a local folder and an S3 bucket prefix (MinIO, SeaweedFS,
+AWS S3) through the `minio` client. Stages and the CLI use `open_storage(uri)` and never ask
+which backend they got.
+
+Keys are relative, '/'-separated paths under the storage's root. Files move by streaming
+(multipart upload, streamed download to a temporary file then renamed), so a large artifact
+needs no extra memory. Credentials come only from the environment and never appear in
+messages. Transient S3 failures (connection refused, timeouts, 5xx, SlowDown) are retried with
+exponential backoff for a bounded time; permanent ones (access denied, no such bucket) fail at
+once as a BadInputError that names the URI.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import tempfile
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from components.common.errors import BadInputError
+
+S3_PREFIX = "s3://"
+# Default S3 endpoint: the MinIO service of a standard Kubeflow Pipelines install.
+DEFAULT_S3_ENDPOINT = "http://minio-service.kubeflow:9000"
+CREDENTIAL_ENV_PAIRS = (
+    ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"),
+    ("MINIO_ACCESS_KEY", "MINIO_SECRET_KEY"),
+    ("MINIO_ROOT_USER", "MINIO_ROOT_PASSWORD"),
+)
+BUCKET_NAME = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+PERMANENT_CODES = {
+    "AccessDenied": "access denied",
+    "InvalidAccessKeyId": "the access key is not known to the server",
+    "SignatureDoesNotMatch": "the secret key does not match the access key",
+    "NoSuchBucket": "the bucket does not exist",
+    "InvalidBucketName": "the bucket name is not valid",
+}
+# Retries of a transient failure: at most 6 attempts, 0.5 s doubling to 8 s (about 15 s in all).
+RETRY_ATTEMPTS = 6
+RETRY_BACKOFF = 0.5
+RETRY_BACKOFF_MAX = 8.0
+MULTIPART_SIZE = 16 * 1024 * 1024
+
+
+def clean_key(key: str) -> str:
+    """A relative '/'-separated key; `..`, absolute keys and empty parts are rejected."""
+    parts = [p for p in key.replace("\\", "/").split("/") if p not in ("", ".")]
+    if key.startswith("/") or any(p == ".." for p in parts):
+        raise BadInputError(f"storage keys must be relative paths without '..'; got {key!r}")
+    return "/".join(parts)
+
+
+class Storage(ABC):
+    """Objects under one root (a folder or an S3 bucket prefix)."""
+
+    uri: str
+
+    def uri_of(self, key: str) -> str:
+        """The full URI of a key, for messages and summaries."""
+        key = clean_key(key)
+        return f"{self.uri.rstrip('/')}/{key}" if key else self.uri
+
+    @abstractmethod
+    def put_file(self, local: str | Path, key: str) -> None: ...
+
+    @abstractmethod
+    def get_file(self, key: str, local: str | Path) -> None: ...
+
+    @abstractmethod
+    def exists(self, key: str) -> bool: ...
+
+    @abstractmethod
+    def keys(self, prefix: str = "") -> list[str]:
+        """Every key under `prefix` (recursively), sorted."""
+
+    @abstractmethod
+    def delete(self, key: str) -> None: ...
+
+    def put_bytes(self, data: bytes, key: str) -> None:
+        with tempfile.TemporaryDirectory() as scratch:
+            path = Path(scratch) / "object"
+            path.write_bytes(data)
+            self.put_file(path, key)
+
+    def get_bytes(self, key: str) -> bytes:
+        with tempfile.TemporaryDirectory() as scratch:
+            path = Path(scratch) / "object"
+            self.get_file(key, path)
+            return path.read_bytes()
+
+    def put_dir(self, local_dir: str | Path, prefix: str) -> list[str]:
+        """Upload every file under `local_dir` to `prefix/<relative path>`; return the keys."""
+        root = Path(local_dir)
+        keys = []
+        for path in sorted(p for p in root.rglob("*") if p.is_file()):
+            key = clean_key(f"{prefix}/{path.relative_to(root).as_posix()}")
+            self.put_file(path, key)
+            keys.append(key)
+        return keys
+
+    def get_dir(self, prefix: str, local_dir: str | Path) -> list[Path]:
+        """Download every object under `prefix/` into `local_dir`, keeping relative paths."""
+        prefix = clean_key(prefix)
+        keys = self.keys(prefix)
+        if not keys:
+            raise BadInputError(f"nothing is stored under {self.uri_of(prefix)!r}")
+        paths = []
+        for key in keys:
+            relative = PurePosixPath(key).relative_to(prefix) if prefix else PurePosixPath(key)
+            target = Path(local_dir) / relative
+            self.get_file(key, target)
+            paths.append(target)
+        return paths
+
+    def delete_prefix(self, prefix: str) -> None:
+        for key in self.keys(prefix):
+            self.delete(key)
+
+
+@dataclass
+class LocalStorage(Storage):
+    """A folder on the local disk."""
+
+    root: Path
+
+    def __post_init__(self) -> None:
+        self.root = Path(self.root)
+        self.uri = str(self.root)
+
+    def path(self, key: str) -> Path:
+        return self.root / clean_key(key)
+
+    def put_file(self, local: str | Path, key: str) -> None:
+        target = self.path(key)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        partial = target.with_name(f".{target.name}.{os.getpid()}.partial")
+        shutil.copyfile(local, partial)
+        partial.replace(target)
+
+    def get_file(self, key: str, local: str | Path) -> None:
+        source = self.path(key)
+        if not source.is_file():
+            raise BadInputError(f"no such object: {self.uri_of(key)!r}")
+        Path(local).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(source, local)
+
+    def exists(self, key: str) -> bool:
+        return self.path(key).is_file()
+
+    def keys(self, prefix: str = "") -> list[str]:
+        base = self.path(prefix) if prefix else self.root
+        if base.is_file():
+            return [clean_key(prefix)]
+        if not base.is_dir():
+            return []
+        return sorted(
+            p.relative_to(self.root).as_posix()
+            for p in base.rglob("*")
+            if p.is_file() and not p.name.endswith(".partial")
+        )
+
+    def delete(self, key: str) -> None:
+        self.path(key).unlink(missing_ok=True)
+
+
+def parse_s3_uri(uri: str) -> tuple[str, str]:
+    """(bucket, prefix) of `s3://bucket/prefix`; BadInputError for anything malformed."""
+    if not uri.startswith(S3_PREFIX):
+        raise BadInputError(f"an S3 URI must start with s3://; got {uri!r}")
+    bucket, _, prefix = uri[len(S3_PREFIX) :].partition("/")
+    if not bucket:
+        raise BadInputError(f"the S3 URI names no bucket: {uri!r}")
+    if not BUCKET_NAME.match(bucket) or ".." in bucket:
+        raise BadInputError(
+            f"{bucket!r} is not a valid S3 bucket name (3-63 lowercase letters, digits, '.' or "
+            f"'-', starting and ending with a letter or digit); got {uri!r}"
+        )
+    return bucket, clean_key(prefix)
+
+
+def parse_endpoint(endpoint: str) -> tuple[str, bool]:
+    """(host:port, secure): `http://h:p` is plain, `https://h:p` and a bare `h:p` use TLS."""
+    value = endpoint.strip().rstrip("/")
+    secure = not value.startswith("http://")
+    host = re.sub(r"^https?://", "", value)
+    if not re.fullmatch(r"[A-Za-z0-9.-]+(:\d{1,5})?", host):
+        raise BadInputError(
+            f"--s3-endpoint must be http://host:port, https://host:port or host:port; "
+            f"got {endpoint!r}"
+        )
+    return host, secure
+
+
+def s3_credentials() -> tuple[str, str]:
+    """Access and secret key from the environment (AWS_* or the MinIO names)."""
+    for access_name, secret_name in CREDENTIAL_ENV_PAIRS:
+        access, secret = os.environ.get(access_name), os.environ.get(secret_name)
+        if access and secret:
+            return access, secret
+    names = " or ".join(f"{a}/{s}" for a, s in CREDENTIAL_ENV_PAIRS)
+    raise BadInputError(f"S3 needs credentials in the environment: set {names}")
+
+
+def retrying_http_client() -> Any:
+    """urllib3 pool that retries connection errors, timeouts, 5xx and SlowDown with backoff."""
+    import urllib3
+
+    retry = urllib3.Retry(
+        total=RETRY_ATTEMPTS,
+        connect=RETRY_ATTEMPTS,
+        read=RETRY_ATTEMPTS,
+        status=RETRY_ATTEMPTS,
+        backoff_factor=RETRY_BACKOFF,
+        backoff_max=RETRY_BACKOFF_MAX,
+        status_forcelist=(500, 502, 503, 504),
+        allowed_methods=None,  # S3 requests are safe to repeat (a part, a whole object)
+        raise_on_status=False,
+    )
+    return urllib3.PoolManager(
+        timeout=urllib3.Timeout(connect=5.0, read=60.0), retries=retry, maxsize=10
+    )
+
+
+class S3Storage(Storage):
+    """A bucket prefix on an S3 server, through the minio client."""
+
+    def __init__(self, uri: str, endpoint: str) -> None:
+        from minio import Minio
+
+        self.bucket, self.prefix = parse_s3_uri(uri)
+        self.uri = f"{S3_PREFIX}{self.bucket}/{self.prefix}".rstrip("/")
+        host, secure = parse_endpoint(endpoint)
+        access, secret = s3_credentials()
+        self.client = Minio(
+            host,
+            access_key=access,
+            secret_key=secret,
+            secure=secure,
+            http_client=retrying_http_client(),
+        )
+
+    def object_name(self, key: str) -> str:
+        key = clean_key(key)
+        return f"{self.prefix}/{key}" if self.prefix and key else (self.prefix or key)
+
+    def call(self, what: str, key: str, func: Any, *args: Any, **kwargs: Any) -> Any:
+        """Run a client call; permanent errors become one clear BadInputError."""
+        from minio.error import S3Error
+        from urllib3.exceptions import HTTPError as TransportError
+
+        try:
+            return func(*args, **kwargs)
+        except S3Error as error:
+            if error.code in ("NoSuchKey", "NoSuchObject"):
+                raise BadInputError(f"no such object: {self.uri_of(key)!r}") from error
+            reason = PERMANENT_CODES.get(error.code or "", f"S3 error {error.code}")
+            raise BadInputError(f"cannot {what} {self.uri_of(key)!r}: {reason}") from error
+        except TransportError as error:
+            raise StorageUnavailable(
+                f"cannot {what} {self.uri_of(key)!r}: the S3 endpoint did not answer after "
+                f"{RETRY_ATTEMPTS} retries ({type(error).__name__})"
+            ) from error
+
+    def put_file(self, local: str | Path, key: str) -> None:
+        self.call(
+            "write",
+            key,
+            self.client.fput_object,
+            self.bucket,
+            self.object_name(key),
+            str(local),
+            part_size=MULTIPART_SIZE,
+        )
+
+    def get_file(self, key: str, local: str | Path) -> None:
+        target = Path(local)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        self.call(
+            "read", key, self.client.fget_object, self.bucket, self.object_name(key), str(target)
+        )
+
+    def exists(self, key: str) -> bool:
+        from minio.error import S3Error
+
+        try:
+            self.call("check", key, self.client.stat_object, self.bucket, self.object_name(key))
+        except BadInputError as error:
+            cause = error.__cause__
+            if isinstance(cause, S3Error) and cause.code in ("NoSuchKey", "NoSuchObject"):
+                return False
+            raise
+        return True
+
+    def keys(self, prefix: str = "") -> list[str]:
+        name = self.object_name(prefix)
+        strip = f"{self.prefix}/" if self.prefix else ""
+
+        def names() -> list[str]:  # the listing is lazy: errors surface while iterating
+            objects = self.client.list_objects(
+                self.bucket, prefix=f"{name}/" if name else None, recursive=True
+            )
+            return [o.object_name for o in objects if not o.object_name.endswith("/")]
+
+        found = sorted(n.removeprefix(strip) for n in self.call("list", prefix, names))
+        if not found and prefix and self.exists(prefix):
+            return [clean_key(prefix)]
+        return found
+
+    def delete(self, key: str) -> None:
+        self.call("delete", key, self.client.remove_object, self.bucket, self.object_name(key))
+
+
+class StorageUnavailable(RuntimeError):
+    """The store did not answer within the retry budget (an internal failure, exit code 1)."""
+
+
+def open_storage(uri: str, endpoint: str = "") -> Storage:
+    """`s3://bucket/prefix` (with `endpoint`, default the in-cluster MinIO) or a local folder."""
+    if uri.startswith(S3_PREFIX):
+        return S3Storage(uri, endpoint or DEFAULT_S3_ENDPOINT)
+    if "://" in uri:
+        raise BadInputError(f"storage must be a local folder or s3://bucket/prefix; got {uri!r}")
+    return LocalStorage(Path(uri))
