@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from components.common.errors import BadInputError
+from components.common.storage import DEFAULT_S3_ENDPOINT
 
 EXIT_OK, EXIT_INTERNAL, EXIT_BAD_INPUT = 0, 1, 2
 
@@ -40,6 +41,16 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
         "(default: ./models)",
     )
     add("--model-name", help="registry entry (default: the target's name)")
+    add(
+        "--store",
+        help="s3://bucket/prefix: publish runs to <prefix>/runs/ and keep the registry "
+        "at <prefix>/models/ (credentials: AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY)",
+    )
+    add(
+        "--s3-endpoint",
+        help="S3 endpoint: http://host:port, https://host:port or host:port "
+        "(TLS) (default: http://minio-service.kubeflow:9000)",
+    )
     add("--trials", type=int, help="trials of the whole search (default: 30)")
     add("--workers", type=int, help="parallel search workers, 1 to 16 (default: 2)")
     add("--time-budget", type=float, help="seconds after which no new trial starts (default: 600)")
@@ -82,6 +93,9 @@ def build_parser() -> OneLineParser:
     )
     predict.add_argument("--data", required=True, help="CSV/TSV/Parquet file of rows to score")
     predict.add_argument("--output", required=True, help="CSV file to write")
+    predict.add_argument(
+        "--s3-endpoint", default=DEFAULT_S3_ENDPOINT, help="S3 endpoint for s3:// models or data"
+    )
     return parser
 
 
@@ -133,11 +147,11 @@ def command_compile(args: argparse.Namespace) -> int:
 
 def command_predict(args: argparse.Namespace) -> int:
     from components.ingest.logic import read_table
-    from components.promote.logic import resolve_model_path
-    from components.train.model_io import load_model, model_input, predict_frame
+    from components.promote.logic import fetch_model
+    from components.train.model_io import model_input, predict_frame
 
-    model = load_model(resolve_model_path(args.model))
-    frame = read_table(args.data)
+    model = fetch_model(args.model, args.s3_endpoint)
+    frame = read_table(args.data, args.s3_endpoint)
     predictions = predict_frame(model.pipeline, model_input(frame, model.card), model.card["task"])
     output = Path(args.output)
     if not output.parent.exists():
@@ -153,6 +167,7 @@ COMMANDS = {"run": command_run, "compile": command_compile, "predict": command_p
 
 
 def main(argv: list[str] | None = None) -> int:
+    from components.common.storage import StorageUnavailable
     from pipelines.runner import RunFailed
 
     try:
@@ -161,7 +176,7 @@ def main(argv: list[str] | None = None) -> int:
     except BadInputError as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_BAD_INPUT
-    except RunFailed as error:
+    except (RunFailed, StorageUnavailable) as error:
         print(f"failed: {error}", file=sys.stderr)
         return EXIT_INTERNAL
     except KeyboardInterrupt:

@@ -31,6 +31,7 @@ from typing import Any, TextIO
 from components.common.config import RunConfig
 from components.common.errors import BadInputError
 from components.common.stage import ERROR_FILE_ENV, LOG_DIR_ENV, RUN_ID_ENV
+from components.common.storage import open_storage
 
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
 STARTED = re.compile(r"Executing task '([^']+)'")
@@ -170,7 +171,8 @@ def pipeline_arguments(config: RunConfig, fingerprint: str, run_id: str) -> dict
         "workers": config.workers,
         "time_budget": config.time_budget,
         "cv_folds": config.cv_folds,
-        "registry": str(config.registry_dir().resolve()),
+        "registry": config.registry_uri(),
+        "s3_endpoint": config.s3_endpoint,
         "min_improvement": config.min_improvement,
         "run_id": run_id,
     }
@@ -240,7 +242,10 @@ def execute(config: RunConfig, terminal: TextIO = sys.stderr) -> RunResult:
     from components.ingest.logic import source_fingerprint
     from pipelines.training import training_pipeline
 
-    fingerprint = source_fingerprint(config.data)  # fails early on a missing or non-table file
+    # fails early on a missing or non-table file, and on a store that cannot be reached
+    fingerprint = source_fingerprint(config.data, config.s3_endpoint)
+    if config.store:
+        open_storage(config.store, config.s3_endpoint).keys("runs/none")
     runs_dir = Path(config.runs_dir).resolve()
     run_id = new_run_id()
     run_dir = runs_dir / run_id
@@ -307,8 +312,33 @@ def execute(config: RunConfig, terminal: TextIO = sys.stderr) -> RunResult:
         finished_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         status="succeeded",
     )
+    if config.store:
+        summary["published"] = publish_run(run_dir, summary, config, run_id)
     write_json_atomic(run_dir / "summary.json", summary)
     return RunResult(run_dir, summary)
+
+
+def publish_run(
+    run_dir: Path, summary: dict[str, Any], config: RunConfig, run_id: str
+) -> dict[str, str]:
+    """Upload the run folder to `<store>/runs/<run_id>/`, summary.json last (its presence means
+    the run's outputs are all there); return the published artifacts' URIs."""
+    store = open_storage(config.store, config.s3_endpoint)
+    prefix = f"runs/{run_id}"
+    for path in sorted(p for p in run_dir.rglob("*") if p.is_file()):
+        relative = path.relative_to(run_dir).as_posix()
+        if relative != "summary.json":
+            store.put_file(path, f"{prefix}/{relative}")
+    published = {
+        "summary": store.uri_of(f"{prefix}/summary.json"),
+        "model": store.uri_of(f"{prefix}/model"),
+        "report": store.uri_of(f"{prefix}/report.html"),
+        "schema": store.uri_of(f"{prefix}/schema.json"),
+        "logs": store.uri_of(f"{prefix}/logs"),
+    }
+    document = {**summary, "published": published}
+    store.put_bytes(json.dumps(document, indent=2, default=str).encode(), f"{prefix}/summary.json")
+    return published
 
 
 def assemble(
@@ -325,7 +355,7 @@ def assemble(
     data = dict(outputs["dataset"].metadata)
     for key in ("rows", "columns", "rows_read", "rows_dropped_missing_target"):
         data[key] = int(data[key])
-    pointer = champion_pointer(config.registry_dir())
+    pointer = champion_pointer(config.registry_uri(), config.s3_endpoint)
     promoted = pointer is not None and pointer.get("version") == run_id
     return {
         "task": schema["task"],
@@ -334,7 +364,7 @@ def assemble(
         "metrics": evaluation["metrics"],
         "promoted": promoted,
         "promotion": evaluation["verdict"],
-        "registry": str(config.registry_dir().resolve()),
+        "registry": config.registry_uri(),
         "champion": pointer,
         "artifacts": {
             "model": str(run_dir / "model"),

@@ -97,10 +97,13 @@ def training_pipeline(
     time_budget: float = 600.0,
     cv_folds: int = 5,
     registry: str = "models/target",
+    s3_endpoint: str = "http://minio-service.kubeflow:9000",
     min_improvement: float = 0.0,
     run_id: str = "manual",
 ) -> TrainingOutputs:
-    ingested = ingest(source=source, target=target, data_fingerprint=data_fingerprint)
+    ingested = ingest(
+        source=source, target=target, data_fingerprint=data_fingerprint, s3_endpoint=s3_endpoint
+    )
     validated = validate(dataset=ingested.outputs["dataset"], target=target, task=task)
     resolved_task = validated.outputs["Output"]
     splits = split(
@@ -154,6 +157,7 @@ def training_pipeline(
         study=study.outputs["study"],
         best=searched.output,
         registry=registry,
+        s3_endpoint=s3_endpoint,
         min_improvement=min_improvement,
     ).set_caching_options(enable_caching=False)
     with dsl.If(evaluated.outputs["Output"] == "promote", name="better-than-champion"):
@@ -161,6 +165,7 @@ def training_pipeline(
             model=trained.outputs["model"],
             evaluation=evaluated.outputs["evaluation"],
             registry=registry,
+            s3_endpoint=s3_endpoint,
             version=run_id,
         ).set_caching_options(enable_caching=False)
     return TrainingOutputs(

@@ -11,6 +11,7 @@ from typing import Any
 import yaml
 
 from components.common.errors import BadInputError, closest_names
+from components.common.storage import DEFAULT_S3_ENDPOINT, parse_endpoint, parse_s3_uri
 
 DEMO_SOURCE = "demo:breast_cancer"
 DEMO_TARGET = "target"
@@ -30,6 +31,8 @@ class RunConfig:
     runs_dir: str = "runs"
     registry: str = "models"
     model_name: str = ""
+    store: str = ""
+    s3_endpoint: str = DEFAULT_S3_ENDPOINT
     trials: int = 30
     workers: int = 2
     time_budget: float = 600.0
@@ -44,10 +47,16 @@ class RunConfig:
     min_improvement: float = 0.0
     cache: bool = True
 
-    def registry_dir(self) -> Path:
-        """`<registry>/<model name>`; the model name defaults to the target's name."""
+    def model_entry(self) -> str:
+        """The registry entry's name: --model-name, else the target's name made path-safe."""
         name = self.model_name or re.sub(r"[^A-Za-z0-9_.-]+", "-", self.target).strip("-")
-        return Path(self.registry) / (name or "model")
+        return name or "model"
+
+    def registry_uri(self) -> str:
+        """`<store>/models/<name>` with a store, else the local `<registry>/<name>` (absolute)."""
+        if self.store:
+            return f"{self.store.rstrip('/')}/models/{self.model_entry()}"
+        return str((Path(self.registry) / self.model_entry()).resolve())
 
     def as_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -154,6 +163,12 @@ def check_config(config: RunConfig) -> RunConfig:
     for ok, message in checks:
         if not ok:
             raise BadInputError(message)
+    if config.store:
+        if not config.store.startswith("s3://"):
+            raise BadInputError(f"--store must be s3://bucket/prefix; got {config.store!r}")
+        parse_s3_uri(config.store)
+    if config.store or config.data.startswith("s3://"):
+        parse_endpoint(config.s3_endpoint)
     return config
 
 

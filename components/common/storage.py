@@ -80,6 +80,10 @@ class Storage(ABC):
     @abstractmethod
     def delete(self, key: str) -> None: ...
 
+    @abstractmethod
+    def version_tag(self, key: str) -> str:
+        """Changes whenever the object's content changes (a hash, or ETag and size on S3)."""
+
     def put_bytes(self, data: bytes, key: str) -> None:
         with tempfile.TemporaryDirectory() as scratch:
             path = Path(scratch) / "object"
@@ -165,6 +169,11 @@ class LocalStorage(Storage):
 
     def delete(self, key: str) -> None:
         self.path(key).unlink(missing_ok=True)
+
+    def version_tag(self, key: str) -> str:
+        from components.common.frames import file_sha256
+
+        return file_sha256(self.path(key))
 
 
 def parse_s3_uri(uri: str) -> tuple[str, str]:
@@ -312,6 +321,10 @@ class S3Storage(Storage):
 
     def delete(self, key: str) -> None:
         self.call("delete", key, self.client.remove_object, self.bucket, self.object_name(key))
+
+    def version_tag(self, key: str) -> str:
+        stat = self.call("check", key, self.client.stat_object, self.bucket, self.object_name(key))
+        return f"{stat.etag}:{stat.size}"
 
 
 class StorageUnavailable(RuntimeError):

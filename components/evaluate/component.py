@@ -12,6 +12,7 @@ def evaluate(
     study: Input[Artifact],
     best: Input[Artifact],
     registry: str,
+    s3_endpoint: str,
     min_improvement: float,
     metrics: Output[Metrics],
     classification_metrics: Output[ClassificationMetrics],
@@ -25,7 +26,10 @@ def evaluate(
         test: The held-out test split.
         study: The search's study (for the search history in the report).
         best: The best configuration and its cross-validation score.
-        registry: The model registry folder holding the champion (may not exist yet).
+        registry: The model registry holding the champion (may not exist yet): a folder or
+            s3://bucket/prefix/models/<name>.
+        s3_endpoint: The S3 endpoint when the registry is on S3 (credentials come from the
+            environment, on Kubernetes from a Secret).
         min_improvement: How much better than the champion's primary metric, on this test
             split, the model must be to be promoted.
         metrics: Test metrics (roc_auc, accuracy, f1_macro, log_loss or rmse, mae, r2).
@@ -53,7 +57,7 @@ def evaluate(
             read_frame(test.path),
             studies,
             best_config,
-            load_champion(registry),
+            load_champion(registry, s3_endpoint),
             min_improvement,
         )
         for name, value in result.metrics.items():

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import hashlib
+import tempfile
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import pandas as pd
 
 from components.common.errors import BadInputError, missing_column_error
 from components.common.frames import file_sha256
+from components.common.storage import S3_PREFIX, Storage, open_storage, parse_s3_uri
 
 DEMO_PREFIX = "demo:"
 DEMO_DATASETS = ("breast_cancer", "diabetes", "wine", "iris")
@@ -44,14 +46,54 @@ def table_format(path: str) -> str:
     )
 
 
-def source_fingerprint(source: str) -> str:
-    """SHA-256 of what a source holds (the file's bytes; the dataset name for a demo)."""
+def source_fingerprint(source: str, endpoint: str = "") -> str:
+    """SHA-256 of what a source holds: the file's bytes; for S3 the objects' names, ETags and
+    sizes (no download); the data set's name and scikit-learn's version for a demo."""
     if source.startswith(DEMO_PREFIX):
         import sklearn
 
         return hashlib.sha256(f"{source}@sklearn-{sklearn.__version__}".encode()).hexdigest()
+    if source.startswith(S3_PREFIX):
+        store, keys = s3_table_objects(source, endpoint)
+        listing = "\n".join(f"{key}\t{store.version_tag(key)}" for key in keys)
+        return hashlib.sha256(listing.encode()).hexdigest()
     check_file(source)
     return file_sha256(source)
+
+
+def s3_table_objects(source: str, endpoint: str) -> tuple[Storage, list[str]]:
+    """The bucket's storage and the table objects of `source` (one object, or a prefix's)."""
+    bucket, key = parse_s3_uri(source)
+    store = open_storage(f"{S3_PREFIX}{bucket}", endpoint)
+    keys = [k for k in store.keys(key) if k == key or is_table_name(k)]
+    if not keys:
+        raise BadInputError(f"--data holds no CSV, TSV or Parquet object: {source!r}")
+    for found in keys:
+        table_format(f"{S3_PREFIX}{bucket}/{found}")
+    return store, keys
+
+
+def is_table_name(name: str) -> bool:
+    return any(name.lower().endswith(suffix) for suffix in TABLE_SUFFIXES)
+
+
+def read_s3_table(source: str, endpoint: str) -> pd.DataFrame:
+    """Download the source's objects (streamed to a temporary folder) and read them as one table."""
+    store, keys = s3_table_objects(source, endpoint)
+    frames = []
+    with tempfile.TemporaryDirectory(prefix="stablepipe-ingest-") as scratch:
+        for index, key in enumerate(keys):
+            local = Path(scratch) / f"{index}-{PurePosixPath(key).name}"
+            store.get_file(key, local)
+            frames.append((key, read_table(str(local))))
+    first_key, first = frames[0]
+    for key, frame in frames[1:]:
+        if list(frame.columns) != list(first.columns):
+            raise BadInputError(
+                f"--data objects under {source!r} have different columns: {first_key!r} has "
+                f"{list(first.columns)[:6]}, {key!r} has {list(frame.columns)[:6]}"
+            )
+    return pd.concat([frame for _, frame in frames], ignore_index=True)
 
 
 def check_file(source: str) -> Path:
@@ -83,10 +125,12 @@ def load_demo(name: str) -> pd.DataFrame:
     return frame
 
 
-def read_table(source: str) -> pd.DataFrame:
-    """Read a local CSV/TSV/Parquet file or a `demo:<name>` data set."""
+def read_table(source: str, endpoint: str = "") -> pd.DataFrame:
+    """Read a local CSV/TSV/Parquet file, an `s3://` object or prefix, or a demo data set."""
     if source.startswith(DEMO_PREFIX):
         return load_demo(source.removeprefix(DEMO_PREFIX))
+    if source.startswith(S3_PREFIX):
+        return read_s3_table(source, endpoint)
     path = check_file(source)
     fmt = table_format(source)
     try:
@@ -109,9 +153,9 @@ def read_table(source: str) -> pd.DataFrame:
     return frame
 
 
-def ingest(source: str, target: str) -> IngestResult:
+def ingest(source: str, target: str, endpoint: str = "") -> IngestResult:
     """Read `source`, check `target` exists and has values, drop rows with a missing target."""
-    frame = read_table(source)
+    frame = read_table(source, endpoint)
     if target not in frame.columns:
         raise missing_column_error("--target", target, frame.columns)
     missing_target = frame[target].isna()
@@ -125,5 +169,5 @@ def ingest(source: str, target: str) -> IngestResult:
         source=source,
         rows_read=len(frame),
         rows_dropped_missing_target=int(missing_target.sum()),
-        sha256=source_fingerprint(source),
+        sha256=source_fingerprint(source, endpoint),
     )

@@ -6,16 +6,19 @@ from components.common.kfp_component import stage_component
 
 
 @stage_component
-def promote(model: Input[Model], evaluation: Input[Artifact], registry: str, version: str) -> str:
+def promote(
+    model: Input[Model], evaluation: Input[Artifact], registry: str, s3_endpoint: str, version: str
+) -> str:
     """Publish the model as a new registry version and make it the champion.
 
-    Runs only when evaluate's verdict is "promote". The version folder is written first and
-    the champion pointer switched last, atomically.
+    Runs only when evaluate's verdict is "promote". The version's files are written first and
+    the champion pointer switched last.
 
     Args:
         model: The trained model folder.
         evaluation: evaluate's JSON (test metrics and verdict), stored beside the model.
-        registry: The model registry folder.
+        registry: The model registry: a folder or s3://bucket/prefix/models/<name>.
+        s3_endpoint: The S3 endpoint when the registry is on S3.
         version: The new version's name (the run id).
 
     Returns:
@@ -30,6 +33,6 @@ def promote(model: Input[Model], evaluation: Input[Artifact], registry: str, ver
         with open(evaluation.path, encoding="utf-8") as handle:
             evaluated = json.load(handle)
         evaluated["run_id"] = version
-        pointer = publish(registry, model.path, version, evaluated)
+        pointer = publish(registry, model.path, version, evaluated, s3_endpoint)
         log.log("promoted", **pointer)
         return str(pointer["version"])

@@ -1,55 +1,89 @@
-"""promote: the local model registry and the champion switch.
+"""promote: the model registry and the champion switch, on any storage (a local folder or S3).
 
     <registry>/
-      versions/<version>/model/       the promoted model folder (pipeline + card)
-      versions/<version>/evaluation.json
-      champion.json                   {"version": ..., "run_id": ..., "metric": ..., "score": ...}
-      history.jsonl                   one line per promotion
+      versions/<version>/model/...        the promoted model folder (pipeline + card)
+      versions/<version>/evaluation.json  test metrics and the verdict that promoted it
+      versions/<version>/MODEL_CARD.md    a short card for people
+      versions/<version>/version.json     written last: the version is complete
+      champion.json                       {"version", "run_id", "metric", "score", "previous", ...}
+      history/<promoted_at>-<version>.json  one object per promotion
 
-A version folder is written completely under a temporary name and renamed into place; the
-champion pointer is replaced last, atomically (os.replace), so a run that dies midway leaves the
-registry exactly as it was.
+The version's files are written first and the champion pointer last (one object, replaced
+whole), so a run that dies midway leaves the champion exactly as it was. Each run writes only
+under its own version and its own history object, so two runs publishing at once do not
+overwrite each other's files; the pointer names whichever promotion finished last.
 """
 
 from __future__ import annotations
 
 import json
-import os
-import shutil
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
+from components.common.errors import BadInputError
+from components.common.storage import Storage, open_storage
 from components.train.model_io import LoadedModel, load_model
 
 POINTER = "champion.json"
+COMPLETE = "version.json"
 
 
-def champion_pointer(registry: str | Path) -> dict[str, Any] | None:
-    path = Path(registry) / POINTER
-    if not path.is_file():
+def champion_pointer(registry: str | Path, endpoint: str = "") -> dict[str, Any] | None:
+    """The champion pointer of a registry, or None when it has no champion yet."""
+    store = open_storage(str(registry), endpoint)
+    if not store.exists(POINTER):
         return None
-    return dict(json.loads(path.read_text(encoding="utf-8")))
+    return dict(json.loads(store.get_bytes(POINTER)))
 
 
-def load_champion(registry: str | Path) -> LoadedModel | None:
-    """The current champion model, or None when the registry has none."""
-    pointer = champion_pointer(registry)
-    if pointer is None:
-        return None
-    model = load_model(Path(registry) / "versions" / pointer["version"] / "model")
-    model.version = pointer["version"]
+def load_version(store: Storage, version: str) -> LoadedModel:
+    with tempfile.TemporaryDirectory(prefix="stablepipe-model-") as scratch:
+        store.get_dir(f"versions/{version}/model", scratch)
+        model = load_model(scratch)
+    model.version = version
     return model
 
 
-def resolve_model_path(path: str | Path) -> Path:
-    """`<registry>/champion` means the champion's model folder; other paths are used as given."""
-    candidate = Path(path)
-    if candidate.name == "champion" and not candidate.exists():
-        pointer = champion_pointer(candidate.parent)
-        if pointer is not None:
-            return candidate.parent / "versions" / pointer["version"] / "model"
-    return candidate
+def load_champion(registry: str | Path, endpoint: str = "") -> LoadedModel | None:
+    """The current champion model, or None when the registry has none."""
+    pointer = champion_pointer(registry, endpoint)
+    if pointer is None:
+        return None
+    return load_version(open_storage(str(registry), endpoint), pointer["version"])
+
+
+def fetch_model(location: str, endpoint: str = "") -> LoadedModel:
+    """A model from a run's model folder, `<registry>/champion`, or the same on S3."""
+    parent, _, name = location.rstrip("/").rpartition("/")
+    if name == "champion" and not Path(location).exists():
+        pointer = champion_pointer(parent, endpoint)
+        if pointer is None:
+            raise BadInputError(f"--model: the registry {parent!r} has no champion yet")
+        return load_version(open_storage(parent, endpoint), pointer["version"])
+    if location.startswith("s3://"):
+        with tempfile.TemporaryDirectory(prefix="stablepipe-model-") as scratch:
+            open_storage(location, endpoint).get_dir("", scratch)
+            return load_model(scratch)
+    return load_model(location)
+
+
+def model_card(version: str, card: dict[str, Any], evaluation: dict[str, Any]) -> str:
+    """A short Markdown card: what the model predicts, from what, and how well."""
+    metrics = evaluation.get("metrics", {}).get("test", {})
+    best = card.get("best", {})
+    lines = [
+        f"# {card['target']} ({card['task']}) — version {version}",
+        "",
+        f"- model family: {best.get('model', '?')}, "
+        f"parameters: `{json.dumps(best.get('params', {}))}`",
+        f"- trained on {card.get('training_rows', '?')} rows; input columns: "
+        + ", ".join(f"`{c}`" for c in card.get("input_columns", [])),
+        "- test metrics: " + ", ".join(f"{k} {v:.4f}" for k, v in metrics.items()),
+        f"- promotion: {evaluation.get('verdict', {}).get('reason', '')}",
+    ]
+    return "\n".join(lines) + "\n"
 
 
 def promote(
@@ -57,31 +91,35 @@ def promote(
     model_dir: str | Path,
     version: str,
     evaluation: dict[str, Any],
+    endpoint: str = "",
 ) -> dict[str, Any]:
     """Publish the model as a new version, then switch the champion pointer to it."""
-    root = Path(registry)
-    versions = root / "versions"
-    versions.mkdir(parents=True, exist_ok=True)
-    final = versions / version
-    partial = versions / f".{version}.partial"
-    shutil.rmtree(partial, ignore_errors=True)
-    shutil.copytree(model_dir, partial / "model")
-    (partial / "evaluation.json").write_text(json.dumps(evaluation, indent=2), encoding="utf-8")
-    if final.exists():
-        shutil.rmtree(final)
-    partial.rename(final)
+    store = open_storage(str(registry), endpoint)
+    card = json.loads((Path(model_dir) / "model.json").read_text(encoding="utf-8"))
+    store.put_dir(model_dir, f"versions/{version}/model")
+    store.put_bytes(
+        json.dumps(evaluation, indent=2).encode(), f"versions/{version}/evaluation.json"
+    )
+    store.put_bytes(
+        model_card(version, card, evaluation).encode(), f"versions/{version}/MODEL_CARD.md"
+    )
     verdict = evaluation["verdict"]
+    promoted_at = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     pointer = {
         "version": version,
         "run_id": evaluation.get("run_id", version),
         "metric": verdict["metric"],
         "score": verdict["challenger"],
         "previous": verdict.get("champion_version"),
-        "promoted_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "promoted_at": promoted_at,
     }
-    staged = root / f".{POINTER}.{os.getpid()}.tmp"
-    staged.write_text(json.dumps(pointer, indent=2), encoding="utf-8")
-    os.replace(staged, root / POINTER)
-    with open(root / "history.jsonl", "a", encoding="utf-8") as history:
-        history.write(json.dumps(pointer) + "\n")
+    store.put_bytes(json.dumps(pointer, indent=2).encode(), f"versions/{version}/{COMPLETE}")
+    store.put_bytes(json.dumps(pointer, indent=2).encode(), POINTER)
+    store.put_bytes(json.dumps(pointer).encode(), f"history/{promoted_at}-{version}.json")
     return pointer
+
+
+def history(registry: str | Path, endpoint: str = "") -> list[dict[str, Any]]:
+    """Every promotion of the registry, oldest first."""
+    store = open_storage(str(registry), endpoint)
+    return [json.loads(store.get_bytes(key)) for key in store.keys("history")]

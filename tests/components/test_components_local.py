@@ -43,7 +43,7 @@ class ChainOutputs(NamedTuple):
 def stage_chain(data: str, registry: str) -> ChainOutputs:
     """Every component once, wired by hand (kfp.local runs a lone component only with
     parameter inputs, so components that take artifacts are exercised inside this DAG)."""
-    ingested = ingest(source=data, target="survived", data_fingerprint="")
+    ingested = ingest(source=data, target="survived", data_fingerprint="", s3_endpoint="")
     dataset = ingested.outputs["dataset"]
     validated = validate(dataset=dataset, target="survived", task="auto")
     splits = split(
@@ -94,12 +94,14 @@ def stage_chain(data: str, registry: str) -> ChainOutputs:
         study=study.outputs["study"],
         best=best.outputs["best"],
         registry=registry,
+        s3_endpoint="",
         min_improvement=0.0,
     )
     promoted = promote(
         model=trained.outputs["model"],
         evaluation=evaluated.outputs["evaluation"],
         registry=registry,
+        s3_endpoint="",
         version="v1",
     )
     return ChainOutputs(

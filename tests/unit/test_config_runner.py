@@ -58,8 +58,10 @@ def test_bad_flags(flags: dict, message: str) -> None:
 
 
 def test_registry_entry_defaults_to_the_target_name() -> None:
-    assert RunConfig(target="churn flag").registry_dir() == Path("models/churn-flag")
-    assert RunConfig(model_name="m").registry_dir() == Path("models/m")
+    assert RunConfig(target="churn flag").registry_uri() == str(Path("models/churn-flag").resolve())
+    assert (
+        RunConfig(model_name="m", store="s3://ml/churn/").registry_uri() == "s3://ml/churn/models/m"
+    )
 
 
 def test_progress_reads_kfp_local_lines_including_parallel_and_cached_tasks() -> None:

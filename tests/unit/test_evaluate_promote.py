@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pandas as pd
@@ -12,7 +11,7 @@ from components.common.errors import BadInputError
 from components.evaluate.logic import improvement, judge, primary_metric, score
 from components.features.logic import feature_pipeline
 from components.preprocess.logic import build_preprocessor
-from components.promote.logic import champion_pointer, load_champion, promote, resolve_model_path
+from components.promote.logic import champion_pointer, fetch_model, history, load_champion, promote
 from components.split.logic import split_frame
 from components.train.logic import train_model
 from components.train.model_io import load_model, model_input, predict_frame, save_model
@@ -105,10 +104,14 @@ def test_promotion_switches_pointer_last_and_keeps_history(trained, tmp_path: Pa
     pointer = champion_pointer(registry)
     assert pointer is not None and pointer["version"] == "v2" and pointer["previous"] == "v1"
     assert (registry / "versions" / "v1" / "model" / "model.joblib").is_file()
-    history = (registry / "history.jsonl").read_text().splitlines()
-    assert [json.loads(line)["version"] for line in history] == ["v1", "v2"]
-    assert not list(registry.glob(".*"))  # no temporary files left behind
-    assert resolve_model_path(registry / "champion") == registry / "versions" / "v2" / "model"
+    assert [entry["version"] for entry in history(registry)] == ["v1", "v2"]
+    assert not list(registry.rglob(".*"))  # no temporary files left behind
+    assert (registry / "versions" / "v2" / "version.json").is_file()
+    assert (
+        "# survived (binary) — version v2"
+        in (registry / "versions" / "v2" / "MODEL_CARD.md").read_text()
+    )
+    assert fetch_model(str(registry / "champion")).version == "v2"
 
 
 def test_failed_copy_leaves_the_registry_untouched(trained, tmp_path: Path) -> None:
