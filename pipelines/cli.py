@@ -138,8 +138,10 @@ def command_compile(args: argparse.Namespace) -> int:
     from pipelines.training import training_pipeline
 
     output = Path(args.output)
-    if output.parent and not output.parent.exists():
-        raise BadInputError(f"--output folder does not exist: {str(output.parent)!r}")
+    if output.suffix not in (".yaml", ".yml"):
+        raise BadInputError(f"--output must be a .yaml file; got {args.output!r}")
+    if not output.parent.is_dir() or output.is_dir():
+        raise BadInputError(f"--output must be a file in an existing folder; got {args.output!r}")
     compiler.Compiler().compile(training_pipeline, str(output))
     print(f"wrote {output}", file=sys.stderr)
     return EXIT_OK
@@ -150,12 +152,20 @@ def command_predict(args: argparse.Namespace) -> int:
     from components.promote.logic import fetch_model
     from components.train.model_io import model_input, predict_frame
 
+    output = Path(args.output)
+    if not output.parent.is_dir() or output.is_dir():
+        raise BadInputError(f"--output must be a file in an existing folder; got {args.output!r}")
     model = fetch_model(args.model, args.s3_endpoint)
     frame = read_table(args.data, args.s3_endpoint)
-    predictions = predict_frame(model.pipeline, model_input(frame, model.card), model.card["task"])
-    output = Path(args.output)
-    if not output.parent.exists():
-        raise BadInputError(f"--output folder does not exist: {str(output.parent)!r}")
+    try:
+        predictions = predict_frame(
+            model.pipeline, model_input(frame, model.card), model.card["task"]
+        )
+    except (ValueError, TypeError) as error:  # e.g. text in a column trained as numeric
+        detail = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise BadInputError(
+            f"--data {args.data!r} cannot be scored by the model: {detail}"
+        ) from error
     partial = output.with_name(output.name + ".partial")
     predictions.to_csv(partial, index=False)
     partial.replace(output)

@@ -257,7 +257,13 @@ def execute(config: RunConfig, terminal: TextIO = sys.stderr) -> RunResult:
         "run_id": run_id,
         "status": "running",
         "target": config.target,
+        "task": None if config.task == "auto" else config.task,
         "data": {"source": config.data, "sha256": fingerprint},
+        # filled in by a run that succeeds; a failed run keeps the keys, empty
+        "best": None,
+        "metrics": {"test": {}},
+        "promoted": False,
+        "artifacts": {},
         "config": config.as_dict(),
         "started_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
@@ -305,15 +311,27 @@ def execute(config: RunConfig, terminal: TextIO = sys.stderr) -> RunResult:
             raise RunFailed(
                 f"{ANSI.sub('', str(error))} (run {run_id}; log: {log_dir / 'pipeline.log'})"
             ) from error
-    summary.update(assemble(task.outputs, run_dir, config, run_id))
-    summary.update(
-        stages=tee.stage_list(),
-        seconds=round(time.perf_counter() - started, 3),
-        finished_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        status="succeeded",
-    )
-    if config.store:
-        summary["published"] = publish_run(run_dir, summary, config, run_id)
+    try:
+        summary.update(assemble(task.outputs, run_dir, config, run_id))
+        summary.update(
+            stages=tee.stage_list(),
+            seconds=round(time.perf_counter() - started, 3),
+            finished_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            status="succeeded",
+        )
+        if config.store:
+            summary["published"] = publish_run(run_dir, summary, config, run_id)
+    except Exception as error:
+        summary.update(
+            status="failed",
+            stages=tee.stage_list(),
+            error={"kind": "internal", "message": str(error)},
+        )
+        write_json_atomic(run_dir / "summary.json", summary)
+        raise RunFailed(
+            f"the pipeline finished but its outputs could not be gathered or "
+            f"published: {error} (run {run_id})"
+        ) from error
     write_json_atomic(run_dir / "summary.json", summary)
     return RunResult(run_dir, summary)
 

@@ -4,7 +4,7 @@ tune (ParallelFor workers sharing one study) -> collect -> train -> evaluate -> 
 
 from typing import NamedTuple
 
-from kfp import dsl
+from kfp import dsl, kubernetes
 from kfp.dsl import HTML, Artifact, Dataset, Input, Model
 
 from components.create_study import create_study
@@ -19,6 +19,27 @@ from components.tune import collect, tune
 from components.validate import validate
 
 PIPELINE_NAME = "stablepipe-training"
+# Kubernetes Secrets the steps read credentials from (never pipeline parameters). Both are
+# optional: without them a step runs with what its environment has (as under kfp.local,
+# which ignores kfp.kubernetes settings).
+S3_SECRET = "stablepipe-s3"  # keys AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY
+STUDY_SECRET = "stablepipe-optuna"  # key url: the SQLAlchemy URL of the shared study database
+
+
+def with_s3_credentials(task: dsl.PipelineTask) -> dsl.PipelineTask:
+    """The object store's credentials, from the S3 Secret, as environment variables."""
+    keys = {
+        "AWS_ACCESS_KEY_ID": "AWS_ACCESS_KEY_ID",
+        "AWS_SECRET_ACCESS_KEY": "AWS_SECRET_ACCESS_KEY",
+    }
+    return kubernetes.use_secret_as_env(task, S3_SECRET, keys, optional=True)
+
+
+def with_study_storage(task: dsl.PipelineTask) -> dsl.PipelineTask:
+    """The shared Optuna database URL, from the study Secret (pods cannot share a journal file)."""
+    return kubernetes.use_secret_as_env(
+        task, STUDY_SECRET, {"url": "STABLEPIPE_OPTUNA_STORAGE"}, optional=True
+    )
 
 
 def with_retries(task: dsl.PipelineTask, attempts: int = 2) -> dsl.PipelineTask:
@@ -61,8 +82,8 @@ def search(
             worker_index=worker_index,
             workers=workers,
         )
-        with_retries(worker)
-    best = collect(study=study, study_names=dsl.Collected(worker.output))
+        with_study_storage(with_retries(worker))
+    best = with_study_storage(collect(study=study, study_names=dsl.Collected(worker.output)))
     return best.outputs["best"]
 
 
@@ -101,8 +122,10 @@ def training_pipeline(
     min_improvement: float = 0.0,
     run_id: str = "manual",
 ) -> TrainingOutputs:
-    ingested = ingest(
-        source=source, target=target, data_fingerprint=data_fingerprint, s3_endpoint=s3_endpoint
+    ingested = with_s3_credentials(
+        ingest(
+            source=source, target=target, data_fingerprint=data_fingerprint, s3_endpoint=s3_endpoint
+        )
     )
     validated = validate(dataset=ingested.outputs["dataset"], target=target, task=task)
     resolved_task = validated.outputs["Output"]
@@ -129,7 +152,7 @@ def training_pipeline(
         pca_variance=pca_variance,
         seed=seed,
     )
-    study = with_retries(create_study(task=resolved_task, workers=workers))
+    study = with_study_storage(with_retries(create_study(task=resolved_task, workers=workers)))
     searched = search(
         worker_ids=study.outputs["Output"],
         study=study.outputs["study"],
@@ -160,14 +183,16 @@ def training_pipeline(
         s3_endpoint=s3_endpoint,
         min_improvement=min_improvement,
     ).set_caching_options(enable_caching=False)
+    with_study_storage(with_s3_credentials(evaluated))
     with dsl.If(evaluated.outputs["Output"] == "promote", name="better-than-champion"):
-        promote(
+        promoted = promote(
             model=trained.outputs["model"],
             evaluation=evaluated.outputs["evaluation"],
             registry=registry,
             s3_endpoint=s3_endpoint,
             version=run_id,
         ).set_caching_options(enable_caching=False)
+        with_s3_credentials(promoted)
     return TrainingOutputs(
         dataset=ingested.outputs["dataset"],
         schema=validated.outputs["schema"],

@@ -15,6 +15,8 @@ from components.common.storage import DEFAULT_S3_ENDPOINT, parse_endpoint, parse
 
 DEMO_SOURCE = "demo:breast_cancer"
 DEMO_TARGET = "target"
+# numpy seeds must be below 2**32; workers use seed + worker index.
+MAX_SEED = 2**32 - 64
 TASK_CHOICES = ("auto", "binary", "multiclass", "regression")
 FEATURE_CHOICES = ("none", "pca")
 OUTLIER_CHOICES = ("clip", "none")
@@ -72,7 +74,7 @@ def coerce(name: str, value: Any, kind: type) -> Any:
         if kind is int and (isinstance(value, bool) or float(value) != int(float(value))):
             raise ValueError
         return kind(value)
-    except (TypeError, ValueError) as error:
+    except (TypeError, ValueError, OverflowError) as error:
         raise BadInputError(
             f"config key {name!r} must be {'an integer' if kind is int else 'a ' + kind.__name__}; "
             f"got {value!r}"
@@ -121,6 +123,10 @@ def check_config(config: RunConfig) -> RunConfig:
             f"--task must be one of {', '.join(TASK_CHOICES)}; got {config.task!r}",
         ),
         (config.trials >= 1, f"--trials must be a positive integer; got {config.trials!r}"),
+        (
+            0 <= config.seed < MAX_SEED,
+            f"--seed must be between 0 and {MAX_SEED - 1}; got {config.seed!r}",
+        ),
         (1 <= config.workers <= 16, f"--workers must be between 1 and 16; got {config.workers!r}"),
         (
             config.time_budget > 0,

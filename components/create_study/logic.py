@@ -38,7 +38,7 @@ def open_storage(study_dir: str | Path) -> optuna.storages.BaseStorage:
 
 def cv_metric(task: str) -> str:
     """The score the search optimises."""
-    return {"binary": "roc_auc", "multiclass": "roc_auc_ovr", "regression": "rmse"}[task]
+    return {"binary": "roc_auc", "multiclass": "roc_auc", "regression": "rmse"}[task]
 
 
 def study_direction(metric: str) -> str:

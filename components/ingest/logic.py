@@ -7,6 +7,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
+import numpy as np
 import pandas as pd
 
 from components.common.errors import BadInputError, missing_column_error
@@ -150,7 +151,25 @@ def read_table(source: str, endpoint: str = "") -> pd.DataFrame:
     if len(frame) == 0:
         raise BadInputError(f"--data file has a header but no rows: {source!r}")
     frame.columns = [str(column) for column in frame.columns]
+    if fmt != "parquet":
+        check_unique_header(path, fmt)
     return frame
+
+
+def check_unique_header(path: Path, fmt: str) -> None:
+    """pandas renames a repeated CSV header to `name.1`; a repeated column is an error instead
+    (a duplicated target would otherwise leak into the features)."""
+    import csv
+    import gzip
+
+    opener = gzip.open if path.name.lower().endswith(".gz") else open
+    with opener(path, "rt", encoding="utf-8", errors="replace", newline="") as handle:
+        header = next(csv.reader(handle, delimiter="\t" if fmt == "tsv" else ","), [])
+    seen: set[str] = set()
+    for name in header:
+        if name in seen:
+            raise BadInputError(f"--data file {str(path)!r} has the column {name!r} twice")
+        seen.add(name)
 
 
 def ingest(source: str, target: str, endpoint: str = "") -> IngestResult:
@@ -164,6 +183,9 @@ def ingest(source: str, target: str, endpoint: str = "") -> IngestResult:
             f"--target column {target!r} has no values: all {len(frame)} rows are missing"
         )
     kept = frame.loc[~missing_target].reset_index(drop=True)
+    # Infinite values are treated as missing: imputed like any other gap.
+    numeric = kept.select_dtypes("number").columns.drop(target, errors="ignore")
+    kept[numeric] = kept[numeric].replace([np.inf, -np.inf], np.nan)
     return IngestResult(
         frame=kept,
         source=source,

@@ -7,6 +7,7 @@ the final model, so no statistic of held-out rows ever reaches a fitted step.
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import numpy as np
@@ -33,10 +34,15 @@ class OutlierClipper(TransformerMixin, BaseEstimator):
 
     def fit(self, X: Any, y: Any = None) -> OutlierClipper:
         values = np.asarray(X, dtype=float)
-        q1, q3 = np.nanpercentile(values, [25, 75], axis=0)
+        with warnings.catch_warnings():  # an all-missing column has no quartiles: left as is
+            warnings.simplefilter("ignore", RuntimeWarning)
+            q1, q3 = np.nanpercentile(values, [25, 75], axis=0)
         iqr = q3 - q1
-        self.lower_ = q1 - self.k * iqr
-        self.upper_ = q3 + self.k * iqr
+        # A column whose middle half is one value (a sparse count, a flag) has no spread to
+        # judge outliers by: clipping it would flatten it to a constant, so it is left alone.
+        keep = ~(iqr > 0)
+        self.lower_ = np.where(keep, -np.inf, q1 - self.k * iqr)
+        self.upper_ = np.where(keep, np.inf, q3 + self.k * iqr)
         self.n_features_in_ = values.shape[1]
         return self
 
@@ -67,11 +73,14 @@ def build_preprocessor(
         raise BadInputError(f"scaling must be one of {SCALING_CHOICES}; got {scaling!r}")
     if max_categories < 2:
         raise BadInputError(f"max_categories must be at least 2; got {max_categories!r}")
-    numeric_steps: list[tuple[str, Any]] = [
+    # Clip before imputing: the fences come from observed values only, and the missing-value
+    # indicators the imputer adds are never clipped.
+    numeric_steps: list[tuple[str, Any]] = (
+        [("clip", OutlierClipper())] if outliers == "clip" else []
+    )
+    numeric_steps.append(
         ("impute", SimpleImputer(strategy="median", add_indicator=True, keep_empty_features=True))
-    ]
-    if outliers == "clip":
-        numeric_steps.append(("clip", OutlierClipper()))
+    )
     if scaling != "none":
         numeric_steps.append(
             ("scale", StandardScaler() if scaling == "standard" else RobustScaler())

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import pandas as pd
 from sklearn.model_selection import train_test_split
 
@@ -15,6 +17,13 @@ def split_frame(
     if not 0.05 <= test_size <= 0.5:
         raise BadInputError(f"test_size must be between 0.05 and 0.5; got {test_size!r}")
     stratify = frame[target] if task != "regression" else None
+    if stratify is not None:
+        classes, test_rows = stratify.nunique(), math.ceil(test_size * len(frame))
+        if test_rows < classes:
+            raise BadInputError(
+                f"a test split of {test_rows} rows cannot hold all {classes} classes of "
+                f"{target!r}; raise --test-size (got {test_size}) or add rows"
+            )
     train, test = train_test_split(
         frame, test_size=test_size, random_state=seed, shuffle=True, stratify=stratify
     )

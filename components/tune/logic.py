@@ -53,7 +53,10 @@ STARTED_STATES = (
 FAMILIES = ("linear", "random_forest", "extra_trees", "hist_gradient_boosting", "knn", "svm")
 
 
-def scorer_name(metric: str) -> str:
+def scorer_name(metric: str, task: str) -> str:
+    """scikit-learn's scorer for a metric (multiclass ROC-AUC is one-vs-rest)."""
+    if metric == "roc_auc" and task == "multiclass":
+        return "roc_auc_ovr"
     return {"rmse": "neg_root_mean_squared_error"}.get(metric, metric)
 
 
@@ -172,7 +175,7 @@ def objective(trial: optuna.Trial, data: SearchData, worker_index: int = 0) -> f
     trial.set_user_attr("worker", worker_index)
     family, params = suggest_config(trial, families_for(len(data.X)))
     metric = cv_metric(data.task)
-    scorer = get_scorer(scorer_name(metric))
+    scorer = get_scorer(scorer_name(metric, data.task))
     sign = -1.0 if metric == "rmse" else 1.0
     scores: list[float] = []
     splitter = cv_splitter(data.task, data.y, data.folds, data.seed)

@@ -12,7 +12,8 @@ from components.common.errors import BadInputError
 TASKS = ("binary", "multiclass", "regression")
 TASK_CHOICES = ("auto", *TASKS)
 MIN_ROWS = 20
-MIN_ROWS_PER_CLASS = 2
+# Enough rows that every class reaches the test split and each cross-validation fold.
+MIN_ROWS_PER_CLASS = 5
 # An integer target with at most this many distinct values is read as classes, not amounts.
 MAX_CLASSES_FOR_INTEGER_TARGET = 20
 # A text column whose distinct values are more than this share of the rows is an identifier.
@@ -29,7 +30,7 @@ def resolve_task(y: pd.Series, requested: str) -> str:
     if requested == "auto":
         if not numeric or n_classes <= 2:
             task = "binary" if n_classes <= 2 else "multiclass"
-        elif ptypes.is_integer_dtype(y) and n_classes <= MAX_CLASSES_FOR_INTEGER_TARGET:
+        elif whole_numbers(y) and n_classes <= MAX_CLASSES_FOR_INTEGER_TARGET:
             task = "multiclass"
         else:
             task = "regression"
@@ -38,17 +39,23 @@ def resolve_task(y: pd.Series, requested: str) -> str:
     if task == "regression" and not numeric:
         raise BadInputError(
             f"--task regression needs a numeric target; {y.name!r} has type {y.dtype} "
-            f"(e.g. {y.dropna().iloc[0]!r})"
+            f"(e.g. {str(y.dropna().iloc[0])!r})"
         )
     if task != "regression":
         check_classes(y, task, n_classes)
     return task
 
 
+def whole_numbers(y: pd.Series) -> bool:
+    """Integer class codes, also when missing values made the column float (1.0, 2.0, ...)."""
+    values = y.dropna()
+    return bool(ptypes.is_integer_dtype(y) or (values % 1 == 0).all())
+
+
 def check_classes(y: pd.Series, task: str, n_classes: int) -> None:
     """Classification needs two classes (exactly two for binary), each seen at least twice."""
     if n_classes < 2:
-        only = y.dropna().iloc[0]
+        only = str(y.dropna().iloc[0])
         raise BadInputError(
             f"target {y.name!r} has a single class {only!r} in all {len(y)} rows; "
             "classification needs at least two"
@@ -57,12 +64,19 @@ def check_classes(y: pd.Series, task: str, n_classes: int) -> None:
         raise BadInputError(
             f"--task binary needs a target with two classes; {y.name!r} has {n_classes}"
         )
+    if task == "multiclass" and n_classes < 3:
+        raise BadInputError(
+            f"--task multiclass needs at least three classes; {y.name!r} has {n_classes} "
+            "(use --task binary)"
+        )
     counts = y.value_counts()
+    counts = counts[counts > 0]  # a categorical column lists categories it never uses
     rare = counts[counts < MIN_ROWS_PER_CLASS]
     if len(rare):
         raise BadInputError(
-            f"target {y.name!r} class {rare.index[0]!r} has {int(rare.iloc[0])} row; every class "
-            f"needs at least {MIN_ROWS_PER_CLASS} rows to be split into train and test"
+            f"target {y.name!r} class {str(rare.index[0])!r} has {int(rare.iloc[0])} row(s); "
+            f"every class needs at least {MIN_ROWS_PER_CLASS} to reach the test split and "
+            "each cross-validation fold"
         )
 
 

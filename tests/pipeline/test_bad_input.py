@@ -173,3 +173,66 @@ def test_predict_errors(champion_home: Path, titanic: pd.DataFrame) -> None:
     )
     assert not_model.code == 2 and "must be a model folder" in not_model.stderr
     shutil.rmtree(champion_home / "runs" / ".kfp", ignore_errors=True)
+
+
+def test_predict_and_compile_argument_errors(champion_home: Path, titanic: pd.DataFrame) -> None:
+    model = str(champion_home / "models" / "survived" / "champion")
+    titanic.assign(age="old").to_csv(champion_home / "text_age.csv", index=False)
+    wrong_type = stablepipe(
+        "predict",
+        "--model",
+        model,
+        "--data",
+        str(champion_home / "text_age.csv"),
+        "--output",
+        str(champion_home / "p.csv"),
+    )
+    assert wrong_type.code == 2 and "cannot be scored by the model" in wrong_type.stderr
+    into_folder = stablepipe(
+        "predict",
+        "--model",
+        model,
+        "--data",
+        str(champion_home / "titanic.csv"),
+        "--output",
+        str(champion_home),
+    )
+    assert into_folder.code == 2 and "--output must be a file" in into_folder.stderr
+    not_yaml = stablepipe("compile", "--output", str(champion_home / "pipeline.json"))
+    assert not_yaml.code == 2 and "--output must be a .yaml file" in not_yaml.stderr
+    for result in (wrong_type, into_folder, not_yaml):
+        assert "Traceback" not in result.stderr
+
+
+def test_seed_out_of_range_and_infinite_values(champion_home: Path, titanic: pd.DataFrame) -> None:
+    seed = stablepipe(
+        "run",
+        "--data",
+        str(champion_home / "titanic.csv"),
+        "--target",
+        "survived",
+        "--seed",
+        "-1",
+        cwd=champion_home,
+    )
+    assert seed.code == 2 and "--seed must be between 0 and" in seed.stderr
+    with_inf = titanic.copy()
+    with_inf.loc[:20, "age"] = float("inf")
+    with_inf.to_csv(champion_home / "inf.csv", index=False)
+    run = stablepipe(
+        "run",
+        "--data",
+        str(champion_home / "inf.csv"),
+        "--target",
+        "survived",
+        "--trials",
+        "2",
+        "--workers",
+        "1",
+        "--cv-folds",
+        "2",
+        "--model-name",
+        "inf-model",
+        cwd=champion_home,
+    )
+    assert run.code == 0, run.stderr

@@ -93,13 +93,29 @@ def test_task_inference_on_real_targets(
         (["a"] * 30, "auto", "single class 'a'"),
         (["a", "b", "c"] * 10, "binary", "two classes"),
         (["a", "b"] * 15, "regression", "numeric target"),
-        (["a"] * 29 + ["b"], "auto", "class 'b' has 1 row"),
+        (["a"] * 29 + ["b"], "auto", r"class 'b' has 1 row\(s\)"),
+        (["a"] * 26 + ["b"] * 4, "auto", r"class 'b' has 4 row\(s\); every class needs at least 5"),
+        (["a", "b"] * 15, "multiclass", "needs at least three classes"),
         (["a", "b"] * 15, "ordinal", "--task must be one of"),
     ],
 )
 def test_targets_that_do_not_fit_the_task(values: list[str], task: str, message: str) -> None:
     with pytest.raises(BadInputError, match=message):
         resolve_task(pd.Series(values, name="y"), task)
+
+
+def test_integer_codes_with_missing_values_are_classes() -> None:
+    codes = pd.Series([1.0, 2.0, 3.0] * 10 + [None], name="y")  # float because of the gap
+    assert resolve_task(codes, "auto") == "multiclass"
+    single = pd.Series([5] * 30, name="y")
+    with pytest.raises(BadInputError, match="single class '5'"):
+        resolve_task(single, "auto")
+
+
+def test_test_split_must_hold_every_class() -> None:
+    frame = pd.DataFrame({"x": range(50), "y": [f"c{i % 10}" for i in range(50)]})
+    with pytest.raises(BadInputError, match="cannot hold all 10 classes"):
+        split_frame(frame, "y", "multiclass", 0.1, seed=0)
 
 
 def test_schema_roles_and_ranges(titanic: pd.DataFrame) -> None:

@@ -52,6 +52,15 @@ def test_unseen_category_at_predict_time_does_not_fail(titanic_split) -> None:
     assert out.shape[0] == len(test)
 
 
+def test_sparse_and_indicator_columns_survive_clipping(titanic_split) -> None:
+    train, _, schema = titanic_split
+    transformer = build_preprocessor(schema).fit(train.drop(columns=["survived"]))
+    out = transformer.transform(train.drop(columns=["survived"]))
+    names = list(transformer.get_feature_names_out())
+    for name in ("numeric__parch", "numeric__missingindicator_age"):
+        assert len(np.unique(out[:, names.index(name)])) > 1, name
+
+
 def test_outlier_clipper_clips_to_far_out_fences() -> None:
     values = np.array([[1.0], [2.0], [3.0], [4.0], [1000.0]])
     clipper = OutlierClipper(k=3.0).fit(values)
