@@ -62,16 +62,21 @@ def s3_env(monkeypatch: pytest.MonkeyPatch, s3_server):
     return s3_server
 
 
-def make_bucket(server, name: str) -> None:
+def s3_client(server):
+    """A plain minio client on the test server, with the test credentials."""
     from minio import Minio
 
     from tests.support import seaweedfs
 
-    client = Minio(
+    return Minio(
         server.host_port,
         access_key=seaweedfs.ACCESS_KEY,
         secret_key=seaweedfs.SECRET_KEY,
         secure=False,
     )
+
+
+def make_bucket(server, name: str) -> None:
+    client = s3_client(server)
     if not client.bucket_exists(name):
         client.make_bucket(name)

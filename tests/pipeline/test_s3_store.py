@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 from minio import Minio
 
-from tests.conftest import make_bucket
+from tests.conftest import make_bucket, s3_client
 from tests.pipeline.conftest import stablepipe
 from tests.support import seaweedfs
 
@@ -25,16 +25,18 @@ BUCKET = "ml-artifacts"
 def client(s3_env) -> Minio:
     make_bucket(s3_env, BUCKET)
     make_bucket(s3_env, "raw-data")
-    return Minio(
-        s3_env.host_port,
-        access_key=seaweedfs.ACCESS_KEY,
-        secret_key=seaweedfs.SECRET_KEY,
-        secure=False,
-    )
+    return s3_client(s3_env)
 
 
 def objects(client: Minio, prefix: str) -> list[str]:
     return sorted(o.object_name for o in client.list_objects(BUCKET, prefix=prefix, recursive=True))
+
+
+def run_titanic(csv: Path, runs_dir: Path, *args: str):
+    """`stablepipe run` on the Titanic CSV with `survived` as target."""
+    return stablepipe(
+        "run", "--data", str(csv), "--target", "survived", "--runs-dir", str(runs_dir), *args
+    )
 
 
 def s3_args(server, store: str, *extra: str) -> list[str]:
@@ -119,28 +121,12 @@ def test_wrong_credentials_and_missing_bucket_are_bad_input(
     client: Minio, s3_env, workdir: Path, titanic_csv: Path, monkeypatch
 ) -> None:
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "wrong-secret-123")
-    wrong = stablepipe(
-        "run",
-        "--data",
-        str(titanic_csv),
-        "--target",
-        "survived",
-        "--runs-dir",
-        str(workdir / "runs"),
-        *s3_args(s3_env, f"s3://{BUCKET}/x"),
-    )
+    wrong = run_titanic(titanic_csv, workdir / "runs", *s3_args(s3_env, f"s3://{BUCKET}/x"))
     assert wrong.code == 2 and "the secret key does not match" in wrong.stderr
     assert "wrong-secret-123" not in wrong.stderr + wrong.stdout
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", seaweedfs.SECRET_KEY)
-    missing = stablepipe(
-        "run",
-        "--data",
-        str(titanic_csv),
-        "--target",
-        "survived",
-        "--runs-dir",
-        str(workdir / "runs"),
-        *s3_args(s3_env, "s3://no-such-bucket-7/x"),
+    missing = run_titanic(
+        titanic_csv, workdir / "runs", *s3_args(s3_env, "s3://no-such-bucket-7/x")
     )
     assert missing.code == 2 and "the bucket does not exist" in missing.stderr
     assert not list((workdir / "runs").glob("*/summary.json"))
@@ -179,15 +165,8 @@ def test_concurrent_runs_publish_side_by_side(
     results = {}
 
     def run(name: str) -> None:
-        results[name] = stablepipe(
-            "run",
-            "--data",
-            str(titanic_csv),
-            "--target",
-            "survived",
-            "--runs-dir",
-            str(workdir / name),
-            *s3_args(s3_env, store, "--seed", str(len(name))),
+        results[name] = run_titanic(
+            titanic_csv, workdir / name, *s3_args(s3_env, store, "--seed", str(len(name)))
         )
 
     threads = [threading.Thread(target=run, args=(name,)) for name in ("one", "three")]
@@ -220,23 +199,9 @@ def test_server_stopped_during_a_run_leaves_the_registry_unchanged(
         monkeypatch.setenv("AWS_ACCESS_KEY_ID", seaweedfs.ACCESS_KEY)
         monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", seaweedfs.SECRET_KEY)
         make_bucket(server, BUCKET)
-        own = Minio(
-            server.host_port,
-            access_key=seaweedfs.ACCESS_KEY,
-            secret_key=seaweedfs.SECRET_KEY,
-            secure=False,
-        )
+        own = s3_client(server)
         store = f"s3://{BUCKET}/stop"
-        first = stablepipe(
-            "run",
-            "--data",
-            str(titanic_csv),
-            "--target",
-            "survived",
-            "--runs-dir",
-            str(workdir / "runs"),
-            *s3_args(server, store),
-        )
+        first = run_titanic(titanic_csv, workdir / "runs", *s3_args(server, store))
         assert first.code == 0, first.stderr
         pointer_before = own.get_object(BUCKET, "stop/models/survived/champion.json").read()
         process = subprocess.Popen(
@@ -270,12 +235,7 @@ def test_server_stopped_during_a_run_leaves_the_registry_unchanged(
         summary = json.loads((run_dir / "summary.json").read_text())
         assert summary["status"] == "failed"
         server = seaweedfs.start(server.data_dir)
-        own = Minio(
-            server.host_port,
-            access_key=seaweedfs.ACCESS_KEY,
-            secret_key=seaweedfs.SECRET_KEY,
-            secure=False,
-        )
+        own = s3_client(server)
         assert own.get_object(BUCKET, "stop/models/survived/champion.json").read() == pointer_before
     finally:
         server.stop()
