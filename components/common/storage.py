@@ -243,6 +243,7 @@ class S3Storage(Storage):
         self.bucket, self.prefix = parse_s3_uri(uri)
         self.uri = f"{S3_PREFIX}{self.bucket}/{self.prefix}".rstrip("/")
         host, secure = parse_endpoint(endpoint)
+        self.host = host
         access, secret = s3_credentials()
         self.client = Minio(
             host,
@@ -260,6 +261,7 @@ class S3Storage(Storage):
         """Run a client call; permanent errors become one clear BadInputError."""
         from minio.error import S3Error
         from urllib3.exceptions import HTTPError as TransportError
+        from urllib3.exceptions import NameResolutionError
 
         try:
             return func(*args, **kwargs)
@@ -269,6 +271,11 @@ class S3Storage(Storage):
             reason = PERMANENT_CODES.get(error.code or "", f"S3 error {error.code}")
             raise BadInputError(f"cannot {what} {self.uri_of(key)!r}: {reason}") from error
         except TransportError as error:
+            if isinstance(getattr(error, "reason", None), NameResolutionError):
+                raise BadInputError(
+                    f"cannot {what} {self.uri_of(key)!r}: the S3 endpoint {self.host!r} does not "
+                    "resolve; set --s3-endpoint (or s3_endpoint in the config)"
+                ) from error
             raise StorageUnavailable(
                 f"cannot {what} {self.uri_of(key)!r}: the S3 endpoint did not answer after "
                 f"{RETRY_ATTEMPTS} retries ({type(error).__name__})"

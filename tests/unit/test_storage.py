@@ -162,6 +162,15 @@ def test_missing_credentials(monkeypatch) -> None:
         open_storage("s3://bucket/x", "http://127.0.0.1:9")
 
 
+def test_an_endpoint_that_does_not_resolve_is_bad_input(monkeypatch) -> None:
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "a")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "b")
+    monkeypatch.setattr("components.common.storage.RETRY_BACKOFF", 0.01)
+    store = open_storage("s3://bucket/x", "http://no-such-host.invalid:9000")
+    with pytest.raises(BadInputError, match="does not resolve; set --s3-endpoint"):
+        store.get_bytes("a")
+
+
 def test_unreachable_endpoint_is_retried_then_reported(monkeypatch) -> None:
     from tests.support.seaweedfs import free_ports
 

@@ -1,0 +1,51 @@
+"""One round trip of a file through S3, in its own process so its peak memory is its own:
+
+    python -m tests.benchmarks.storage_roundtrip (stablepipe|minio) ENDPOINT FILE KEY
+
+Prints `seconds peak_rss_above_start_mb`. Credentials come from the environment."""
+
+from __future__ import annotations
+
+import os
+import resource
+import sys
+import time
+from pathlib import Path
+
+
+def rss_mb() -> float:
+    pages = int(Path("/proc/self/statm").read_text().split()[1])
+    return pages * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+def main() -> None:
+    mode, endpoint, path, key = sys.argv[1:5]
+    if mode == "stablepipe":
+        from components.common.storage import open_storage
+
+        store = open_storage("s3://bench-bucket", endpoint)
+        start_rss = rss_mb()
+        started = time.perf_counter()
+        store.put_file(path, key)
+        store.get_file(key, path + ".back")
+    else:
+        from minio import Minio
+
+        client = Minio(
+            endpoint.removeprefix("http://"),
+            access_key=os.environ["AWS_ACCESS_KEY_ID"],
+            secret_key=os.environ["AWS_SECRET_ACCESS_KEY"],
+            secure=False,
+        )
+        start_rss = rss_mb()
+        started = time.perf_counter()
+        client.fput_object("bench-bucket", key, path)
+        client.fget_object("bench-bucket", key, path + ".back")
+    seconds = time.perf_counter() - started
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    assert Path(path + ".back").stat().st_size == Path(path).stat().st_size
+    print(f"{seconds:.3f} {peak - start_rss:.1f}")
+
+
+if __name__ == "__main__":
+    main()
