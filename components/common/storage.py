@@ -3,11 +3,11 @@ AWS S3) through the `minio` client. Stages and the CLI use `open_storage(uri)` a
 which backend they got.
 
 Keys are relative, '/'-separated paths under the storage's root. Files move by streaming
-(multipart upload, streamed download to a temporary file then renamed), so a large artifact
-needs no extra memory. Credentials come only from the environment and never appear in
-messages. Transient S3 failures (connection refused, timeouts, 5xx, SlowDown) are retried with
-exponential backoff for a bounded time; permanent ones (access denied, no such bucket) fail at
-once as a BadInputError that names the URI.
+(minio's multipart upload in 5 MiB parts; downloads streamed to a temporary file, then
+renamed), so a large artifact needs no memory of its size. Credentials come only from the
+environment and never appear in messages. Transient S3 failures (connection refused,
+timeouts, 5xx, SlowDown) are retried with exponential backoff for a bounded time; permanent
+ones (access denied, no such bucket) fail at once as a BadInputError that names the URI.
 """
 
 from __future__ import annotations
@@ -43,7 +43,6 @@ PERMANENT_CODES = {
 RETRY_ATTEMPTS = 6
 RETRY_BACKOFF = 0.5
 RETRY_BACKOFF_MAX = 8.0
-MULTIPART_SIZE = 16 * 1024 * 1024
 
 
 def clean_key(key: str) -> str:
@@ -289,7 +288,6 @@ class S3Storage(Storage):
             self.bucket,
             self.object_name(key),
             str(local),
-            part_size=MULTIPART_SIZE,
         )
 
     def get_file(self, key: str, local: str | Path) -> None:
