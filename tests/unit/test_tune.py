@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import optuna
 import pandas as pd
 import pytest
@@ -17,7 +18,7 @@ from components.tune.logic import (
     config_from_trial,
     cv_metric,
     families_for,
-    make_estimator,
+    make_model,
     run_worker,
 )
 from components.validate.logic import validate
@@ -86,9 +87,13 @@ def test_pruner_stops_bad_trials(tmp_path: Path, titanic: pd.DataFrame) -> None:
     assert optuna.trial.TrialState.PRUNED in states
 
 
-@pytest.mark.parametrize("task", ["binary", "regression"])
+@pytest.mark.parametrize(
+    ("task", "target"), [("binary", "survived"), ("multiclass", "pclass"), ("regression", "age")]
+)
 @pytest.mark.parametrize("family", FAMILIES)
-def test_every_family_builds_for_every_task(family: str, task: str) -> None:
+def test_every_family_fits_and_predicts_for_every_task(
+    family: str, task: str, target: str, titanic: pd.DataFrame
+) -> None:
     params = {
         "linear": {"C": 1.0},
         "random_forest": {
@@ -112,8 +117,20 @@ def test_every_family_builds_for_every_task(family: str, task: str) -> None:
         "knn": {"n_neighbors": 5, "weights": "uniform"},
         "svm": {"C": 1.0, "gamma": 0.1},
     }
-    estimator = make_estimator(family, params[family], task, seed=0)
-    assert hasattr(estimator, "fit")
+    frame = titanic.dropna(subset=[target]).sample(n=300, random_state=0)
+    schema = validate(frame, target, task)
+    steps = feature_pipeline(build_preprocessor(schema), "passthrough")
+    model = make_model(steps, family, params[family], task, seed=0)
+    X = frame.drop(columns=[target])
+    model.fit(X, frame[target])
+    predicted = model.predict(X)
+    assert len(predicted) == len(frame)
+    if task == "regression":
+        assert np.isfinite(predicted).all()
+    else:
+        proba = model.predict_proba(X)
+        assert proba.shape == (len(frame), frame[target].nunique())
+        assert np.allclose(proba.sum(axis=1), 1.0)
 
 
 def test_config_from_trial_strips_family_prefix() -> None:
