@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import hashlib
 import tempfile
 from dataclasses import dataclass
@@ -19,10 +20,18 @@ DEMO_DATASETS = ("breast_cancer", "diabetes", "wine", "iris")
 TABLE_SUFFIXES = {
     ".csv": "csv",
     ".csv.gz": "csv",
+    ".csv.zip": "csv",
     ".tsv": "tsv",
+    ".tsv.gz": "tsv",
     ".parquet": "parquet",
     ".pq": "parquet",
+    ".json": "json",
+    ".json.gz": "json",
+    ".jsonl": "jsonl",
+    ".jsonl.gz": "jsonl",
+    ".ndjson": "jsonl",
 }
+SNIFFED_DELIMITERS = ",;\t|"
 
 
 @dataclass(frozen=True)
@@ -43,7 +52,8 @@ def table_format(path: str) -> str:
         if name.endswith(suffix):
             return fmt
     raise BadInputError(
-        f"--data must be a CSV, TSV or Parquet file (.csv, .csv.gz, .tsv, .parquet); got {path!r}"
+        "--data must be a CSV, TSV, Parquet, JSON or JSON Lines file (.csv, .tsv, .parquet, "
+        f".json, .jsonl; .gz or .csv.zip compressed) or a folder of them; got {path!r}"
     )
 
 
@@ -58,8 +68,20 @@ def source_fingerprint(source: str, endpoint: str = "") -> str:
         store, keys = s3_table_objects(source, endpoint)
         listing = "\n".join(f"{key}\t{store.version_tag(key)}" for key in keys)
         return hashlib.sha256(listing.encode()).hexdigest()
-    check_file(source)
+    path = check_file(source)
+    if path.is_dir():  # names and contents of every table file in the folder
+        digests = "\n".join(f"{p.relative_to(path)}\t{file_sha256(p)}" for p in folder_tables(path))
+        return hashlib.sha256(digests.encode()).hexdigest()
     return file_sha256(source)
+
+
+def folder_tables(folder: Path) -> list[Path]:
+    """The table files of a folder and its subfolders, in name order (hidden files skipped)."""
+    return sorted(
+        p
+        for p in folder.rglob("*")
+        if p.is_file() and is_table_name(p.name) and not p.name.startswith(".")
+    )
 
 
 def s3_table_objects(source: str, endpoint: str) -> tuple[Storage, list[str]]:
@@ -87,12 +109,17 @@ def read_s3_table(source: str, endpoint: str) -> pd.DataFrame:
             local = Path(scratch) / f"{index}-{PurePosixPath(key).name}"
             store.get_file(key, local)
             frames.append((key, read_table(str(local))))
-    first_key, first = frames[0]
-    for key, frame in frames[1:]:
+    return concat_tables(frames, source)
+
+
+def concat_tables(frames: list[tuple[str, pd.DataFrame]], source: str) -> pd.DataFrame:
+    """Several files of one source as one table; they must have the same columns."""
+    first_name, first = frames[0]
+    for name, frame in frames[1:]:
         if list(frame.columns) != list(first.columns):
             raise BadInputError(
-                f"--data objects under {source!r} have different columns: {first_key!r} has "
-                f"{list(first.columns)[:6]}, {key!r} has {list(frame.columns)[:6]}"
+                f"--data files under {source!r} have different columns: {first_name!r} has "
+                f"{list(first.columns)[:6]}, {name!r} has {list(frame.columns)[:6]}"
             )
     return pd.concat([frame for _, frame in frames], ignore_index=True)
 
@@ -103,7 +130,9 @@ def check_file(source: str) -> Path:
     if not path.exists():
         raise BadInputError(f"--data file does not exist: {source!r}")
     if path.is_dir():
-        raise BadInputError(f"--data must be a file, got a folder: {source!r}")
+        if not folder_tables(path):
+            raise BadInputError(f"--data folder holds no table file: {source!r}")
+        return path
     table_format(source)
     if path.stat().st_size == 0:
         raise BadInputError(f"--data file is empty (0 bytes): {source!r}")
@@ -133,12 +162,18 @@ def read_table(source: str, endpoint: str = "") -> pd.DataFrame:
     if source.startswith(S3_PREFIX):
         return read_s3_table(source, endpoint)
     path = check_file(source)
+    if path.is_dir():
+        return concat_tables(
+            [(str(p.relative_to(path)), read_table(str(p))) for p in folder_tables(path)], source
+        )
     fmt = table_format(source)
     try:
         if fmt == "parquet":
             frame = pd.read_parquet(path)
+        elif fmt in ("json", "jsonl"):
+            frame = pd.read_json(path, lines=fmt == "jsonl")
         else:
-            frame = pd.read_csv(path, sep="\t" if fmt == "tsv" else ",", low_memory=False)
+            frame = pd.read_csv(path, sep=delimiter(path, fmt), low_memory=False)
     except pd.errors.EmptyDataError as error:
         raise BadInputError(f"--data file has no header and no rows: {source!r}") from error
     except (pd.errors.ParserError, UnicodeDecodeError, OSError, ValueError) as error:
@@ -151,20 +186,68 @@ def read_table(source: str, endpoint: str = "") -> pd.DataFrame:
     if len(frame) == 0:
         raise BadInputError(f"--data file has a header but no rows: {source!r}")
     frame.columns = [str(column) for column in frame.columns]
-    if fmt != "parquet":
-        check_unique_header(path, fmt)
+    if fmt in ("csv", "tsv"):
+        check_complete_last_row(path, frame, source)
+        check_unique_header(path, delimiter(path, fmt))
     return frame
 
 
-def check_unique_header(path: Path, fmt: str) -> None:
+def text_head(path: Path, size: int = 65536) -> str:
+    """The first bytes of a (possibly compressed) text file, decoded leniently."""
+    import gzip
+    import zipfile
+
+    name = path.name.lower()
+    if name.endswith(".gz"):
+        with gzip.open(path, "rb") as handle:
+            raw = handle.read(size)
+    elif name.endswith(".zip"):
+        with zipfile.ZipFile(path) as archive:
+            members = [m for m in archive.namelist() if not m.endswith("/")]
+            with archive.open(members[0]) as handle:
+                raw = handle.read(size)
+    else:
+        with open(path, "rb") as handle:
+            raw = handle.read(size)
+    return raw.decode("utf-8", errors="replace")
+
+
+def delimiter(path: Path, fmt: str) -> str:
+    """Tab for TSV; for CSV the delimiter sniffed from the first lines (`,` when unsure)."""
+    if fmt == "tsv":
+        return "\t"
+    sample = "\n".join(text_head(path).splitlines()[:50])
+    try:
+        return csv.Sniffer().sniff(sample, delimiters=SNIFFED_DELIMITERS).delimiter
+    except csv.Error:
+        return ","
+
+
+def check_complete_last_row(path: Path, frame: pd.DataFrame, source: str) -> None:
+    """A plain CSV cut off in the middle of its last row is an error naming that line (pandas
+    would fill the missing fields with NaN and say nothing)."""
+    if path.name.lower().endswith((".gz", ".zip")) or path.stat().st_size == 0:
+        return
+    with open(path, "rb") as handle:
+        handle.seek(max(0, path.stat().st_size - 65536))
+        tail = handle.read()
+    if tail.endswith(b"\n"):
+        return
+    last_line = tail.decode("utf-8", errors="replace").splitlines()[-1]
+    fields = next(csv.reader([last_line], delimiter=delimiter(path, table_format(str(path)))), [])
+    if len(fields) < len(frame.columns):
+        raise BadInputError(
+            f"--data file {source!r} ends in the middle of a row: its last line (line "
+            f"{len(frame) + 1}) has {len(fields)} of {len(frame.columns)} fields; the file looks "
+            "truncated"
+        )
+
+
+def check_unique_header(path: Path, sep: str) -> None:
     """pandas renames a repeated CSV header to `name.1`; a repeated column is an error instead
     (a duplicated target would otherwise leak into the features)."""
-    import csv
-    import gzip
-
-    opener = gzip.open if path.name.lower().endswith(".gz") else open
-    with opener(path, "rt", encoding="utf-8", errors="replace", newline="") as handle:
-        header = next(csv.reader(handle, delimiter="\t" if fmt == "tsv" else ","), [])
+    lines = text_head(path).splitlines()
+    header = next(csv.reader(lines[:1], delimiter=sep), []) if lines else []
     seen: set[str] = set()
     for name in header:
         if name in seen:

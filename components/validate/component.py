@@ -30,6 +30,11 @@ def validate(dataset: Input[Dataset], target: str, task: str, schema: Output[Art
         with open(schema.path, "w", encoding="utf-8") as handle:
             json.dump(inferred, handle, indent=2)
         roles = [c["role"] for c in inferred["columns"]]
+        for column in inferred["columns"]:
+            if column["role"] in ("empty", "constant", "id"):
+                log.log(
+                    "warning", column=column["name"], message=f"{column['role']} column dropped"
+                )
         schema.metadata.update({"task": inferred["task"], "rows": inferred["rows"]})
         log.log(
             "validated",

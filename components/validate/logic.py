@@ -81,8 +81,10 @@ def check_classes(y: pd.Series, task: str, n_classes: int) -> None:
 
 
 def column_role(column: pd.Series) -> str:
-    """numeric, categorical, datetime, id (dropped) or constant (dropped)."""
+    """numeric, categorical, datetime; or empty, constant, id (these three are not used)."""
     non_null = column.dropna()
+    if non_null.empty:
+        return "empty"
     if non_null.nunique() <= 1:
         return "constant"
     if ptypes.is_bool_dtype(column):

@@ -171,3 +171,26 @@ def test_demo_runs_with_no_arguments(workdir: Path) -> None:
     summary = only_summary(workdir / "runs")
     assert summary["data"]["source"] == "demo:breast_cancer" and summary["task"] == "binary"
     assert (workdir / "models" / "target" / "champion.json").is_file()
+
+
+def test_a_folder_of_mixed_formats_runs(workdir: Path, titanic: pd.DataFrame) -> None:
+    folder = workdir / "drops"
+    folder.mkdir()
+    titanic.iloc[:600].to_json(folder / "part-1.jsonl", orient="records", lines=True)
+    titanic.iloc[600:].to_csv(folder / "part-2.csv.gz", index=False, sep=";")
+    result = stablepipe(
+        "run",
+        "--data",
+        str(folder),
+        "--target",
+        "survived",
+        "--trials",
+        "2",
+        "--workers",
+        "1",
+        "--cv-folds",
+        "2",
+        cwd=workdir,
+    )
+    assert result.code == 0, result.stderr
+    assert only_summary(workdir / "runs")["data"]["rows"] == len(titanic)

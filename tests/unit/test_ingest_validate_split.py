@@ -48,7 +48,8 @@ def test_fingerprint_changes_with_content(tmp_path: Path) -> None:
     [
         (b"", "empty.csv", "empty"),
         (b"a,b,target\n", "header.csv", "header but no rows"),
-        (b"a,b\n1,2\n", "data.json", "must be a CSV"),
+        (b"a,b\n1,2\n", "data.txt", "must be a CSV"),
+        (b"{not json", "data.json", "not a readable json"),
         (b"not parquet at all", "bad.parquet", "not a readable parquet"),
     ],
 )
@@ -158,3 +159,67 @@ def test_split_is_seeded_and_stratified(titanic: pd.DataFrame) -> None:
     share = titanic["survived"].value_counts(normalize=True)
     assert (test_a["survived"].value_counts(normalize=True) - share).abs().max() < 0.01
     assert len(train_a) + len(test_a) == len(titanic)
+
+
+@pytest.mark.parametrize(
+    ("name", "write"),
+    [
+        ("t.json", lambda f, p: f.to_json(p, orient="records")),
+        ("t.jsonl", lambda f, p: f.to_json(p, orient="records", lines=True)),
+        ("t.csv.gz", lambda f, p: f.to_csv(p, index=False)),
+        ("t.tsv.gz", lambda f, p: f.to_csv(p, index=False, sep="\t")),
+        ("t.csv.zip", lambda f, p: f.to_csv(p, index=False)),
+        ("semicolons.csv", lambda f, p: f.to_csv(p, index=False, sep=";")),
+        ("pipes.csv", lambda f, p: f.to_csv(p, index=False, sep="|")),
+    ],
+)
+def test_every_file_format_reads_the_same_table(
+    tmp_path: Path, titanic: pd.DataFrame, name, write
+) -> None:
+    path = tmp_path / name
+    write(titanic, path)
+    titanic.to_csv(tmp_path / "reference.csv", index=False)
+    frame, reference = read_table(str(path)), read_table(str(tmp_path / "reference.csv"))
+    assert list(frame.columns) == list(titanic.columns) and len(frame) == len(titanic)
+    pd.testing.assert_frame_equal(frame, reference, check_dtype=False, check_column_type=False)
+
+
+def test_a_folder_of_files_is_one_table(tmp_path: Path, titanic: pd.DataFrame) -> None:
+    folder = tmp_path / "parts"
+    (folder / "2026-11").mkdir(parents=True)
+    titanic.iloc[:500].to_csv(folder / "a.csv", index=False)
+    titanic.iloc[500:].to_parquet(folder / "2026-11" / "b.parquet", index=False)
+    (folder / "notes.txt").write_text("not a table")
+    frame = read_table(str(folder))
+    assert len(frame) == len(titanic)
+    before = source_fingerprint(str(folder))
+    titanic.iloc[:499].to_csv(folder / "a.csv", index=False)
+    assert source_fingerprint(str(folder)) != before
+
+
+def test_a_folder_with_mixed_schemas_or_no_tables_is_bad_input(
+    tmp_path: Path, titanic: pd.DataFrame
+) -> None:
+    (tmp_path / "mixed").mkdir()
+    titanic.to_csv(tmp_path / "mixed" / "a.csv", index=False)
+    titanic.drop(columns=["age"]).to_csv(tmp_path / "mixed" / "b.csv", index=False)
+    with pytest.raises(BadInputError, match="have different columns"):
+        read_table(str(tmp_path / "mixed"))
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(BadInputError, match="holds no table file"):
+        read_table(str(tmp_path / "empty"))
+
+
+def test_a_file_cut_in_the_middle_of_a_row_names_the_line(tmp_path: Path) -> None:
+    path = tmp_path / "cut.csv"
+    path.write_text("a,b,c,target\n1,2,3,x\n4,5,6,y\n7,8")
+    with pytest.raises(
+        BadInputError,
+        match=r"ends in the middle of a row: its last line \(line 4\) has 2 of 4 fields",
+    ):
+        read_table(str(path))
+
+
+def test_all_empty_columns_are_not_used(titanic: pd.DataFrame) -> None:
+    schema = validate(titanic.assign(blank=None), "survived", "auto")
+    assert {c["name"]: c["role"] for c in schema["columns"]}["blank"] == "empty"
