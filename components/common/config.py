@@ -17,7 +17,8 @@ DEMO_SOURCE = "demo:breast_cancer"
 DEMO_TARGET = "target"
 # numpy seeds must be below 2**32; workers use seed + worker index.
 MAX_SEED = 2**32 - 64
-TASK_CHOICES = ("auto", "binary", "multiclass", "regression")
+TASKS = ("binary", "multiclass", "regression")
+TASK_CHOICES = ("auto", *TASKS)
 FEATURE_CHOICES = ("none", "pca")
 OUTLIER_CHOICES = ("clip", "none")
 SCALING_CHOICES = ("standard", "robust", "none")

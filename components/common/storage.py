@@ -53,6 +53,10 @@ def clean_key(key: str) -> str:
     return "/".join(parts)
 
 
+class MissingObject(BadInputError):
+    """The key names no object (a BadInputError: the user named it)."""
+
+
 class Storage(ABC):
     """Objects under one root (a folder or an S3 bucket prefix)."""
 
@@ -147,7 +151,7 @@ class LocalStorage(Storage):
     def get_file(self, key: str, local: str | Path) -> None:
         source = self.path(key)
         if not source.is_file():
-            raise BadInputError(f"no such object: {self.uri_of(key)!r}")
+            raise MissingObject(f"no such object: {self.uri_of(key)!r}")
         Path(local).parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(source, local)
 
@@ -266,7 +270,7 @@ class S3Storage(Storage):
             return func(*args, **kwargs)
         except S3Error as error:
             if error.code in ("NoSuchKey", "NoSuchObject"):
-                raise BadInputError(f"no such object: {self.uri_of(key)!r}") from error
+                raise MissingObject(f"no such object: {self.uri_of(key)!r}") from error
             reason = PERMANENT_CODES.get(error.code or "", f"S3 error {error.code}")
             raise BadInputError(f"cannot {what} {self.uri_of(key)!r}: {reason}") from error
         except TransportError as error:
@@ -298,15 +302,10 @@ class S3Storage(Storage):
         )
 
     def exists(self, key: str) -> bool:
-        from minio.error import S3Error
-
         try:
             self.call("check", key, self.client.stat_object, self.bucket, self.object_name(key))
-        except BadInputError as error:
-            cause = error.__cause__
-            if isinstance(cause, S3Error) and cause.code in ("NoSuchKey", "NoSuchObject"):
-                return False
-            raise
+        except MissingObject:
+            return False
         return True
 
     def keys(self, prefix: str = "") -> list[str]:

@@ -7,15 +7,14 @@ from typing import Any
 from sklearn.decomposition import PCA
 from sklearn.pipeline import Pipeline
 
+from components.common.config import FEATURE_CHOICES
 from components.common.errors import BadInputError
-
-FEATURE_METHODS = ("none", "pca")
 
 
 def build_features(method: str, pca_variance: float, seed: int) -> Any:
     """'passthrough' or a seeded PCA keeping `pca_variance` of the variance."""
-    if method not in FEATURE_METHODS:
-        raise BadInputError(f"features must be one of {FEATURE_METHODS}; got {method!r}")
+    if method not in FEATURE_CHOICES:
+        raise BadInputError(f"features must be one of {FEATURE_CHOICES}; got {method!r}")
     if method == "none":
         return "passthrough"
     if not 0.0 < pca_variance < 1.0:

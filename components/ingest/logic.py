@@ -173,7 +173,8 @@ def read_table(source: str, endpoint: str = "") -> pd.DataFrame:
         elif fmt in ("json", "jsonl"):
             frame = pd.read_json(path, lines=fmt == "jsonl")
         else:
-            frame = pd.read_csv(path, sep=delimiter(path, fmt), low_memory=False)
+            sep = delimiter(path, fmt)
+            frame = pd.read_csv(path, sep=sep, low_memory=False)
     except pd.errors.EmptyDataError as error:
         raise BadInputError(f"--data file has no header and no rows: {source!r}") from error
     except (pd.errors.ParserError, UnicodeDecodeError, OSError, ValueError) as error:
@@ -187,8 +188,8 @@ def read_table(source: str, endpoint: str = "") -> pd.DataFrame:
         raise BadInputError(f"--data file has a header but no rows: {source!r}")
     frame.columns = [str(column) for column in frame.columns]
     if fmt in ("csv", "tsv"):
-        check_complete_last_row(path, frame, source)
-        check_unique_header(path, delimiter(path, fmt))
+        check_complete_last_row(path, frame, source, sep)
+        check_unique_header(path, sep)
     return frame
 
 
@@ -223,7 +224,7 @@ def delimiter(path: Path, fmt: str) -> str:
         return ","
 
 
-def check_complete_last_row(path: Path, frame: pd.DataFrame, source: str) -> None:
+def check_complete_last_row(path: Path, frame: pd.DataFrame, source: str, sep: str) -> None:
     """A plain CSV cut off in the middle of its last row is an error naming that line (pandas
     would fill the missing fields with NaN and say nothing)."""
     if path.name.lower().endswith((".gz", ".zip")) or path.stat().st_size == 0:
@@ -234,7 +235,7 @@ def check_complete_last_row(path: Path, frame: pd.DataFrame, source: str) -> Non
     if tail.endswith(b"\n"):
         return
     last_line = tail.decode("utf-8", errors="replace").splitlines()[-1]
-    fields = next(csv.reader([last_line], delimiter=delimiter(path, table_format(str(path)))), [])
+    fields = next(csv.reader([last_line], delimiter=sep), [])
     if len(fields) < len(frame.columns):
         raise BadInputError(
             f"--data file {source!r} ends in the middle of a row: its last line (line "

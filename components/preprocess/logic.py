@@ -18,11 +18,10 @@ from sklearn.impute import SimpleImputer
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, RobustScaler, StandardScaler
 
+from components.common.config import OUTLIER_CHOICES, SCALING_CHOICES
 from components.common.errors import BadInputError
 from components.validate.logic import feature_columns
 
-OUTLIER_CHOICES = ("clip", "none")
-SCALING_CHOICES = ("standard", "robust", "none")
 MISSING_CATEGORY = "__missing__"
 
 

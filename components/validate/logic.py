@@ -7,10 +7,9 @@ from typing import Any
 import pandas as pd
 from pandas.api import types as ptypes
 
+from components.common.config import TASK_CHOICES
 from components.common.errors import BadInputError
 
-TASKS = ("binary", "multiclass", "regression")
-TASK_CHOICES = ("auto", *TASKS)
 MIN_ROWS = 20
 # Enough rows that every class reaches the test split and each cross-validation fold.
 MIN_ROWS_PER_CLASS = 5

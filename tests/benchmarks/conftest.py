@@ -3,27 +3,21 @@ ratio against a baseline measured in the same run; none asserts on wall-clock ti
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
+from tests.pipeline.conftest import stablepipe
+
 
 def timed_cli(*args: str, cwd: Path | None = None) -> float:
     """Wall seconds of one `stablepipe` command in a child process (exit code must be 0)."""
     started = time.perf_counter()
-    done = subprocess.run(
-        [sys.executable, "-m", "pipelines.cli", *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    done = stablepipe(*args, cwd=cwd, timeout=3600)
     elapsed = time.perf_counter() - started
-    assert done.returncode == 0, done.stderr
+    assert done.code == 0, done.stderr
     return elapsed
 
 

@@ -22,30 +22,16 @@ def in_process(csv: Path, target: str, workdir: Path) -> dict:
     """The pipeline's work as one plain script: the same logic functions, no KFP."""
     from components.create_study.logic import create_study, load_study
     from components.evaluate.logic import evaluate_run
-    from components.features.logic import build_features, feature_pipeline
-    from components.ingest.logic import ingest
-    from components.preprocess.logic import build_preprocessor
-    from components.split.logic import split_frame
     from components.train.logic import train_model
     from components.train.model_io import save_model
-    from components.tune.logic import SearchData, best_configuration, cv_metric, run_worker
-    from components.validate.logic import validate
+    from components.tune.logic import best_configuration, cv_metric, run_worker
+    from tests.benchmarks.tune_worker import prepare
 
-    frame = ingest(str(csv), target).frame
-    schema = validate(frame, target, "auto")
-    train, test = split_frame(frame, target, schema["task"], 0.2, SEED)
-    steps = feature_pipeline(build_preprocessor(schema), build_features("none", 0.95, SEED))
-    steps.fit(train.drop(columns=[target]))
+    schema, train, test, data = prepare(str(csv), target)
+    steps = data.feature_steps
+    steps.fit(train.drop(columns=[target]))  # as the features stage does
     create_study(workdir / "study", "bench", cv_metric(schema["task"]))
     study = load_study(workdir / "study")
-    data = SearchData(
-        X=train.drop(columns=[target]),
-        y=train[target],
-        feature_steps=steps,
-        task=schema["task"],
-        folds=5,
-        seed=SEED,
-    )
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     run_worker(study, data, TRIALS, 3600.0, 0)
     best = best_configuration([study], cv_metric(schema["task"]))

@@ -8,6 +8,7 @@ from __future__ import annotations
 import sys
 
 import optuna
+import pandas as pd
 
 from components.create_study.logic import load_study
 from components.features.logic import feature_pipeline
@@ -20,12 +21,13 @@ from components.validate.logic import validate
 SEED = 42
 
 
-def search_data(csv: str, target: str) -> SearchData:
+def prepare(csv: str, target: str) -> tuple[dict, pd.DataFrame, pd.DataFrame, SearchData]:
+    """What the pipeline does before the search: (schema, train, test, the search's data)."""
     frame = ingest(csv, target).frame
     schema = validate(frame, target, "auto")
-    train, _ = split_frame(frame, target, schema["task"], 0.2, SEED)
+    train, test = split_frame(frame, target, schema["task"], 0.2, SEED)
     steps = feature_pipeline(build_preprocessor(schema), "passthrough")
-    return SearchData(
+    data = SearchData(
         X=train.drop(columns=[target]),
         y=train[target],
         feature_steps=steps,
@@ -33,6 +35,11 @@ def search_data(csv: str, target: str) -> SearchData:
         folds=5,
         seed=SEED,
     )
+    return schema, train, test, data
+
+
+def search_data(csv: str, target: str) -> SearchData:
+    return prepare(csv, target)[3]
 
 
 if __name__ == "__main__":

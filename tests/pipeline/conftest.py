@@ -5,11 +5,15 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
+
+# The smallest search that still runs every stage: for tests about everything but the search.
+QUICK = ("--trials", "2", "--workers", "1", "--cv-folds", "2")
 
 
 @dataclass
@@ -41,6 +45,18 @@ def only_summary(runs_dir: Path) -> dict[str, Any]:
 def latest_summary(runs_dir: Path) -> dict[str, Any]:
     summaries = sorted(runs_dir.glob("*/summary.json"), key=lambda p: p.stat().st_mtime)
     return dict(json.loads(summaries[-1].read_text()))
+
+
+def wait_for_event(runs_dir: Path, stage: str, event: str, timeout: float = 300) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for log in runs_dir.glob("*/logs/stages.jsonl"):
+            for line in log.read_text().splitlines():
+                record = json.loads(line)
+                if record["stage"] == stage and record["event"] == event:
+                    return
+        time.sleep(0.2)
+    pytest.fail(f"no {stage}/{event} event within {timeout}s")
 
 
 @pytest.fixture()

@@ -10,7 +10,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from tests.pipeline.conftest import stablepipe
+from tests.pipeline.conftest import QUICK, stablepipe
 
 
 @pytest.fixture(scope="module")
@@ -225,12 +225,7 @@ def test_seed_out_of_range_and_infinite_values(champion_home: Path, titanic: pd.
         str(champion_home / "inf.csv"),
         "--target",
         "survived",
-        "--trials",
-        "2",
-        "--workers",
-        "1",
-        "--cv-folds",
-        "2",
+        *QUICK,
         "--model-name",
         "inf-model",
         cwd=champion_home,

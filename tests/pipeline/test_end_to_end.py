@@ -9,7 +9,7 @@ import joblib
 import pandas as pd
 import pytest
 
-from tests.pipeline.conftest import latest_summary, only_summary, stablepipe
+from tests.pipeline.conftest import QUICK, latest_summary, only_summary, stablepipe
 
 SUMMARY_KEYS = {
     "run_id",
@@ -184,12 +184,7 @@ def test_a_folder_of_mixed_formats_runs(workdir: Path, titanic: pd.DataFrame) ->
         str(folder),
         "--target",
         "survived",
-        "--trials",
-        "2",
-        "--workers",
-        "1",
-        "--cv-folds",
-        "2",
+        *QUICK,
         cwd=workdir,
     )
     assert result.code == 0, result.stderr

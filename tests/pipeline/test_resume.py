@@ -3,7 +3,6 @@ an uninterrupted run."""
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
@@ -12,9 +11,8 @@ import time
 from pathlib import Path
 
 import pandas as pd
-import pytest
 
-from tests.pipeline.conftest import latest_summary, only_summary, stablepipe
+from tests.pipeline.conftest import latest_summary, only_summary, stablepipe, wait_for_event
 
 BEFORE_SEARCH = ["ingest", "validate", "split", "preprocess", "features", "create_study"]
 
@@ -40,18 +38,6 @@ def run_args(workdir: Path, csv: Path, runs: str, *extra: str) -> list[str]:
         "11",
         *extra,
     ]
-
-
-def wait_for_event(runs_dir: Path, stage: str, event: str, timeout: float = 300) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        for log in runs_dir.glob("*/logs/stages.jsonl"):
-            for line in log.read_text().splitlines():
-                record = json.loads(line)
-                if record["stage"] == stage and record["event"] == event:
-                    return
-        time.sleep(0.2)
-    pytest.fail(f"no {stage}/{event} event within {timeout}s")
 
 
 def test_killed_run_resumes_from_cache_with_the_same_result(

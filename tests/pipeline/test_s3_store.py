@@ -15,7 +15,7 @@ import pytest
 from minio import Minio
 
 from tests.conftest import make_bucket, s3_client
-from tests.pipeline.conftest import stablepipe
+from tests.pipeline.conftest import stablepipe, wait_for_event
 from tests.support import seaweedfs
 
 BUCKET = "ml-artifacts"
@@ -224,8 +224,6 @@ def test_server_stopped_during_a_run_leaves_the_registry_unchanged(
             text=True,
             env=dict(os.environ),
         )
-        from tests.pipeline.test_resume import wait_for_event
-
         wait_for_event(workdir / "runs2", "tune", "started")
         server.stop()
         _, stderr = process.communicate(timeout=600)
