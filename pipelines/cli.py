@@ -1,6 +1,7 @@
-"""The `stablepipe` command: run, compile, predict.
+"""The `stablepipe` command: run, validate, compile, predict.
 
-Exit codes: 0 success; 2 bad input or usage (one line on stderr, no traceback); 1 internal failure.
+Exit codes: 0 success; 2 bad input or usage (one line on stderr, no traceback); 4 data rejected by
+the quality policy; 1 internal failure.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from typing import Any, NoReturn
 from components.common.errors import BadInputError
 from components.common.storage import DEFAULT_S3_ENDPOINT
 
-EXIT_OK, EXIT_INTERNAL, EXIT_BAD_INPUT = 0, 1, 2
+EXIT_OK, EXIT_INTERNAL, EXIT_BAD_INPUT, EXIT_REJECTED = 0, 1, 2, 4
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -24,16 +25,52 @@ class OneLineParser(argparse.ArgumentParser):
         raise BadInputError(f"{self.prog}: {message}")
 
 
-def add_run_arguments(parser: argparse.ArgumentParser) -> None:
+def add_data_arguments(parser: argparse.ArgumentParser) -> None:
+    """Where the data comes from, how to read it and how to judge it (run and validate)."""
     add = parser.add_argument
     add("--config", help="YAML file with any of the keys below (flags override it)")
     add(
         "--data",
-        help="CSV/TSV/Parquet file, or demo:<breast_cancer|diabetes|wine|iris> "
+        help="a file (CSV/TSV/Parquet/JSON/JSON Lines/Excel, .gz/.zip), a folder of them or of "
+        "documents (one subfolder per label), s3://bucket/key-or-prefix/, a database URL "
+        "(sqlite:///file.db, postgresql://host/db), or demo:<breast_cancer|diabetes|wine|iris> "
         "(default: demo:breast_cancer)",
     )
     add("--target", help="column to predict (default for demo data: target)")
     add("--task", help="auto|binary|multiclass|regression (default: auto)")
+    add("--table", help="with a database URL: the table to read")
+    add("--query", help="with a database URL: a read-only SELECT to read instead")
+    add("--delimiter", help="CSV delimiter (default: sniffed)")
+    add("--encoding", help="text encoding of CSV/TSV (default: sniffed)")
+    add("--header", help="auto|yes|no: does the CSV's first line name the columns (default: auto)")
+    add("--sheet", help="Excel sheet name (default: the first)")
+    add(
+        "--stream-above-mb",
+        type=float,
+        help="stream local CSV/TSV/Parquet files at least this large in bounded memory "
+        "(default: 256)",
+    )
+    add(
+        "--incremental",
+        action="store_const",
+        const=True,
+        help="folder or s3:// prefix: take only the files earlier runs have not taken",
+    )
+    add("--window", type=int, help="with --incremental: also take the N latest earlier files")
+    add(
+        "--schema",
+        help="schema YAML to check the data against; written from this data if it does not "
+        "exist yet (default: the champion's schema)",
+    )
+    add(
+        "--fail-on",
+        help="error|warning|never: the anomaly severity that rejects the data (default: error)",
+    )
+
+
+def add_run_arguments(parser: argparse.ArgumentParser) -> None:
+    add_data_arguments(parser)
+    add = parser.add_argument
     add("--runs-dir", help="folder of run folders (default: ./runs)")
     add(
         "--registry",
@@ -81,6 +118,21 @@ def build_parser() -> OneLineParser:
     parser = OneLineParser(prog="stablepipe", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True, parser_class=OneLineParser)
     add_run_arguments(commands.add_parser("run", help="run the whole pipeline locally"))
+    check = commands.add_parser("validate", help="check data quality without training")
+    add_data_arguments(check)
+    check.add_argument("--runs-dir", help="folder of run records (default: ./runs)")
+    check.add_argument("--registry", help="model registry root (default: ./models)")
+    check.add_argument("--model-name", help="registry entry (default: the target's name)")
+    check.add_argument("--store", help="s3://bucket/prefix of run records and registry")
+    check.add_argument(
+        "--s3-endpoint", help="S3 endpoint (default: http://minio-service.kubeflow:9000)"
+    )
+    check.add_argument(
+        "--report", default="data_quality.html", help="HTML report to write (default: %(default)s)"
+    )
+    check.add_argument(
+        "--json", action="store_true", help="print {verdict, anomalies, drift} on stdout"
+    )
     compile_parser = commands.add_parser("compile", help="write the KFP IR YAML for Kubeflow")
     compile_parser.add_argument(
         "--output", default="pipeline.yaml", help="(default: pipeline.yaml)"
@@ -99,14 +151,23 @@ def build_parser() -> OneLineParser:
     return parser
 
 
-def command_run(args: argparse.Namespace) -> int:
+def config_of(args: argparse.Namespace) -> Any:
     from components.common.config import RunConfig, build_config, load_config_file
-    from pipelines.runner import execute
 
     flags = {k: v for k, v in vars(args).items() if k in RunConfig.__dataclass_fields__}
     file_values = load_config_file(args.config) if args.config else {}
-    config = build_config(file_values, flags)
-    result = execute(config)
+    return build_config(file_values, flags)
+
+
+def command_run(args: argparse.Namespace) -> int:
+    from pipelines.runner import NothingToDo, execute
+
+    config = config_of(args)
+    try:
+        result = execute(config)
+    except NothingToDo as nothing:
+        print(f"stablepipe: {nothing}", file=sys.stderr)
+        return EXIT_OK
     print_summary(result.summary, result.run_dir)
     if args.json:
         print(json.dumps(result.summary, indent=2, default=str))
@@ -116,8 +177,12 @@ def command_run(args: argparse.Namespace) -> int:
 def print_summary(summary: dict[str, Any], run_dir: Path) -> None:
     best, test = summary["best"], summary["metrics"]["test"]
     verdict = summary["promotion"]
+    quality = summary["data_quality"]
     lines = [
         "",
+        f"  data       {quality['verdict']}: {quality['counts']['error']} errors, "
+        f"{quality['counts']['warning']} warnings; drift {quality['drift']['verdict']}  "
+        f"({summary['artifacts']['data_quality']})",
         f"  task       {summary['task']}  ({summary['data']['rows']} rows, "
         f"{summary['data']['columns']} columns; {summary['data']['rows_dropped_missing_target']} "
         "dropped for a missing target)",
@@ -130,6 +195,32 @@ def print_summary(summary: dict[str, Any], run_dir: Path) -> None:
         f"  report     {summary['artifacts']['report']}",
     ]
     print("\n".join(lines), file=sys.stderr)
+
+
+def command_validate(args: argparse.Namespace) -> int:
+    """Check the data; exit 0 when it passes (warnings allowed by the policy), 4 when the
+    policy rejects it."""
+    from pipelines.runner import validate_only
+
+    report = Path(args.report)
+    if not report.parent.is_dir() or report.is_dir():
+        raise BadInputError(f"--report must be a file in an existing folder; got {args.report!r}")
+    result = validate_only(config_of(args), report)
+    quality = result.quality
+    counts = quality["counts"]
+    print(
+        f"data quality: {quality['verdict']} ({counts['error']} errors, {counts['warning']} "
+        f"warnings, drift: {quality['drift']['verdict']}); report: {result.report}"
+        + (f"; schema written to {result.schema_file}" if result.schema_file else ""),
+        file=sys.stderr,
+    )
+    if args.json:
+        from pipelines.runner import compact_quality
+
+        compact = compact_quality(quality)
+        verdict = {k: compact[k] for k in ("verdict", "anomalies", "drift")}
+        print(json.dumps(verdict, indent=2, default=str))
+    return EXIT_REJECTED if quality["verdict"] == "fail" else EXIT_OK
 
 
 def command_compile(args: argparse.Namespace) -> int:
@@ -173,16 +264,25 @@ def command_predict(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-COMMANDS = {"run": command_run, "compile": command_compile, "predict": command_predict}
+COMMANDS = {
+    "run": command_run,
+    "validate": command_validate,
+    "compile": command_compile,
+    "predict": command_predict,
+}
 
 
 def main(argv: list[str] | None = None) -> int:
     from components.common.storage import StorageUnavailable
+    from components.validate.quality import DataRejected
     from pipelines.runner import RunFailed
 
     try:
         args = build_parser().parse_args(argv)
         return COMMANDS[args.command](args)
+    except DataRejected as error:
+        print(f"rejected: {error}", file=sys.stderr)
+        return EXIT_REJECTED
     except BadInputError as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_BAD_INPUT

@@ -32,6 +32,7 @@ from components.common.config import RunConfig
 from components.common.errors import BadInputError
 from components.common.stage import ERROR_FILE_ENV, LOG_DIR_ENV, RUN_ID_ENV
 from components.common.storage import open_storage
+from components.validate.quality import DataRejected
 
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
 STARTED = re.compile(r"Executing task '([^']+)'")
@@ -153,13 +154,50 @@ def new_run_id() -> str:
     return f"{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(3)}"
 
 
-def pipeline_arguments(config: RunConfig, fingerprint: str, run_id: str) -> dict[str, Any]:
+def read_options(config: RunConfig, files: list[str] | None = None) -> Any:
+    from components.ingest.logic import ReadOptions
+
+    return ReadOptions(
+        delimiter=config.delimiter,
+        encoding=config.encoding,
+        header=config.header,
+        sheet=config.sheet,
+        table=config.table,
+        query=config.query,
+        files=tuple(files or ()),
+    )
+
+
+@dataclass
+class Preflight:
+    """What the runner settles before the pipeline starts: the data's fingerprint, the files an
+    incremental run takes, the schema file to check against and the champion it saw."""
+
+    fingerprint: str
+    files: list[str]
+    schema_file: str
+    reference_version: str
+    incremental: dict[str, Any] | None = None
+
+
+def pipeline_arguments(config: RunConfig, preflight: Preflight, run_id: str) -> dict[str, Any]:
     """The pipeline parameters of a run (no credentials are ever among them)."""
     return {
         "source": config.data,
         "target": config.target,
         "task": config.task,
-        "data_fingerprint": fingerprint,
+        "data_fingerprint": preflight.fingerprint,
+        "table": config.table,
+        "query": config.query,
+        "delimiter": config.delimiter,
+        "encoding": config.encoding,
+        "header": config.header,
+        "sheet": config.sheet,
+        "files": preflight.files,
+        "stream_above_mb": config.stream_above_mb,
+        "schema_file": preflight.schema_file,
+        "fail_on": config.fail_on,
+        "reference_version": preflight.reference_version,
         "test_size": config.test_size,
         "seed": config.seed,
         "outliers": config.outliers,
@@ -221,6 +259,87 @@ def write_json_atomic(path: Path, payload: dict[str, Any]) -> None:
     partial.replace(path)
 
 
+class NothingToDo(Exception):
+    """An incremental run found no new files: not an error, nothing was run (exit code 0)."""
+
+
+def records_store(config: RunConfig) -> Any:
+    """Where run records live: the --store prefix, else the runs folder."""
+    return open_storage(config.store or str(Path(config.runs_dir).resolve()), config.s3_endpoint)
+
+
+def preflight(config: RunConfig) -> Preflight:
+    """Fail early on a source, schema file or store that cannot be used; settle the inputs."""
+    import hashlib
+
+    from components.ingest import incremental
+    from components.ingest.logic import source_fingerprint
+    from components.promote.logic import champion_pointer
+
+    files: list[str] = []
+    progress = None
+    if config.incremental:
+        current = incremental.listing(config.data, config.s3_endpoint)
+        watermark = incremental.load_watermark(records_store(config), config.data)
+        chosen = incremental.select(current, watermark, config.window)
+        if not chosen.new:
+            raise NothingToDo(
+                f"no new files under {config.data!r} since run {watermark.get('last_run')!r} "
+                f"({len(current)} file(s) already taken); nothing to train"
+            )
+        files = chosen.files
+        progress = {
+            "new_files": chosen.new,
+            "window_files": chosen.window,
+            "current": current,
+            "watermark": watermark,
+        }
+    # fails early on a missing or non-table file, and on a store that cannot be reached
+    fingerprint = source_fingerprint(config.data, config.s3_endpoint, read_options(config, files))
+    if config.store:
+        open_storage(config.store, config.s3_endpoint).keys("runs/none")
+    schema_file, schema_sha = "", ""
+    if config.schema:
+        location = config.schema if "://" in config.schema else str(Path(config.schema).resolve())
+        parent, _, name = location.rpartition("/")
+        store = open_storage(parent, config.s3_endpoint)
+        if store.exists(name):
+            schema_file = location
+            schema_sha = hashlib.sha256(store.get_bytes(name)).hexdigest()
+    pointer = champion_pointer(config.registry_uri(), config.s3_endpoint)
+    champion = pointer["version"] if pointer else ""
+    return Preflight(
+        fingerprint=fingerprint,
+        files=files,
+        schema_file=schema_file,
+        reference_version=f"champion={champion};schema={schema_sha}",
+        incremental=progress,
+    )
+
+
+def write_schema_file(config: RunConfig, schema: dict[str, Any]) -> str:
+    """The first run with --schema FILE writes the inferred schema there for the user to
+    commit (never over an existing file)."""
+    from components.validate.schema_file import dump_schema
+
+    location = config.schema if "://" in config.schema else str(Path(config.schema).resolve())
+    parent, _, name = location.rpartition("/")
+    store = open_storage(parent, config.s3_endpoint)
+    if not store.exists(name):
+        store.put_bytes(dump_schema(schema).encode(), name)
+    return location
+
+
+def advance_watermark(config: RunConfig, progress: dict[str, Any], run_id: str) -> dict[str, Any]:
+    """Record the files this successful run took; return the summary's incremental entry."""
+    from components.ingest import incremental
+
+    chosen = incremental.Selection(progress["new_files"], progress["window_files"])
+    updated = incremental.advance(progress["watermark"], progress["current"], chosen, run_id)
+    uri = incremental.save_watermark(records_store(config), config.data, updated)
+    return {"new_files": chosen.new, "window_files": chosen.window, "watermark": uri}
+
+
 class RunFailed(Exception):
     """The pipeline failed for a reason that is not the user's input (exit code 1)."""
 
@@ -239,13 +358,9 @@ def execute(config: RunConfig, terminal: TextIO = sys.stderr) -> RunResult:
     """
     from kfp import local
 
-    from components.ingest.logic import source_fingerprint
     from pipelines.training import training_pipeline
 
-    # fails early on a missing or non-table file, and on a store that cannot be reached
-    fingerprint = source_fingerprint(config.data, config.s3_endpoint)
-    if config.store:
-        open_storage(config.store, config.s3_endpoint).keys("runs/none")
+    checked = preflight(config)
     runs_dir = Path(config.runs_dir).resolve()
     run_id = new_run_id()
     run_dir = runs_dir / run_id
@@ -258,7 +373,8 @@ def execute(config: RunConfig, terminal: TextIO = sys.stderr) -> RunResult:
         "status": "running",
         "target": config.target,
         "task": None if config.task == "auto" else config.task,
-        "data": {"source": config.data, "sha256": fingerprint},
+        "data": {"source": config.data, "sha256": checked.fingerprint},
+        "data_quality": None,
         # filled in by a run that succeeds; a failed run keeps the keys, empty
         "best": None,
         "metrics": {"test": {}},
@@ -294,7 +410,7 @@ def execute(config: RunConfig, terminal: TextIO = sys.stderr) -> RunResult:
                 warnings.filterwarnings(
                     "ignore", message="You may be attemping", category=RuntimeWarning
                 )
-                task = training_pipeline(**pipeline_arguments(config, fingerprint, run_id))
+                task = training_pipeline(**pipeline_arguments(config, checked, run_id))
         except Exception as error:
             summary.update(
                 status="failed",
@@ -303,8 +419,19 @@ def execute(config: RunConfig, terminal: TextIO = sys.stderr) -> RunResult:
             )
             if error_file.exists():
                 problem = read_json(error_file)
+                quality = problem.pop("quality", None)
+                if quality is not None:  # the quality policy rejected the data
+                    shutil.copyfile(problem["report"], run_dir / "data_quality.html")
+                    problem["message"] = problem["message"].replace(
+                        problem["report"], str(run_dir / "data_quality.html")
+                    )
+                    problem["report"] = str(run_dir / "data_quality.html")
+                    summary["data_quality"] = compact_quality(quality)
+                    summary["artifacts"] = {"data_quality": problem["report"]}
                 summary["error"] = {"kind": "bad_input", **problem}
                 write_json_atomic(run_dir / "summary.json", summary)
+                if quality is not None:
+                    raise DataRejected(problem["message"], problem) from error
                 raise BadInputError(problem["message"]) from error
             summary["error"] = {"kind": "internal", "message": ANSI.sub("", str(error))}
             write_json_atomic(run_dir / "summary.json", summary)
@@ -319,6 +446,12 @@ def execute(config: RunConfig, terminal: TextIO = sys.stderr) -> RunResult:
             finished_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             status="succeeded",
         )
+        if config.schema and not checked.schema_file:
+            summary["artifacts"]["schema_file"] = write_schema_file(
+                config, read_json(task.outputs["schema"].path)
+            )
+        if checked.incremental is not None:
+            summary["incremental"] = advance_watermark(config, checked.incremental, run_id)
         if config.store:
             summary["published"] = publish_run(run_dir, summary, config, run_id)
     except Exception as error:
@@ -352,6 +485,7 @@ def publish_run(
         "model": store.uri_of(f"{prefix}/model"),
         "report": store.uri_of(f"{prefix}/report.html"),
         "schema": store.uri_of(f"{prefix}/schema.json"),
+        "data_quality": store.uri_of(f"{prefix}/data_quality.html"),
         "logs": store.uri_of(f"{prefix}/logs"),
     }
     document = {**summary, "published": published}
@@ -368,6 +502,8 @@ def assemble(
     shutil.copytree(outputs["model"].path, run_dir / "model")
     shutil.copyfile(outputs["report"].path, run_dir / "report.html")
     shutil.copyfile(outputs["schema"].path, run_dir / "schema.json")
+    shutil.copyfile(outputs["quality_report"].path, run_dir / "data_quality.html")
+    quality = read_json(outputs["quality"].path)
     schema, best = read_json(run_dir / "schema.json"), read_json(outputs["best"].path)
     evaluation = read_json(outputs["evaluation"].path)
     data = dict(outputs["dataset"].metadata)
@@ -382,12 +518,72 @@ def assemble(
         "metrics": evaluation["metrics"],
         "promoted": promoted,
         "promotion": evaluation["verdict"],
+        "data_quality": compact_quality(quality),
         "registry": config.registry_uri(),
         "champion": pointer,
         "artifacts": {
             "model": str(run_dir / "model"),
             "report": str(run_dir / "report.html"),
             "schema": str(run_dir / "schema.json"),
+            "data_quality": str(run_dir / "data_quality.html"),
             "logs": str(run_dir / "logs"),
         },
     }
+
+
+def compact_quality(quality: dict[str, Any]) -> dict[str, Any]:
+    """summary.json's data_quality: the verdict, every anomaly, drift without the per-bin
+    detail (the full verdict and profile stay in the validate stage's artifact)."""
+    drift = quality.get("drift", {})
+    return {
+        "verdict": quality["verdict"],
+        "fail_on": quality.get("fail_on"),
+        "reference": quality.get("reference"),
+        "counts": quality.get("counts"),
+        "anomalies": quality["anomalies"],
+        "drift": {
+            "verdict": drift.get("verdict"),
+            "drifted_share": drift.get("drifted_share"),
+            "top": drift.get("top", []),
+            "columns": [
+                {k: c.get(k) for k in ("column", "test", "psi", "p_value", "severity")}
+                for c in drift.get("columns", [])
+                if c.get("drifted")
+            ],
+        },
+    }
+
+
+@dataclass
+class ValidationResult:
+    quality: dict[str, Any]
+    report: Path
+    schema_file: str
+
+
+def validate_only(config: RunConfig, report: Path) -> ValidationResult:
+    """`stablepipe validate`: ingest and check the data in this process, no pipeline run.
+    Writes the HTML report (and, with --schema naming a file that does not exist yet, the
+    inferred schema there)."""
+    from components.ingest.logic import ingest
+    from components.validate.quality import check_data, load_reference
+    from components.validate.report import render_report
+
+    checked = preflight(config)
+    result = ingest(
+        config.data, config.target, config.s3_endpoint, read_options(config, checked.files)
+    )
+    reference = load_reference(checked.schema_file, config.registry_uri(), config.s3_endpoint)
+    schema, quality = check_data(
+        result.frame,
+        config.target,
+        config.task,
+        reference,
+        config.fail_on,
+        result.rows_dropped_missing_target,
+    )
+    partial = report.with_name(report.name + ".partial")
+    partial.write_text(render_report(result.frame, schema, quality), encoding="utf-8")
+    partial.replace(report)
+    written = write_schema_file(config, schema) if config.schema and not checked.schema_file else ""
+    return ValidationResult(quality, report, written)

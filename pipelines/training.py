@@ -24,6 +24,7 @@ PIPELINE_NAME = "stablepipe-training"
 # which ignores kfp.kubernetes settings).
 S3_SECRET = "stablepipe-s3"  # keys AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY
 STUDY_SECRET = "stablepipe-optuna"  # key url: the SQLAlchemy URL of the shared study database
+DATABASE_SECRET = "stablepipe-database"  # keys user, password: the source database's login
 
 
 def with_s3_credentials(task: dsl.PipelineTask) -> dsl.PipelineTask:
@@ -40,6 +41,12 @@ def with_study_storage(task: dsl.PipelineTask) -> dsl.PipelineTask:
     return kubernetes.use_secret_as_env(
         task, STUDY_SECRET, {"url": "STABLEPIPE_OPTUNA_STORAGE"}, optional=True
     )
+
+
+def with_database_credentials(task: dsl.PipelineTask) -> dsl.PipelineTask:
+    """The source database's login, from the database Secret, for --data database URLs."""
+    keys = {"user": "STABLEPIPE_DB_USER", "password": "STABLEPIPE_DB_PASSWORD"}
+    return kubernetes.use_secret_as_env(task, DATABASE_SECRET, keys, optional=True)
 
 
 def with_retries(task: dsl.PipelineTask, attempts: int = 2) -> dsl.PipelineTask:
@@ -90,6 +97,8 @@ def search(
 class TrainingOutputs(NamedTuple):
     dataset: Dataset
     schema: Artifact
+    quality: Artifact
+    quality_report: HTML
     best: Artifact
     model: Model
     report: HTML
@@ -106,6 +115,17 @@ def training_pipeline(
     target: str = "target",
     task: str = "auto",
     data_fingerprint: str = "",
+    table: str = "",
+    query: str = "",
+    delimiter: str = "",
+    encoding: str = "",
+    header: str = "auto",
+    sheet: str = "",
+    files: list = [],  # noqa: B006 (KFP reads the default; it is never mutated)
+    stream_above_mb: float = 256.0,
+    schema_file: str = "",
+    fail_on: str = "error",
+    reference_version: str = "",
     test_size: float = 0.2,
     seed: int = 42,
     outliers: str = "clip",
@@ -124,10 +144,33 @@ def training_pipeline(
 ) -> TrainingOutputs:
     ingested = with_s3_credentials(
         ingest(
-            source=source, target=target, data_fingerprint=data_fingerprint, s3_endpoint=s3_endpoint
+            source=source,
+            target=target,
+            data_fingerprint=data_fingerprint,
+            s3_endpoint=s3_endpoint,
+            table=table,
+            query=query,
+            delimiter=delimiter,
+            encoding=encoding,
+            header=header,
+            sheet=sheet,
+            files=files,
+            stream_above_mb=stream_above_mb,
         )
     )
-    validated = validate(dataset=ingested.outputs["dataset"], target=target, task=task)
+    with_database_credentials(ingested)
+    validated = with_s3_credentials(
+        validate(
+            dataset=ingested.outputs["dataset"],
+            target=target,
+            task=task,
+            schema_file=schema_file,
+            registry=registry,
+            s3_endpoint=s3_endpoint,
+            fail_on=fail_on,
+            reference_version=reference_version,
+        )
+    )
     resolved_task = validated.outputs["Output"]
     splits = split(
         dataset=ingested.outputs["dataset"],
@@ -188,6 +231,8 @@ def training_pipeline(
         promoted = promote(
             model=trained.outputs["model"],
             evaluation=evaluated.outputs["evaluation"],
+            schema=validated.outputs["schema"],
+            quality=validated.outputs["quality"],
             registry=registry,
             s3_endpoint=s3_endpoint,
             version=run_id,
@@ -196,6 +241,8 @@ def training_pipeline(
     return TrainingOutputs(
         dataset=ingested.outputs["dataset"],
         schema=validated.outputs["schema"],
+        quality=validated.outputs["quality"],
+        quality_report=validated.outputs["quality_report"],
         best=searched.output,
         model=trained.outputs["model"],
         report=evaluated.outputs["report"],

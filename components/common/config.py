@@ -22,6 +22,8 @@ TASK_CHOICES = ("auto", *TASKS)
 FEATURE_CHOICES = ("none", "pca")
 OUTLIER_CHOICES = ("clip", "none")
 SCALING_CHOICES = ("standard", "robust", "none")
+HEADER_CHOICES = ("auto", "yes", "no")
+FAIL_ON_CHOICES = ("error", "warning", "never")
 
 
 @dataclass
@@ -30,6 +32,17 @@ class RunConfig:
 
     data: str = DEMO_SOURCE
     target: str = DEMO_TARGET
+    table: str = ""
+    query: str = ""
+    delimiter: str = ""
+    encoding: str = ""
+    header: str = "auto"
+    sheet: str = ""
+    stream_above_mb: float = 256.0
+    incremental: bool = False
+    window: int = 0
+    schema: str = ""
+    fail_on: str = "error"
     task: str = "auto"
     runs_dir: str = "runs"
     registry: str = "models"
@@ -166,6 +179,28 @@ def check_config(config: RunConfig) -> RunConfig:
             f"--min-improvement must be >= 0; got {config.min_improvement!r}",
         ),
         (bool(config.target), "--target must name a column; got ''"),
+        (
+            config.header in HEADER_CHOICES,
+            f"--header must be one of {', '.join(HEADER_CHOICES)}; got {config.header!r}",
+        ),
+        (
+            config.fail_on in FAIL_ON_CHOICES,
+            f"--fail-on must be one of {', '.join(FAIL_ON_CHOICES)}; got {config.fail_on!r}",
+        ),
+        (config.window >= 0, f"--window must be 0 or more; got {config.window!r}"),
+        (
+            config.stream_above_mb > 0,
+            f"--stream-above-mb must be positive; got {config.stream_above_mb!r}",
+        ),
+        (
+            not (config.table and config.query),
+            f"give --table or --query, not both; got --table {config.table!r} and --query "
+            f"{config.query!r}",
+        ),
+        (
+            not config.window or config.incremental,
+            f"--window needs --incremental; got --window {config.window!r}",
+        ),
     ]
     for ok, message in checks:
         if not ok:

@@ -55,9 +55,8 @@ def report_bad_input(stage_name: str, error: BadInputError) -> None:
     if not error_file or Path(error_file).exists():
         return
     Path(error_file).parent.mkdir(parents=True, exist_ok=True)
-    Path(error_file).write_text(
-        json.dumps({"stage": stage_name, "message": str(error)}), encoding="utf-8"
-    )
+    problem = {"stage": stage_name, "message": str(error), **getattr(error, "details", {})}
+    Path(error_file).write_text(json.dumps(problem, default=str), encoding="utf-8")
 
 
 @contextmanager

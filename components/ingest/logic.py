@@ -2,18 +2,24 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import hashlib
 import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from components.common.errors import BadInputError, missing_column_error
+from components.common.config import HEADER_CHOICES
+from components.common.errors import BadInputError, closest_names, missing_column_error
 from components.common.frames import file_sha256
 from components.common.storage import S3_PREFIX, Storage, open_storage, parse_s3_uri
+from components.ingest.database import is_database_url
+from components.ingest.encoding import sniff_encoding
 
 DEMO_PREFIX = "demo:"
 DEMO_DATASETS = ("breast_cancer", "diabetes", "wine", "iris")
@@ -30,8 +36,15 @@ TABLE_SUFFIXES = {
     ".jsonl": "jsonl",
     ".jsonl.gz": "jsonl",
     ".ndjson": "jsonl",
+    ".xlsx": "excel",
+    ".xlsm": "excel",
 }
 SNIFFED_DELIMITERS = ",;\t|"
+# pyarrow reads CSV in blocks; one row must fit in a block.
+READ_BLOCK_BYTES = 16 << 20
+# Wider tables and bigger cells than these are broken files or need a query first.
+MAX_COLUMNS = 4096
+MAX_CELL_BYTES = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -43,6 +56,8 @@ class IngestResult:
     rows_read: int
     rows_dropped_missing_target: int
     sha256: str
+    # files of a documents folder that were skipped: {"binary": n, "undecodable": n, "empty": n}
+    skipped: dict[str, int] | None = None
 
 
 def table_format(path: str) -> str:
@@ -52,27 +67,46 @@ def table_format(path: str) -> str:
         if name.endswith(suffix):
             return fmt
     raise BadInputError(
-        "--data must be a CSV, TSV, Parquet, JSON or JSON Lines file (.csv, .tsv, .parquet, "
-        f".json, .jsonl; .gz or .csv.zip compressed) or a folder of them; got {path!r}"
+        "--data must be a CSV, TSV, Parquet, JSON, JSON Lines or Excel file (.csv, .tsv, "
+        ".parquet, .json, .jsonl, .xlsx; .gz or .csv.zip compressed), a folder of them or of "
+        f"documents, an s3:// URI or a database URL; got {path!r}"
     )
 
 
-def source_fingerprint(source: str, endpoint: str = "") -> str:
+def source_fingerprint(source: str, endpoint: str = "", options: ReadOptions | None = None) -> str:
     """SHA-256 of what a source holds: the file's bytes; for S3 the objects' names, ETags and
-    sizes (no download); the data set's name and scikit-learn's version for a demo."""
+    sizes (no download); a database query's rows; the data set's name and scikit-learn's
+    version for a demo."""
+    options = options or ReadOptions()
     if source.startswith(DEMO_PREFIX):
         import sklearn
 
         return hashlib.sha256(f"{source}@sklearn-{sklearn.__version__}".encode()).hexdigest()
+    if is_database_url(source):
+        from components.ingest.database import database_fingerprint
+
+        return database_fingerprint(source, options.table, options.query)
     if source.startswith(S3_PREFIX):
-        store, keys = s3_table_objects(source, endpoint)
+        store, keys = s3_table_objects(source, endpoint, options.files)
         listing = "\n".join(f"{key}\t{store.version_tag(key)}" for key in keys)
         return hashlib.sha256(listing.encode()).hexdigest()
     path = check_file(source)
-    if path.is_dir():  # names and contents of every table file in the folder
-        digests = "\n".join(f"{p.relative_to(path)}\t{file_sha256(p)}" for p in folder_tables(path))
+    if path.is_dir():  # names and contents of every file in the folder
+        digests = "\n".join(
+            f"{p.relative_to(path)}\t{file_sha256(p)}"
+            for p in chosen(folder_files(path), path, options.files)
+        )
         return hashlib.sha256(digests.encode()).hexdigest()
     return file_sha256(source)
+
+
+def folder_files(folder: Path) -> list[Path]:
+    """Every visible file of a folder and its subfolders, in name order."""
+    return sorted(
+        p
+        for p in folder.rglob("*")
+        if p.is_file() and not any(part.startswith(".") for part in p.relative_to(folder).parts)
+    )
 
 
 def folder_tables(folder: Path) -> list[Path]:
@@ -84,11 +118,25 @@ def folder_tables(folder: Path) -> list[Path]:
     )
 
 
-def s3_table_objects(source: str, endpoint: str) -> tuple[Storage, list[str]]:
-    """The bucket's storage and the table objects of `source` (one object, or a prefix's)."""
+def chosen(paths: list[Path], folder: Path, files: tuple[str, ...]) -> list[Path]:
+    """The paths named (relative to `folder`) in `files`; all of them when `files` is empty."""
+    if not files:
+        return paths
+    wanted = set(files)
+    return [p for p in paths if p.relative_to(folder).as_posix() in wanted]
+
+
+def s3_table_objects(
+    source: str, endpoint: str, files: tuple[str, ...] = ()
+) -> tuple[Storage, list[str]]:
+    """The bucket's storage and the table objects of `source` (one object, or a prefix's;
+    only those named in `files`, relative to the prefix, when given)."""
     bucket, key = parse_s3_uri(source)
     store = open_storage(f"{S3_PREFIX}{bucket}", endpoint)
     keys = [k for k in store.keys(key) if k == key or is_table_name(k)]
+    if files:
+        wanted = set(files)
+        keys = [k for k in keys if k.removeprefix(key).lstrip("/") in wanted]
     if not keys:
         raise BadInputError(f"--data holds no CSV, TSV or Parquet object: {source!r}")
     for found in keys:
@@ -100,15 +148,15 @@ def is_table_name(name: str) -> bool:
     return any(name.lower().endswith(suffix) for suffix in TABLE_SUFFIXES)
 
 
-def read_s3_table(source: str, endpoint: str) -> pd.DataFrame:
+def read_s3_table(source: str, endpoint: str, options: ReadOptions) -> pd.DataFrame:
     """Download the source's objects (streamed to a temporary folder) and read them as one table."""
-    store, keys = s3_table_objects(source, endpoint)
+    store, keys = s3_table_objects(source, endpoint, options.files)
     frames = []
     with tempfile.TemporaryDirectory(prefix="stablepipe-ingest-") as scratch:
         for index, key in enumerate(keys):
             local = Path(scratch) / f"{index}-{PurePosixPath(key).name}"
             store.get_file(key, local)
-            frames.append((key, read_table(str(local))))
+            frames.append((key, read_table(str(local), options=options)))
     return concat_tables(frames, source)
 
 
@@ -130,8 +178,13 @@ def check_file(source: str) -> Path:
     if not path.exists():
         raise BadInputError(f"--data file does not exist: {source!r}")
     if path.is_dir():
-        if not folder_tables(path):
-            raise BadInputError(f"--data folder holds no table file: {source!r}")
+        from components.ingest.documents import is_document_folder
+
+        if not folder_tables(path) and not is_document_folder(path):
+            raise BadInputError(
+                f"--data folder holds no table file and no label subfolders of documents: "
+                f"{source!r}"
+            )
         return path
     table_format(source)
     if path.stat().st_size == 0:
@@ -155,78 +208,300 @@ def load_demo(name: str) -> pd.DataFrame:
     return frame
 
 
-def read_table(source: str, endpoint: str = "") -> pd.DataFrame:
-    """Read a local CSV/TSV/Parquet file, an `s3://` object or prefix, or a demo data set."""
+@dataclass(frozen=True)
+class ReadOptions:
+    """How to read a source; empty values mean "sniff it" (or, for a sheet, the first one)."""
+
+    delimiter: str = ""
+    encoding: str = ""
+    header: str = "auto"  # auto | yes | no
+    sheet: str = ""
+    table: str = ""
+    query: str = ""
+    # incremental runs: the files of a folder or prefix to read (relative names); () = all
+    files: tuple[str, ...] = ()
+
+    def check(self) -> ReadOptions:
+        if self.header not in HEADER_CHOICES:
+            raise BadInputError(
+                f"--header must be one of {', '.join(HEADER_CHOICES)}; got {self.header!r}"
+            )
+        if len(self.delimiter) > 1:
+            raise BadInputError(f"--delimiter must be one character; got {self.delimiter!r}")
+        if self.encoding:
+            import codecs
+
+            try:
+                codecs.lookup(self.encoding)
+            except LookupError as error:
+                raise BadInputError(
+                    f"--encoding {self.encoding!r} is not an encoding Python knows "
+                    "(e.g. utf-8, cp1252, latin-1, utf-16)"
+                ) from error
+        return self
+
+
+def read_table(source: str, endpoint: str = "", options: ReadOptions | None = None) -> pd.DataFrame:
+    """Read a local file or folder, an `s3://` object or prefix, a database, or a demo set."""
+    options = (options or ReadOptions()).check()
     if source.startswith(DEMO_PREFIX):
         return load_demo(source.removeprefix(DEMO_PREFIX))
+    if is_database_url(source):
+        from components.ingest.database import read_database
+
+        return checked_frame(read_database(source, options.table, options.query), source)
+    if options.table or options.query:
+        raise BadInputError(
+            f"--table and --query need a database URL in --data (e.g. sqlite:///data.db or "
+            f"postgresql://host/db); got {source!r}"
+        )
     if source.startswith(S3_PREFIX):
-        return read_s3_table(source, endpoint)
+        return read_s3_table(source, endpoint, options)
     path = check_file(source)
     if path.is_dir():
+        from components.ingest.documents import is_document_folder
+
+        if is_document_folder(path):
+            return read_document_folder(path, source)
+        tables = chosen(folder_tables(path), path, options.files)
+        if not tables:
+            raise BadInputError(f"--data folder {source!r} holds none of the selected files")
         return concat_tables(
-            [(str(p.relative_to(path)), read_table(str(p))) for p in folder_tables(path)], source
+            [(str(p.relative_to(path)), read_table(str(p), options=options)) for p in tables],
+            source,
         )
-    fmt = table_format(source)
-    try:
-        if fmt == "parquet":
-            frame = pd.read_parquet(path)
-        elif fmt in ("json", "jsonl"):
-            frame = pd.read_json(path, lines=fmt == "jsonl")
-        else:
-            sep = delimiter(path, fmt)
-            frame = pd.read_csv(path, sep=sep, low_memory=False)
-    except pd.errors.EmptyDataError as error:
-        raise BadInputError(f"--data file has no header and no rows: {source!r}") from error
-    except (pd.errors.ParserError, UnicodeDecodeError, OSError, ValueError) as error:
-        first_line = str(error).strip().splitlines()[0] if str(error).strip() else "unreadable"
-        raise BadInputError(
-            f"--data file {source!r} is not a readable {fmt}: {first_line}"
-        ) from error
-    if len(frame.columns) == 0:
-        raise BadInputError(f"--data file has no columns: {source!r}")
-    if len(frame) == 0:
-        raise BadInputError(f"--data file has a header but no rows: {source!r}")
-    frame.columns = [str(column) for column in frame.columns]
-    if fmt in ("csv", "tsv"):
-        check_complete_last_row(path, frame, source, sep)
-        check_unique_header(path, sep)
+    return checked_frame(read_file(path, source, options), source)
+
+
+def read_document_folder(path: Path, source: str) -> pd.DataFrame:
+    """A folder with one subfolder per label: columns document, text, label."""
+    from components.ingest.documents import read_documents
+
+    documents = read_documents(path, source)
+    frame = documents.frame
+    frame.attrs["skipped"] = {
+        "binary": documents.skipped_binary,
+        "undecodable": documents.skipped_undecodable,
+        "empty": documents.skipped_empty,
+    }
     return frame
 
 
-def text_head(path: Path, size: int = 65536) -> str:
-    """The first bytes of a (possibly compressed) text file, decoded leniently."""
+def read_file(path: Path, source: str, options: ReadOptions) -> pd.DataFrame:
+    """One table file, by its format; a reader's failure becomes a one-line BadInputError."""
+    fmt = table_format(source)
+    try:
+        if fmt == "parquet":
+            return pd.read_parquet(path)
+        if fmt in ("json", "jsonl"):
+            return pd.read_json(path, lines=fmt == "jsonl")
+        if fmt == "excel":
+            return read_excel(path, source, options)
+        return read_delimited(path, source, fmt, options)
+    except BadInputError:
+        raise
+    except pd.errors.EmptyDataError as error:
+        raise BadInputError(f"--data file has no header and no rows: {source!r}") from error
+    except (pd.errors.ParserError, UnicodeDecodeError, OSError, ValueError, KeyError) as error:
+        first_line = str(error).strip().splitlines()[0] if str(error).strip() else "unreadable"
+        raise BadInputError(
+            f"--data file {source!r} is not a readable {fmt}: {first_line[:300]}"
+        ) from error
+
+
+def read_excel(path: Path, source: str, options: ReadOptions) -> pd.DataFrame:
+    """An .xlsx/.xlsm sheet (openpyxl): the named sheet or the first."""
+    import openpyxl
+
+    if options.sheet:
+        with open(path, "rb") as handle:
+            sheets = openpyxl.load_workbook(handle, read_only=True).sheetnames
+        if options.sheet not in sheets:
+            hint = closest_names(options.sheet, sheets)
+            raise BadInputError(
+                f"--sheet {options.sheet!r} is not a sheet of {source!r}; "
+                + (f"did you mean {hint[0]!r}?" if hint else f"its sheets are {sheets}")
+            )
+    header = 0 if options.header != "no" else None
+    frame = pd.read_excel(path, sheet_name=options.sheet or 0, header=header, engine="openpyxl")
+    if header is None:
+        frame.columns = [f"column_{i + 1}" for i in range(len(frame.columns))]
+    return frame
+
+
+@dataclass(frozen=True)
+class CsvSettings:
+    """How pyarrow reads one delimited file: sniffed or given encoding, delimiter, header."""
+
+    read: Any
+    parse: Any
+    header: bool
+    delimiter: str
+    first_line: str
+
+    def names(self, raw: list[str]) -> list[str]:
+        if not self.header:
+            return [f"column_{i + 1}" for i in range(len(raw))]
+        return [name.lstrip("\ufeff") for name in raw]
+
+
+def csv_read_settings(path: Path, source: str, fmt: str, options: ReadOptions) -> CsvSettings:
+    """Encoding, delimiter and header from the options, else sniffed from the first 1 MB."""
+    from pyarrow import csv as pa_csv
+
+    sample = raw_head(path)
+    encoding = options.encoding or sniff_encoding(sample, source)
+    text = sample.decode(encoding, errors="replace").lstrip("\ufeff")
+    sep = options.delimiter or delimiter(text, fmt)
+    header = has_header(text, sep) if options.header == "auto" else options.header == "yes"
+    read = pa_csv.ReadOptions(
+        encoding="utf8" if encoding.replace("_", "-").lower() in ("utf-8", "ascii") else encoding,
+        autogenerate_column_names=not header,
+        block_size=READ_BLOCK_BYTES,
+    )
+    parse = pa_csv.ParseOptions(delimiter=sep, newlines_in_values=True)
+    first_line = text.splitlines()[0] if text else ""
+    return CsvSettings(read, parse, header, sep, first_line)
+
+
+def read_delimited(path: Path, source: str, fmt: str, options: ReadOptions) -> pd.DataFrame:
+    """CSV/TSV with pyarrow's multithreaded reader; ragged rows are an error, not silently
+    padded; a truncated last row names its line."""
+    import pyarrow as pa
+    from pyarrow import csv as pa_csv
+
+    settings = csv_read_settings(path, source, fmt, options)
+    check_complete_last_row(path, source, settings.delimiter, settings.first_line)
+    convert = pa_csv.ConvertOptions(strings_can_be_null=True)
+    try:
+        with open_text_stream(path) as stream:
+            table = pa_csv.read_csv(stream, settings.read, settings.parse, convert)
+    except pa.ArrowInvalid as error:
+        message = str(error).strip().splitlines()[0]
+        if "straddling" in message or "block size" in message:
+            message = f"a row is longer than {READ_BLOCK_BYTES // 2**20} MB"
+        raise BadInputError(
+            f"--data file {source!r} is not a readable {fmt}: {message[:300]}"
+        ) from error
+    names = settings.names(table.column_names)
+    check_columns(names, source)
+    table = table.rename_columns(names)
+    check_cell_sizes(table, source)
+    return table.to_pandas()
+
+
+def raw_head(path: Path, size: int = 1 << 20) -> bytes:
+    """The first bytes of a (possibly compressed) file."""
+    with open_text_stream(path) as handle:
+        return bytes(handle.read(size))
+
+
+@contextlib.contextmanager
+def open_text_stream(path: Path) -> Iterator[Any]:
+    """A binary stream of the file's content, decompressing .gz and single-member .zip."""
     import gzip
     import zipfile
 
     name = path.name.lower()
     if name.endswith(".gz"):
         with gzip.open(path, "rb") as handle:
-            raw = handle.read(size)
+            yield handle
     elif name.endswith(".zip"):
         with zipfile.ZipFile(path) as archive:
             members = [m for m in archive.namelist() if not m.endswith("/")]
+            if len(members) != 1:
+                raise BadInputError(
+                    f"--data archive {str(path)!r} must hold exactly one file; it holds "
+                    f"{len(members)}"
+                )
             with archive.open(members[0]) as handle:
-                raw = handle.read(size)
+                yield handle
     else:
         with open(path, "rb") as handle:
-            raw = handle.read(size)
-    return raw.decode("utf-8", errors="replace")
+            yield handle
 
 
-def delimiter(path: Path, fmt: str) -> str:
+def has_header(text: str, sep: str) -> bool:
+    """Whether the first line names the columns: csv.Sniffer's guess, trusted only when it is
+    sure the first line looks like the rest (a header is the safe default)."""
+    lines = text.splitlines()[:50]
+    if len(lines) < 3:
+        return True
+    try:
+        return csv.Sniffer().has_header("\n".join(lines)) or not first_row_numeric(lines, sep)
+    except csv.Error:
+        return True
+
+
+def first_row_numeric(lines: list[str], sep: str) -> bool:
+    """The first line is all numbers (so it is data, not names)."""
+    fields = next(csv.reader(lines[:1], delimiter=sep), [])
+    try:
+        [float(value) for value in fields]
+    except ValueError:
+        return False
+    return bool(fields)
+
+
+def check_columns(names: list[str], source: str) -> None:
+    """No repeated column names (a duplicated target would leak), not absurdly wide."""
+    seen: set[str] = set()
+    for name in names:
+        if name in seen:
+            raise BadInputError(f"--data file {source!r} has the column {name!r} twice")
+        seen.add(name)
+    if len(names) > MAX_COLUMNS:
+        raise BadInputError(
+            f"--data file {source!r} has {len(names)} columns; stablepipe reads at most "
+            f"{MAX_COLUMNS} (select the columns you need first, e.g. with --query)"
+        )
+
+
+def check_cell_sizes(table: Any, source: str) -> None:
+    """A string value over MAX_CELL_BYTES is a broken file (an unclosed quote swallowing the
+    rest), not data: name the column and the row."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    for name, column in zip(table.column_names, table.columns, strict=True):
+        if not (pa.types.is_string(column.type) or pa.types.is_large_string(column.type)):
+            continue
+        lengths = pc.binary_length(column)
+        longest = pc.max(lengths).as_py()
+        if longest is not None and longest > MAX_CELL_BYTES:
+            row = pc.index(lengths, longest).as_py()
+            raise BadInputError(
+                f"--data file {source!r} column {name!r} row {row + 1} holds a value of "
+                f"{longest / 2**20:.1f} MB; values are limited to {MAX_CELL_BYTES // 2**20} MB "
+                "(an unclosed quote?)"
+            )
+
+
+def checked_frame(frame: pd.DataFrame, source: str) -> pd.DataFrame:
+    """A read table with string column names and at least one column and one row."""
+    if len(frame.columns) == 0:
+        raise BadInputError(f"--data file has no columns: {source!r}")
+    if len(frame) == 0:
+        raise BadInputError(f"--data file has a header but no rows: {source!r}")
+    frame.columns = [str(column) for column in frame.columns]
+    check_columns(list(frame.columns), source)
+    return frame
+
+
+def delimiter(text: str, fmt: str) -> str:
     """Tab for TSV; for CSV the delimiter sniffed from the first lines (`,` when unsure)."""
     if fmt == "tsv":
         return "\t"
-    sample = "\n".join(text_head(path).splitlines()[:50])
+    sample = "\n".join(text.splitlines()[:50])
     try:
         return csv.Sniffer().sniff(sample, delimiters=SNIFFED_DELIMITERS).delimiter
     except csv.Error:
         return ","
 
 
-def check_complete_last_row(path: Path, frame: pd.DataFrame, source: str, sep: str) -> None:
-    """A plain CSV cut off in the middle of its last row is an error naming that line (pandas
-    would fill the missing fields with NaN and say nothing)."""
+def check_complete_last_row(path: Path, source: str, sep: str, header_line: str) -> None:
+    """A plain CSV cut off in the middle of its last row is an error naming that line (a
+    reader would either pad the missing fields with nulls or report a ragged row)."""
     if path.name.lower().endswith((".gz", ".zip")) or path.stat().st_size == 0:
         return
     with open(path, "rb") as handle:
@@ -234,31 +509,24 @@ def check_complete_last_row(path: Path, frame: pd.DataFrame, source: str, sep: s
         tail = handle.read()
     if tail.endswith(b"\n"):
         return
+    expected = len(next(csv.reader([header_line], delimiter=sep), []))
     last_line = tail.decode("utf-8", errors="replace").splitlines()[-1]
     fields = next(csv.reader([last_line], delimiter=sep), [])
-    if len(fields) < len(frame.columns):
+    if len(fields) < expected:
+        with open(path, "rb") as handle:  # only on this error path: count the lines
+            line = sum(chunk.count(b"\n") for chunk in iter(lambda: handle.read(1 << 24), b""))
         raise BadInputError(
             f"--data file {source!r} ends in the middle of a row: its last line (line "
-            f"{len(frame) + 1}) has {len(fields)} of {len(frame.columns)} fields; the file looks "
-            "truncated"
+            f"{line + 1}) has {len(fields)} of {expected} fields; the file looks truncated"
         )
 
 
-def check_unique_header(path: Path, sep: str) -> None:
-    """pandas renames a repeated CSV header to `name.1`; a repeated column is an error instead
-    (a duplicated target would otherwise leak into the features)."""
-    lines = text_head(path).splitlines()
-    header = next(csv.reader(lines[:1], delimiter=sep), []) if lines else []
-    seen: set[str] = set()
-    for name in header:
-        if name in seen:
-            raise BadInputError(f"--data file {str(path)!r} has the column {name!r} twice")
-        seen.add(name)
-
-
-def ingest(source: str, target: str, endpoint: str = "") -> IngestResult:
+def ingest(
+    source: str, target: str, endpoint: str = "", options: ReadOptions | None = None
+) -> IngestResult:
     """Read `source`, check `target` exists and has values, drop rows with a missing target."""
-    frame = read_table(source, endpoint)
+    options = options or ReadOptions()
+    frame = read_table(source, endpoint, options)
     if target not in frame.columns:
         raise missing_column_error("--target", target, frame.columns)
     missing_target = frame[target].isna()
@@ -275,5 +543,69 @@ def ingest(source: str, target: str, endpoint: str = "") -> IngestResult:
         source=source,
         rows_read=len(frame),
         rows_dropped_missing_target=int(missing_target.sum()),
-        sha256=source_fingerprint(source, endpoint),
+        sha256=fingerprint_of(frame, source, endpoint, options),
+        skipped=frame.attrs.get("skipped"),
     )
+
+
+def fingerprint_of(frame: pd.DataFrame, source: str, endpoint: str, options: ReadOptions) -> str:
+    """The source's fingerprint; for a database, of the rows already read (not a second read)."""
+    if is_database_url(source):
+        from components.ingest.database import frame_fingerprint
+
+        return frame_fingerprint(frame, source, options.table, options.query)
+    return source_fingerprint(source, endpoint, options)
+
+
+def streamable(source: str, stream_above_bytes: int) -> bool:
+    """A local CSV/TSV/Parquet file at least `stream_above_bytes` long is streamed."""
+    if source.startswith((DEMO_PREFIX, S3_PREFIX)) or is_database_url(source):
+        return False
+    path = Path(source)
+    if not path.is_file() or path.stat().st_size < stream_above_bytes:
+        return False
+    return table_format(source) in ("csv", "tsv", "parquet") and not source.endswith(".zip")
+
+
+def ingest_to_parquet(
+    source: str,
+    target: str,
+    output: str | Path,
+    endpoint: str = "",
+    options: ReadOptions | None = None,
+    stream_above_bytes: int = 256 << 20,
+) -> dict[str, Any]:
+    """The ingest stage's work: the source as one Parquet file at `output` (all or nothing),
+    streamed in bounded memory when the file is large; returns the facts the run reports."""
+    from components.common.frames import write_frame
+    from components.ingest.streaming import stream_to_parquet
+
+    options = (options or ReadOptions()).check()
+    output = Path(output)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    if streamable(source, stream_above_bytes):
+        path = check_file(source)
+        streamed = stream_to_parquet(path, source, table_format(source), target, output, options)
+        return {
+            "source": source,
+            "rows": streamed.rows_read - streamed.rows_dropped_missing_target,
+            "columns": streamed.columns,
+            "sha256": source_fingerprint(source, endpoint, options),
+            "rows_read": streamed.rows_read,
+            "rows_dropped_missing_target": streamed.rows_dropped_missing_target,
+            "streamed": True,
+        }
+    result = ingest(source, target, endpoint, options)
+    write_frame(result.frame, output)
+    facts: dict[str, Any] = {
+        "source": source,
+        "rows": len(result.frame),
+        "columns": len(result.frame.columns),
+        "sha256": result.sha256,
+        "rows_read": result.rows_read,
+        "rows_dropped_missing_target": result.rows_dropped_missing_target,
+        "streamed": False,
+    }
+    if result.skipped:
+        facts["documents_skipped"] = result.skipped
+    return facts

@@ -54,6 +54,46 @@ class OutlierClipper(TransformerMixin, BaseEstimator):
         return np.asarray(input_features, dtype=object)
 
 
+class TextFeatures(TransformerMixin, BaseEstimator):
+    """One free-text column as dense features: TF-IDF over words and word pairs, reduced to at
+    most `components` dimensions by truncated SVD (latent semantic analysis), so every model
+    family (and PCA after it) can use them."""
+
+    def __init__(self, components: int = 100, max_terms: int = 20000) -> None:
+        self.components = components
+        self.max_terms = max_terms
+
+    @staticmethod
+    def documents(X: Any) -> list[str]:
+        column = X.iloc[:, 0] if isinstance(X, pd.DataFrame) else pd.Series(np.ravel(X))
+        return column.fillna("").astype(str).tolist()
+
+    def fit(self, X: Any, y: Any = None) -> TextFeatures:
+        from sklearn.decomposition import TruncatedSVD
+        from sklearn.feature_extraction.text import TfidfVectorizer
+
+        self.tfidf_ = TfidfVectorizer(
+            ngram_range=(1, 2), min_df=2, max_features=self.max_terms, sublinear_tf=True
+        )
+        try:
+            terms = self.tfidf_.fit_transform(self.documents(X))
+        except ValueError:  # no term occurs twice: retry keeping every term
+            self.tfidf_.set_params(min_df=1)
+            terms = self.tfidf_.fit_transform(self.documents(X))
+        size = max(1, min(self.components, terms.shape[1] - 1, terms.shape[0] - 1))
+        self.svd_ = TruncatedSVD(n_components=size, random_state=0).fit(terms)
+        self.n_features_in_ = 1
+        return self
+
+    def transform(self, X: Any) -> np.ndarray:
+        reduced: np.ndarray = self.svd_.transform(self.tfidf_.transform(self.documents(X)))
+        return reduced
+
+    def get_feature_names_out(self, input_features: Any = None) -> np.ndarray:
+        name = input_features[0] if input_features is not None else "text"
+        return np.asarray([f"{name}_lsa{i}" for i in range(self.svd_.n_components)], dtype=object)
+
+
 def as_category_strings(frame: pd.DataFrame) -> pd.DataFrame:
     """Categorical columns as strings, missing values as their own category."""
     return frame.astype("string").fillna(MISSING_CATEGORY).astype(object)
@@ -65,7 +105,7 @@ def build_preprocessor(
     scaling: str = "standard",
     max_categories: int = 20,
 ) -> ColumnTransformer:
-    """An unfitted transformer for the schema's numeric and categorical columns."""
+    """An unfitted transformer for the schema's numeric, categorical and text columns."""
     if outliers not in OUTLIER_CHOICES:
         raise BadInputError(f"outliers must be one of {OUTLIER_CHOICES}; got {outliers!r}")
     if scaling not in SCALING_CHOICES:
@@ -101,10 +141,12 @@ def build_preprocessor(
             ),
         ]
     )
+    text = [(f"text_{name}", TextFeatures(), [name]) for name in feature_columns(schema, "text")]
     return ColumnTransformer(
         [
             ("numeric", Pipeline(numeric_steps), feature_columns(schema, "numeric")),
             ("categorical", categorical, feature_columns(schema, "categorical")),
+            *text,
         ],
         remainder="drop",
         verbose_feature_names_out=True,

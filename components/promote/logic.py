@@ -4,6 +4,8 @@
       versions/<version>/model/...        the promoted model folder (pipeline + card)
       versions/<version>/evaluation.json  test metrics and the verdict that promoted it
       versions/<version>/MODEL_CARD.md    a short card for people
+      versions/<version>/schema.yaml      the data schema later runs are checked against
+      versions/<version>/data_profile.json  statistics of its data: the drift reference
       versions/<version>/version.json     written last: the version is complete
       champion.json                       {"version", "run_id", "metric", "score", "previous", ...}
       history/<promoted_at>-<version>.json  one object per promotion
@@ -92,9 +94,13 @@ def promote(
     version: str,
     evaluation: dict[str, Any],
     endpoint: str = "",
+    attachments: dict[str, bytes] | None = None,
 ) -> dict[str, Any]:
-    """Publish the model as a new version, then switch the champion pointer to it."""
+    """Publish the model as a new version (with `attachments`: file name -> content, such as
+    the schema and data profile), then switch the champion pointer to it."""
     store = open_storage(str(registry), endpoint)
+    for name, content in (attachments or {}).items():
+        store.put_bytes(content, f"versions/{version}/{name}")
     card = json.loads((Path(model_dir) / "model.json").read_text(encoding="utf-8"))
     store.put_dir(model_dir, f"versions/{version}/model")
     store.put_bytes(

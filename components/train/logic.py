@@ -9,13 +9,13 @@ import pandas as pd
 from sklearn.pipeline import Pipeline
 
 from components.tune.logic import make_model
-from components.validate.logic import feature_columns
+from components.validate.logic import USED_ROLES
 
 
 def input_columns(schema: dict[str, Any]) -> list[str]:
-    """The columns the model reads: the schema's numeric and categorical ones, in table order."""
-    used = set(feature_columns(schema, "numeric")) | set(feature_columns(schema, "categorical"))
-    return [c["name"] for c in schema["columns"] if c["name"] in used]
+    """The columns the model reads: the schema's numeric, categorical and text ones, in table
+    order."""
+    return [c["name"] for c in schema["columns"] if c["role"] in USED_ROLES]
 
 
 def train_model(

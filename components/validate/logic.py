@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+import warnings
 from typing import Any
 
 import pandas as pd
@@ -18,6 +20,14 @@ MAX_CLASSES_FOR_INTEGER_TARGET = 20
 # A text column whose distinct values are more than this share of the rows is an identifier.
 ID_UNIQUE_SHARE = 0.95
 MAX_CATEGORIES_LISTED = 50
+# Free text: strings this long on average, of several words, are documents, not categories.
+TEXT_MIN_MEAN_LENGTH = 30
+TEXT_MIN_MEAN_WORDS = 4
+# Strings of which this share parse as dates are a date column.
+DATE_PARSE_SHARE = 0.95
+ROLE_SAMPLE = 2000
+USED_ROLES = ("numeric", "categorical", "text")
+ROLES = ("numeric", "categorical", "text", "datetime", "id", "constant", "empty")
 
 
 def resolve_task(y: pd.Series, requested: str) -> str:
@@ -79,41 +89,89 @@ def check_classes(y: pd.Series, task: str, n_classes: int) -> None:
         )
 
 
+def logical_type(column: pd.Series) -> str:
+    """The type a schema checks, loose enough that a gap turning integers into floats is no
+    change: number, boolean, datetime or string."""
+    if ptypes.is_bool_dtype(column):
+        return "boolean"
+    if ptypes.is_numeric_dtype(column):
+        return "number"
+    if ptypes.is_datetime64_any_dtype(column):
+        return "datetime"
+    return "string"
+
+
 def column_role(column: pd.Series) -> str:
-    """numeric, categorical, datetime; or empty, constant, id (these three are not used)."""
+    """numeric, categorical, text, datetime; or empty, constant, id (these three are not used).
+
+    Strings are told apart on a seeded sample: dates if nearly all parse as dates, text if they
+    are long and wordy, an identifier if nearly every value is distinct, else categories."""
     non_null = column.dropna()
     if non_null.empty:
         return "empty"
     if non_null.nunique() <= 1:
         return "constant"
-    if ptypes.is_bool_dtype(column):
+    kind = logical_type(column)
+    if kind == "boolean":
         return "categorical"
-    if ptypes.is_numeric_dtype(column):
-        return "numeric"
-    if ptypes.is_datetime64_any_dtype(column):
+    if kind in ("number", "datetime"):
+        return "numeric" if kind == "number" else "datetime"
+    sample = non_null.astype(str)
+    if len(sample) > ROLE_SAMPLE:
+        sample = sample.sample(n=ROLE_SAMPLE, random_state=0)
+    if sample.str.len().mean() >= TEXT_MIN_MEAN_LENGTH and (
+        sample.str.count(r"\s+").mean() + 1 >= TEXT_MIN_MEAN_WORDS
+    ):
+        return "text"
+    if looks_like_dates(sample):
         return "datetime"
     if len(non_null) > MIN_ROWS and non_null.nunique() > ID_UNIQUE_SHARE * len(non_null):
         return "id"
     return "categorical"
 
 
+def looks_like_dates(sample: pd.Series) -> bool:
+    """Nearly all strings parse as dates (and are not plain numbers such as codes)."""
+    # dateutil reads "1st" or "3" as days of this month: ask for two numbers joined the way
+    # dates are written (2024-05-01, 01/05/2024, 10:30) or a month's name first.
+    datelike = sample.str.contains(r"\d{1,4}[-/.:]\d{1,2}|[A-Za-z]{3,9}\.? \d{1,2}", regex=True)
+    if datelike.mean() < DATE_PARSE_SHARE:
+        return False
+    with warnings.catch_warnings():  # "could not infer format" is what this is probing
+        warnings.simplefilter("ignore")
+        parsed = pd.to_datetime(sample, errors="coerce", format="mixed")
+    return bool(parsed.notna().mean() >= DATE_PARSE_SHARE)
+
+
 def describe_column(column: pd.Series, role: str) -> dict[str, Any]:
     """Schema entry: type, role, nullability and the range or categories seen."""
+    missing = float(column.isna().mean())
     entry: dict[str, Any] = {
         "name": str(column.name),
+        "type": logical_type(column),
         "dtype": str(column.dtype),
         "role": role,
-        "nullable": bool(column.isna().any()),
-        "missing_fraction": round(float(column.isna().mean()), 6),
+        "nullable": bool(missing > 0),
+        "missing_fraction": round(missing, 6),
+        "max_null_fraction": null_bound(missing),
         "distinct": int(column.nunique(dropna=True)),
     }
-    if role == "numeric":
+    if role == "numeric" and entry["type"] == "number":
         entry["min"] = float(column.min())
         entry["max"] = float(column.max())
     elif role == "categorical":
-        categories = column.dropna().astype(str).value_counts().index[:MAX_CATEGORIES_LISTED]
-        entry["categories"] = sorted(categories.tolist())
+        counts = column.dropna().astype(str).value_counts()
+        if len(counts) <= MAX_CATEGORIES_LISTED:  # high-cardinality columns are not enumerated
+            entry["categories"] = sorted(counts.index.tolist())
     return entry
+
+
+def null_bound(observed: float) -> float:
+    """The missing share a later batch may have before it is flagged: none if none was seen,
+    else the observed share with head-room (half as much again, at least 5 points)."""
+    if observed == 0:
+        return 0.0
+    return min(1.0, math.ceil((observed + max(0.05, observed / 2)) * 100) / 100)
 
 
 def infer_schema(frame: pd.DataFrame, target: str, task: str) -> dict[str, Any]:
@@ -124,7 +182,7 @@ def infer_schema(frame: pd.DataFrame, target: str, task: str) -> dict[str, Any]:
         )
     features = [c for c in frame.columns if c != target]
     columns = [describe_column(frame[c], column_role(frame[c])) for c in features]
-    usable = [c for c in columns if c["role"] in ("numeric", "categorical")]
+    usable = [c for c in columns if c["role"] in USED_ROLES]
     if not usable:
         raise BadInputError(
             f"the data has no usable feature column besides the target {target!r}; "

@@ -100,6 +100,8 @@ def stage_chain(data: str, registry: str) -> ChainOutputs:
     promoted = promote(
         model=trained.outputs["model"],
         evaluation=evaluated.outputs["evaluation"],
+        schema=validated.outputs["schema"],
+        quality=validated.outputs["quality"],
         registry=registry,
         s3_endpoint="",
         version="v1",

@@ -1,0 +1,168 @@
+"""Bounded-memory ingestion: a large CSV/TSV or Parquet file streamed to the stage's Parquet
+output batch by batch, so peak memory depends on the batch size, not on the file's size.
+
+pyarrow's streaming CSV reader fixes each column's type from the first block. When a later
+block holds a value that does not fit (a code column that turns alphanumeric, integers that
+turn decimal), the read restarts with that column widened (int -> float -> string); the
+partial output is discarded, so a restart never leaves half a table behind.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from components.common.errors import BadInputError, missing_column_error
+
+BATCH_ROWS = 65536
+CONVERSION_ERROR = re.compile(r"In CSV column #(\d+): CSV conversion error to (\w+)")
+
+
+@dataclass(frozen=True)
+class StreamFacts:
+    rows_read: int
+    rows_dropped_missing_target: int
+    columns: int
+
+
+def widen(current: str) -> Any:
+    import pyarrow as pa
+
+    return pa.float64() if current.startswith(("int", "uint")) else pa.string()
+
+
+def csv_batches(
+    path: Path, source: str, fmt: str, options: Any, column_types: dict[str, Any]
+) -> tuple[list[str], Iterator[Any]]:
+    """The column names and a batch iterator of a delimited file, read in blocks."""
+    from pyarrow import csv as pa_csv
+
+    from components.ingest.logic import csv_read_settings, open_text_stream
+
+    settings = csv_read_settings(path, source, fmt, options)
+    convert = pa_csv.ConvertOptions(strings_can_be_null=True, column_types=column_types)
+    stack = open_text_stream(path)
+    stream = stack.__enter__()
+    try:
+        reader = pa_csv.open_csv(stream, settings.read, settings.parse, convert)
+    except BaseException:
+        stack.__exit__(None, None, None)
+        raise
+    names = settings.names(reader.schema.names)
+
+    def batches() -> Iterator[Any]:
+        try:
+            yield from reader
+        finally:
+            stack.__exit__(None, None, None)
+
+    return names, batches()
+
+
+def parquet_batches(path: Path) -> tuple[list[str], Iterator[Any]]:
+    import pyarrow.parquet as pq
+
+    file = pq.ParquetFile(path)
+    return list(file.schema_arrow.names), file.iter_batches(batch_size=BATCH_ROWS)
+
+
+def clean_batch(batch: Any, names: list[str], target: str) -> tuple[Any, int]:
+    """Rows with a target value, infinities as missing; returns the batch and rows dropped."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    table = pa.Table.from_batches([batch]).rename_columns(names)
+    keep = pc.is_valid(table[target])
+    if pa.types.is_floating(table[target].type):
+        keep = pc.and_(keep, pc.invert(pc.is_nan(table[target])))
+    kept = table.filter(keep)
+    for index, field in enumerate(kept.schema):
+        if pa.types.is_floating(field.type) and field.name != target:
+            column = kept.column(index)
+            kept = kept.set_column(
+                index, field, pc.if_else(pc.is_inf(column), pa.scalar(None, field.type), column)
+            )
+    return kept, table.num_rows - kept.num_rows
+
+
+def stream_to_parquet(
+    path: Path, source: str, fmt: str, target: str, output: Path, options: Any
+) -> StreamFacts:
+    """Stream `path` into the Parquet file `output` (written whole or not at all)."""
+    import pyarrow as pa
+
+    column_types: dict[str, Any] = {}
+    for _ in range(64):  # each restart widens one column; a table has few that need it
+        try:
+            return write_stream(path, source, fmt, target, output, options, column_types)
+        except pa.ArrowInvalid as error:
+            match = CONVERSION_ERROR.search(str(error))
+            if fmt == "parquet" or match is None:
+                raise BadInputError(
+                    f"--data file {source!r} is not a readable {fmt}: "
+                    f"{str(error).strip().splitlines()[0][:300]}"
+                ) from error
+            raw_name = raw_column_names(path, source, fmt, options)[int(match.group(1))]
+            column_types[raw_name] = widen(match.group(2))
+    raise BadInputError(f"--data file {source!r}: column types keep changing down the file")
+
+
+def raw_column_names(path: Path, source: str, fmt: str, options: Any) -> list[str]:
+    """The names pyarrow gives the columns (before renaming), which column_types keys use."""
+    from pyarrow import csv as pa_csv
+
+    from components.ingest.logic import csv_read_settings, open_text_stream
+
+    settings = csv_read_settings(path, source, fmt, options)
+    with open_text_stream(path) as stream:
+        reader = pa_csv.open_csv(stream, settings.read, settings.parse)
+        return list(reader.schema.names)
+
+
+def write_stream(
+    path: Path,
+    source: str,
+    fmt: str,
+    target: str,
+    output: Path,
+    options: Any,
+    column_types: dict[str, Any],
+) -> StreamFacts:
+    import pyarrow.parquet as pq
+
+    from components.ingest.logic import check_columns
+
+    if fmt == "parquet":
+        names, batches = parquet_batches(path)
+    else:
+        names, batches = csv_batches(path, source, fmt, options, column_types)
+    check_columns(names, source)
+    if target not in names:
+        raise missing_column_error("--target", target, names)
+    partial = output.with_name(output.name + ".partial")
+    rows_read = dropped = 0
+    writer = None
+    try:
+        for batch in batches:
+            kept, lost = clean_batch(batch, names, target)
+            rows_read += batch.num_rows
+            dropped += lost
+            if writer is None:
+                writer = pq.ParquetWriter(partial, kept.schema)
+            writer.write_table(kept)
+    finally:
+        if writer is not None:
+            writer.close()
+    if rows_read == 0:
+        partial.unlink(missing_ok=True)
+        raise BadInputError(f"--data file has a header but no rows: {source!r}")
+    if rows_read == dropped:
+        partial.unlink(missing_ok=True)
+        raise BadInputError(
+            f"--target column {target!r} has no values: all {rows_read} rows are missing"
+        )
+    partial.replace(output)
+    return StreamFacts(rows_read, dropped, len(names))

@@ -1,0 +1,497 @@
+"""Data quality: anomalies with a severity, drift against the champion's data, and a verdict.
+
+Checks against a schema (a committed schema file, else the champion's) run through pandera with
+lazy validation, so every failure is collected, not just the first. Checks that need no schema
+(duplicates, constant or empty columns, label imbalance, a leaking feature) run on the table.
+
+Each anomaly has a kind and a severity (info < warning < error); the schema file can change the
+severity of a kind. The policy `fail_on` decides which severity rejects the data:
+`error` (default), `warning`, or `never` (report only).
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from pandas.api import types as ptypes
+
+from components.common.config import FAIL_ON_CHOICES
+from components.common.errors import BadInputError
+
+SEVERITIES = ("info", "warning", "error")
+DEFAULT_SEVERITY = {
+    "missing_column": "error",
+    "type_change": "error",
+    "target_leak": "error",
+    "extra_column": "warning",
+    "out_of_range": "warning",
+    "unseen_category": "warning",
+    "null_fraction": "warning",
+    "duplicate_rows": "warning",
+    "constant_column": "warning",
+    "empty_column": "warning",
+    "id_column": "info",
+    "label_imbalance": "warning",
+    "drift": "warning",
+    "missing_target": "info",
+}
+ANOMALY_KINDS = tuple(DEFAULT_SEVERITY)
+# A class this much rarer than the most common one is flagged.
+IMBALANCE_RATIO = 0.1
+# A feature this correlated with the target (or mapping each value to one class) leaks it.
+LEAK_CORRELATION = 0.99
+LEAK_MIN_ROWS_PER_VALUE = 5
+EXAMPLES = 3
+
+
+class DataRejected(BadInputError):
+    """The data-quality policy rejected the data (exit code 4). `details` travel with the
+    error to the CLI: the report's path and the verdict."""
+
+    def __init__(self, message: str, details: dict[str, Any] | None = None) -> None:
+        super().__init__(message)
+        self.details = details or {}
+
+
+@dataclass(frozen=True)
+class Anomaly:
+    column: str
+    kind: str
+    severity: str
+    detail: str
+
+    def as_dict(self) -> dict[str, str]:
+        return asdict(self)
+
+
+def examples(values: pd.Series) -> str:
+    shown = ", ".join(repr(v) for v in pd.unique(values)[:EXAMPLES])
+    return f" (e.g. {shown})" if shown else ""
+
+
+def anomaly(column: str, kind: str, detail: str, severities: dict[str, str]) -> Anomaly:
+    return Anomaly(column, kind, severities.get(kind, DEFAULT_SEVERITY[kind]), detail)
+
+
+# ---------------------------------------------------------------- checks against a schema
+
+
+def pandera_schema(frame: pd.DataFrame, reference: dict[str, Any]) -> Any:
+    """A pandera DataFrameSchema for the reference's columns. Value checks (range, categories)
+    are added only where the column still has its reference type: a type change is reported
+    once as such, not as a million out-of-range values."""
+    import pandera.pandas as pa
+
+    from components.validate.logic import logical_type
+
+    columns = {}
+    for entry in [*reference["columns"], *filter(None, [reference.get("target_column")])]:
+        name, expected = entry["name"], entry.get("type")
+        checks = []
+        if expected is not None:
+            checks.append(
+                pa.Check(
+                    lambda s, t=expected: logical_type(s) == t,
+                    name="type_change",
+                )
+            )
+        same_type = name in frame.columns and logical_type(frame[name]) == expected
+        if same_type and expected == "number" and ("min" in entry or "max" in entry):
+            low, high = entry.get("min", -np.inf), entry.get("max", np.inf)
+            checks.append(
+                pa.Check(
+                    lambda s, lo=low, hi=high: s.between(lo, hi) | s.isna(),
+                    name="out_of_range",
+                )
+            )
+        if name in frame.columns and entry.get("categories") is not None:
+            allowed = set(entry["categories"])
+            checks.append(
+                pa.Check(
+                    lambda s, a=allowed: s.isna() | categories_of(s).isin(a),
+                    name="unseen_category",
+                )
+            )
+        bound = entry.get("max_null_fraction")
+        if bound is not None:
+            checks.append(
+                pa.Check(
+                    lambda s, b=bound: bool(s.isna().mean() <= b + 1e-12),
+                    name="null_fraction",
+                    ignore_na=False,
+                )
+            )
+        columns[name] = pa.Column(checks=checks, nullable=True, required=True, coerce=False)
+    return pa.DataFrameSchema(columns, strict=True, ordered=False)
+
+
+def categories_of(column: pd.Series) -> pd.Series:
+    """Values as the strings the schema lists them by (True -> 'True', 3 -> '3')."""
+    return column.astype(str)
+
+
+def schema_anomalies(
+    frame: pd.DataFrame, reference: dict[str, Any], severities: dict[str, str]
+) -> list[Anomaly]:
+    """Every way `frame` breaks the reference schema, one anomaly per column and kind."""
+    import pandera.errors as pa_errors
+
+    try:
+        pandera_schema(frame, reference).validate(frame, lazy=True)
+    except pa_errors.SchemaErrors as errors:  # lazy=True: every failure, not just the first
+        return failures_to_anomalies(errors.failure_cases, frame, reference, severities)
+    return []
+
+
+def failures_to_anomalies(
+    failures: pd.DataFrame,
+    frame: pd.DataFrame,
+    reference: dict[str, Any],
+    severities: dict[str, str],
+) -> list[Anomaly]:
+    """pandera's failure cases (one row per failing value) folded into one anomaly per column
+    and kind, with counts and a few example values."""
+    from components.validate.logic import logical_type
+
+    entries = {e["name"]: e for e in reference["columns"]}
+    if reference.get("target_column"):
+        entries[reference["target_column"]["name"]] = reference["target_column"]
+    found: list[Anomaly] = []
+    for (context, column, check), cases in failures.groupby(
+        ["schema_context", "column", "check"], sort=False, dropna=False
+    ):
+        column, check = str(column), str(check)
+        values = cases["failure_case"]
+        if check == "column_in_dataframe":
+            name = str(values.iloc[0])
+            found.append(
+                anomaly(name, "missing_column", "in the schema, not in the data", severities)
+            )
+        elif check == "column_in_schema":
+            for name in values.astype(str):
+                found.append(
+                    anomaly(name, "extra_column", "in the data, not in the schema", severities)
+                )
+        elif check == "type_change":
+            expected = entries[column].get("type")
+            found.append(
+                anomaly(
+                    column,
+                    "type_change",
+                    f"was {expected}, now {logical_type(frame[column])} "
+                    f"({frame[column].dtype}){examples(frame[column].dropna())}",
+                    severities,
+                )
+            )
+        elif check == "out_of_range":
+            entry = entries[column]
+            found.append(
+                anomaly(
+                    column,
+                    "out_of_range",
+                    f"{len(cases)} value(s) outside [{entry.get('min', -np.inf):g}, "
+                    f"{entry.get('max', np.inf):g}]{examples(values)}",
+                    severities,
+                )
+            )
+        elif check == "unseen_category":
+            found.append(
+                anomaly(
+                    column,
+                    "unseen_category",
+                    f"{len(cases)} value(s) in {values.nunique()} unseen "
+                    f"categor{'y' if values.nunique() == 1 else 'ies'}{examples(values)}",
+                    severities,
+                )
+            )
+        elif check == "null_fraction":
+            share = float(frame[column].isna().mean())
+            bound = entries[column]["max_null_fraction"]
+            found.append(
+                anomaly(
+                    column,
+                    "null_fraction",
+                    f"{share:.1%} missing; the schema allows {bound:.1%}",
+                    severities,
+                )
+            )
+        else:  # a check pandera itself adds; keep its words
+            found.append(
+                anomaly(column, "type_change", f"{context} {check}: {examples(values)}", severities)
+            )
+    return found
+
+
+# ---------------------------------------------------------------- checks on the table itself
+
+
+def table_anomalies(
+    frame: pd.DataFrame, schema: dict[str, Any], severities: dict[str, str]
+) -> list[Anomaly]:
+    """Anomalies that need no reference: duplicates, unusable columns, imbalance, leaks."""
+    target, task = schema["target"], schema["task"]
+    found: list[Anomaly] = []
+    duplicates = int(pd.util.hash_pandas_object(frame, index=False).duplicated().sum())
+    if duplicates:
+        found.append(
+            anomaly(
+                "*",
+                "duplicate_rows",
+                f"{duplicates} row(s) repeat an earlier row ({duplicates / len(frame):.1%})",
+                severities,
+            )
+        )
+    for column in schema["columns"]:
+        role = column["role"]
+        if role == "empty":
+            found.append(anomaly(column["name"], "empty_column", "no values; dropped", severities))
+        elif role == "constant":
+            found.append(
+                anomaly(column["name"], "constant_column", "a single value; dropped", severities)
+            )
+        elif role == "id":
+            found.append(
+                anomaly(
+                    column["name"], "id_column", "nearly all values distinct; dropped", severities
+                )
+            )
+    if task != "regression":
+        counts = frame[target].value_counts()
+        counts = counts[counts > 0]
+        if len(counts) >= 2 and counts.iloc[-1] < IMBALANCE_RATIO * counts.iloc[0]:
+            found.append(
+                anomaly(
+                    target,
+                    "label_imbalance",
+                    f"class {str(counts.index[-1])!r} has {int(counts.iloc[-1])} rows, "
+                    f"class {str(counts.index[0])!r} {int(counts.iloc[0])}",
+                    severities,
+                )
+            )
+    found.extend(leak_anomalies(frame, schema, severities))
+    return found
+
+
+def leak_anomalies(
+    frame: pd.DataFrame, schema: dict[str, Any], severities: dict[str, str]
+) -> list[Anomaly]:
+    """Features that give the target away: a numeric one correlated with it at |r| >= 0.99, or
+    a categorical one whose every value (seen at least 5 times) goes with a single class or
+    target value."""
+    target = schema["target"]
+    y = frame[target]
+    y_codes = (
+        y.astype(float)
+        if ptypes.is_numeric_dtype(y) and not ptypes.is_bool_dtype(y)
+        else pd.Series(pd.factorize(y)[0], index=y.index, dtype=float)
+    )
+    found = []
+    for column in schema["columns"]:
+        name, role = column["name"], column["role"]
+        if role == "numeric":
+            x = frame[name].astype(float)
+            with warnings.catch_warnings(), np.errstate(all="ignore"):
+                warnings.simplefilter("ignore", RuntimeWarning)
+                r = x.corr(y_codes)
+            if pd.notna(r) and abs(r) >= LEAK_CORRELATION:
+                found.append(
+                    anomaly(
+                        name,
+                        "target_leak",
+                        f"correlation with {target!r} is {r:.4f}",
+                        severities,
+                    )
+                )
+        elif role == "categorical":
+            pairs = pd.DataFrame({"x": frame[name].astype(str), "y": y_codes}).dropna()
+            groups = pairs.groupby("x", sort=False)["y"]
+            sizes, purity = groups.size(), groups.nunique()
+            if len(sizes) >= 2 and sizes.min() >= LEAK_MIN_ROWS_PER_VALUE and (purity == 1).all():
+                found.append(
+                    anomaly(
+                        name,
+                        "target_leak",
+                        f"each of its {len(sizes)} values goes with a single value of {target!r}",
+                        severities,
+                    )
+                )
+    return found
+
+
+# ---------------------------------------------------------------- the verdict
+
+
+def roles_of(schema: dict[str, Any]) -> dict[str, str]:
+    """Column -> role for the roles drift is measured on."""
+    return {
+        c["name"]: c["role"]
+        for c in schema["columns"]
+        if c["role"] in ("numeric", "categorical", "text", "datetime")
+    }
+
+
+def verdict_of(anomalies: list[Anomaly], fail_on: str) -> str:
+    """fail when an anomaly reaches the policy's severity; warn when any warning; else pass."""
+    levels = [SEVERITIES.index(a.severity) for a in anomalies]
+    if fail_on != "never" and any(level >= SEVERITIES.index(fail_on) for level in levels):
+        return "fail"
+    return "warn" if any(level >= SEVERITIES.index("warning") for level in levels) else "pass"
+
+
+def assess(
+    frame: pd.DataFrame,
+    schema: dict[str, Any],
+    reference_schema: dict[str, Any] | None,
+    reference_profile: dict[str, Any] | None,
+    fail_on: str = "error",
+    rows_dropped_missing_target: int = 0,
+) -> dict[str, Any]:
+    """The data-quality verdict of `frame` (already validated into `schema`)."""
+    from components.validate.drift import data_profile, drift_report
+
+    severities = dict((reference_schema or {}).get("severities", {}))
+    anomalies: list[Anomaly] = []
+    if rows_dropped_missing_target:
+        anomalies.append(
+            anomaly(
+                schema["target"],
+                "missing_target",
+                f"{rows_dropped_missing_target} row(s) without a target value dropped",
+                severities,
+            )
+        )
+    if reference_schema is not None:
+        anomalies.extend(schema_anomalies(frame, reference_schema, severities))
+    anomalies.extend(table_anomalies(frame, schema, severities))
+    roles = roles_of(schema)
+    drift: dict[str, Any] = {"verdict": "no_reference", "top": [], "columns": []}
+    if reference_profile is not None:
+        drift = drift_report(reference_profile, frame, roles)
+        if drift["verdict"] == "drift":
+            anomalies.append(
+                anomaly(
+                    "*",
+                    "drift",
+                    f"{drift['drifted_share']:.0%} of columns drifted from the champion's data; "
+                    f"most: {', '.join(drift['top'][:3])}",
+                    severities,
+                )
+            )
+    order = {severity: -i for i, severity in enumerate(SEVERITIES)}
+    anomalies.sort(key=lambda a: (order[a.severity], a.kind, a.column))
+    return {
+        "verdict": verdict_of(anomalies, fail_on),
+        "fail_on": fail_on,
+        "counts": {s: sum(a.severity == s for a in anomalies) for s in SEVERITIES},
+        "anomalies": [a.as_dict() for a in anomalies],
+        "drift": drift,
+        "profile": data_profile(frame, roles),
+    }
+
+
+def rejection_message(quality: dict[str, Any], report: str) -> str:
+    """One line: why the data was rejected and where the report is."""
+    blocking = [
+        a
+        for a in quality["anomalies"]
+        if SEVERITIES.index(a["severity"]) >= SEVERITIES.index(quality["fail_on"])
+    ]
+    first = blocking[0]
+    more = f" and {len(blocking) - 1} more" if len(blocking) > 1 else ""
+    return (
+        f"data rejected by the quality policy (fail on {quality['fail_on']}): "
+        f"{first['kind']} in {first['column']!r}: {first['detail']}{more}; report: {report}"
+    )
+
+
+# ---------------------------------------------------------------- the stage
+
+
+@dataclass(frozen=True)
+class Reference:
+    """What new data is checked against: a schema (the user's file, else the champion's) and
+    the champion's data profile for drift."""
+
+    schema: dict[str, Any] | None
+    profile: dict[str, Any] | None
+    origin: str
+
+
+def load_reference(schema_uri: str, registry: str, endpoint: str = "") -> Reference:
+    """The user's schema file if given; the champion's schema and data profile if the registry
+    has a champion (promote stores both beside the model); otherwise nothing."""
+    import json
+
+    from components.common.storage import MissingObject, open_storage
+    from components.promote.logic import champion_pointer
+    from components.validate.schema_file import load_schema, parse_schema
+
+    schema = load_schema(schema_uri, endpoint) if schema_uri else None
+    origin = schema_uri
+    profile = None
+    pointer = champion_pointer(registry, endpoint) if registry else None
+    if pointer is not None:
+        store = open_storage(registry, endpoint)
+        version = f"versions/{pointer['version']}"
+        try:
+            profile = json.loads(store.get_bytes(f"{version}/data_profile.json"))
+            if schema is None:
+                text = store.get_bytes(f"{version}/schema.yaml").decode("utf-8")
+                schema = parse_schema(text, f"{registry}/{version}/schema.yaml")
+                origin = f"champion {pointer['version']}"
+        except MissingObject:  # a champion promoted before profiles were kept
+            pass
+    return Reference(schema, profile, origin or "none")
+
+
+def apply_roles(schema: dict[str, Any], reference: dict[str, Any] | None) -> dict[str, Any]:
+    """The reference's roles win for columns it lists (a user marks a column `id` or `text`),
+    except for columns that are now empty or constant, which cannot be used either way."""
+    if reference is None:
+        return schema
+    roles = {c["name"]: c["role"] for c in reference["columns"]}
+    for column in schema["columns"]:
+        wanted = roles.get(column["name"])
+        if not wanted or column["role"] in ("empty", "constant") or wanted == column["role"]:
+            continue
+        # a column whose type changed keeps the role its values allow (the change itself is
+        # reported as a type_change anomaly)
+        if wanted == "numeric" and column["type"] != "number":
+            continue
+        column["role"] = wanted
+    return schema
+
+
+def check_data(
+    frame: pd.DataFrame,
+    target: str,
+    requested_task: str,
+    reference: Reference,
+    fail_on: str = "error",
+    rows_dropped_missing_target: int = 0,
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The stage's work: the task and schema of `frame`, and its data-quality verdict."""
+    from components.validate.logic import validate
+
+    if fail_on not in FAIL_ON_CHOICES:
+        raise BadInputError(
+            f"--fail-on must be one of {', '.join(FAIL_ON_CHOICES)}; got {fail_on!r}"
+        )
+    if reference.schema is not None and requested_task == "auto":
+        requested_task = reference.schema.get("task", "auto")
+    schema = apply_roles(validate(frame, target, requested_task), reference.schema)
+    schema["severities"] = dict((reference.schema or {}).get("severities", {}))
+    quality = assess(
+        frame,
+        schema,
+        reference.schema,
+        reference.profile,
+        fail_on,
+        rows_dropped_missing_target,
+    )
+    quality["reference"] = reference.origin
+    return schema, quality

@@ -1,0 +1,159 @@
+"""The schema file a user commits: written from the first run's inferred schema, read back (and
+checked) by later runs.
+
+The file is YAML meant for people: one entry per column with its type, role, how many missing
+values it may have, and the range or categories it was seen with. Editing it is how a user
+tightens or loosens the checks; `severities` turns a kind of anomaly into an error (fails the
+run), a warning or info.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import PurePosixPath
+from typing import Any
+
+import yaml
+
+from components.common.errors import BadInputError, closest_names
+from components.common.storage import MissingObject, open_storage
+
+SCHEMA_VERSION = 1
+TYPES = ("number", "boolean", "datetime", "string")
+HEADER = """\
+# stablepipe data schema. Commit this file and pass it with --schema: every later run is
+# checked against it (missing or extra columns, type changes, values out of range, unseen
+# categories, more missing values than max_null_fraction).
+# Edit it freely: role (numeric, categorical, text, datetime, id = not used), min/max,
+# categories (delete the list to allow any), max_null_fraction (0 to 1), and under
+# `severities` make a kind of anomaly an `error` (fails the run), a `warning` or `info`.
+"""
+COLUMN_KEYS = ("name", "type", "role", "nullable", "max_null_fraction", "min", "max", "categories")
+
+
+def schema_document(schema: dict[str, Any]) -> dict[str, Any]:
+    """The parts of an inferred schema a user reads and edits (no run-specific counts)."""
+    columns = [
+        {key: column[key] for key in COLUMN_KEYS if key in column}
+        for column in [*schema["columns"], {**schema["target_column"], "role": "target"}]
+    ]
+    return {
+        "version": SCHEMA_VERSION,
+        "target": schema["target"],
+        "task": schema["task"],
+        "columns": columns,
+        "severities": dict(schema.get("severities", {})),
+    }
+
+
+def dump_schema(schema: dict[str, Any]) -> str:
+    """The schema as commented YAML, columns in table order."""
+    body = yaml.safe_dump(schema_document(schema), sort_keys=False, allow_unicode=True, width=100)
+    return HEADER + body
+
+
+def load_schema(uri: str, endpoint: str = "") -> dict[str, Any]:
+    """Read and check a schema file (YAML or JSON) from a local path or s3:// URI."""
+    parent, _, name = uri.rstrip("/").rpartition("/")
+    store = open_storage(parent or ".", endpoint)
+    try:
+        text = store.get_bytes(name).decode("utf-8")
+    except MissingObject as error:
+        raise BadInputError(f"--schema file does not exist: {uri!r}") from error
+    except UnicodeDecodeError as error:
+        raise BadInputError(f"--schema file {uri!r} is not UTF-8 text") from error
+    return parse_schema(text, uri)
+
+
+def parse_schema(text: str, uri: str) -> dict[str, Any]:
+    """A schema document from YAML/JSON text, every field checked, errors naming the field."""
+    try:
+        document = (
+            json.loads(text) if PurePosixPath(uri).suffix == ".json" else yaml.safe_load(text)
+        )
+    except (yaml.YAMLError, json.JSONDecodeError) as error:
+        first = str(error).strip().splitlines()[0]
+        raise BadInputError(f"--schema file {uri!r} is not valid YAML/JSON: {first}") from error
+    if not isinstance(document, dict) or not isinstance(document.get("columns"), list):
+        raise BadInputError(f"--schema file {uri!r} must be a mapping with a `columns` list")
+    if document.get("version", SCHEMA_VERSION) != SCHEMA_VERSION:
+        raise BadInputError(
+            f"--schema file {uri!r} has version {document.get('version')!r}; this stablepipe "
+            f"reads version {SCHEMA_VERSION}"
+        )
+    columns = [check_column(entry, index, uri) for index, entry in enumerate(document["columns"])]
+    names = [c["name"] for c in columns]
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    if repeated:
+        raise BadInputError(f"--schema file {uri!r} lists the column {repeated[0]!r} twice")
+    targets = [c["name"] for c in columns if c["role"] == "target"]
+    target = str(document.get("target") or (targets[0] if targets else ""))
+    return {
+        "version": SCHEMA_VERSION,
+        "target": target,
+        "task": str(document.get("task", "auto")),
+        "columns": [c for c in columns if c["name"] != target],
+        "target_column": next((c for c in columns if c["name"] == target), None),
+        "severities": check_severities(document.get("severities") or {}, uri),
+    }
+
+
+def check_column(entry: Any, index: int, uri: str) -> dict[str, Any]:
+    """One column entry: known keys, a role and type we know, numbers where numbers go."""
+    from components.validate.logic import ROLES
+
+    where = f"--schema file {uri!r} column #{index + 1}"
+    if not isinstance(entry, dict) or not isinstance(entry.get("name"), str | int):
+        raise BadInputError(f"{where} must be a mapping with a `name`; got {entry!r}")
+    column = {**entry, "name": str(entry["name"])}
+    where = f"--schema file {uri!r} column {column['name']!r}"
+    unknown = sorted(set(column) - set(COLUMN_KEYS) - {"dtype", "missing_fraction", "distinct"})
+    if unknown:
+        hint = closest_names(unknown[0], COLUMN_KEYS)
+        suffix = f"; did you mean {hint[0]!r}?" if hint else ""
+        raise BadInputError(f"{where} has an unknown key {unknown[0]!r}{suffix}")
+    role = column.setdefault("role", "numeric" if column.get("type") == "number" else "categorical")
+    if role not in (*ROLES, "target"):
+        raise BadInputError(f"{where} has role {role!r}; expected one of {', '.join(ROLES)}")
+    if "type" in column and column["type"] not in TYPES:
+        raise BadInputError(
+            f"{where} has type {column['type']!r}; expected one of {', '.join(TYPES)}"
+        )
+    for key in ("min", "max", "max_null_fraction"):
+        value = column.get(key)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int | float)):
+            raise BadInputError(f"{where} key {key!r} must be a number; got {value!r}")
+    bound = column.get("max_null_fraction")
+    if bound is not None and not 0 <= bound <= 1:
+        raise BadInputError(f"{where} max_null_fraction must be between 0 and 1; got {bound!r}")
+    categories = column.get("categories")
+    if categories is not None:
+        if not isinstance(categories, list):
+            raise BadInputError(f"{where} categories must be a list; got {categories!r}")
+        column["categories"] = [str(value) for value in categories]
+    return column
+
+
+def check_severities(severities: Any, uri: str) -> dict[str, str]:
+    """`{anomaly kind: error|warning|info}` with known kinds only."""
+    from components.validate.quality import ANOMALY_KINDS, SEVERITIES
+
+    if not isinstance(severities, dict):
+        raise BadInputError(
+            f"--schema file {uri!r} severities must be a mapping; got {severities!r}"
+        )
+    checked: dict[str, str] = {}
+    for kind, severity in severities.items():
+        if kind not in ANOMALY_KINDS:
+            hint = closest_names(str(kind), ANOMALY_KINDS)
+            suffix = f"; did you mean {hint[0]!r}?" if hint else ""
+            raise BadInputError(
+                f"--schema file {uri!r} severities has an unknown anomaly kind {kind!r}{suffix}"
+            )
+        if severity not in SEVERITIES:
+            raise BadInputError(
+                f"--schema file {uri!r} severity of {kind!r} must be one of "
+                f"{', '.join(SEVERITIES)}; got {severity!r}"
+            )
+        checked[str(kind)] = str(severity)
+    return checked

@@ -1,0 +1,192 @@
+"""Data quality: the schema file, anomalies (all collected), severities, the policy, and the
+champion's schema and profile as the reference."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from components.common.errors import BadInputError
+from components.promote.logic import promote
+from components.validate.quality import Reference, check_data, load_reference, verdict_of
+from components.validate.report import render_report
+from components.validate.schema_file import dump_schema, load_schema, parse_schema
+
+NO_REFERENCE = Reference(None, None, "none")
+
+
+def committed_schema(frame: pd.DataFrame, target: str) -> dict:
+    """What a user gets after the first run: the inferred schema, through its YAML file."""
+    schema, _ = check_data(frame, target, "auto", NO_REFERENCE)
+    return parse_schema(dump_schema(schema), "schema.yaml")
+
+
+def kinds(quality: dict) -> dict[tuple[str, str], str]:
+    return {(a["column"], a["kind"]): a["severity"] for a in quality["anomalies"]}
+
+
+def test_schema_file_is_readable_yaml_that_round_trips(titanic: pd.DataFrame) -> None:
+    schema, _ = check_data(titanic, "survived", "auto", NO_REFERENCE)
+    text = dump_schema(schema)
+    assert text.startswith("# stablepipe data schema")
+    document = yaml.safe_load(text)
+    age = next(c for c in document["columns"] if c["name"] == "age")
+    assert age["type"] == "number" and age["role"] == "numeric" and age["nullable"]
+    assert 0.2 < age["max_null_fraction"] <= 0.31
+    assert age["min"] == pytest.approx(titanic["age"].min())
+    sex = next(c for c in document["columns"] if c["name"] == "sex")
+    assert sex["categories"] == ["female", "male"]
+    again = parse_schema(text, "schema.yaml")
+    assert [c["name"] for c in again["columns"]] == [c["name"] for c in schema["columns"]]
+    assert again["target"] == "survived" and again["task"] == "binary"
+
+
+def test_the_same_data_passes_its_own_schema(titanic: pd.DataFrame) -> None:
+    reference = Reference(committed_schema(titanic, "survived"), None, "schema.yaml")
+    _, quality = check_data(titanic, "survived", "auto", reference)
+    schema_kinds = {"missing_column", "extra_column", "type_change", "out_of_range"}
+    assert not [a for a in quality["anomalies"] if a["kind"] in schema_kinds]
+    assert quality["verdict"] in ("pass", "warn")  # titanic repeats rows: a warning
+
+
+def test_every_failure_is_collected_not_just_the_first(titanic: pd.DataFrame) -> None:
+    reference = Reference(committed_schema(titanic, "survived"), None, "schema.yaml")
+    broken = titanic.drop(columns=["parch"]).assign(cabin_deck="C")
+    broken.loc[:4, "age"] = 150.0
+    broken.loc[:2, "sex"] = "unknown"
+    broken["sibsp"] = broken["sibsp"].astype(str) + "x"
+    broken.loc[: len(broken) // 2, "pclass"] = None
+    _, quality = check_data(broken, "survived", "auto", reference)
+    found = kinds(quality)
+    assert found[("parch", "missing_column")] == "error"
+    assert found[("cabin_deck", "extra_column")] == "warning"
+    assert found[("sibsp", "type_change")] == "error"
+    assert found[("age", "out_of_range")] == "warning"
+    assert found[("sex", "unseen_category")] == "warning"
+    assert found[("pclass", "null_fraction")] == "warning"
+    assert quality["verdict"] == "fail"
+    age = next(a for a in quality["anomalies"] if a["kind"] == "out_of_range")
+    assert age["detail"].startswith("5 value(s) outside") and "150.0" in age["detail"]
+    assert all(set(a) == {"column", "kind", "severity", "detail"} for a in quality["anomalies"])
+
+
+def test_severities_and_policy_decide_the_verdict(titanic: pd.DataFrame) -> None:
+    schema = committed_schema(titanic, "survived")
+    shifted = titanic.assign(age=titanic["age"] + 100)
+    _, warned = check_data(shifted, "survived", "auto", Reference(schema, None, "s"))
+    assert kinds(warned)[("age", "out_of_range")] == "warning" and warned["verdict"] == "warn"
+    _, strict = check_data(shifted, "survived", "auto", Reference(schema, None, "s"), "warning")
+    assert strict["verdict"] == "fail"
+    schema["severities"] = {"out_of_range": "error", "duplicate_rows": "info"}
+    _, edited = check_data(shifted, "survived", "auto", Reference(schema, None, "s"))
+    assert kinds(edited)[("age", "out_of_range")] == "error" and edited["verdict"] == "fail"
+    _, report_only = check_data(shifted, "survived", "auto", Reference(schema, None, "s"), "never")
+    assert report_only["verdict"] == "warn"
+
+
+def test_roles_edited_in_the_schema_win(titanic: pd.DataFrame) -> None:
+    schema = committed_schema(titanic, "survived")
+    next(c for c in schema["columns"] if c["name"] == "sibsp")["role"] = "id"
+    inferred, _ = check_data(titanic, "survived", "auto", Reference(schema, None, "s"))
+    assert {c["name"]: c["role"] for c in inferred["columns"]}["sibsp"] == "id"
+
+
+def test_table_anomalies_without_a_reference(titanic: pd.DataFrame) -> None:
+    frame = titanic.assign(
+        leak=titanic["survived"].map({"survived": "yes", "died": "no"}),
+        blank=np.nan,
+        same="x",
+    )
+    _, quality = check_data(frame, "survived", "auto", NO_REFERENCE, "error", 7)
+    found = kinds(quality)
+    assert found[("leak", "target_leak")] == "error"
+    assert found[("blank", "empty_column")] == "warning"
+    assert found[("same", "constant_column")] == "warning"
+    assert found[("*", "duplicate_rows")] == "warning"
+    assert found[("survived", "missing_target")] == "info"
+    assert quality["verdict"] == "fail" and quality["drift"]["verdict"] == "no_reference"
+
+
+def test_numeric_leak_and_label_imbalance(diamonds_sample: pd.DataFrame) -> None:
+    frame = diamonds_sample.assign(price_copy=diamonds_sample["price"] * 1.01 + 3)
+    _, quality = check_data(frame, "price", "auto", NO_REFERENCE)
+    assert kinds(quality)[("price_copy", "target_leak")] == "error"
+    rare = diamonds_sample.assign(premium=np.where(diamonds_sample.index < 40, "yes", "no"))
+    _, imbalanced = check_data(rare, "premium", "auto", NO_REFERENCE)
+    assert kinds(imbalanced)[("premium", "label_imbalance")] == "warning"
+
+
+def test_verdict_levels() -> None:
+    from components.validate.quality import Anomaly
+
+    info, warning, error = (Anomaly("c", "drift", s, "") for s in ("info", "warning", "error"))
+    assert verdict_of([], "error") == "pass"
+    assert verdict_of([info], "warning") == "pass"
+    assert verdict_of([warning], "error") == "warn"
+    assert verdict_of([warning], "warning") == "fail"
+    assert verdict_of([error], "never") == "warn"
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        ("columns: nope\n", "must be a mapping with a `columns` list"),
+        ("version: 9\ncolumns: []\n", "has version 9"),
+        ("columns:\n- {name: a, role: numerc}\n", "has role 'numerc'"),
+        ("columns:\n- {name: a, min: low}\n", "key 'min' must be a number; got 'low'"),
+        ("columns:\n- {name: a, categorys: [x]}\n", "did you mean 'categories'"),
+        ("columns:\n- {name: a}\n- {name: a}\n", "lists the column 'a' twice"),
+        ("columns: []\nseverities: {out_of_rang: error}\n", "did you mean 'out_of_range'"),
+        ("columns: []\nseverities: {drift: fatal}\n", "got 'fatal'"),
+        ("columns: [\n", "is not valid YAML/JSON"),
+    ],
+)
+def test_schema_file_errors_name_the_field(edit: str, message: str) -> None:
+    with pytest.raises(BadInputError, match=message.replace("(", r"\(").replace("[", r"\[")):
+        parse_schema(edit, "schema.yaml")
+
+
+def test_missing_schema_file(tmp_path: Path) -> None:
+    with pytest.raises(BadInputError, match="--schema file does not exist"):
+        load_schema(str(tmp_path / "nope.yaml"))
+
+
+def test_champion_schema_and_profile_are_the_reference(
+    titanic: pd.DataFrame, tmp_path: Path
+) -> None:
+    """promote keeps the schema and data profile beside the model; the next check uses them:
+    a shifted batch drifts, the same data does not."""
+    schema, quality = check_data(titanic, "survived", "auto", NO_REFERENCE)
+    model_dir = tmp_path / "model"
+    model_dir.mkdir()
+    (model_dir / "model.json").write_text(json.dumps({"target": "survived", "task": "binary"}))
+    registry = tmp_path / "registry"
+    attachments = {
+        "schema.yaml": dump_schema(schema).encode(),
+        "data_profile.json": json.dumps(quality["profile"]).encode(),
+    }
+    verdict = {"metric": "roc_auc", "challenger": 0.8}
+    promote(registry, model_dir, "v1", {"verdict": verdict}, "", attachments)
+    reference = load_reference("", str(registry))
+    assert reference.origin == "champion v1" and reference.profile is not None
+    _, same = check_data(titanic, "survived", "auto", reference)
+    assert same["drift"]["verdict"] == "no_drift"
+    older = titanic.assign(age=titanic["age"] + 25)
+    _, shifted = check_data(older, "survived", "auto", reference)
+    assert shifted["drift"]["verdict"] == "drift" and shifted["drift"]["top"][0] == "age"
+    assert ("*", "drift") in kinds(shifted)
+
+
+def test_report_renders_every_column_and_anomaly(titanic: pd.DataFrame) -> None:
+    frame = titanic.assign(same="x")
+    schema, quality = check_data(frame, "survived", "auto", NO_REFERENCE)
+    page = render_report(frame, schema, quality)
+    assert page.startswith("<!doctype html>") and "<script" not in page
+    for column in frame.columns:
+        assert f"<b>{column}</b>" in page
+    assert "constant_column" in page and page.count("<svg") >= 5
