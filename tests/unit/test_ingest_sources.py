@@ -1,0 +1,175 @@
+"""Ingest: read options (delimiter, encoding, header, sheet), Excel, streaming of large files,
+incremental selection of new files, document folders, size limits."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from components.common.errors import BadInputError
+from components.common.frames import read_frame
+from components.common.storage import open_storage
+from components.ingest import incremental, streaming
+from components.ingest.logic import ReadOptions, ingest, ingest_to_parquet, read_table
+
+
+def test_semicolon_cp1252_file_is_sniffed(tmp_path: Path, titanic: pd.DataFrame) -> None:
+    frame = titanic.head(200).assign(city="Zürich — café")
+    path = tmp_path / "euro.csv"
+    path.write_bytes(frame.to_csv(index=False, sep=";").encode("cp1252"))
+    read = read_table(str(path))
+    assert list(read.columns) == list(frame.columns)
+    assert (read["city"] == "Zürich — café").all()
+
+
+def test_overrides_win_over_sniffing(tmp_path: Path) -> None:
+    path = tmp_path / "pipes.csv"
+    path.write_bytes("1|a,b|x\n2|c,d|y\n3|e,f|z\n".encode("latin-1"))
+    read = read_table(str(path), options=ReadOptions(delimiter="|", header="no"))
+    assert list(read.columns) == ["column_1", "column_2", "column_3"]
+    assert read["column_2"].tolist() == ["a,b", "c,d", "e,f"]
+    text = "größe,wert\n" + "".join(f"ä{i},{i}\n" for i in range(30))
+    (tmp_path / "l1.csv").write_bytes(text.encode("latin-1"))
+    read = read_table(str(tmp_path / "l1.csv"), options=ReadOptions(encoding="latin-1"))
+    assert list(read.columns) == ["größe", "wert"] and read["größe"].iloc[0] == "ä0"
+
+
+def test_headerless_numeric_file_is_detected(tmp_path: Path) -> None:
+    path = tmp_path / "numbers.csv"
+    path.write_text("".join(f"{i},{i * 2},{i % 3}\n" for i in range(50)))
+    read = read_table(str(path))
+    assert list(read.columns) == ["column_1", "column_2", "column_3"] and len(read) == 50
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        (ReadOptions(header="maybe"), "--header must be one of auto, yes, no; got 'maybe'"),
+        (ReadOptions(delimiter=";;"), "--delimiter must be one character; got ';;'"),
+        (ReadOptions(encoding="klingon"), "--encoding 'klingon' is not an encoding"),
+        (ReadOptions(table="t"), "--table and --query need a database URL"),
+    ],
+)
+def test_bad_read_options(titanic_csv: Path, options: ReadOptions, message: str) -> None:
+    with pytest.raises(BadInputError, match=message):
+        read_table(str(titanic_csv), options=options)
+
+
+def test_excel_sheets(tmp_path: Path, titanic: pd.DataFrame) -> None:
+    path = tmp_path / "book.xlsx"
+    with pd.ExcelWriter(path) as writer:
+        titanic.head(100).to_excel(writer, sheet_name="passengers", index=False)
+        titanic.tail(50).to_excel(writer, sheet_name="later", index=False)
+    first = read_table(str(path))
+    assert len(first) == 100 and list(first.columns) == list(titanic.columns)
+    assert len(read_table(str(path), options=ReadOptions(sheet="later"))) == 50
+    with pytest.raises(BadInputError, match="did you mean 'later'"):
+        read_table(str(path), options=ReadOptions(sheet="latter"))
+
+
+def test_streaming_matches_reading_whole(
+    tmp_path: Path, titanic: pd.DataFrame, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A large file streamed in batches gives the same table as reading it whole, including
+    columns whose type only changes far down the file (the read restarts with them widened)."""
+    monkeypatch.setattr("components.ingest.logic.READ_BLOCK_BYTES", 256 << 10)  # many blocks
+    big = pd.concat([titanic] * 60, ignore_index=True)  # 78k rows, several pyarrow blocks
+    big["code"] = range(len(big))
+    big["ratio"] = 1
+    big = big.astype({"code": object, "ratio": object})
+    big.loc[len(big) - 5, "code"] = "X-17"
+    big.loc[len(big) - 3, "ratio"] = 0.5
+    big.loc[::97, "survived"] = None
+    path = tmp_path / "big.csv"
+    big.to_csv(path, index=False)
+    restarts = []
+    original = streaming.write_stream
+    monkeypatch.setattr(
+        streaming, "write_stream", lambda *a: restarts.append(dict(a[-1])) or original(*a)
+    )
+    streamed = ingest_to_parquet(str(path), "survived", tmp_path / "s.parquet", "", None, 0)
+    # 1 read + 3 restarts: code int -> float -> string, ratio int -> float (both late)
+    assert len(restarts) == 4
+    whole = ingest_to_parquet(str(path), "survived", tmp_path / "w.parquet", "", None, 1 << 40)
+    assert streamed["streamed"] and not whole["streamed"]
+    for key in ("rows", "columns", "rows_read", "rows_dropped_missing_target", "sha256"):
+        assert streamed[key] == whole[key], key
+    a, b = read_frame(tmp_path / "s.parquet"), read_frame(tmp_path / "w.parquet")
+    assert list(a.columns) == list(b.columns)
+    assert a["code"].astype(str).tolist() == b["code"].astype(str).tolist()
+    assert a["ratio"].tolist() == b["ratio"].tolist()
+    assert not list(tmp_path.glob("*.partial"))
+
+
+def test_streaming_parquet_and_its_errors(tmp_path: Path, titanic: pd.DataFrame) -> None:
+    titanic.to_parquet(tmp_path / "t.parquet")
+    facts = ingest_to_parquet(
+        str(tmp_path / "t.parquet"), "survived", tmp_path / "o.parquet", "", None, 0
+    )
+    assert facts["rows"] == len(titanic) and facts["streamed"]
+    with pytest.raises(BadInputError, match="did you mean 'survived'"):
+        ingest_to_parquet(
+            str(tmp_path / "t.parquet"), "survive", tmp_path / "x.parquet", "", None, 0
+        )
+    assert not (tmp_path / "x.parquet").exists()
+
+
+def test_document_folder_reads_as_text_and_label(tmp_path: Path) -> None:
+    for label, words in (("fresh", "a moving, funny and wise film"), ("rotten", "dull and long")):
+        (tmp_path / "docs" / label).mkdir(parents=True)
+        for i in range(6):
+            (tmp_path / "docs" / label / f"{i}.txt").write_text(f"{words} number {i}")
+    (tmp_path / "docs" / "fresh" / "cover.png").write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(64))
+    result = ingest(str(tmp_path / "docs"), "label")
+    assert list(result.frame.columns) == ["document", "text", "label"]
+    assert len(result.frame) == 12 and result.skipped == {"binary": 1, "undecodable": 0, "empty": 0}
+
+
+def test_wide_and_huge_cells_are_refused(tmp_path: Path) -> None:
+    wide = tmp_path / "wide.csv"
+    wide.write_text(",".join(f"c{i}" for i in range(5000)) + "\n" + ",".join("1" * 5000) + "\n")
+    with pytest.raises(BadInputError, match="has 5000 columns; stablepipe reads at most 4096"):
+        read_table(str(wide))
+    huge = tmp_path / "huge.csv"
+    huge.write_text("a,b\n1," + "x" * (2 << 20) + "\n2,y\n")
+    with pytest.raises(BadInputError, match="column 'b' row 1 holds a value of 2.0 MB"):
+        read_table(str(huge))
+
+
+def test_incremental_selection_and_watermark(tmp_path: Path, titanic: pd.DataFrame) -> None:
+    folder = tmp_path / "drop"
+    folder.mkdir()
+    for day in ("01", "02"):
+        titanic.sample(100, random_state=int(day)).to_csv(folder / f"day-{day}.csv", index=False)
+    store = open_storage(str(tmp_path / "runs"))
+    watermark = incremental.load_watermark(store, str(folder))
+    current = incremental.listing(str(folder))
+    first = incremental.select(current, watermark, window=0)
+    assert first.new == ["day-01.csv", "day-02.csv"] and first.window == []
+    frame = read_table(str(folder), options=ReadOptions(files=tuple(first.files)))
+    assert len(frame) == 200
+    incremental.save_watermark(
+        store, str(folder), incremental.advance(watermark, current, first, "r1")
+    )
+
+    titanic.sample(100, random_state=3).to_csv(folder / "day-03.csv", index=False)
+    watermark = incremental.load_watermark(store, str(folder))
+    current = incremental.listing(str(folder))
+    second = incremental.select(current, watermark, window=1)
+    assert second.new == ["day-03.csv"] and second.window == ["day-02.csv"]
+    assert len(read_table(str(folder), options=ReadOptions(files=tuple(second.files)))) == 200
+    updated = incremental.advance(watermark, current, second, "r2")
+    assert [f["run_id"] for f in updated["files"]] == ["r1", "r1", "r2"]
+
+    time.sleep(0.01)  # a rewritten file counts as new again
+    titanic.sample(50, random_state=4).to_csv(folder / "day-01.csv", index=False)
+    third = incremental.select(incremental.listing(str(folder)), updated, window=0)
+    assert third.new == ["day-01.csv"]
+
+
+def test_incremental_needs_a_folder(titanic_csv: Path) -> None:
+    with pytest.raises(BadInputError, match="--incremental needs a folder or an s3:// prefix"):
+        incremental.listing(str(titanic_csv))
