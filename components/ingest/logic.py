@@ -40,8 +40,11 @@ TABLE_SUFFIXES = {
     ".xlsm": "excel",
 }
 SNIFFED_DELIMITERS = ",;\t|"
-# pyarrow reads CSV in blocks; one row must fit in a block.
-READ_BLOCK_BYTES = 16 << 20
+# pyarrow reads CSV in blocks (in parallel, and ahead of the consumer when streaming); one row
+# must fit in a block. Small blocks parse in parallel and keep streaming memory flat; a file
+# with longer rows is read again with blocks of MAX_BLOCK_BYTES.
+READ_BLOCK_BYTES = 1 << 20
+MAX_BLOCK_BYTES = 16 << 20
 # Wider tables and bigger cells than these are broken files or need a query first.
 MAX_COLUMNS = 4096
 MAX_CELL_BYTES = 1 << 20
@@ -345,7 +348,9 @@ class CsvSettings:
         return [name.lstrip("\ufeff") for name in raw]
 
 
-def csv_read_settings(path: Path, source: str, fmt: str, options: ReadOptions) -> CsvSettings:
+def csv_read_settings(
+    path: Path, source: str, fmt: str, options: ReadOptions, block_size: int = 0
+) -> CsvSettings:
     """Encoding, delimiter and header from the options, else sniffed from the first 1 MB."""
     from pyarrow import csv as pa_csv
 
@@ -357,7 +362,7 @@ def csv_read_settings(path: Path, source: str, fmt: str, options: ReadOptions) -
     read = pa_csv.ReadOptions(
         encoding="utf8" if encoding.replace("_", "-").lower() in ("utf-8", "ascii") else encoding,
         autogenerate_column_names=not header,
-        block_size=READ_BLOCK_BYTES,
+        block_size=block_size or READ_BLOCK_BYTES,
     )
     parse = pa_csv.ParseOptions(delimiter=sep, newlines_in_values=True)
     first_line = text.splitlines()[0] if text else ""
@@ -365,8 +370,13 @@ def csv_read_settings(path: Path, source: str, fmt: str, options: ReadOptions) -
 
 
 def read_delimited(path: Path, source: str, fmt: str, options: ReadOptions) -> pd.DataFrame:
-    """CSV/TSV with pyarrow's multithreaded reader; ragged rows are an error, not silently
-    padded; a truncated last row names its line."""
+    """CSV/TSV as a pandas frame (see delimited_table)."""
+    return delimited_table(path, source, fmt, options).to_pandas()
+
+
+def delimited_table(path: Path, source: str, fmt: str, options: ReadOptions) -> Any:
+    """CSV/TSV as an Arrow table, with pyarrow's multithreaded reader; ragged rows are an
+    error, not silently padded; a truncated last row names its line."""
     import pyarrow as pa
     from pyarrow import csv as pa_csv
 
@@ -374,12 +384,17 @@ def read_delimited(path: Path, source: str, fmt: str, options: ReadOptions) -> p
     check_complete_last_row(path, source, settings.delimiter, settings.first_line)
     convert = pa_csv.ConvertOptions(strings_can_be_null=True)
     try:
-        with open_text_stream(path) as stream:
-            table = pa_csv.read_csv(stream, settings.read, settings.parse, convert)
+        try:
+            table = read_csv_table(path, settings, convert)
+        except pa.ArrowInvalid as error:
+            if not row_too_long(error):
+                raise
+            settings = csv_read_settings(path, source, fmt, options, MAX_BLOCK_BYTES)
+            table = read_csv_table(path, settings, convert)
     except pa.ArrowInvalid as error:
         message = str(error).strip().splitlines()[0]
-        if "straddling" in message or "block size" in message:
-            message = f"a row is longer than {READ_BLOCK_BYTES // 2**20} MB"
+        if row_too_long(error):
+            message = f"a row is longer than {MAX_BLOCK_BYTES // 2**20} MB"
         raise BadInputError(
             f"--data file {source!r} is not a readable {fmt}: {message[:300]}"
         ) from error
@@ -387,7 +402,23 @@ def read_delimited(path: Path, source: str, fmt: str, options: ReadOptions) -> p
     check_columns(names, source)
     table = table.rename_columns(names)
     check_cell_sizes(table, source)
-    return table.to_pandas()
+    return table
+
+
+def row_too_long(error: Exception) -> bool:
+    """pyarrow's complaint about a row that does not fit in one block."""
+    message = str(error)
+    return "straddling" in message or "block size" in message
+
+
+def read_csv_table(path: Path, settings: CsvSettings, convert: Any) -> Any:
+    from pyarrow import csv as pa_csv
+
+    if path.name.lower().endswith(".zip"):
+        with open_text_stream(path) as stream:
+            return pa_csv.read_csv(stream, settings.read, settings.parse, convert)
+    # by path: pyarrow reads (and un-gzips) the file itself, without holding the GIL
+    return pa_csv.read_csv(str(path), settings.read, settings.parse, convert)
 
 
 def raw_head(path: Path, size: int = 1 << 20) -> bytes:
@@ -557,6 +588,62 @@ def fingerprint_of(frame: pd.DataFrame, source: str, endpoint: str, options: Rea
     return source_fingerprint(source, endpoint, options)
 
 
+def arrow_readable(source: str) -> bool:
+    """A local CSV/TSV/Parquet file: ingest reads and writes it in Arrow, never in pandas."""
+    if source.startswith((DEMO_PREFIX, S3_PREFIX)) or is_database_url(source):
+        return False
+    path = Path(source)
+    return path.is_file() and table_format(source) in ("csv", "tsv", "parquet")
+
+
+def ingest_arrow(
+    path: Path, source: str, target: str, output: Path, options: ReadOptions
+) -> dict[str, Any]:
+    """Read, check, clean and write a local CSV/TSV/Parquet file as Arrow tables: the same
+    checks and cleaning as `ingest`, at the speed of the readers themselves."""
+    import pyarrow.parquet as pq
+
+    from components.ingest.streaming import clean_table
+
+    fmt = table_format(source)
+    try:
+        table = (
+            pq.read_table(path) if fmt == "parquet" else delimited_table(path, source, fmt, options)
+        )
+    except BadInputError:
+        raise
+    except (OSError, ValueError) as error:
+        first_line = str(error).strip().splitlines()[0] if str(error).strip() else "unreadable"
+        raise BadInputError(
+            f"--data file {source!r} is not a readable {fmt}: {first_line[:300]}"
+        ) from error
+    names = [str(name) for name in table.column_names]
+    if not names:
+        raise BadInputError(f"--data file has no columns: {source!r}")
+    if table.num_rows == 0:
+        raise BadInputError(f"--data file has a header but no rows: {source!r}")
+    check_columns(names, source)
+    if target not in names:
+        raise missing_column_error("--target", target, names)
+    kept, dropped = clean_table(table.rename_columns(names), target)
+    if kept.num_rows == 0:
+        raise BadInputError(
+            f"--target column {target!r} has no values: all {table.num_rows} rows are missing"
+        )
+    partial = output.with_name(output.name + ".partial")
+    pq.write_table(kept, partial)
+    partial.replace(output)
+    return {
+        "source": source,
+        "rows": kept.num_rows,
+        "columns": len(names),
+        "sha256": source_fingerprint(source, "", options),
+        "rows_read": table.num_rows,
+        "rows_dropped_missing_target": dropped,
+        "streamed": False,
+    }
+
+
 def streamable(source: str, stream_above_bytes: int) -> bool:
     """A local CSV/TSV/Parquet file at least `stream_above_bytes` long is streamed."""
     if source.startswith((DEMO_PREFIX, S3_PREFIX)) or is_database_url(source):
@@ -583,6 +670,8 @@ def ingest_to_parquet(
     options = (options or ReadOptions()).check()
     output = Path(output)
     output.parent.mkdir(parents=True, exist_ok=True)
+    if arrow_readable(source) and not streamable(source, stream_above_bytes):
+        return ingest_arrow(check_file(source), source, target, output, options)
     if streamable(source, stream_above_bytes):
         path = check_file(source)
         streamed = stream_to_parquet(path, source, table_format(source), target, output, options)

@@ -35,14 +35,19 @@ def widen(current: str) -> Any:
 
 
 def csv_batches(
-    path: Path, source: str, fmt: str, options: Any, column_types: dict[str, Any]
+    path: Path,
+    source: str,
+    fmt: str,
+    options: Any,
+    column_types: dict[str, Any],
+    block_size: int = 0,
 ) -> tuple[list[str], Iterator[Any]]:
     """The column names and a batch iterator of a delimited file, read in blocks."""
     from pyarrow import csv as pa_csv
 
     from components.ingest.logic import csv_read_settings, open_text_stream
 
-    settings = csv_read_settings(path, source, fmt, options)
+    settings = csv_read_settings(path, source, fmt, options, block_size)
     convert = pa_csv.ConvertOptions(strings_can_be_null=True, column_types=column_types)
     stack = open_text_stream(path)
     stream = stack.__enter__()
@@ -70,21 +75,34 @@ def parquet_batches(path: Path) -> tuple[list[str], Iterator[Any]]:
 
 
 def clean_batch(batch: Any, names: list[str], target: str) -> tuple[Any, int]:
-    """Rows with a target value, infinities as missing; returns the batch and rows dropped."""
+    """One streamed batch, renamed and cleaned (see clean_table)."""
+    import pyarrow as pa
+
+    return clean_table(pa.Table.from_batches([batch]).rename_columns(names), target)
+
+
+def clean_table(table: Any, target: str) -> tuple[Any, int]:
+    """Rows with a target value, infinities as missing; returns the table and rows dropped.
+    Columns without anything to change are passed through untouched (no copy)."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    table = pa.Table.from_batches([batch]).rename_columns(names)
-    keep = pc.is_valid(table[target])
-    if pa.types.is_floating(table[target].type):
-        keep = pc.and_(keep, pc.invert(pc.is_nan(table[target])))
-    kept = table.filter(keep)
+    column = table[target]
+    missing = column.null_count
+    keep = pc.is_valid(column)
+    if pa.types.is_floating(column.type):
+        nan = pc.is_nan(column)
+        missing += pc.sum(nan).as_py() or 0
+        keep = pc.and_(keep, pc.invert(nan))
+    kept = table.filter(keep) if missing else table
     for index, field in enumerate(kept.schema):
         if pa.types.is_floating(field.type) and field.name != target:
-            column = kept.column(index)
-            kept = kept.set_column(
-                index, field, pc.if_else(pc.is_inf(column), pa.scalar(None, field.type), column)
-            )
+            values = kept.column(index)
+            infinite = pc.is_inf(values)
+            if pc.any(infinite).as_py():
+                kept = kept.set_column(
+                    index, field, pc.if_else(infinite, pa.scalar(None, field.type), values)
+                )
     return kept, table.num_rows - kept.num_rows
 
 
@@ -94,11 +112,19 @@ def stream_to_parquet(
     """Stream `path` into the Parquet file `output` (written whole or not at all)."""
     import pyarrow as pa
 
+    from components.ingest.logic import MAX_BLOCK_BYTES, row_too_long
+
     column_types: dict[str, Any] = {}
+    block_size = 0  # the reader's default (READ_BLOCK_BYTES) until a row does not fit
     for _ in range(64):  # each restart widens one column; a table has few that need it
         try:
-            return write_stream(path, source, fmt, target, output, options, column_types)
+            return write_stream(
+                path, source, fmt, target, output, options, column_types, block_size
+            )
         except pa.ArrowInvalid as error:
+            if fmt != "parquet" and row_too_long(error) and block_size != MAX_BLOCK_BYTES:
+                block_size = MAX_BLOCK_BYTES
+                continue
             match = CONVERSION_ERROR.search(str(error))
             if fmt == "parquet" or match is None:
                 raise BadInputError(
@@ -114,9 +140,9 @@ def raw_column_names(path: Path, source: str, fmt: str, options: Any) -> list[st
     """The names pyarrow gives the columns (before renaming), which column_types keys use."""
     from pyarrow import csv as pa_csv
 
-    from components.ingest.logic import csv_read_settings, open_text_stream
+    from components.ingest.logic import MAX_BLOCK_BYTES, csv_read_settings, open_text_stream
 
-    settings = csv_read_settings(path, source, fmt, options)
+    settings = csv_read_settings(path, source, fmt, options, MAX_BLOCK_BYTES)
     with open_text_stream(path) as stream:
         reader = pa_csv.open_csv(stream, settings.read, settings.parse)
         return list(reader.schema.names)
@@ -130,7 +156,9 @@ def write_stream(
     output: Path,
     options: Any,
     column_types: dict[str, Any],
+    block_size: int = 0,
 ) -> StreamFacts:
+    import pyarrow as pa
     import pyarrow.parquet as pq
 
     from components.ingest.logic import check_columns
@@ -138,21 +166,34 @@ def write_stream(
     if fmt == "parquet":
         names, batches = parquet_batches(path)
     else:
-        names, batches = csv_batches(path, source, fmt, options, column_types)
+        names, batches = csv_batches(path, source, fmt, options, column_types, block_size)
     check_columns(names, source)
     if target not in names:
         raise missing_column_error("--target", target, names)
     partial = output.with_name(output.name + ".partial")
     rows_read = dropped = 0
     writer = None
+    pending: list[Any] = []  # cleaned batches gathered into row groups of about BATCH_ROWS
+
+    def flush() -> None:
+        nonlocal writer
+        if not pending:
+            return
+        group = pa.concat_tables(pending)
+        if writer is None:
+            writer = pq.ParquetWriter(partial, group.schema)
+        writer.write_table(group)
+        pending.clear()
+
     try:
         for batch in batches:
             kept, lost = clean_batch(batch, names, target)
             rows_read += batch.num_rows
             dropped += lost
-            if writer is None:
-                writer = pq.ParquetWriter(partial, kept.schema)
-            writer.write_table(kept)
+            pending.append(kept)
+            if sum(t.num_rows for t in pending) >= BATCH_ROWS:
+                flush()
+        flush()
     finally:
         if writer is not None:
             writer.close()

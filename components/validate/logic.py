@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import math
 import warnings
+from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import pandas as pd
 from pandas.api import types as ptypes
 
@@ -101,31 +103,58 @@ def logical_type(column: pd.Series) -> str:
     return "string"
 
 
-def column_role(column: pd.Series) -> str:
+@dataclass(frozen=True)
+class ColumnFacts:
+    """Counts over every row of a column, computed once and shared by the role, the schema
+    entry and the report (each of them on a million rows costs tens of milliseconds)."""
+
+    non_null: int
+    distinct: int
+    counts: pd.Series | None  # value counts (as strings) of string and boolean columns
+
+
+def seeded_positions(length: int, rows: int) -> np.ndarray:
+    """`rows` distinct positions out of `length`, sorted, the same every time (numpy's
+    Generator draws them without shuffling all `length`)."""
+    return np.sort(np.random.default_rng(0).choice(length, size=rows, replace=False))
+
+
+def column_facts(column: pd.Series) -> ColumnFacts:
+    non_null = int(column.notna().sum())
+    if logical_type(column) in ("string", "boolean"):
+        counts = column.dropna().astype(str).value_counts()
+        return ColumnFacts(non_null, len(counts), counts)
+    return ColumnFacts(non_null, int(column.nunique(dropna=True)), None)
+
+
+def column_role(column: pd.Series, facts: ColumnFacts | None = None) -> str:
     """numeric, categorical, text, datetime; or empty, constant, id (these three are not used).
 
     Strings are told apart on a seeded sample: dates if nearly all parse as dates, text if they
     are long and wordy, an identifier if nearly every value is distinct, else categories."""
-    non_null = column.dropna()
-    if non_null.empty:
+    facts = facts or column_facts(column)
+    if facts.non_null == 0:
         return "empty"
-    if non_null.nunique() <= 1:
+    if facts.distinct <= 1:
         return "constant"
     kind = logical_type(column)
     if kind == "boolean":
         return "categorical"
     if kind in ("number", "datetime"):
         return "numeric" if kind == "number" else "datetime"
-    sample = non_null.astype(str)
-    if len(sample) > ROLE_SAMPLE:
-        sample = sample.sample(n=ROLE_SAMPLE, random_state=0)
+    wide = ROLE_SAMPLE * 4
+    sample = column.iloc[seeded_positions(len(column), wide)] if len(column) > wide else column
+    sample = sample.dropna()
+    if sample.empty:
+        sample = column.dropna()
+    sample = sample.astype(str).iloc[:ROLE_SAMPLE]
     if sample.str.len().mean() >= TEXT_MIN_MEAN_LENGTH and (
         sample.str.count(r"\s+").mean() + 1 >= TEXT_MIN_MEAN_WORDS
     ):
         return "text"
     if looks_like_dates(sample):
         return "datetime"
-    if len(non_null) > MIN_ROWS and non_null.nunique() > ID_UNIQUE_SHARE * len(non_null):
+    if facts.non_null > MIN_ROWS and facts.distinct > ID_UNIQUE_SHARE * facts.non_null:
         return "id"
     return "categorical"
 
@@ -143,9 +172,12 @@ def looks_like_dates(sample: pd.Series) -> bool:
     return bool(parsed.notna().mean() >= DATE_PARSE_SHARE)
 
 
-def describe_column(column: pd.Series, role: str) -> dict[str, Any]:
+def describe_column(
+    column: pd.Series, role: str, facts: ColumnFacts | None = None
+) -> dict[str, Any]:
     """Schema entry: type, role, nullability and the range or categories seen."""
-    missing = float(column.isna().mean())
+    facts = facts or column_facts(column)
+    missing = 1 - facts.non_null / len(column) if len(column) else 0.0
     entry: dict[str, Any] = {
         "name": str(column.name),
         "type": logical_type(column),
@@ -154,13 +186,15 @@ def describe_column(column: pd.Series, role: str) -> dict[str, Any]:
         "nullable": bool(missing > 0),
         "missing_fraction": round(missing, 6),
         "max_null_fraction": null_bound(missing),
-        "distinct": int(column.nunique(dropna=True)),
+        "distinct": facts.distinct,
     }
     if role == "numeric" and entry["type"] == "number":
         entry["min"] = float(column.min())
         entry["max"] = float(column.max())
     elif role == "categorical":
-        counts = column.dropna().astype(str).value_counts()
+        counts = (
+            facts.counts if facts.counts is not None else column.dropna().astype(str).value_counts()
+        )
         if len(counts) <= MAX_CATEGORIES_LISTED:  # high-cardinality columns are not enumerated
             entry["categories"] = sorted(counts.index.tolist())
     return entry
@@ -181,7 +215,10 @@ def infer_schema(frame: pd.DataFrame, target: str, task: str) -> dict[str, Any]:
             f"the data has {len(frame)} rows with a target value; at least {MIN_ROWS} are needed"
         )
     features = [c for c in frame.columns if c != target]
-    columns = [describe_column(frame[c], column_role(frame[c])) for c in features]
+    columns = []
+    for name in features:
+        facts = column_facts(frame[name])
+        columns.append(describe_column(frame[name], column_role(frame[name], facts), facts))
     usable = [c for c in columns if c["role"] in USED_ROLES]
     if not usable:
         raise BadInputError(

@@ -46,6 +46,17 @@ IMBALANCE_RATIO = 0.1
 LEAK_CORRELATION = 0.99
 LEAK_MIN_ROWS_PER_VALUE = 5
 EXAMPLES = 3
+# Statistics that estimate a distribution (drift, the profile, leak correlations, the report's
+# plots) use a seeded sample of this many rows; counts (nulls, ranges, categories, duplicates)
+# use every row. 100,000 rows pin a PSI or a correlation far below the thresholds' spacing.
+SAMPLE_ROWS = 100_000
+
+
+def seeded_sample(frame: pd.DataFrame, rows: int = SAMPLE_ROWS) -> pd.DataFrame:
+    """At most `rows` rows of `frame` in table order, the same ones every time."""
+    from components.validate.logic import seeded_positions
+
+    return frame if len(frame) <= rows else frame.take(seeded_positions(len(frame), rows))
 
 
 class DataRejected(BadInputError):
@@ -230,9 +241,13 @@ def failures_to_anomalies(
 
 
 def table_anomalies(
-    frame: pd.DataFrame, schema: dict[str, Any], severities: dict[str, str]
+    frame: pd.DataFrame,
+    schema: dict[str, Any],
+    severities: dict[str, str],
+    sample: pd.DataFrame | None = None,
 ) -> list[Anomaly]:
-    """Anomalies that need no reference: duplicates, unusable columns, imbalance, leaks."""
+    """Anomalies that need no reference: duplicates, unusable columns, imbalance, leaks (the
+    last on `sample`, a seeded sample of the frame)."""
     target, task = schema["target"], schema["task"]
     found: list[Anomaly] = []
     duplicates = int(pd.util.hash_pandas_object(frame, index=False).duplicated().sum())
@@ -272,7 +287,9 @@ def table_anomalies(
                     severities,
                 )
             )
-    found.extend(leak_anomalies(frame, schema, severities))
+    found.extend(
+        leak_anomalies(seeded_sample(frame) if sample is None else sample, schema, severities)
+    )
     return found
 
 
@@ -366,11 +383,12 @@ def assess(
         )
     if reference_schema is not None:
         anomalies.extend(schema_anomalies(frame, reference_schema, severities))
-    anomalies.extend(table_anomalies(frame, schema, severities))
+    sample = seeded_sample(frame)
+    anomalies.extend(table_anomalies(frame, schema, severities, sample))
     roles = roles_of(schema)
     drift: dict[str, Any] = {"verdict": "no_reference", "top": [], "columns": []}
     if reference_profile is not None:
-        drift = drift_report(reference_profile, frame, roles)
+        drift = drift_report(reference_profile, sample, roles)
         if drift["verdict"] == "drift":
             anomalies.append(
                 anomaly(
@@ -389,7 +407,7 @@ def assess(
         "counts": {s: sum(a.severity == s for a in anomalies) for s in SEVERITIES},
         "anomalies": [a.as_dict() for a in anomalies],
         "drift": drift,
-        "profile": data_profile(frame, roles),
+        "profile": data_profile(sample, roles),
     }
 
 

@@ -113,6 +113,9 @@ def render_report(frame: pd.DataFrame, schema: dict[str, Any], quality: dict[str
     counts = quality["counts"]
     roles = {c["name"]: c for c in schema["columns"]}
     roles[schema["target"]] = {**schema["target_column"], "role": "target"}
+    from components.validate.quality import seeded_sample
+
+    sample = seeded_sample(frame)  # plots and summaries; missing shares and counts: all rows
     rows = []
     for name in frame.columns:
         entry = roles.get(str(name), {"role": "?", "type": "?"})
@@ -120,12 +123,13 @@ def render_report(frame: pd.DataFrame, schema: dict[str, Any], quality: dict[str
         plot_role = role
         if role == "target":
             plot_role = "numeric" if schema["task"] == "regression" else "categorical"
-        column = frame[name]
+        column = sample[name]
+        distinct = entry.get("distinct")
         rows.append(
             f"<tr><td><b>{html.escape(str(name))}</b></td><td>{role}</td>"
             f"<td>{entry.get('type', '')}</td>"
-            f"<td class='num'>{column.isna().mean():.1%}</td>"
-            f"<td class='num'>{column.nunique(dropna=True):,}</td>"
+            f"<td class='num'>{frame[name].isna().mean():.1%}</td>"
+            f"<td class='num'>{'' if distinct is None else f'{distinct:,}'}</td>"
             f"<td>{column_summary(column, plot_role)}</td>"
             f"<td>{column_plot(column, plot_role)}</td></tr>"
         )

@@ -90,7 +90,7 @@ CASES = {
     ),
     "not a table": (
         lambda d: ["--data", str(write(d / "notes.txt", "hello")), "--target", "x"],
-        "must be a CSV, TSV, Parquet, JSON or JSON Lines file",
+        "must be a CSV, TSV, Parquet, JSON, JSON Lines or Excel file",
     ),
     "corrupt parquet": (
         lambda d: ["--data", str(write(d / "c.parquet", b"PAR1 broken")), "--target", "survived"],
