@@ -41,6 +41,7 @@ CACHE_HIT = re.compile(r"Task '?([\w-]+)'? cache hit")
 STAGE_ORDER = (
     "ingest",
     "validate",
+    "check_quality",
     "split",
     "preprocess",
     "features",
@@ -176,6 +177,7 @@ class Preflight:
     fingerprint: str
     files: list[str]
     schema_file: str
+    schema_version: str
     reference_version: str
     incremental: dict[str, Any] | None = None
 
@@ -196,6 +198,7 @@ def pipeline_arguments(config: RunConfig, preflight: Preflight, run_id: str) -> 
         "files": preflight.files,
         "stream_above_mb": config.stream_above_mb,
         "schema_file": preflight.schema_file,
+        "schema_version": preflight.schema_version,
         "fail_on": config.fail_on,
         "reference_version": preflight.reference_version,
         "test_size": config.test_size,
@@ -312,6 +315,7 @@ def preflight(config: RunConfig) -> Preflight:
         fingerprint=fingerprint,
         files=files,
         schema_file=schema_file,
+        schema_version=schema_sha,
         reference_version=f"champion={champion};schema={schema_sha}",
         incremental=progress,
     )

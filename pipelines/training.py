@@ -1,5 +1,6 @@
-"""The training pipeline: ingest -> validate -> split -> preprocess -> features -> create_study ->
-tune (ParallelFor workers sharing one study) -> collect -> train -> evaluate -> promote (dsl.If).
+"""The training pipeline: ingest -> validate -> check_quality -> split -> preprocess -> features ->
+create_study -> tune (ParallelFor workers sharing one study) -> collect -> train -> evaluate ->
+promote (dsl.If).
 """
 
 from typing import NamedTuple
@@ -16,7 +17,7 @@ from components.promote import promote
 from components.split import split
 from components.train import train
 from components.tune import collect, tune
-from components.validate import validate
+from components.validate import check_quality, validate
 
 PIPELINE_NAME = "stablepipe-training"
 # Kubernetes Secrets the steps read credentials from (never pipeline parameters). Both are
@@ -124,6 +125,7 @@ def training_pipeline(
     files: list = [],  # noqa: B006 (KFP reads the default; it is never mutated)
     stream_above_mb: float = 256.0,
     schema_file: str = "",
+    schema_version: str = "",
     fail_on: str = "error",
     reference_version: str = "",
     test_size: float = 0.2,
@@ -165,6 +167,17 @@ def training_pipeline(
             target=target,
             task=task,
             schema_file=schema_file,
+            schema_version=schema_version,
+            s3_endpoint=s3_endpoint,
+        )
+    )
+    # The quality check gates training (split runs after it) without being an input of the
+    # training steps: a new champion re-runs the check, and the cached training steps stand.
+    checked = with_s3_credentials(
+        check_quality(
+            dataset=ingested.outputs["dataset"],
+            schema=validated.outputs["schema"],
+            schema_file=schema_file,
             registry=registry,
             s3_endpoint=s3_endpoint,
             fail_on=fail_on,
@@ -178,7 +191,7 @@ def training_pipeline(
         task=resolved_task,
         test_size=test_size,
         seed=seed,
-    )
+    ).after(checked)
     prep = preprocess(
         train=splits.outputs["train"],
         schema=validated.outputs["schema"],
@@ -232,7 +245,7 @@ def training_pipeline(
             model=trained.outputs["model"],
             evaluation=evaluated.outputs["evaluation"],
             schema=validated.outputs["schema"],
-            quality=validated.outputs["quality"],
+            quality=checked.outputs["quality"],
             registry=registry,
             s3_endpoint=s3_endpoint,
             version=run_id,
@@ -241,8 +254,8 @@ def training_pipeline(
     return TrainingOutputs(
         dataset=ingested.outputs["dataset"],
         schema=validated.outputs["schema"],
-        quality=validated.outputs["quality"],
-        quality_report=validated.outputs["quality_report"],
+        quality=checked.outputs["quality"],
+        quality_report=checked.outputs["quality_report"],
         best=searched.output,
         model=trained.outputs["model"],
         report=evaluated.outputs["report"],

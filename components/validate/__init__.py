@@ -1,5 +1,6 @@
-"""The validate stage."""
+"""The validate stage: `validate` (task, schema, roles) and `check_quality` (anomalies, drift,
+the policy)."""
 
-from components.validate.component import validate
+from components.validate.component import check_quality, validate
 
-__all__ = ["validate"]
+__all__ = ["check_quality", "validate"]

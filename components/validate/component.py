@@ -1,4 +1,7 @@
-"""KFP component of the validate stage."""
+"""KFP components of the validate stage: `validate` (task, schema, roles) and `check_quality`
+(anomalies, drift, the policy). They are two steps so that a new champion, which changes the
+quality reference, re-runs only the check: the training steps depend on the schema alone and
+stay cached."""
 
 from kfp.dsl import HTML, Artifact, Dataset, Input, Output
 
@@ -11,16 +14,11 @@ def validate(
     target: str,
     task: str,
     schema: Output[Artifact],
-    quality: Output[Artifact],
-    quality_report: Output[HTML],
     schema_file: str = "",
-    registry: str = "",
+    schema_version: str = "",
     s3_endpoint: str = "",
-    fail_on: str = "error",
-    reference_version: str = "",
 ) -> str:
-    """Check the target suits the task, infer the schema and column roles, and judge the data's
-    quality against a schema (the user's file, else the champion's) and the champion's data.
+    """Check the target suits the task; infer the schema and column roles.
 
     Args:
         dataset: The ingested table.
@@ -28,6 +26,57 @@ def validate(
         task: auto, binary, multiclass or regression; auto infers it from the target (or takes
             the schema file's task).
         schema: JSON schema of the table: columns, types, roles, nullability, ranges, categories.
+        schema_file: The user's schema YAML/JSON (local path or s3:// URI); its roles win over
+            the inferred ones. Empty = none.
+        schema_version: A digest of the schema file's content, computed by the caller (part of
+            the cache key, so an edited file is never served from cache); not read otherwise.
+        s3_endpoint: The S3 endpoint when the schema file is on S3.
+
+    Returns:
+        The resolved task: binary, multiclass or regression.
+    """
+    import json
+
+    from components.common.frames import read_frame
+    from components.common.stage import stage
+    from components.validate.quality import infer_checked_schema
+    from components.validate.schema_file import load_schema
+
+    with stage("validate") as log:
+        frame = read_frame(dataset.path)
+        user_schema = load_schema(schema_file, s3_endpoint) if schema_file else None
+        inferred = infer_checked_schema(frame, target, task, user_schema)
+        with open(schema.path, "w", encoding="utf-8") as handle:
+            json.dump(inferred, handle, indent=2)
+        roles = [c["role"] for c in inferred["columns"]]
+        schema.metadata.update({"task": inferred["task"], "rows": inferred["rows"]})
+        log.log(
+            "validated",
+            task=inferred["task"],
+            rows=inferred["rows"],
+            **{f"{role}_columns": roles.count(role) for role in sorted(set(roles))},
+        )
+        return str(inferred["task"])
+
+
+@stage_component
+def check_quality(
+    dataset: Input[Dataset],
+    schema: Input[Artifact],
+    quality: Output[Artifact],
+    quality_report: Output[HTML],
+    schema_file: str = "",
+    registry: str = "",
+    s3_endpoint: str = "",
+    fail_on: str = "error",
+    reference_version: str = "",
+):
+    """Judge the data's quality against a schema (the user's file, else the champion's) and
+    the champion's data; stop the run when the policy rejects it.
+
+    Args:
+        dataset: The ingested table.
+        schema: validate's schema of the table.
         quality: JSON verdict: {verdict, anomalies: [{column, kind, severity, detail}], drift,
             profile}.
         quality_report: The data-quality report (HTML).
@@ -38,11 +87,8 @@ def validate(
         s3_endpoint: The S3 endpoint when the registry or schema file is on S3.
         fail_on: The policy: `error` rejects data with any error-level anomaly, `warning` also
             with warnings, `never` only reports.
-        reference_version: The champion version the caller saw (part of the cache key, so a new
-            champion means a new check); not read otherwise.
-
-    Returns:
-        The resolved task: binary, multiclass or regression.
+        reference_version: The champion version and schema digest the caller saw (part of the
+            cache key, so a new champion means a new check); not read otherwise.
     """
     import json
 
@@ -50,35 +96,32 @@ def validate(
     from components.common.stage import stage
     from components.validate.quality import (
         DataRejected,
-        check_data,
+        judge_data,
         load_reference,
         rejection_message,
     )
     from components.validate.report import render_report
 
-    with stage("validate") as log:
+    with stage("check_quality") as log:
         frame = read_frame(dataset.path)
+        with open(schema.path, encoding="utf-8") as handle:
+            validated = json.load(handle)
         reference = load_reference(schema_file, registry, s3_endpoint)
         dropped = int(dataset.metadata.get("rows_dropped_missing_target", 0))
-        inferred, verdict = check_data(frame, target, task, reference, fail_on, dropped)
-        with open(schema.path, "w", encoding="utf-8") as handle:
-            json.dump(inferred, handle, indent=2)
+        verdict = judge_data(frame, validated, reference, fail_on, dropped)
         with open(quality.path, "w", encoding="utf-8") as handle:
             json.dump(verdict, handle, indent=2, default=str)
         with open(quality_report.path, "w", encoding="utf-8") as handle:
-            handle.write(render_report(frame, inferred, verdict))
+            handle.write(render_report(frame, validated, verdict))
         for anomaly in verdict["anomalies"]:
             log.log("anomaly", **anomaly)
-        roles = [c["role"] for c in inferred["columns"]]
-        schema.metadata.update({"task": inferred["task"], "rows": inferred["rows"]})
         quality.metadata.update({"verdict": verdict["verdict"], **verdict["counts"]})
         log.log(
-            "validated",
-            task=inferred["task"],
-            rows=inferred["rows"],
+            "checked",
             verdict=verdict["verdict"],
             drift=verdict["drift"]["verdict"],
-            **{f"{role}_columns": roles.count(role) for role in sorted(set(roles))},
+            reference=verdict["reference"],
+            **verdict["counts"],
         )
         if verdict["verdict"] == "fail":
             raise DataRejected(
@@ -89,4 +132,3 @@ def validate(
                     "quality": verdict,
                 },
             )
-        return str(inferred["task"])

@@ -437,6 +437,9 @@ class Reference:
     schema: dict[str, Any] | None
     profile: dict[str, Any] | None
     origin: str
+    # the user's own file: its roles and task also shape the schema (the champion's do not,
+    # so that a new champion never changes what the training stages are given)
+    from_user: bool = True
 
 
 def load_reference(schema_uri: str, registry: str, endpoint: str = "") -> Reference:
@@ -450,6 +453,7 @@ def load_reference(schema_uri: str, registry: str, endpoint: str = "") -> Refere
 
     schema = load_schema(schema_uri, endpoint) if schema_uri else None
     origin = schema_uri
+    from_user = schema is not None
     profile = None
     pointer = champion_pointer(registry, endpoint) if registry else None
     if pointer is not None:
@@ -463,7 +467,7 @@ def load_reference(schema_uri: str, registry: str, endpoint: str = "") -> Refere
                 origin = f"champion {pointer['version']}"
         except MissingObject:  # a champion promoted before profiles were kept
             pass
-    return Reference(schema, profile, origin or "none")
+    return Reference(schema, profile, origin or "none", from_user)
 
 
 def apply_roles(schema: dict[str, Any], reference: dict[str, Any] | None) -> dict[str, Any]:
@@ -484,6 +488,39 @@ def apply_roles(schema: dict[str, Any], reference: dict[str, Any] | None) -> dic
     return schema
 
 
+def infer_checked_schema(
+    frame: pd.DataFrame, target: str, requested_task: str, user_schema: dict[str, Any] | None
+) -> dict[str, Any]:
+    """The validate step: the task and schema of `frame`, with the roles (and the task, when
+    `auto`) of the user's schema file if there is one."""
+    from components.validate.logic import validate
+
+    if user_schema is not None and requested_task == "auto":
+        requested_task = user_schema.get("task", "auto")
+    schema = apply_roles(validate(frame, target, requested_task), user_schema)
+    schema["severities"] = dict((user_schema or {}).get("severities", {}))
+    return schema
+
+
+def judge_data(
+    frame: pd.DataFrame,
+    schema: dict[str, Any],
+    reference: Reference,
+    fail_on: str = "error",
+    rows_dropped_missing_target: int = 0,
+) -> dict[str, Any]:
+    """The quality step: the verdict on `frame` (validated into `schema`) against `reference`."""
+    if fail_on not in FAIL_ON_CHOICES:
+        raise BadInputError(
+            f"--fail-on must be one of {', '.join(FAIL_ON_CHOICES)}; got {fail_on!r}"
+        )
+    quality = assess(
+        frame, schema, reference.schema, reference.profile, fail_on, rows_dropped_missing_target
+    )
+    quality["reference"] = reference.origin
+    return quality
+
+
 def check_data(
     frame: pd.DataFrame,
     target: str,
@@ -492,24 +529,11 @@ def check_data(
     fail_on: str = "error",
     rows_dropped_missing_target: int = 0,
 ) -> tuple[dict[str, Any], dict[str, Any]]:
-    """The stage's work: the task and schema of `frame`, and its data-quality verdict."""
-    from components.validate.logic import validate
-
-    if fail_on not in FAIL_ON_CHOICES:
+    """Both steps: the schema of `frame` and its data-quality verdict."""
+    if fail_on not in FAIL_ON_CHOICES:  # before the work, not after it
         raise BadInputError(
             f"--fail-on must be one of {', '.join(FAIL_ON_CHOICES)}; got {fail_on!r}"
         )
-    if reference.schema is not None and requested_task == "auto":
-        requested_task = reference.schema.get("task", "auto")
-    schema = apply_roles(validate(frame, target, requested_task), reference.schema)
-    schema["severities"] = dict((reference.schema or {}).get("severities", {}))
-    quality = assess(
-        frame,
-        schema,
-        reference.schema,
-        reference.profile,
-        fail_on,
-        rows_dropped_missing_target,
-    )
-    quality["reference"] = reference.origin
-    return schema, quality
+    user_schema = reference.schema if reference.from_user else None
+    schema = infer_checked_schema(frame, target, requested_task, user_schema)
+    return schema, judge_data(frame, schema, reference, fail_on, rows_dropped_missing_target)

@@ -18,13 +18,15 @@ from components.promote import promote
 from components.split import split
 from components.train import train
 from components.tune import collect, tune
-from components.validate import validate
+from components.validate import check_quality, validate
 
 
 class ChainOutputs(NamedTuple):
     dataset: Dataset
     task: str
     schema: Artifact
+    quality: Artifact
+    quality_report: HTML
     train_split: Dataset
     test_split: Dataset
     preprocessor: Model
@@ -46,6 +48,7 @@ def stage_chain(data: str, registry: str) -> ChainOutputs:
     ingested = ingest(source=data, target="survived", data_fingerprint="", s3_endpoint="")
     dataset = ingested.outputs["dataset"]
     validated = validate(dataset=dataset, target="survived", task="auto")
+    checked = check_quality(dataset=dataset, schema=validated.outputs["schema"], registry=registry)
     splits = split(
         dataset=dataset, target="survived", task=validated.outputs["Output"], test_size=0.2, seed=1
     )
@@ -101,7 +104,7 @@ def stage_chain(data: str, registry: str) -> ChainOutputs:
         model=trained.outputs["model"],
         evaluation=evaluated.outputs["evaluation"],
         schema=validated.outputs["schema"],
-        quality=validated.outputs["quality"],
+        quality=checked.outputs["quality"],
         registry=registry,
         s3_endpoint="",
         version="v1",
@@ -110,6 +113,8 @@ def stage_chain(data: str, registry: str) -> ChainOutputs:
         dataset=dataset,
         task=validated.outputs["Output"],
         schema=validated.outputs["schema"],
+        quality=checked.outputs["quality"],
+        quality_report=checked.outputs["quality_report"],
         train_split=splits.outputs["train"],
         test_split=splits.outputs["test"],
         preprocessor=prep.outputs["preprocessor"],
@@ -155,6 +160,13 @@ def test_validate_component(stages: dict[str, Any]) -> None:
     assert stages["task"] == "binary"
     schema = json.loads(Path(stages["schema"].path).read_text())
     assert schema["target"] == "survived" and len(schema["columns"]) == 5
+
+
+def test_check_quality_component(stages: dict[str, Any]) -> None:
+    quality = json.loads(Path(stages["quality"].path).read_text())
+    assert quality["verdict"] in ("pass", "warn") and quality["drift"]["verdict"] == "no_reference"
+    assert stages["quality"].metadata["verdict"] == quality["verdict"]
+    assert Path(stages["quality_report"].path).read_text().startswith("<!doctype html>")
 
 
 def test_split_component(stages: dict[str, Any], titanic: pd.DataFrame) -> None:

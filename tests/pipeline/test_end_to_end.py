@@ -26,6 +26,7 @@ SUMMARY_KEYS = {
 STAGES = [
     "ingest",
     "validate",
+    "check_quality",
     "split",
     "preprocess",
     "features",
@@ -128,7 +129,9 @@ def test_titanic_binary_run_predict_and_rerun(workdir: Path, titanic: pd.DataFra
     assert second.code == 0, second.stderr
     again = latest_summary(workdir / "runs")
     statuses = {s["name"]: s["status"] for s in again["stages"]}
-    assert all(statuses[name] == "cached" for name in STAGES[:9]), statuses
+    # check_quality re-runs: its reference (the champion) changed with the first promotion
+    assert all(statuses[name] == "cached" for name in STAGES[:10] if name != "check_quality")
+    assert statuses["check_quality"] == "succeeded", statuses
     assert again["metrics"] == summary["metrics"] and again["best"] == summary["best"]
     assert again["promoted"] is False and statuses["promote"] == "skipped"
     assert again["promotion"]["decision"] == "keep" and again["promotion"]["delta"] == 0.0
