@@ -50,6 +50,7 @@ MIN_CUT_SAMPLE = 4096
 UTF16_CHECKED_BYTES = 65536
 # Two guesses whose mess ratios differ by less than this are taken as a tie.
 CHAOS_TIE = 0.005
+CHAOS_CLOSE = 0.1
 # cp1252 is by far the most common legacy encoding of Western text; on a tie charset_normalizer
 # often ranks a rarer code page first, one that turns "fenêtre" into "fenętre".
 WESTERN = "cp1252"
@@ -173,18 +174,21 @@ def guess_legacy_encoding(sample: bytes) -> str | None:
     """The encoding of text that is not UTF-8, as a Python codec name; None when the bytes do
     not tell.
 
-    charset_normalizer's guess is taken when it is an encoding files are still written in; a
-    DOS or Mac code page, or East Asian characters scattered one by one among ASCII words, is
-    what it says about a mostly-ASCII sample with a few cp1252 bytes ("I\x92m" read as Korean),
-    so then cp1252 is taken if it reads as Western text."""
+    charset_normalizer's guess is taken when it is an encoding files are still written in and
+    the text does not read as Western European (cp1257 and cp1252 decode "café" alike but not
+    "naïve déjà"); a DOS or Mac code page, or East Asian characters scattered one by one among
+    ASCII words, is what it says about a mostly-ASCII sample with a few cp1252 bytes ("I\x92m"
+    read as Korean), so then cp1252 is taken if it reads as Western text, and otherwise the
+    user is asked for --encoding rather than handed mojibake."""
     guess = charset_normalizer_guess(sample)
+    single_byte = guess is not None and guess not in MULTI_BYTE and not guess.startswith("utf-")
+    if single_byte and guess != WESTERN and reads_as_western(sample):
+        return WESTERN
     if guess is not None and is_usual_guess(guess, sample):
         return guess
     if reads_as_western(sample):
         return WESTERN
-    if guess is not None and guess in MULTI_BYTE:
-        return None  # lone "CJK" characters amid ASCII words: not Asian text, and not Western
-    return guess
+    return None
 
 
 def charset_normalizer_guess(sample: bytes) -> str | None:
@@ -202,7 +206,16 @@ def charset_normalizer_guess(sample: bytes) -> str | None:
     if not matches:
         return None
     best = matches[0]
-    tied = [match for match in matches if match.chaos <= best.chaos + CHAOS_TIE]
+    # An unusual code page a shade cleaner than a usual one that reads more like a language
+    # (mac-cyrillic over cp1251 for Russian) loses to it.
+    close = [m for m in matches if m.chaos <= best.chaos + CHAOS_CLOSE]
+    usual = [m for m in close if codecs.lookup(m.encoding).name.startswith(USUAL_PREFIXES)]
+    if usual and not codecs.lookup(best.encoding).name.startswith(USUAL_PREFIXES):
+        best = max(usual, key=lambda m: m.coherence)
+    tied = [
+        match for match in matches if match.chaos <= best.chaos + CHAOS_TIE and match is not best
+    ]
+    tied.insert(0, best)
     # could_be_from_charset lists the code pages that decode the sample to the very same text.
     if any(WESTERN in match.could_be_from_charset for match in tied):
         # A tie with cp1252 on text that does not read as Western ("Dzieñ dobry, by³o mi³o" is

@@ -293,23 +293,43 @@ def read_document_folder(path: Path, source: str) -> pd.DataFrame:
 def read_file(path: Path, source: str, options: ReadOptions) -> pd.DataFrame:
     """One table file, by its format; a reader's failure becomes a one-line BadInputError."""
     fmt = table_format(source)
-    try:
+    with unreadable_as_bad_input(source, fmt):
         if fmt == "parquet":
-            return pd.read_parquet(path)
+            return parquet_frame(path)
         if fmt in ("json", "jsonl"):
             return pd.read_json(path, lines=fmt == "jsonl")
         if fmt == "excel":
             return read_excel(path, source, options)
         return read_delimited(path, source, fmt, options)
-    except BadInputError:
+
+
+@contextlib.contextmanager
+def unreadable_as_bad_input(source: str, fmt: str) -> Iterator[None]:
+    """Any failure of a reader on the user's file is bad input (exit 2), not a crash: a broken
+    workbook alone fails in zipfile, zlib, the XML parser or openpyxl in a dozen ways, a
+    flipped bit in a Parquet footer in pyarrow or pandas. The message keeps the reader's
+    first line and the exception's type."""
+    try:
+        yield
+    except (BadInputError, MemoryError, KeyboardInterrupt):
         raise
     except pd.errors.EmptyDataError as error:
         raise BadInputError(f"--data file has no header and no rows: {source!r}") from error
-    except (pd.errors.ParserError, UnicodeDecodeError, OSError, ValueError, KeyError) as error:
-        first_line = str(error).strip().splitlines()[0] if str(error).strip() else "unreadable"
+    except Exception as error:
+        text = str(error).strip()
+        first_line = text.splitlines()[0] if text else type(error).__name__
         raise BadInputError(
             f"--data file {source!r} is not a readable {fmt}: {first_line[:300]}"
         ) from error
+
+
+def parquet_frame(path: Path) -> pd.DataFrame:
+    """A Parquet file's columns, a named pandas index among them (pandas would make it the
+    frame's index, which the rest of the pipeline ignores); an unnamed index is row labels."""
+    frame = pd.read_parquet(path)
+    if any(name is not None for name in frame.index.names):
+        frame = frame.reset_index()
+    return frame.reset_index(drop=True)
 
 
 def read_excel(path: Path, source: str, options: ReadOptions) -> pd.DataFrame:
@@ -325,11 +345,20 @@ def read_excel(path: Path, source: str, options: ReadOptions) -> pd.DataFrame:
                 f"--sheet {options.sheet!r} is not a sheet of {source!r}; "
                 + (f"did you mean {hint[0]!r}?" if hint else f"its sheets are {sheets}")
             )
-    header = 0 if options.header != "no" else None
-    frame = pd.read_excel(path, sheet_name=options.sheet or 0, header=header, engine="openpyxl")
-    if header is None:
-        frame.columns = [f"column_{i + 1}" for i in range(len(frame.columns))]
-    return frame
+    # Read without a header and take the first row as names here: pandas would rename a
+    # repeated name ("age" -> "age.1"), where a repeated CSV header is an error.
+    raw = pd.read_excel(path, sheet_name=options.sheet or 0, header=None, engine="openpyxl")
+    if options.header == "no":
+        raw.columns = [f"column_{i + 1}" for i in range(len(raw.columns))]
+        return raw
+    if raw.empty:
+        return raw
+    names = ["" if pd.isna(v) else str(v) for v in raw.iloc[0]]
+    names = [name or f"column_{i + 1}" for i, name in enumerate(names)]
+    check_columns(names, source)
+    frame = raw.iloc[1:].reset_index(drop=True)
+    frame.columns = names
+    return frame.infer_objects()
 
 
 @dataclass(frozen=True)
@@ -341,6 +370,7 @@ class CsvSettings:
     header: bool
     delimiter: str
     first_line: str
+    encoding: str
 
     def names(self, raw: list[str]) -> list[str]:
         if not self.header:
@@ -366,7 +396,7 @@ def csv_read_settings(
     )
     parse = pa_csv.ParseOptions(delimiter=sep, newlines_in_values=True)
     first_line = text.splitlines()[0] if text else ""
-    return CsvSettings(read, parse, header, sep, first_line)
+    return CsvSettings(read, parse, header, sep, first_line, encoding)
 
 
 def read_delimited(path: Path, source: str, fmt: str, options: ReadOptions) -> pd.DataFrame:
@@ -381,7 +411,9 @@ def delimited_table(path: Path, source: str, fmt: str, options: ReadOptions) -> 
     from pyarrow import csv as pa_csv
 
     settings = csv_read_settings(path, source, fmt, options)
-    check_complete_last_row(path, source, settings.delimiter, settings.first_line)
+    check_complete_last_row(
+        path, source, settings.delimiter, settings.first_line, settings.encoding
+    )
     convert = pa_csv.ConvertOptions(strings_can_be_null=True)
     try:
         try:
@@ -530,26 +562,42 @@ def delimiter(text: str, fmt: str) -> str:
         return ","
 
 
-def check_complete_last_row(path: Path, source: str, sep: str, header_line: str) -> None:
+def check_complete_last_row(
+    path: Path, source: str, sep: str, header_line: str, encoding: str = "utf-8"
+) -> None:
     """A plain CSV cut off in the middle of its last row is an error naming that line (a
-    reader would either pad the missing fields with nulls or report a ragged row)."""
-    if path.name.lower().endswith((".gz", ".zip")) or path.stat().st_size == 0:
+    reader would either pad the missing fields with nulls or report a ragged row). Only for
+    encodings where a newline is the byte 0x0A (not UTF-16/32), and not when the last line
+    may close a quoted value that spans lines (pyarrow then judges the row itself)."""
+    wide = encoding.replace("_", "-").lower().startswith(("utf-16", "utf-32", "utf16", "utf32"))
+    if wide or path.name.lower().endswith((".gz", ".zip")) or path.stat().st_size == 0:
         return
     with open(path, "rb") as handle:
         handle.seek(max(0, path.stat().st_size - 65536))
         tail = handle.read()
-    if tail.endswith(b"\n"):
+    if tail.endswith((b"\n", b"\r")):
         return
     expected = len(next(csv.reader([header_line], delimiter=sep), []))
-    last_line = tail.decode("utf-8", errors="replace").splitlines()[-1]
+    last_line = tail.decode(encoding, errors="replace").splitlines()[-1]
+    if last_line.count('"') % 2:
+        return
     fields = next(csv.reader([last_line], delimiter=sep), [])
     if len(fields) < expected:
-        with open(path, "rb") as handle:  # only on this error path: count the lines
-            line = sum(chunk.count(b"\n") for chunk in iter(lambda: handle.read(1 << 24), b""))
+        line = count_lines(path)
         raise BadInputError(
             f"--data file {source!r} ends in the middle of a row: its last line (line "
             f"{line + 1}) has {len(fields)} of {expected} fields; the file looks truncated"
         )
+
+
+def count_lines(path: Path) -> int:
+    """Line breaks in a file: LF (and CRLF), or CR for classic Mac files."""
+    counts = {b"\n": 0, b"\r": 0}
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 24), b""):
+            for mark in counts:
+                counts[mark] += chunk.count(mark)
+    return counts[b"\n"] or counts[b"\r"]
 
 
 def ingest(

@@ -207,12 +207,6 @@ def test_the_unsniffable_file_reads_with_its_encoding(
     assert frame["home"].head(6).tolist() == ICELANDIC  # decoded, not mojibake
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: read_excel (components/ingest/logic.py) lets pandas rename a repeated header "
-    "('age' -> 'age.1') where a CSV with the same header is rejected; check_columns never sees "
-    "the repeat",
-)
 def test_validate_rejects_a_repeated_column_in_an_excel_sheet(
     champion_home: Path, titanic: pd.DataFrame
 ) -> None:
@@ -223,12 +217,6 @@ def test_validate_rejects_a_repeated_column_in_an_excel_sheet(
     assert "'age' twice" in line, line
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: check_complete_last_row (components/ingest/logic.py) looks for a b'\\n' byte "
-    "at the end and decodes the tail as UTF-8, so every complete UTF-16-LE (BOM) CSV is "
-    "rejected as 'ends in the middle of a row'",
-)
 def test_validate_reads_a_utf16_csv(champion_home: Path, titanic: pd.DataFrame) -> None:
     path = champion_home / "unicode.csv"
     titanic.to_csv(path, index=False, encoding="utf-16")  # what Excel's "Unicode" export is
@@ -236,12 +224,6 @@ def test_validate_reads_a_utf16_csv(champion_home: Path, titanic: pd.DataFrame) 
     assert done.code == 0, done.stderr
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: read_excel (components/ingest/logic.py) is not guarded against "
-    "zipfile.BadZipFile; validate ingests in-process, so a broken .xlsx prints a traceback "
-    "and exits 1",
-)
 def test_validate_rejects_an_xlsx_that_is_not_a_zip(champion_home: Path) -> None:
     path = champion_home / "broken.xlsx"
     path.write_bytes(b"pclass,survived\n1st,yes\n")  # a CSV saved under the wrong name

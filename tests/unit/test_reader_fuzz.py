@@ -18,11 +18,9 @@ import json
 import math
 import tempfile
 import zipfile
-import zlib
 from collections.abc import Callable
 from functools import cache
 from pathlib import Path
-from xml.etree import ElementTree
 
 import pandas as pd
 import pytest
@@ -62,25 +60,6 @@ MAGIC_PREFIXES = (
     b'"',
 )
 
-# Exceptions the readers still leak, each pinned by a strict xfail test at the end of this file;
-# the fuzz tests tolerate exactly these so that they keep looking for new ones. Remove an entry
-# together with its fix (the xfail test then passes and fails the suite as a reminder).
-KNOWN_LEAKS: dict[str, tuple[type[BaseException], ...]] = {
-    # a broken workbook fails in zipfile, zlib, the XML parser or openpyxl, in many ways
-    ".xlsx": (
-        zipfile.BadZipFile,
-        zlib.error,
-        ElementTree.ParseError,
-        NotImplementedError,
-        TypeError,
-        EOFError,
-    ),
-    ".csv.gz": (EOFError, zlib.error),
-    ".json": (TypeError,),
-    ".jsonl": (TypeError,),
-    ".parquet": (TypeError, NotImplementedError),
-}
-
 
 def read_bytes(data: bytes, suffix: str) -> pd.DataFrame | None:
     """`data` written to a fresh file ending in `suffix` and read; None for BadInputError.
@@ -93,8 +72,6 @@ def read_bytes(data: bytes, suffix: str) -> pd.DataFrame | None:
         except BadInputError as error:
             assert str(error).strip(), "a BadInputError needs a message"
             assert "\n" not in str(error).strip(), f"message is not one line: {error}"
-            return None
-        except KNOWN_LEAKS.get(suffix, ()):
             return None
     assert isinstance(frame, pd.DataFrame)
     assert frame.shape[0] >= 1 and frame.shape[1] >= 1, frame.shape
@@ -441,8 +418,10 @@ def parquet_footer_flips() -> list[bytes]:
     ]
 
 
+# Inputs whose reader errors used to escape as exceptions other than BadInputError (exit 1
+# with a traceback); each must now be bad input.
 LEAKS = {
-    # zipfile.BadZipFile from openpyxl: read_file catches (OSError, ValueError, KeyError) only
+    # zipfile.BadZipFile from openpyxl
     "xlsx that is not a zip": (b"pclass,survived\n1st,yes\n", ".xlsx"),
     # zlib.error from zipfile's inflate
     "xlsx with a scrambled sheet": (excel_with_corrupt_deflate(), ".xlsx"),
@@ -468,38 +447,17 @@ LEAKS = {
 }
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: read_file (components/ingest/logic.py) turns only OSError, ValueError, KeyError "
-    "and parser errors into BadInputError; BadZipFile, zlib.error, XML ParseError, "
-    "NotImplementedError, EOFError and TypeError (openpyxl, pandas) escape: exit 1 with a "
-    "traceback instead of exit 2",
-)
 @pytest.mark.parametrize("case", list(LEAKS))
 def test_reader_errors_become_bad_input(case: str) -> None:
     data, suffix = LEAKS[case]
     assert read_or_bad_input(data, suffix) is None
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: read_file (components/ingest/logic.py) lets pyarrow's ArrowNotImplementedError "
-    "('Integers with more than 64 bits not implemented') and pandas' TypeError ('data type "
-    "'imt64' not understood', from the pandas metadata) escape on a Parquet file with one "
-    "flipped bit in its footer",
-)
 def test_every_single_bit_flip_of_a_parquet_footer_is_a_table_or_bad_input() -> None:
     for data in parquet_footer_flips():
         read_or_bad_input(data, ".parquet")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: check_complete_last_row (components/ingest/logic.py) tests the raw bytes for a "
-    "final b'\\n' and decodes the tail as UTF-8, so a complete UTF-16-LE or UTF-32 CSV (with "
-    "BOM, as Excel's 'Unicode text' and pandas' encoding='utf-16' write it) 'ends in the middle "
-    "of a row'",
-)
 @pytest.mark.parametrize("encoding", ["utf-16", "utf-16-le", "utf-32"])
 def test_a_utf16_or_utf32_csv_reads(encoding: str) -> None:
     frame = pd.DataFrame({"name": ["Zoë", "Åsa"], "score": [1, 2]})
@@ -509,22 +467,11 @@ def test_a_utf16_or_utf32_csv_reads(encoding: str) -> None:
     assert read is not None and read.to_dict(orient="list") == frame.to_dict(orient="list")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: check_complete_last_row (components/ingest/logic.py) splits the tail on line "
-    "breaks without honouring quotes, so a complete CSV without a final newline whose last cell "
-    "is a quoted multi-line value is rejected as truncated",
-)
 def test_a_last_quoted_cell_with_a_newline_is_not_a_truncated_file() -> None:
     read = read_or_bad_input(b'y,note\n1,first\n0,"two\nlines"', ".csv")
     assert read is not None and read["note"].tolist() == ["first", "two\nlines"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: check_complete_last_row (components/ingest/logic.py) counts b'\\n' only, so a "
-    "truncated CSV with classic Mac line ends (CR) names line 1 instead of the last line",
-)
 def test_a_truncated_csv_with_cr_line_ends_names_its_last_line() -> None:
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "mac.csv"
@@ -533,11 +480,6 @@ def test_a_truncated_csv_with_cr_line_ends_names_its_last_line() -> None:
             read_table(str(path))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: read_excel (components/ingest/logic.py) lets pandas rename a repeated header "
-    "('a', 'a' -> 'a', 'a.1') where the same CSV header is a BadInputError",
-)
 def test_a_repeated_excel_header_is_bad_input() -> None:
     data = excel_bytes(pd.DataFrame([[1, 2, "x"]], columns=["a", "a", "b"]))
     with tempfile.TemporaryDirectory() as folder:
@@ -547,12 +489,6 @@ def test_a_repeated_excel_header_is_bad_input() -> None:
             read_table(str(path))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: read_file (components/ingest/logic.py) reads Parquet with pd.read_parquet, "
-    "which restores a stored pandas index as the frame's index; read_table then drops it, so "
-    "the column is silently lost",
-)
 def test_a_parquet_index_column_is_kept() -> None:
     buffer = io.BytesIO()
     pd.DataFrame({"id": [7, 8], "y": [0, 1]}).set_index("id").to_parquet(buffer)
@@ -576,14 +512,6 @@ FRENCH = pd.DataFrame(
 SHORT_RUSSIAN = pd.DataFrame({"name": ["Иван", "Пётр"], "city": ["Москва", "Киев"], "y": [1, 0]})
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: guess_legacy_encoding (components/ingest/encoding.py) takes charset_normalizer's "
-    "guess when it is a 'usual' code page even if the bytes read as Western text (cp1252 French "
-    "-> cp1257: 'naïve déjà' -> 'naļve déją'), falls back to an unusual guess (cp1251 Russian "
-    "-> mac-cyrillic: 'Иван' -> '»ван') and accepts Korean for Cyrillic words (KOI8-R -> cp949); "
-    "the module promises an error asking for --encoding instead of silent mojibake",
-)
 @pytest.mark.parametrize(
     ("frame", "encoding"),
     [(FRENCH, "cp1252"), (RUSSIAN, "cp1251"), (SHORT_RUSSIAN, "koi8-r")],
