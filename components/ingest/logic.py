@@ -297,7 +297,8 @@ def read_file(path: Path, source: str, options: ReadOptions) -> pd.DataFrame:
         if fmt == "parquet":
             return parquet_frame(path)
         if fmt in ("json", "jsonl"):
-            return pd.read_json(path, lines=fmt == "jsonl")
+            # convert_axes=False: keys such as "0001" and "1" stay names, not both the number 1
+            return pd.read_json(path, lines=fmt == "jsonl", convert_axes=False)
         if fmt == "excel":
             return read_excel(path, source, options)
         return read_delimited(path, source, fmt, options)
@@ -516,7 +517,7 @@ def check_columns(names: list[str], source: str) -> None:
     if len(names) > MAX_COLUMNS:
         raise BadInputError(
             f"--data file {source!r} has {len(names)} columns; stablepipe reads at most "
-            f"{MAX_COLUMNS} (select the columns you need first, e.g. with --query)"
+            f"{MAX_COLUMNS}: keep the columns you need (from a database, select them with --query)"
         )
 
 
