@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import csv
 import hashlib
+import re
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -650,22 +651,23 @@ def ingest_arrow(
 ) -> dict[str, Any]:
     """Read, check, clean and write a local CSV/TSV/Parquet file as Arrow tables: the same
     checks and cleaning as `ingest`, at the speed of the readers themselves."""
+    from concurrent.futures import ThreadPoolExecutor
+
     import pyarrow.parquet as pq
 
     from components.ingest.streaming import clean_table
 
     fmt = table_format(source)
-    try:
-        table = (
-            pq.read_table(path) if fmt == "parquet" else delimited_table(path, source, fmt, options)
-        )
-    except BadInputError:
-        raise
-    except (OSError, ValueError) as error:
-        first_line = str(error).strip().splitlines()[0] if str(error).strip() else "unreadable"
-        raise BadInputError(
-            f"--data file {source!r} is not a readable {fmt}: {first_line[:300]}"
-        ) from error
+    # hashlib releases the GIL on large reads: the fingerprint is taken while pyarrow parses
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        fingerprint = pool.submit(source_fingerprint, source, "", options)
+        with unreadable_as_bad_input(source, fmt):  # pandas metadata may be broken too
+            table = (
+                pandas_index_as_columns(pq.read_table(path))
+                if fmt == "parquet"
+                else delimited_table(path, source, fmt, options)
+            )
+        sha256 = fingerprint.result()
     names = [str(name) for name in table.column_names]
     if not names:
         raise BadInputError(f"--data file has no columns: {source!r}")
@@ -686,11 +688,35 @@ def ingest_arrow(
         "source": source,
         "rows": kept.num_rows,
         "columns": len(names),
-        "sha256": source_fingerprint(source, "", options),
+        "sha256": sha256,
         "rows_read": table.num_rows,
         "rows_dropped_missing_target": dropped,
         "streamed": False,
     }
+
+
+def pandas_index_as_columns(table: Any) -> Any:
+    """A Parquet file written by pandas, as parquet_frame reads it: a named index becomes the
+    first column(s), also a RangeIndex (stored as metadata only, so pyarrow does not see it);
+    an unnamed index is row labels and is dropped."""
+    import pyarrow as pa
+
+    meta = table.schema.pandas_metadata or {}
+    first: list[str] = []
+    for index in meta.get("index_columns", []):
+        if isinstance(index, str):  # stored as a column
+            if re.fullmatch(r"__index_level_\d+__", index):
+                table = table.drop_columns([index])
+            else:
+                first.append(index)
+        elif index.get("kind") == "range" and index.get("name") is not None:
+            values = pa.array(range(index["start"], index["stop"], index["step"]), pa.int64())
+            if len(values) == table.num_rows:
+                table = table.append_column(str(index["name"]), values)
+                first.append(str(index["name"]))
+    if first:
+        table = table.select(first + [n for n in table.column_names if n not in first])
+    return table
 
 
 def streamable(source: str, stream_above_bytes: int) -> bool:

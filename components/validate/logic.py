@@ -28,6 +28,7 @@ TEXT_MIN_MEAN_WORDS = 4
 # Strings of which this share parse as dates are a date column.
 DATE_PARSE_SHARE = 0.95
 ROLE_SAMPLE = 2000
+DISTINCT_SAMPLE = 100_000
 USED_ROLES = ("numeric", "categorical", "text")
 ROLES = ("numeric", "categorical", "text", "datetime", "id", "constant", "empty")
 
@@ -111,6 +112,7 @@ class ColumnFacts:
     non_null: int
     distinct: int
     counts: pd.Series | None  # value counts (as strings) of string and boolean columns
+    sampled: bool = False  # distinct counted in a sample (numbers in a large table)
 
 
 def seeded_positions(length: int, rows: int) -> np.ndarray:
@@ -120,10 +122,17 @@ def seeded_positions(length: int, rows: int) -> np.ndarray:
 
 
 def column_facts(column: pd.Series) -> ColumnFacts:
+    """Exact counts for strings and booleans (their categories matter); for numbers, the
+    distinct values of a seeded sample of DISTINCT_SAMPLE rows (nothing downstream needs more
+    than "one", "few" or "many"), exact when the sample shows a single value."""
     non_null = int(column.notna().sum())
     if logical_type(column) in ("string", "boolean"):
         counts = column.dropna().astype(str).value_counts()
         return ColumnFacts(non_null, len(counts), counts)
+    if len(column) > DISTINCT_SAMPLE:
+        distinct = int(column.iloc[seeded_positions(len(column), DISTINCT_SAMPLE)].nunique())
+        if distinct > 1:
+            return ColumnFacts(non_null, distinct, None, sampled=True)
     return ColumnFacts(non_null, int(column.nunique(dropna=True)), None)
 
 
@@ -188,6 +197,8 @@ def describe_column(
         "max_null_fraction": null_bound(missing),
         "distinct": facts.distinct,
     }
+    if facts.sampled:
+        entry["distinct_in_sample_of"] = DISTINCT_SAMPLE
     if role == "numeric" and entry["type"] == "number":
         entry["min"] = float(column.min())
         entry["max"] = float(column.max())

@@ -240,17 +240,24 @@ def failures_to_anomalies(
 # ---------------------------------------------------------------- checks on the table itself
 
 
+def count_duplicates(frame: pd.DataFrame) -> int:
+    """Rows equal to an earlier row (over every row: one hash per row)."""
+    return int(pd.util.hash_pandas_object(frame, index=False).duplicated().sum())
+
+
 def table_anomalies(
     frame: pd.DataFrame,
     schema: dict[str, Any],
     severities: dict[str, str],
     sample: pd.DataFrame | None = None,
+    duplicates: int | None = None,
 ) -> list[Anomaly]:
-    """Anomalies that need no reference: duplicates, unusable columns, imbalance, leaks (the
-    last on `sample`, a seeded sample of the frame)."""
+    """Anomalies that need no reference: duplicates (`duplicates` when already counted),
+    unusable columns, imbalance, leaks (the last on `sample`, a seeded sample of the frame)."""
     target, task = schema["target"], schema["task"]
     found: list[Anomaly] = []
-    duplicates = int(pd.util.hash_pandas_object(frame, index=False).duplicated().sum())
+    if duplicates is None:
+        duplicates = count_duplicates(frame)
     if duplicates:
         found.append(
             anomaly(
@@ -368,6 +375,33 @@ def assess(
     rows_dropped_missing_target: int = 0,
 ) -> dict[str, Any]:
     """The data-quality verdict of `frame` (already validated into `schema`)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    # Hashing every row for duplicates is the longest single count and mostly runs in numpy
+    # and pyarrow without the GIL: it overlaps the schema checks on a second core.
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        duplicates = pool.submit(count_duplicates, frame)
+        return assess_with(
+            frame,
+            schema,
+            reference_schema,
+            reference_profile,
+            fail_on,
+            rows_dropped_missing_target,
+            duplicates,
+        )
+
+
+def assess_with(
+    frame: pd.DataFrame,
+    schema: dict[str, Any],
+    reference_schema: dict[str, Any] | None,
+    reference_profile: dict[str, Any] | None,
+    fail_on: str,
+    rows_dropped_missing_target: int,
+    duplicates: Any,
+) -> dict[str, Any]:
+    """assess's body; `duplicates` is a future of the duplicate count."""
     from components.validate.drift import data_profile, drift_report
 
     severities = dict((reference_schema or {}).get("severities", {}))
@@ -384,8 +418,8 @@ def assess(
     if reference_schema is not None:
         anomalies.extend(schema_anomalies(frame, reference_schema, severities))
     sample = seeded_sample(frame)
-    anomalies.extend(table_anomalies(frame, schema, severities, sample))
     roles = roles_of(schema)
+    profile = data_profile(sample, roles)
     drift: dict[str, Any] = {"verdict": "no_reference", "top": [], "columns": []}
     if reference_profile is not None:
         drift = drift_report(reference_profile, sample, roles)
@@ -399,6 +433,8 @@ def assess(
                     severities,
                 )
             )
+    # last: by now the duplicate count (on the other thread) is done or nearly
+    anomalies.extend(table_anomalies(frame, schema, severities, sample, duplicates.result()))
     order = {severity: -i for i, severity in enumerate(SEVERITIES)}
     anomalies.sort(key=lambda a: (order[a.severity], a.kind, a.column))
     return {
@@ -407,7 +443,7 @@ def assess(
         "counts": {s: sum(a.severity == s for a in anomalies) for s in SEVERITIES},
         "anomalies": [a.as_dict() for a in anomalies],
         "drift": drift,
-        "profile": data_profile(sample, roles),
+        "profile": profile,
     }
 
 

@@ -15,6 +15,7 @@ VERDICT_COLOURS = {"pass": "#1e8449", "warn": "#d68910", "fail": "#c0392b"}
 BAR_COLOUR = "#2e86c1"
 HISTOGRAM_BINS = 24
 TOP_CATEGORIES = 8
+REPORT_SAMPLE_ROWS = 20_000
 
 STYLE = """
 body{font:14px/1.45 system-ui,-apple-system,Segoe UI,sans-serif;margin:24px;color:#1b2631}
@@ -115,7 +116,8 @@ def render_report(frame: pd.DataFrame, schema: dict[str, Any], quality: dict[str
     roles[schema["target"]] = {**schema["target_column"], "role": "target"}
     from components.validate.quality import seeded_sample
 
-    sample = seeded_sample(frame)  # plots and summaries; missing shares and counts: all rows
+    # plots and summaries from a sample; missing shares from all rows
+    sample = seeded_sample(frame, REPORT_SAMPLE_ROWS)
     rows = []
     for name in frame.columns:
         entry = roles.get(str(name), {"role": "?", "type": "?"})
@@ -125,11 +127,12 @@ def render_report(frame: pd.DataFrame, schema: dict[str, Any], quality: dict[str
             plot_role = "numeric" if schema["task"] == "regression" else "categorical"
         column = sample[name]
         distinct = entry.get("distinct")
+        at_least = "≥ " if entry.get("distinct_in_sample_of") else ""  # counted in a sample
         rows.append(
             f"<tr><td><b>{html.escape(str(name))}</b></td><td>{role}</td>"
             f"<td>{entry.get('type', '')}</td>"
             f"<td class='num'>{frame[name].isna().mean():.1%}</td>"
-            f"<td class='num'>{'' if distinct is None else f'{distinct:,}'}</td>"
+            f"<td class='num'>{'' if distinct is None else f'{at_least}{distinct:,}'}</td>"
             f"<td>{column_summary(column, plot_role)}</td>"
             f"<td>{column_plot(column, plot_role)}</td></tr>"
         )

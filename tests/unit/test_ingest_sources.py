@@ -200,3 +200,27 @@ def test_incremental_on_an_s3_prefix(s3_env, titanic: pd.DataFrame, tmp_path: Pa
     assert later.new == ["day-3.csv"]
     frame = read_table(source, endpoint, ReadOptions(files=tuple(later.files)))
     assert len(frame) == 100
+
+
+def test_arrow_ingest_keeps_a_named_parquet_index_and_rejects_broken_footers(
+    tmp_path: Path,
+) -> None:
+    """The ingest stage's Arrow path agrees with read_table on stored pandas indexes, and any
+    flipped bit in a Parquet footer is bad input there too (not an ArrowNotImplementedError)."""
+    from tests.unit.test_reader_fuzz import parquet_footer_flips
+
+    frame = pd.DataFrame({"id": range(100, 130), "y": [0, 1] * 15, "x": range(30)})
+    frame["id"] = frame["id"] * 7  # not a range: pandas stores it as a column
+    frame.set_index("id").to_parquet(tmp_path / "named.parquet")
+    frame.to_parquet(tmp_path / "plain.parquet", index=True)
+    named = ingest_to_parquet(str(tmp_path / "named.parquet"), "y", tmp_path / "a.parquet")
+    assert named["columns"] == 3 and "id" in read_frame(tmp_path / "a.parquet").columns
+    ingest_to_parquet(str(tmp_path / "plain.parquet"), "y", tmp_path / "b.parquet")
+    assert list(read_frame(tmp_path / "b.parquet").columns) == ["id", "y", "x"]
+    for index, data in enumerate(parquet_footer_flips()):
+        path = tmp_path / f"flip-{index}.parquet"
+        path.write_bytes(data)
+        try:
+            ingest_to_parquet(str(path), "n", tmp_path / "out.parquet")
+        except BadInputError:
+            pass
