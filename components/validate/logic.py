@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 import warnings
 from dataclasses import dataclass
@@ -115,10 +116,14 @@ class ColumnFacts:
     sampled: bool = False  # distinct counted in a sample (numbers in a large table)
 
 
+@functools.lru_cache(maxsize=8)
 def seeded_positions(length: int, rows: int) -> np.ndarray:
     """`rows` distinct positions out of `length`, sorted, the same every time (numpy's
-    Generator draws them without shuffling all `length`)."""
-    return np.sort(np.random.default_rng(0).choice(length, size=rows, replace=False))
+    Generator draws them without shuffling all `length`). Cached: every column of a table
+    samples the same rows; the array is read-only so no caller can change it for the next."""
+    positions = np.sort(np.random.default_rng(0).choice(length, size=rows, replace=False))
+    positions.flags.writeable = False
+    return positions
 
 
 def column_facts(column: pd.Series) -> ColumnFacts:
