@@ -160,14 +160,10 @@ def config_of(args: argparse.Namespace) -> Any:
 
 
 def command_run(args: argparse.Namespace) -> int:
-    from pipelines.runner import NothingToDo, execute
+    from pipelines.runner import execute
 
     config = config_of(args)
-    try:
-        result = execute(config)
-    except NothingToDo as nothing:
-        print(f"stablepipe: {nothing}", file=sys.stderr)
-        return EXIT_OK
+    result = execute(config)
     print_summary(result.summary, result.run_dir)
     if args.json:
         print(json.dumps(result.summary, indent=2, default=str))
@@ -275,11 +271,14 @@ COMMANDS = {
 def main(argv: list[str] | None = None) -> int:
     from components.common.storage import StorageUnavailable
     from components.validate.quality import DataRejected
-    from pipelines.runner import RunFailed
+    from pipelines.runner import NothingToDo, RunFailed
 
     try:
         args = build_parser().parse_args(argv)
         return COMMANDS[args.command](args)
+    except NothingToDo as nothing:  # an incremental run with no new files: not an error
+        print(f"stablepipe: {nothing}", file=sys.stderr)
+        return EXIT_OK
     except DataRejected as error:
         print(f"rejected: {error}", file=sys.stderr)
         return EXIT_REJECTED

@@ -303,7 +303,7 @@ def preflight(config: RunConfig) -> Preflight:
         open_storage(config.store, config.s3_endpoint).keys("runs/none")
     schema_file, schema_sha = "", ""
     if config.schema:
-        location = config.schema if "://" in config.schema else str(Path(config.schema).resolve())
+        location = schema_location(config.schema)
         parent, _, name = location.rpartition("/")
         store = open_storage(parent, config.s3_endpoint)
         if store.exists(name):
@@ -321,16 +321,36 @@ def preflight(config: RunConfig) -> Preflight:
     )
 
 
+def schema_location(schema: str) -> str:
+    """--schema as an absolute path or an s3://bucket/key URI; BadInputError for a folder, a
+    missing parent folder, or an S3 URI without a key."""
+    from components.common.storage import S3_PREFIX, parse_s3_uri
+
+    if schema.startswith(S3_PREFIX):
+        _, key = parse_s3_uri(schema)
+        if not key or schema.endswith("/"):
+            raise BadInputError(f"--schema must name a file, s3://bucket/key.yaml; got {schema!r}")
+        return schema
+    if "://" in schema:
+        raise BadInputError(f"--schema must be a local file or an s3:// URI; got {schema!r}")
+    path = Path(schema).resolve()
+    if path.is_dir():
+        raise BadInputError(f"--schema must be a file, not a folder; got {schema!r}")
+    if not path.parent.is_dir():
+        raise BadInputError(f"--schema file's folder does not exist: {schema!r}")
+    return str(path)
+
+
 def write_schema_file(config: RunConfig, schema: dict[str, Any]) -> str:
     """The first run with --schema FILE writes the inferred schema there for the user to
     commit (never over an existing file)."""
     from components.validate.schema_file import dump_schema
 
-    location = config.schema if "://" in config.schema else str(Path(config.schema).resolve())
+    location = schema_location(config.schema)
     parent, _, name = location.rpartition("/")
     store = open_storage(parent, config.s3_endpoint)
     if not store.exists(name):
-        store.put_bytes(dump_schema(schema).encode(), name)
+        store.put_bytes(dump_schema(schema, name).encode(), name)
     return location
 
 

@@ -56,10 +56,19 @@ def listing(source: str, endpoint: str = "") -> dict[str, str]:
     return found
 
 
+def canonical_source(source: str) -> str:
+    """The same folder however it is written (relative, with ./ or ../): its absolute path;
+    an S3 prefix without its trailing slash."""
+    if source.startswith(S3_PREFIX):
+        return source.rstrip("/")
+    return str(Path(source).resolve())
+
+
 def watermark_key(source: str) -> str:
     """The watermark's object name: readable, and unique per source."""
-    digest = hashlib.sha256(source.rstrip("/").encode()).hexdigest()[:12]
-    name = re.sub(r"[^A-Za-z0-9_.-]+", "-", source.rstrip("/").rpartition("/")[2]).strip("-")
+    canonical = canonical_source(source)
+    digest = hashlib.sha256(canonical.encode()).hexdigest()[:12]
+    name = re.sub(r"[^A-Za-z0-9_.-]+", "-", canonical.rpartition("/")[2]).strip("-")
     return f"watermarks/{name or 'source'}-{digest}.json"
 
 
@@ -67,7 +76,7 @@ def load_watermark(store: Storage, source: str) -> dict[str, Any]:
     try:
         return dict(json.loads(store.get_bytes(watermark_key(source))))
     except MissingObject:
-        return {"source": source, "files": []}
+        return {"source": canonical_source(source), "files": []}
 
 
 def select(current: dict[str, str], watermark: dict[str, Any], window: int) -> Selection:

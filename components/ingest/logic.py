@@ -513,7 +513,10 @@ def check_columns(names: list[str], source: str) -> None:
     seen: set[str] = set()
     for name in names:
         if name in seen:
-            raise BadInputError(f"--data file {source!r} has the column {name!r} twice")
+            raise BadInputError(
+                f"--data file {source!r} has the column {name!r} twice (a file without a "
+                "header line? pass --header no)"
+            )
         seen.add(name)
     if len(names) > MAX_COLUMNS:
         raise BadInputError(

@@ -93,15 +93,30 @@ def check_classes(y: pd.Series, task: str, n_classes: int) -> None:
         )
 
 
+OBJECT_KINDS = {
+    "boolean": "boolean",
+    "integer": "number",
+    "floating": "number",
+    "mixed-integer-float": "number",
+    "decimal": "number",
+    "datetime": "datetime",
+    "datetime64": "datetime",
+    "date": "datetime",
+}
+
+
 def logical_type(column: pd.Series) -> str:
-    """The type a schema checks, loose enough that a gap turning integers into floats is no
-    change: number, boolean, datetime or string."""
+    """The type a schema checks, loose enough that a gap is no change (integers turned floats,
+    booleans held as objects beside None): number, boolean, datetime or string."""
     if ptypes.is_bool_dtype(column):
         return "boolean"
     if ptypes.is_numeric_dtype(column):
         return "number"
     if ptypes.is_datetime64_any_dtype(column):
         return "datetime"
+    if column.dtype == object:  # Python objects: what the non-missing values are
+        kind = ptypes.infer_dtype(column, skipna=True)
+        return OBJECT_KINDS.get(kind, "string")
     return "string"
 
 
@@ -204,6 +219,8 @@ def describe_column(
     }
     if facts.sampled:
         entry["distinct_in_sample_of"] = DISTINCT_SAMPLE
+    if role == "empty":  # no values, so no type to hold later data to
+        del entry["type"]
     if role == "numeric" and entry["type"] == "number":
         entry["min"] = float(column.min())
         entry["max"] = float(column.max())

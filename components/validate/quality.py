@@ -80,8 +80,20 @@ class Anomaly:
 
 
 def examples(values: pd.Series) -> str:
-    shown = ", ".join(repr(v) for v in pd.unique(values)[:EXAMPLES])
+    """A few distinct values as a user would write them (no np.float64(...) wrappers)."""
+    plain = [v.item() if hasattr(v, "item") else v for v in pd.unique(values)[:EXAMPLES]]
+    shown = ", ".join(repr(v) for v in plain)
     return f" (e.g. {shown})" if shown else ""
+
+
+def misfits(column: pd.Series, expected: str | None) -> pd.Series:
+    """The values of `column` that do not have the `expected` type (for the examples)."""
+    values = column.dropna()
+    if expected == "number":
+        return values[pd.to_numeric(values, errors="coerce").isna()]
+    if expected == "datetime":
+        return values[pd.to_datetime(values, errors="coerce", format="mixed").isna()]
+    return values
 
 
 def anomaly(column: str, kind: str, detail: str, severities: dict[str, str]) -> Anomaly:
@@ -106,7 +118,8 @@ def pandera_schema(frame: pd.DataFrame, reference: dict[str, Any]) -> Any:
         if expected is not None:
             checks.append(
                 pa.Check(
-                    lambda s, t=expected: logical_type(s) == t,
+                    # an all-missing column has no type to change (it is reported as empty)
+                    lambda s, t=expected: bool(s.isna().all()) or logical_type(s) == t,
                     name="type_change",
                 )
             )
@@ -194,7 +207,7 @@ def failures_to_anomalies(
                     column,
                     "type_change",
                     f"was {expected}, now {logical_type(frame[column])} "
-                    f"({frame[column].dtype}){examples(frame[column].dropna())}",
+                    f"({frame[column].dtype}){examples(misfits(frame[column], expected))}",
                     severities,
                 )
             )
@@ -220,13 +233,14 @@ def failures_to_anomalies(
                 )
             )
         elif check == "null_fraction":
-            share = float(frame[column].isna().mean())
+            missing = int(frame[column].isna().sum())
             bound = entries[column]["max_null_fraction"]
             found.append(
                 anomaly(
                     column,
                     "null_fraction",
-                    f"{share:.1%} missing; the schema allows {bound:.1%}",
+                    f"{missing} of {len(frame)} values missing ({missing / len(frame):.2%}); "
+                    f"the schema allows {bound:.2%}",
                     severities,
                 )
             )
@@ -529,11 +543,27 @@ def infer_checked_schema(
 ) -> dict[str, Any]:
     """The validate step: the task and schema of `frame`, with the roles (and the task, when
     `auto`) of the user's schema file if there is one."""
-    from components.validate.logic import validate
+    from components.validate.logic import USED_ROLES, validate
 
-    if user_schema is not None and requested_task == "auto":
-        requested_task = user_schema.get("task", "auto")
-    schema = apply_roles(validate(frame, target, requested_task), user_schema)
+    from_file = ""
+    if user_schema is not None:
+        if user_schema.get("target") and user_schema["target"] != target:
+            raise BadInputError(
+                f"--schema file is for the target {user_schema['target']!r}, not --target "
+                f"{target!r}"
+            )
+        if requested_task == "auto" and user_schema.get("task", "auto") != "auto":
+            requested_task = user_schema["task"]
+            from_file = f" (task {requested_task!r} from the --schema file)"
+    try:
+        schema = apply_roles(validate(frame, target, requested_task), user_schema)
+    except BadInputError as error:
+        raise BadInputError(f"{error}{from_file}") from error
+    if not [c for c in schema["columns"] if c["role"] in USED_ROLES]:
+        raise BadInputError(
+            f"the --schema file's roles leave no usable feature column besides the target "
+            f"{target!r} (roles {', '.join(USED_ROLES)} are used)"
+        )
     schema["severities"] = dict((user_schema or {}).get("severities", {}))
     return schema
 

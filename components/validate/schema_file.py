@@ -46,8 +46,11 @@ def schema_document(schema: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def dump_schema(schema: dict[str, Any]) -> str:
-    """The schema as commented YAML, columns in table order."""
+def dump_schema(schema: dict[str, Any], name: str = "schema.yaml") -> str:
+    """The schema as commented YAML, columns in table order (JSON for a `.json` name, which
+    parse_schema reads back as JSON)."""
+    if PurePosixPath(name).suffix == ".json":
+        return json.dumps(schema_document(schema), indent=2) + "\n"
     body = yaml.safe_dump(schema_document(schema), sort_keys=False, allow_unicode=True, width=100)
     return HEADER + body
 
@@ -123,6 +126,9 @@ def check_column(entry: Any, index: int, uri: str) -> dict[str, Any]:
         value = column.get(key)
         if value is not None and (isinstance(value, bool) or not isinstance(value, int | float)):
             raise BadInputError(f"{where} key {key!r} must be a number; got {value!r}")
+    low, high = column.get("min"), column.get("max")
+    if low is not None and high is not None and not low <= high:
+        raise BadInputError(f"{where} has min {low!r} above max {high!r}")
     bound = column.get("max_null_fraction")
     if bound is not None and not 0 <= bound <= 1:
         raise BadInputError(f"{where} max_null_fraction must be between 0 and 1; got {bound!r}")

@@ -108,6 +108,11 @@ def test_incremental_runs_take_only_new_files(tmp_path: Path, titanic: pd.DataFr
     again = stablepipe(*args, cwd=tmp_path)
     assert again.code == 0 and "nothing to train" in again.stderr
     assert len(list((tmp_path / "runs").glob("*/summary.json"))) == 1
+    # the same folder written another way is the same source (one watermark)
+    check = stablepipe(
+        "validate", "--data", "./drop/", "--target", "survived", "--incremental", cwd=tmp_path
+    )
+    assert check.code == 0 and "nothing to train" in check.stderr, check.stderr
 
     titanic.sample(300, random_state=3).to_csv(drop / "day-3.csv", index=False)
     done = stablepipe(*args, "--window", "1", cwd=tmp_path)

@@ -90,3 +90,20 @@ def test_progress_reads_kfp_local_lines_including_parallel_and_cached_tasks() ->
     shown = terminal.getvalue().splitlines()
     assert len(shown) == 4 and "(2 workers)" in shown[2] and "cached" in shown[1]
     assert "some task output" in log.getvalue() and "some task output" not in terminal.getvalue()
+
+
+@pytest.mark.parametrize(
+    ("schema", "message"),
+    [
+        ("s3://bucket", "--schema must name a file"),
+        ("s3://bucket/folder/", "--schema must name a file"),
+        ("/", "--schema must be a file, not a folder"),
+        ("/nonexistent-dir/schema.yaml", "--schema file's folder does not exist"),
+        ("gs://bucket/s.yaml", "--schema must be a local file or an s3:// URI"),
+    ],
+)
+def test_schema_locations(schema: str, message: str) -> None:
+    from pipelines.runner import schema_location
+
+    with pytest.raises(BadInputError, match=message):
+        schema_location(schema)

@@ -190,3 +190,48 @@ def test_report_renders_every_column_and_anomaly(titanic: pd.DataFrame) -> None:
     for column in frame.columns:
         assert f"<b>{column}</b>" in page
     assert "constant_column" in page and page.count("<svg") >= 5
+
+
+def test_gaps_and_empty_columns_are_no_type_change(titanic: pd.DataFrame) -> None:
+    """Booleans held as objects beside None, or a column with no values left, keep their type:
+    the gaps are null_fraction / empty_column anomalies, not a type change (exit 4)."""
+    frame = titanic.assign(adult=titanic["age"].fillna(30) >= 18)
+    schema = committed_schema(frame, "survived")
+    gappy = frame.assign(adult=frame["adult"].astype(object))
+    gappy.loc[:20, "adult"] = None
+    gappy["age"] = np.nan
+    _, quality = check_data(gappy, "survived", "auto", Reference(schema, None, "s"))
+    found = kinds(quality)
+    assert not [k for k in found if k[1] == "type_change"], found
+    assert ("adult", "null_fraction") in found and ("age", "empty_column") in found
+    assert ("age", "null_fraction") in found
+
+
+def test_schema_file_for_another_target_or_with_no_usable_column(titanic: pd.DataFrame) -> None:
+    schema = committed_schema(titanic, "survived")
+    with pytest.raises(BadInputError, match="is for the target 'survived', not --target 'sex'"):
+        check_data(titanic, "sex", "auto", Reference(schema, None, "s"))
+    for column in schema["columns"]:
+        column["role"] = "id"
+    with pytest.raises(BadInputError, match="roles leave no usable feature column"):
+        check_data(titanic, "survived", "auto", Reference(schema, None, "s"))
+
+
+def test_schema_json_round_trip_and_range_check(titanic: pd.DataFrame) -> None:
+    schema, _ = check_data(titanic, "survived", "auto", NO_REFERENCE)
+    text = dump_schema(schema, "schema.json")
+    assert json.loads(text)["target"] == "survived"
+    assert parse_schema(text, "schema.json")["columns"][0]["name"] == "pclass"
+    with pytest.raises(BadInputError, match="has min 5 above max 1"):
+        parse_schema("columns:\n- {name: a, min: 5, max: 1}\n", "s.yaml")
+
+
+def test_type_change_examples_are_the_values_that_do_not_fit(
+    diamonds_sample: pd.DataFrame,
+) -> None:
+    schema = committed_schema(diamonds_sample, "price")
+    broken = diamonds_sample.astype({"depth": object})
+    broken.loc[len(broken) - 1, "depth"] = "abc"
+    _, quality = check_data(broken, "price", "auto", Reference(schema, None, "s"))
+    change = next(a for a in quality["anomalies"] if a["kind"] == "type_change")
+    assert change["column"] == "depth" and change["detail"].endswith("(e.g. 'abc')")
