@@ -31,7 +31,7 @@ from typing import Any, TextIO
 from components.common.config import RunConfig
 from components.common.errors import BadInputError
 from components.common.stage import ERROR_FILE_ENV, LOG_DIR_ENV, RUN_ID_ENV
-from components.common.storage import open_storage
+from components.common.storage import open_parent, open_storage
 from components.validate.quality import DataRejected
 
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
@@ -304,8 +304,7 @@ def preflight(config: RunConfig) -> Preflight:
     schema_file, schema_sha = "", ""
     if config.schema:
         location = schema_location(config.schema)
-        parent, _, name = location.rpartition("/")
-        store = open_storage(parent, config.s3_endpoint)
+        store, name = open_parent(location, config.s3_endpoint)
         if store.exists(name):
             schema_file = location
             schema_sha = hashlib.sha256(store.get_bytes(name)).hexdigest()
@@ -347,8 +346,7 @@ def write_schema_file(config: RunConfig, schema: dict[str, Any]) -> str:
     from components.validate.schema_file import dump_schema
 
     location = schema_location(config.schema)
-    parent, _, name = location.rpartition("/")
-    store = open_storage(parent, config.s3_endpoint)
+    store, name = open_parent(location, config.s3_endpoint)
     if not store.exists(name):
         store.put_bytes(dump_schema(schema, name).encode(), name)
     return location

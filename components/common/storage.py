@@ -335,6 +335,14 @@ class StorageUnavailable(RuntimeError):
     """The store did not answer within the retry budget (an internal failure, exit code 1)."""
 
 
+def open_parent(location: str, endpoint: str = "") -> tuple[Storage, str]:
+    """The storage of a file's folder (local or s3://) and the file's name in it."""
+    parent, _, name = location.rstrip("/").rpartition("/")
+    if not parent:  # "/file" lives in the root folder, "file" in the current one
+        parent = "/" if location.startswith("/") else "."
+    return open_storage(parent, endpoint), name
+
+
 def open_storage(uri: str, endpoint: str = "") -> Storage:
     """`s3://bucket/prefix` (with `endpoint`, default the in-cluster MinIO) or a local folder."""
     if uri.startswith(S3_PREFIX):

@@ -687,15 +687,7 @@ def ingest_arrow(
     partial = output.with_name(output.name + ".partial")
     pq.write_table(kept, partial)
     partial.replace(output)
-    return {
-        "source": source,
-        "rows": kept.num_rows,
-        "columns": len(names),
-        "sha256": sha256,
-        "rows_read": table.num_rows,
-        "rows_dropped_missing_target": dropped,
-        "streamed": False,
-    }
+    return ingest_facts(source, table.num_rows, dropped, len(names), sha256, streamed=False)
 
 
 def pandas_index_as_columns(table: Any) -> Any:
@@ -722,14 +714,19 @@ def pandas_index_as_columns(table: Any) -> Any:
     return table
 
 
-def streamable(source: str, stream_above_bytes: int) -> bool:
-    """A local CSV/TSV/Parquet file at least `stream_above_bytes` long is streamed."""
-    if source.startswith((DEMO_PREFIX, S3_PREFIX)) or is_database_url(source):
-        return False
-    path = Path(source)
-    if not path.is_file() or path.stat().st_size < stream_above_bytes:
-        return False
-    return table_format(source) in ("csv", "tsv", "parquet") and not source.endswith(".zip")
+def ingest_facts(
+    source: str, rows_read: int, dropped: int, columns: int, sha256: str, streamed: bool
+) -> dict[str, Any]:
+    """What the ingest stage reports (dataset metadata, summary.json's `data`)."""
+    return {
+        "source": source,
+        "rows": rows_read - dropped,
+        "columns": columns,
+        "sha256": sha256,
+        "rows_read": rows_read,
+        "rows_dropped_missing_target": dropped,
+        "streamed": streamed,
+    }
 
 
 def ingest_to_parquet(
@@ -741,38 +738,37 @@ def ingest_to_parquet(
     stream_above_bytes: int = 256 << 20,
 ) -> dict[str, Any]:
     """The ingest stage's work: the source as one Parquet file at `output` (all or nothing),
-    streamed in bounded memory when the file is large; returns the facts the run reports."""
+    streamed in bounded memory when it is a local CSV/TSV/Parquet file of at least
+    `stream_above_bytes`; returns the facts the run reports."""
     from components.common.frames import write_frame
     from components.ingest.streaming import stream_to_parquet
 
     options = (options or ReadOptions()).check()
     output = Path(output)
     output.parent.mkdir(parents=True, exist_ok=True)
-    if arrow_readable(source) and not streamable(source, stream_above_bytes):
-        return ingest_arrow(check_file(source), source, target, output, options)
-    if streamable(source, stream_above_bytes):
+    if arrow_readable(source):
         path = check_file(source)
+        if path.stat().st_size < stream_above_bytes or source.lower().endswith(".zip"):
+            return ingest_arrow(path, source, target, output, options)
         streamed = stream_to_parquet(path, source, table_format(source), target, output, options)
-        return {
-            "source": source,
-            "rows": streamed.rows_read - streamed.rows_dropped_missing_target,
-            "columns": streamed.columns,
-            "sha256": source_fingerprint(source, endpoint, options),
-            "rows_read": streamed.rows_read,
-            "rows_dropped_missing_target": streamed.rows_dropped_missing_target,
-            "streamed": True,
-        }
+        return ingest_facts(
+            source,
+            streamed.rows_read,
+            streamed.rows_dropped_missing_target,
+            streamed.columns,
+            source_fingerprint(source, endpoint, options),
+            streamed=True,
+        )
     result = ingest(source, target, endpoint, options)
     write_frame(result.frame, output)
-    facts: dict[str, Any] = {
-        "source": source,
-        "rows": len(result.frame),
-        "columns": len(result.frame.columns),
-        "sha256": result.sha256,
-        "rows_read": result.rows_read,
-        "rows_dropped_missing_target": result.rows_dropped_missing_target,
-        "streamed": False,
-    }
+    facts = ingest_facts(
+        source,
+        result.rows_read,
+        result.rows_dropped_missing_target,
+        len(result.frame.columns),
+        result.sha256,
+        streamed=False,
+    )
     if result.skipped:
         facts["documents_skipped"] = result.skipped
     return facts

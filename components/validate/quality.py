@@ -391,31 +391,6 @@ def assess(
     """The data-quality verdict of `frame` (already validated into `schema`)."""
     from concurrent.futures import ThreadPoolExecutor
 
-    # Hashing every row for duplicates is the longest single count and mostly runs in numpy
-    # and pyarrow without the GIL: it overlaps the schema checks on a second core.
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        duplicates = pool.submit(count_duplicates, frame)
-        return assess_with(
-            frame,
-            schema,
-            reference_schema,
-            reference_profile,
-            fail_on,
-            rows_dropped_missing_target,
-            duplicates,
-        )
-
-
-def assess_with(
-    frame: pd.DataFrame,
-    schema: dict[str, Any],
-    reference_schema: dict[str, Any] | None,
-    reference_profile: dict[str, Any] | None,
-    fail_on: str,
-    rows_dropped_missing_target: int,
-    duplicates: Any,
-) -> dict[str, Any]:
-    """assess's body; `duplicates` is a future of the duplicate count."""
     from components.validate.drift import data_profile, drift_report
 
     severities = dict((reference_schema or {}).get("severities", {}))
@@ -429,26 +404,29 @@ def assess_with(
                 severities,
             )
         )
-    if reference_schema is not None:
-        anomalies.extend(schema_anomalies(frame, reference_schema, severities))
     sample = seeded_sample(frame)
     roles = roles_of(schema)
-    profile = data_profile(sample, roles)
     drift: dict[str, Any] = {"verdict": "no_reference", "top": [], "columns": []}
-    if reference_profile is not None:
-        drift = drift_report(reference_profile, sample, roles)
-        if drift["verdict"] == "drift":
-            anomalies.append(
-                anomaly(
-                    "*",
-                    "drift",
-                    f"{drift['drifted_share']:.0%} of columns drifted from the champion's data; "
-                    f"most: {', '.join(drift['top'][:3])}",
-                    severities,
-                )
+    # Hashing every row for duplicates is the longest single count and mostly runs in numpy
+    # and pyarrow without the GIL: it overlaps the schema checks on a second core.
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        duplicates = pool.submit(count_duplicates, frame)
+        if reference_schema is not None:
+            anomalies.extend(schema_anomalies(frame, reference_schema, severities))
+        profile = data_profile(sample, roles)
+        if reference_profile is not None:
+            drift = drift_report(reference_profile, sample, roles)
+        anomalies.extend(table_anomalies(frame, schema, severities, sample, duplicates.result()))
+    if drift["verdict"] == "drift":
+        anomalies.append(
+            anomaly(
+                "*",
+                "drift",
+                f"{drift['drifted_share']:.0%} of columns drifted from the champion's data; "
+                f"most: {', '.join(drift['top'][:3])}",
+                severities,
             )
-    # last: by now the duplicate count (on the other thread) is done or nearly
-    anomalies.extend(table_anomalies(frame, schema, severities, sample, duplicates.result()))
+        )
     order = {severity: -i for i, severity in enumerate(SEVERITIES)}
     anomalies.sort(key=lambda a: (order[a.severity], a.kind, a.column))
     return {
@@ -568,6 +546,13 @@ def infer_checked_schema(
     return schema
 
 
+def check_policy(fail_on: str) -> None:
+    if fail_on not in FAIL_ON_CHOICES:
+        raise BadInputError(
+            f"--fail-on must be one of {', '.join(FAIL_ON_CHOICES)}; got {fail_on!r}"
+        )
+
+
 def judge_data(
     frame: pd.DataFrame,
     schema: dict[str, Any],
@@ -576,10 +561,7 @@ def judge_data(
     rows_dropped_missing_target: int = 0,
 ) -> dict[str, Any]:
     """The quality step: the verdict on `frame` (validated into `schema`) against `reference`."""
-    if fail_on not in FAIL_ON_CHOICES:
-        raise BadInputError(
-            f"--fail-on must be one of {', '.join(FAIL_ON_CHOICES)}; got {fail_on!r}"
-        )
+    check_policy(fail_on)
     quality = assess(
         frame, schema, reference.schema, reference.profile, fail_on, rows_dropped_missing_target
     )
@@ -596,10 +578,7 @@ def check_data(
     rows_dropped_missing_target: int = 0,
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """Both steps: the schema of `frame` and its data-quality verdict."""
-    if fail_on not in FAIL_ON_CHOICES:  # before the work, not after it
-        raise BadInputError(
-            f"--fail-on must be one of {', '.join(FAIL_ON_CHOICES)}; got {fail_on!r}"
-        )
+    check_policy(fail_on)  # before the work, not after it
     user_schema = reference.schema if reference.from_user else None
     schema = infer_checked_schema(frame, target, requested_task, user_schema)
     return schema, judge_data(frame, schema, reference, fail_on, rows_dropped_missing_target)

@@ -16,7 +16,7 @@ from typing import Any
 import yaml
 
 from components.common.errors import BadInputError, closest_names
-from components.common.storage import MissingObject, open_storage
+from components.common.storage import MissingObject, open_parent
 
 SCHEMA_VERSION = 1
 TYPES = ("number", "boolean", "datetime", "string")
@@ -57,8 +57,7 @@ def dump_schema(schema: dict[str, Any], name: str = "schema.yaml") -> str:
 
 def load_schema(uri: str, endpoint: str = "") -> dict[str, Any]:
     """Read and check a schema file (YAML or JSON) from a local path or s3:// URI."""
-    parent, _, name = uri.rstrip("/").rpartition("/")
-    store = open_storage(parent or ".", endpoint)
+    store, name = open_parent(uri, endpoint)
     try:
         text = store.get_bytes(name).decode("utf-8")
     except MissingObject as error:
