@@ -529,8 +529,9 @@ def assemble(
     schema, best = read_json(run_dir / "schema.json"), read_json(outputs["best"].path)
     evaluation = read_json(outputs["evaluation"].path)
     data = dict(outputs["dataset"].metadata)
-    for key in ("rows", "columns", "rows_read", "rows_dropped_missing_target"):
-        data[key] = int(data[key])
+    for key in ("rows", "columns", "rows_read", "rows_dropped_missing_target", "duplicate_rows"):
+        if key in data:
+            data[key] = int(data[key])
     pointer = champion_pointer(config.registry_uri(), config.s3_endpoint)
     promoted = pointer is not None and pointer.get("version") == run_id
     return {

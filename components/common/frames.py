@@ -29,3 +29,8 @@ def write_frame(frame: pd.DataFrame, path: str | Path) -> None:
 def read_frame(path: str | Path) -> pd.DataFrame:
     """Read a table written by `write_frame`."""
     return pd.read_parquet(path)
+
+
+def count_duplicates(frame: pd.DataFrame) -> int:
+    """Rows equal to an earlier row (over every row: one hash per row)."""
+    return int(pd.util.hash_pandas_object(frame, index=False).duplicated().sum())

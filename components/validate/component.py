@@ -108,7 +108,9 @@ def check_quality(
             validated = json.load(handle)
         reference = load_reference(schema_file, registry, s3_endpoint)
         dropped = int(dataset.metadata.get("rows_dropped_missing_target", 0))
-        verdict = judge_data(frame, validated, reference, fail_on, dropped)
+        counted = dataset.metadata.get("duplicate_rows")  # ingest counts them as it writes
+        duplicates = None if counted is None else int(counted)
+        verdict = judge_data(frame, validated, reference, fail_on, dropped, duplicates)
         with open(quality.path, "w", encoding="utf-8") as handle:
             json.dump(verdict, handle, indent=2, default=str)
         with open(quality_report.path, "w", encoding="utf-8") as handle:

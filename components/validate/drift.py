@@ -162,7 +162,26 @@ def round_share(value: float) -> float:
 # Profiles
 
 
-def data_profile(frame: pd.DataFrame, roles: dict[str, str]) -> dict[str, Any]:
+class SortedNumbers:
+    """Columns of one frame on a number line, missing values removed, sorted: made once per
+    column and role, and shared by the profile and the drift tests of the same frame (sorting
+    lets both count values at their grid points with two binary searches)."""
+
+    def __init__(self, frame: pd.DataFrame) -> None:
+        self.frame = frame
+        self.made: dict[tuple[str, str], np.ndarray] = {}
+
+    def present(self, name: Any, role: str) -> np.ndarray:
+        key = (str(name), role)
+        if key not in self.made:
+            values = numeric_values(self.frame[name], role)
+            self.made[key] = np.sort(values[~np.isnan(values)])
+        return self.made[key]
+
+
+def data_profile(
+    frame: pd.DataFrame, roles: dict[str, str], numbers: SortedNumbers | None = None
+) -> dict[str, Any]:
     """JSON-serialisable reference statistics of `frame` for the columns in `roles`.
 
     `roles` maps column name to role; only numeric, categorical, text and datetime columns are
@@ -175,23 +194,24 @@ def data_profile(frame: pd.DataFrame, roles: dict[str, str]) -> dict[str, Any]:
             f"The 'roles' of data_profile name columns that are not in the frame: {absent!r}; "
             f"the frame has {[str(c) for c in frame.columns]!r}."
         )
+    numbers = numbers or SortedNumbers(frame)
     columns: dict[str, Any] = {}
     for name, role in roles.items():
         if role in NUMERIC_LIKE_ROLES:
-            columns[str(name)] = numeric_profile(numeric_values(frame[name], role), role)
+            columns[str(name)] = numeric_profile(numbers.present(name, role), len(frame), role)
         elif role == "categorical":
             columns[str(name)] = categorical_profile(frame[name])
     return {"version": PROFILE_VERSION, "rows": len(frame), "columns": columns}
 
 
-def numeric_profile(values: np.ndarray, role: str) -> dict[str, Any]:
-    """Profile entry of a number-line column (see the module docstring)."""
-    present = np.sort(values[~np.isnan(values)])
+def numeric_profile(present: np.ndarray, rows: int, role: str) -> dict[str, Any]:
+    """Profile entry of a number-line column (see the module docstring) from its `present`
+    values, sorted, out of `rows`."""
     n = len(present)
     entry: dict[str, Any] = {
         "role": role,
         "n": n,
-        "missing_fraction": round_share(1 - n / len(values)) if len(values) else 0.0,
+        "missing_fraction": round_share(1 - n / rows) if rows else 0.0,
     }
     if role == "text":
         entry["measure"] = "character length"
@@ -276,7 +296,10 @@ def categorical_profile(column: pd.Series) -> dict[str, Any]:
 
 
 def drift_report(
-    reference: dict[str, Any], frame: pd.DataFrame, roles: dict[str, str]
+    reference: dict[str, Any],
+    frame: pd.DataFrame,
+    roles: dict[str, str],
+    numbers: SortedNumbers | None = None,
 ) -> dict[str, Any]:
     """Compare `frame` with the `reference` profile; verdict, per-column tests and thresholds.
 
@@ -286,6 +309,7 @@ def drift_report(
     names up to five drifted columns (empty when none drifted), most drifted first.
     """
     check_profile(reference)
+    numbers = numbers or SortedNumbers(frame)
     profiled: dict[str, Any] = reference["columns"]
     in_frame = {str(c): c for c in frame.columns}
     wanted = {str(name): role for name, role in roles.items()}
@@ -297,7 +321,7 @@ def drift_report(
         if reason:
             skipped.append({"column": name, "reason": reason})
             continue
-        entry = compare_column(profiled[name], rows_ref, frame[in_frame[name]])
+        entry = compare_column(profiled[name], rows_ref, frame[in_frame[name]], numbers)
         entries.append({"column": name, **entry})
     entries.sort(key=drift_order)
     return summarise(entries, skipped)
@@ -331,13 +355,15 @@ def skip_reason(
     return ""
 
 
-def compare_column(profile: dict[str, Any], rows_ref: int, column: pd.Series) -> dict[str, Any]:
+def compare_column(
+    profile: dict[str, Any], rows_ref: int, column: pd.Series, numbers: SortedNumbers
+) -> dict[str, Any]:
     """Tests of one column against its profile entry (role, test, statistic, p, PSI, ...)."""
     role = profile["role"]
     if role == "categorical":
         result = compare_categorical(profile, rows_ref, column)
     else:
-        result = compare_numeric(profile, rows_ref, numeric_values(column, role))
+        result = compare_numeric(profile, rows_ref, numbers.present(column.name, role), len(column))
     severity = severity_of(result["psi"], result["p_value"])
     return {
         "role": role,
@@ -355,14 +381,17 @@ def compare_column(profile: dict[str, Any], rows_ref: int, column: pd.Series) ->
     }
 
 
-def compare_numeric(profile: dict[str, Any], rows_ref: int, values: np.ndarray) -> dict[str, Any]:
-    """PSI on the reference bins (+ missing) and KS at the reference quantiles (+ missing test)."""
-    present = values[~np.isnan(values)]
-    n_ref, n_cur, rows_cur = int(profile["n"]), len(present), len(values)
+def compare_numeric(
+    profile: dict[str, Any], rows_ref: int, present: np.ndarray, rows_cur: int
+) -> dict[str, Any]:
+    """PSI on the reference bins (+ missing) and KS at the reference quantiles (+ missing test),
+    from the `present` values, sorted, out of `rows_cur`."""
+    n_ref, n_cur = int(profile["n"]), len(present)
     edges: list[float] = profile["bin_edges"]
     if edges:
         grid = np.unique(np.asarray(profile["quantiles"] + edges, dtype=float))
-        at_or_below, below = counts_at(present, grid)
+        at_or_below = np.searchsorted(present, grid, side="right")
+        below = np.searchsorted(present, grid, side="left")
         bins = bin_counts(grid, at_or_below, below, edges, n_cur)
         statistic, p_value = ks_at_quantiles(profile, grid, at_or_below, below, n_cur)
         ref_shares = np.asarray(profile["bin_shares"], dtype=float)
@@ -432,17 +461,6 @@ def ks_at_quantiles(
         return statistic, float(stats.kstwobign.sf(statistic * math.sqrt(effective_n)))
     # As scipy.stats.ks_2samp(method="asymp"): the one-sample law at the effective size.
     return statistic, float(stats.kstwo.sf(statistic, effective_n))
-
-
-def counts_at(values: np.ndarray, grid: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Counts of `values` <= and < each point of the sorted, unique `grid` (one pass, no sort)."""
-    positions = np.searchsorted(grid, values, side="left")  # how many grid points are < value
-    at_or_below = np.cumsum(np.bincount(positions, minlength=len(grid) + 1))[:-1]
-    # Values equal to a grid point were counted at that point; subtract them for "<".
-    clipped = np.minimum(positions, len(grid) - 1)
-    on_point = positions[grid[clipped] == values]
-    equal = np.bincount(on_point, minlength=len(grid))[: len(grid)]
-    return at_or_below, at_or_below - equal
 
 
 def missing_p_value(

@@ -12,6 +12,7 @@ severity of a kind. The policy `fail_on` decides which severity rejects the data
 from __future__ import annotations
 
 import warnings
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -21,6 +22,7 @@ from pandas.api import types as ptypes
 
 from components.common.config import FAIL_ON_CHOICES
 from components.common.errors import BadInputError
+from components.common.frames import count_duplicates
 
 SEVERITIES = ("info", "warning", "error")
 DEFAULT_SEVERITY = {
@@ -103,19 +105,29 @@ def anomaly(column: str, kind: str, detail: str, severities: dict[str, str]) -> 
 # ---------------------------------------------------------------- checks against a schema
 
 
-def pandera_schema(frame: pd.DataFrame, reference: dict[str, Any]) -> Any:
+def pandera_schema(
+    frame: pd.DataFrame, reference: dict[str, Any], observed: dict[str, Any] | None = None
+) -> Any:
     """A pandera DataFrameSchema for the reference's columns. Value checks (range, categories)
     are added only where the column still has its reference type: a type change is reported
-    once as such, not as a million out-of-range values."""
+    once as such, not as a million out-of-range values.
+
+    `observed` is validate's schema of `frame`, whose statistics cover every row: a check its
+    statistics already prove passes (same type, range inside the reference's, categories a
+    subset, null share within the bound) is left out, so pandera scans only the columns that
+    may fail and reports exactly which values do.
+    """
     import pandera.pandas as pa
 
     from components.validate.logic import logical_type
 
+    seen = schema_entries(observed) if observed is not None else {}
     columns = {}
     for entry in [*reference["columns"], *filter(None, [reference.get("target_column")])]:
         name, expected = entry["name"], entry.get("type")
+        now = seen.get(name, {})
         checks = []
-        if expected is not None:
+        if expected is not None and now.get("type") != expected:
             checks.append(
                 pa.Check(
                     # an all-missing column has no type to change (it is reported as empty)
@@ -124,7 +136,12 @@ def pandera_schema(frame: pd.DataFrame, reference: dict[str, Any]) -> Any:
                 )
             )
         same_type = name in frame.columns and logical_type(frame[name]) == expected
-        if same_type and expected == "number" and ("min" in entry or "max" in entry):
+        if (
+            same_type
+            and expected == "number"
+            and ("min" in entry or "max" in entry)
+            and not within_range(now, entry)
+        ):
             low, high = entry.get("min", -np.inf), entry.get("max", np.inf)
             checks.append(
                 pa.Check(
@@ -132,16 +149,20 @@ def pandera_schema(frame: pd.DataFrame, reference: dict[str, Any]) -> Any:
                     name="out_of_range",
                 )
             )
-        if name in frame.columns and entry.get("categories") is not None:
-            allowed = set(entry["categories"])
+        allowed = entry.get("categories")
+        if (
+            name in frame.columns
+            and allowed is not None
+            and not set(now.get("categories", [None])) <= set(allowed)
+        ):
             checks.append(
                 pa.Check(
-                    lambda s, a=allowed: s.isna() | categories_of(s).isin(a),
+                    lambda s, a=set(allowed): s.isna() | categories_of(s).isin(a),
                     name="unseen_category",
                 )
             )
         bound = entry.get("max_null_fraction")
-        if bound is not None:
+        if bound is not None and not nulls_within(now, bound):
             checks.append(
                 pa.Check(
                     lambda s, b=bound: bool(s.isna().mean() <= b + 1e-12),
@@ -153,19 +174,48 @@ def pandera_schema(frame: pd.DataFrame, reference: dict[str, Any]) -> Any:
     return pa.DataFrameSchema(columns, strict=True, ordered=False)
 
 
+def schema_entries(schema: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """A schema's column entries (the target's too) by name."""
+    entries = {e["name"]: e for e in schema["columns"]}
+    if schema.get("target_column"):
+        entries[schema["target_column"]["name"]] = schema["target_column"]
+    return entries
+
+
+def nulls_within(observed: dict[str, Any], bound: float) -> bool:
+    """The observed missing share is within `bound`: exactly none (not nullable), or a share
+    (rounded to 6 places) with that much to spare."""
+    if observed.get("nullable") is False:
+        return True
+    return bool(observed.get("missing_fraction", 1.0) + 1e-6 <= bound)
+
+
+def within_range(observed: dict[str, Any], entry: dict[str, Any]) -> bool:
+    """The observed minimum and maximum lie inside the reference entry's range."""
+    if "min" not in observed or "max" not in observed:
+        return False
+    return bool(
+        entry.get("min", -np.inf) <= observed["min"] and observed["max"] <= entry.get("max", np.inf)
+    )
+
+
 def categories_of(column: pd.Series) -> pd.Series:
     """Values as the strings the schema lists them by (True -> 'True', 3 -> '3')."""
     return column.astype(str)
 
 
 def schema_anomalies(
-    frame: pd.DataFrame, reference: dict[str, Any], severities: dict[str, str]
+    frame: pd.DataFrame,
+    reference: dict[str, Any],
+    severities: dict[str, str],
+    observed: dict[str, Any] | None = None,
 ) -> list[Anomaly]:
-    """Every way `frame` breaks the reference schema, one anomaly per column and kind."""
+    """Every way `frame` breaks the reference schema, one anomaly per column and kind
+    (`observed`: validate's schema of `frame`, see pandera_schema)."""
     import pandera.errors as pa_errors
 
     try:
-        pandera_schema(frame, reference).validate(frame, lazy=True)
+        pandera_schema(frame, reference, observed).validate(frame, lazy=True)
     except pa_errors.SchemaErrors as errors:  # lazy=True: every failure, not just the first
         return failures_to_anomalies(errors.failure_cases, frame, reference, severities)
     return []
@@ -181,9 +231,7 @@ def failures_to_anomalies(
     and kind, with counts and a few example values."""
     from components.validate.logic import logical_type
 
-    entries = {e["name"]: e for e in reference["columns"]}
-    if reference.get("target_column"):
-        entries[reference["target_column"]["name"]] = reference["target_column"]
+    entries = schema_entries(reference)
     found: list[Anomaly] = []
     for (context, column, check), cases in failures.groupby(
         ["schema_context", "column", "check"], sort=False, dropna=False
@@ -252,11 +300,6 @@ def failures_to_anomalies(
 
 
 # ---------------------------------------------------------------- checks on the table itself
-
-
-def count_duplicates(frame: pd.DataFrame) -> int:
-    """Rows equal to an earlier row (over every row: one hash per row)."""
-    return int(pd.util.hash_pandas_object(frame, index=False).duplicated().sum())
 
 
 def table_anomalies(
@@ -387,11 +430,11 @@ def assess(
     reference_profile: dict[str, Any] | None,
     fail_on: str = "error",
     rows_dropped_missing_target: int = 0,
+    duplicates: int | None = None,
 ) -> dict[str, Any]:
-    """The data-quality verdict of `frame` (already validated into `schema`)."""
-    from concurrent.futures import ThreadPoolExecutor
-
-    from components.validate.drift import data_profile, drift_report
+    """The data-quality verdict of `frame` (already validated into `schema`); `duplicates` is
+    the duplicate-row count when ingest already took it."""
+    from components.validate.drift import SortedNumbers, data_profile, drift_report
 
     severities = dict((reference_schema or {}).get("severities", {}))
     anomalies: list[Anomaly] = []
@@ -407,16 +450,25 @@ def assess(
     sample = seeded_sample(frame)
     roles = roles_of(schema)
     drift: dict[str, Any] = {"verdict": "no_reference", "top": [], "columns": []}
-    # Hashing every row for duplicates is the longest single count and mostly runs in numpy
-    # and pyarrow without the GIL: it overlaps the schema checks on a second core.
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        duplicates = pool.submit(count_duplicates, frame)
-        if reference_schema is not None:
-            anomalies.extend(schema_anomalies(frame, reference_schema, severities))
-        profile = data_profile(sample, roles)
+    numbers = SortedNumbers(sample)
+    # The passes mostly run in numpy and pyarrow without the GIL (hashing every row for
+    # duplicates, pandera's checks, sorting the sample's numbers): they share two cores.
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        counted = pool.submit(count_duplicates, frame) if duplicates is None else None
+        schema_checks = (
+            pool.submit(schema_anomalies, frame, reference_schema, severities, schema)
+            if reference_schema is not None
+            else None
+        )
+        profiled = pool.submit(data_profile, sample, roles, numbers)
+        found = table_anomalies(
+            frame, schema, severities, sample, counted.result() if counted else duplicates
+        )
+        profile = profiled.result()  # the drift tests reuse the profile's sorted numbers
         if reference_profile is not None:
-            drift = drift_report(reference_profile, sample, roles)
-        anomalies.extend(table_anomalies(frame, schema, severities, sample, duplicates.result()))
+            drift = drift_report(reference_profile, sample, roles, numbers)
+        anomalies.extend(schema_checks.result() if schema_checks is not None else [])
+        anomalies.extend(found)
     if drift["verdict"] == "drift":
         anomalies.append(
             anomaly(
@@ -559,11 +611,19 @@ def judge_data(
     reference: Reference,
     fail_on: str = "error",
     rows_dropped_missing_target: int = 0,
+    duplicates: int | None = None,
 ) -> dict[str, Any]:
-    """The quality step: the verdict on `frame` (validated into `schema`) against `reference`."""
+    """The quality step: the verdict on `frame` (validated into `schema`) against `reference`;
+    `duplicates` is ingest's duplicate-row count when it took one."""
     check_policy(fail_on)
     quality = assess(
-        frame, schema, reference.schema, reference.profile, fail_on, rows_dropped_missing_target
+        frame,
+        schema,
+        reference.schema,
+        reference.profile,
+        fail_on,
+        rows_dropped_missing_target,
+        duplicates,
     )
     quality["reference"] = reference.origin
     return quality
@@ -576,9 +636,12 @@ def check_data(
     reference: Reference,
     fail_on: str = "error",
     rows_dropped_missing_target: int = 0,
+    duplicates: int | None = None,
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """Both steps: the schema of `frame` and its data-quality verdict."""
     check_policy(fail_on)  # before the work, not after it
     user_schema = reference.schema if reference.from_user else None
     schema = infer_checked_schema(frame, target, requested_task, user_schema)
-    return schema, judge_data(frame, schema, reference, fail_on, rows_dropped_missing_target)
+    return schema, judge_data(
+        frame, schema, reference, fail_on, rows_dropped_missing_target, duplicates
+    )

@@ -223,3 +223,48 @@ def test_arrow_ingest_keeps_a_named_parquet_index_and_rejects_broken_footers(
         path.write_bytes(data)
         with contextlib.suppress(BadInputError):
             ingest_to_parquet(str(path), "n", tmp_path / "out.parquet")
+
+
+@pytest.mark.parametrize(
+    ("text", "quoted_newlines"),
+    [
+        ('"a","b","y"\n1,x,0\n2,z,1\n', False),  # a quoted header only
+        ('a,b,y\n1,"x\ny",0\n2,z,1\n', True),  # a value spanning lines
+        ('a,b,y\n1,"x, y",0\n2,z,1\n', True),  # quotes in the data: allowed, to be safe
+        ('"a\nb",c,y\n1,x,0\n2,z,1\n', True),  # a header name spanning lines
+    ],
+)
+def test_values_spanning_lines_are_read_whichever_parse_is_chosen(
+    tmp_path: Path, text: str, quoted_newlines: bool
+) -> None:
+    """Files without quotes after the first line are parsed without multi-line values (the
+    faster parse); any quote after it keeps them allowed, and every file reads correctly."""
+    from components.ingest.logic import may_quote_newlines
+
+    path = tmp_path / "data.csv"
+    path.write_text(text, encoding="utf-8")
+    assert may_quote_newlines(path, "utf-8") is quoted_newlines
+    expected = pd.read_csv(path)
+    frame = read_table(str(path))
+    assert frame.shape == expected.shape == (2, 3)
+    assert frame.astype(str).values.tolist() == expected.astype(str).values.tolist()
+
+
+def test_ingest_counts_duplicate_rows_as_it_writes(tmp_path: Path, titanic: pd.DataFrame) -> None:
+    """Both in-memory paths count duplicates beside the write (check_quality uses the count);
+    the streaming path leaves it to check_quality."""
+    from components.common.frames import count_duplicates
+
+    doubled = pd.concat([titanic, titanic.iloc[:25]], ignore_index=True)
+    expected = count_duplicates(doubled)
+    assert expected >= 25
+    doubled.to_csv(tmp_path / "t.csv", index=False)
+    doubled.to_json(tmp_path / "t.jsonl", orient="records", lines=True)
+    for name in ("t.csv", "t.jsonl"):  # the Arrow path, the pandas path
+        facts = ingest_to_parquet(str(tmp_path / name), "survived", tmp_path / f"{name}.parquet")
+        assert facts["duplicate_rows"] == expected, name
+        assert count_duplicates(read_frame(tmp_path / f"{name}.parquet")) == expected
+    streamed = ingest_to_parquet(
+        str(tmp_path / "t.csv"), "survived", tmp_path / "s.parquet", stream_above_bytes=0
+    )
+    assert streamed["streamed"] and "duplicate_rows" not in streamed

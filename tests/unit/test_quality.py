@@ -235,3 +235,48 @@ def test_type_change_examples_are_the_values_that_do_not_fit(
     _, quality = check_data(broken, "price", "auto", Reference(schema, None, "s"))
     change = next(a for a in quality["anomalies"] if a["kind"] == "type_change")
     assert change["column"] == "depth" and change["detail"].endswith("(e.g. 'abc')")
+
+
+def titanic_variants(titanic: pd.DataFrame) -> dict[str, pd.DataFrame]:
+    """The reference data itself and one change of each kind a schema check looks for."""
+    aged = titanic.copy()
+    aged.loc[:4, "age"] = 150.0
+    young = titanic.copy()
+    young.loc[:2, "fare"] = -1.0
+    unseen = titanic.copy()
+    unseen.loc[:2, "sex"] = "unknown"
+    holes = titanic.copy()
+    holes.loc[: len(holes) // 2, "pclass"] = None
+    return {
+        "same": titanic,
+        "half": titanic.iloc[::2],
+        "out_of_range_high": aged,
+        "out_of_range_low": young,
+        "unseen_category": unseen,
+        "null_fraction": holes,
+        "type_change": titanic.assign(sibsp=titanic["sibsp"].astype(str) + "x"),
+        "columns": titanic.drop(columns=["parch"]).assign(deck="C"),
+        "all_missing": titanic.assign(age=np.nan),
+    }
+
+
+def test_checks_proven_by_the_observed_schema_give_the_same_anomalies(
+    titanic: pd.DataFrame,
+) -> None:
+    """pandera skips the checks validate's full-table statistics already prove: the anomalies
+    must be exactly those of checking every column."""
+    from components.validate.logic import validate
+    from components.validate.quality import pandera_schema, schema_anomalies
+
+    reference = committed_schema(titanic, "survived")
+    for name, frame in titanic_variants(titanic).items():
+        observed = validate(frame, "survived", "binary")
+        every = schema_anomalies(frame, reference, {})
+        screened = schema_anomalies(frame, reference, {}, observed)
+        assert screened == every, name
+        assert bool(every) == (name not in ("same", "half")), name
+    observed = validate(titanic, "survived", "binary")
+    proven = pandera_schema(titanic, reference, observed)
+    assert not [c for c in proven.columns.values() if c.checks]  # nothing left to scan
+    unproven = pandera_schema(titanic, reference)
+    assert all(c.checks for c in unproven.columns.values())
