@@ -190,7 +190,6 @@ def training_pipeline(
         target=target,
         task=resolved_task,
         test_size=test_size,
-        seed=seed,
     ).after(checked)
     prep = preprocess(
         train=splits.outputs["train"],

@@ -11,18 +11,17 @@ def split(
     target: str,
     task: str,
     test_size: float,
-    seed: int,
     train: Output[Dataset],
     test: Output[Dataset],
 ):
-    """Hold out a seeded test split, stratified on the target for classification.
+    """Hold out a test split chosen by each row's content (the same rows for every seed and
+    row order), stratified on the target for classification.
 
     Args:
         dataset: The validated table.
         target: The column to predict.
         task: binary, multiclass or regression.
         test_size: Share of rows held out for the test split (0.05 to 0.5).
-        seed: Random seed of the split.
         train: The training split (Parquet).
         test: The held-out test split (Parquet).
     """
@@ -31,9 +30,7 @@ def split(
     from components.split.logic import split_frame
 
     with stage("split") as log:
-        train_frame, test_frame = split_frame(
-            read_frame(dataset.path), target, task, test_size, seed
-        )
+        train_frame, test_frame = split_frame(read_frame(dataset.path), target, task, test_size)
         write_frame(train_frame, train.path)
         write_frame(test_frame, test.path)
         train.metadata["rows"] = len(train_frame)

@@ -25,7 +25,7 @@ def prepare(csv: str, target: str) -> tuple[dict, pd.DataFrame, pd.DataFrame, Se
     """What the pipeline does before the search: (schema, train, test, the search's data)."""
     frame = ingest(csv, target).frame
     schema = validate(frame, target, "auto")
-    train, test = split_frame(frame, target, schema["task"], 0.2, SEED)
+    train, test = split_frame(frame, target, schema["task"], 0.2)
     steps = feature_pipeline(build_preprocessor(schema), "passthrough")
     data = SearchData(
         X=train.drop(columns=[target]),

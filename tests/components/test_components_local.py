@@ -50,7 +50,7 @@ def stage_chain(data: str, registry: str) -> ChainOutputs:
     validated = validate(dataset=dataset, target="survived", task="auto")
     checked = check_quality(dataset=dataset, schema=validated.outputs["schema"], registry=registry)
     splits = split(
-        dataset=dataset, target="survived", task=validated.outputs["Output"], test_size=0.2, seed=1
+        dataset=dataset, target="survived", task=validated.outputs["Output"], test_size=0.2
     )
     prep = preprocess(
         train=splits.outputs["train"],

@@ -29,7 +29,7 @@ BEST_LINEAR = {
 @pytest.fixture()
 def trained(titanic: pd.DataFrame, tmp_path: Path):
     schema = validate(titanic, "survived", "auto")
-    train, test = split_frame(titanic, "survived", "binary", 0.2, seed=0)
+    train, test = split_frame(titanic, "survived", "binary", 0.2)
     steps = feature_pipeline(build_preprocessor(schema), "passthrough")
     model, card = train_model(train, steps, BEST_LINEAR, schema, seed=0)
     save_model(tmp_path / "model", model, card)

@@ -14,7 +14,7 @@ from components.validate.logic import validate
 @pytest.fixture()
 def titanic_split(titanic: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
     schema = validate(titanic, "survived", "auto")
-    train, test = split_frame(titanic, "survived", "binary", 0.2, seed=0)
+    train, test = split_frame(titanic, "survived", "binary", 0.2)
     return train, test, schema
 
 

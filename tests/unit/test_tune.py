@@ -26,7 +26,7 @@ from components.validate.logic import validate
 
 def search_data(frame: pd.DataFrame, target: str, seed: int = 0) -> SearchData:
     schema = validate(frame, target, "auto")
-    train, _ = split_frame(frame, target, schema["task"], 0.2, seed=seed)
+    train, _ = split_frame(frame, target, schema["task"], 0.2)
     return SearchData(
         X=train.drop(columns=[target]),
         y=train[target],
