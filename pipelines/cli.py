@@ -105,6 +105,12 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
         help="gain over the champion's primary metric needed to promote (default: 0)",
     )
     add(
+        "--confidence",
+        type=float,
+        help="level of the bootstrap interval of the gain that must lie above zero to "
+        "promote (default: 0.95)",
+    )
+    add(
         "--no-cache",
         dest="cache",
         action="store_const",

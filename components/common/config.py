@@ -17,6 +17,7 @@ DEMO_SOURCE = "demo:breast_cancer"
 DEMO_TARGET = "target"
 # numpy seeds must be below 2**32; workers use seed + worker index.
 MAX_SEED = 2**32 - 64
+MAX_WORKERS = 16  # parallel search workers of one run (the ParallelFor's parallelism)
 TASKS = ("binary", "multiclass", "regression")
 TASK_CHOICES = ("auto", *TASKS)
 FEATURE_CHOICES = ("none", "pca")
@@ -61,6 +62,7 @@ class RunConfig:
     features: str = "none"
     pca_variance: float = 0.95
     min_improvement: float = 0.0
+    confidence: float = 0.95
     cache: bool = True
 
     def model_entry(self) -> str:
@@ -141,7 +143,10 @@ def check_config(config: RunConfig) -> RunConfig:
             0 <= config.seed < MAX_SEED,
             f"--seed must be between 0 and {MAX_SEED - 1}; got {config.seed!r}",
         ),
-        (1 <= config.workers <= 16, f"--workers must be between 1 and 16; got {config.workers!r}"),
+        (
+            1 <= config.workers <= MAX_WORKERS,
+            f"--workers must be between 1 and {MAX_WORKERS}; got {config.workers!r}",
+        ),
         (
             config.time_budget > 0,
             f"--time-budget must be positive seconds; got {config.time_budget!r}",
@@ -177,6 +182,10 @@ def check_config(config: RunConfig) -> RunConfig:
         (
             config.min_improvement >= 0,
             f"--min-improvement must be >= 0; got {config.min_improvement!r}",
+        ),
+        (
+            0.5 <= config.confidence < 1,
+            f"--confidence must be at least 0.5 and below 1; got {config.confidence!r}",
         ),
         (bool(config.target), "--target must name a column; got ''"),
         (

@@ -18,6 +18,7 @@ def evaluate(
     classification_metrics: Output[ClassificationMetrics],
     report: Output[HTML],
     evaluation: Output[Artifact],
+    confidence: float = 0.95,
 ) -> str:
     """Score the model on the held-out test split and judge it against the champion.
 
@@ -32,6 +33,8 @@ def evaluate(
             environment, on Kubernetes from a Secret).
         min_improvement: How much better than the champion's primary metric, on this test
             split, the model must be to be promoted.
+        confidence: The level of the paired-bootstrap interval of the gain (0.5 to 0.999);
+            the model is promoted only when the interval lies above zero.
         metrics: Test metrics (roc_auc, accuracy, f1_macro, log_loss or rmse, mae, r2).
         classification_metrics: Confusion matrix and (binary) ROC curve.
         report: The HTML report with plots.
@@ -59,6 +62,7 @@ def evaluate(
             best_config,
             load_champion(registry, s3_endpoint),
             min_improvement,
+            confidence,
         )
         for name, value in result.metrics.items():
             metrics.log_metric(name, value)

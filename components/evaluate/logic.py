@@ -2,11 +2,14 @@
 
 The verdict is what promotion is gated on: the challenger is promoted when there is no champion,
 or when it beats the champion on the primary metric, both scored on this run's test split, by
-more than `min_improvement`.
+more than `min_improvement`, and a paired bootstrap of the test rows puts the gain above zero
+at the given confidence (so a lucky split or a reseeded rerun does not flip the champion).
 """
 
 from __future__ import annotations
 
+import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -73,23 +76,113 @@ class Verdict:
     challenger: float
     champion: float | None = None
     champion_version: str | None = None
-    delta: float | None = None
+    delta: float | None = None  # challenger's improvement (positive = better)
+    interval: list[float] | None = None  # paired-bootstrap interval of delta
+    confidence: float | None = None
+    min_improvement: float | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
 
 
+# Paired bootstrap of the test split: enough resamples for a steady 95% interval, seeded so a
+# verdict can be reproduced.
+BOOTSTRAP_RESAMPLES = 1000
+BOOTSTRAP_SEED = 0
+# Resample weights are built in blocks of at most this many cells (resamples x rows).
+BOOTSTRAP_BLOCK_CELLS = 4_000_000
+
+
+def resample_weights(rows: int, resamples: int, seed: int) -> Iterator[np.ndarray]:
+    """Blocks of bootstrap weights: row i's weight in a resample is how often it was drawn."""
+    rng = np.random.default_rng(seed)
+    block = max(1, BOOTSTRAP_BLOCK_CELLS // max(rows, 1))
+    for start in range(0, resamples, block):
+        size = min(block, resamples - start)
+        drawn = rng.integers(0, rows, size=(size, rows)) + (np.arange(size) * rows)[:, None]
+        yield np.bincount(drawn.ravel(), minlength=size * rows).reshape(size, rows)
+
+
+def weighted_auc(positive: np.ndarray, scores: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """ROC-AUC of `scores` for the boolean labels `positive`, once per row of `weights` (the
+    Mann-Whitney statistic with weighted rows, ties counted half). One sort serves every
+    resample; a resample without both labels gives NaN."""
+    order = np.argsort(scores, kind="stable")
+    ordered, labels = scores[order], positive[order]
+    starts = np.flatnonzero(np.r_[True, ordered[1:] != ordered[:-1]])
+    w = weights[:, order].astype(float)
+    pos = np.add.reduceat(w * labels, starts, axis=1)
+    neg = np.add.reduceat(w * ~labels, starts, axis=1)
+    below = np.cumsum(neg, axis=1) - neg
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.asarray(
+            (pos * (below + 0.5 * neg)).sum(axis=1) / (pos.sum(axis=1) * neg.sum(axis=1))
+        )
+
+
+def resampled_metric(
+    metric: str, y: np.ndarray, output: np.ndarray, classes: list[Any], weights: np.ndarray
+) -> np.ndarray:
+    """The primary metric once per row of `weights`: RMSE from predictions, ROC-AUC (one-vs-rest
+    macro for several classes, as `score`) from class probabilities in `classes`' order."""
+    if metric == "rmse":
+        squared = (output.astype(float) - y.astype(float)) ** 2
+        return np.asarray(np.sqrt(weights @ squared / weights.sum(axis=1)))
+    if len(classes) == 2:
+        return weighted_auc(y == classes[1], output[:, 1], weights)
+    per_class = [weighted_auc(y == c, output[:, i], weights) for i, c in enumerate(classes)]
+    return np.asarray(np.mean(per_class, axis=0))
+
+
+def bootstrap_interval(
+    metric: str,
+    y: pd.Series,
+    challenger: np.ndarray,
+    champion: np.ndarray,
+    classes: list[Any],
+    confidence: float,
+    resamples: int = BOOTSTRAP_RESAMPLES,
+    seed: int = BOOTSTRAP_SEED,
+) -> list[float]:
+    """Percentile interval of the challenger's improvement over the champion, both scored on
+    the same resamples of the test split (a paired bootstrap: what varies is the test rows)."""
+    values = y.to_numpy(dtype=float) if metric == "rmse" else y.astype(object).to_numpy()
+    gains = []
+    for weights in resample_weights(len(values), resamples, seed):
+        ours = resampled_metric(metric, values, challenger, classes, weights)
+        theirs = resampled_metric(metric, values, champion, classes, weights)
+        gains.append(theirs - ours if metric in LOWER_IS_BETTER else ours - theirs)
+    tail = (1 - confidence) / 2 * 100
+    low, high = np.nanpercentile(np.concatenate(gains), [tail, 100 - tail])
+    return [float(low), float(high)]
+
+
+def model_output(model: Any, X: pd.DataFrame, task: str, classes: list[Any]) -> np.ndarray:
+    """Predictions (regression) or probabilities with columns in `classes`' order."""
+    if task == "regression":
+        return np.asarray(model.predict(X), dtype=float)
+    proba = model.predict_proba(X)
+    position = {c: i for i, c in enumerate(model.classes_)}
+    return np.asarray(proba[:, [position[c] for c in classes]])
+
+
 def judge(
+    challenger_model: Any,
     challenger_metrics: dict[str, float],
     champion: LoadedModel | None,
     test: pd.DataFrame,
+    X: pd.DataFrame,
     task: str,
     target: str,
     min_improvement: float,
+    confidence: float = 0.95,
 ) -> Verdict:
-    """Compare challenger and champion on the same test split."""
+    """Compare challenger and champion on the same test split: promote only a gain above
+    `min_improvement` whose paired-bootstrap interval at `confidence` lies above zero."""
     if min_improvement < 0:
         raise BadInputError(f"min_improvement must be >= 0; got {min_improvement!r}")
+    if not 0.5 <= confidence < 1:
+        raise BadInputError(f"confidence must be in [0.5, 1); got {confidence!r}")
     metric = primary_metric(task)
     challenger = challenger_metrics[metric]
     if champion is None:
@@ -115,23 +208,48 @@ def judge(
             challenger,
             champion_version=champion.version,
         )
-    champion_score = score(champion.pipeline, test[card["input_columns"]], test[target], task)[
-        metric
-    ]
+    X_champion, y = test[card["input_columns"]], test[target]
+    classes: list[Any] = list(getattr(challenger_model, "classes_", []))
+    if task != "regression" and set(champion.pipeline.classes_) != set(classes):
+        return Verdict(
+            "keep",
+            f"the champion knows the classes {sorted(map(str, champion.pipeline.classes_))}, "
+            f"this run {sorted(map(str, classes))}: not comparable",
+            metric,
+            challenger,
+            champion_version=champion.version,
+        )
+    champion_score = score(champion.pipeline, X_champion, y, task)[metric]
     delta = improvement(metric, challenger, champion_score)
-    better = delta > min_improvement
-    reason = (
-        f"{metric} {challenger:.4f} vs champion {champion_score:.4f} on this test split "
-        f"({delta:+.4f}; promotion needs more than +{min_improvement:g})"
+    interval = bootstrap_interval(
+        metric,
+        y,
+        model_output(challenger_model, X, task, classes),
+        model_output(champion.pipeline, X_champion, task, classes),
+        classes,
+        confidence,
     )
+    numbers = (
+        f"{metric} {challenger:.4f} vs champion {champion_score:.4f} on this test split: "
+        f"{delta:+.4f} ({confidence:.0%} interval {interval[0]:+.4f} to {interval[1]:+.4f})"
+    )
+    if delta <= min_improvement:
+        decision, why = "keep", f"promotion needs a gain of more than +{min_improvement:g}"
+    elif interval[0] <= 0:
+        decision, why = "keep", "the interval reaches zero: the gain is not credible"
+    else:
+        decision, why = "promote", f"above +{min_improvement:g} and credibly above zero"
     return Verdict(
-        "promote" if better else "keep",
-        reason,
+        decision,
+        f"{numbers}; {why}",
         metric,
         challenger,
         champion_score,
         champion.version,
         delta,
+        interval,
+        confidence,
+        min_improvement,
     )
 
 
@@ -168,6 +286,33 @@ def trial_table(studies: list[Any]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["number", "state", "model", "value"])
 
 
+def parameter_importances(studies: list[Any], family: str) -> dict[str, float]:
+    """How much each hyperparameter of `family` mattered to the cross-validated score (fANOVA
+    over the family's complete trials, seeded), most important first; empty with fewer than
+    three such trials."""
+    import optuna
+    from optuna.trial import TrialState
+
+    from components.tune.logic import param_prefix
+
+    def trials_of(study: Any) -> list[Any]:
+        complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+        return [t for t in complete if t.params.get("model") == family]
+
+    study = max(studies, key=lambda s: len(trials_of(s)))
+    trials = trials_of(study)
+    if len(trials) < 3:
+        return {}
+    names = [name for name in trials[0].params if name != "model"]
+    with warnings.catch_warnings():  # a parameter with one value left: its importance is 0
+        warnings.simplefilter("ignore")
+        found = optuna.importance.get_param_importances(
+            study, evaluator=optuna.importance.FanovaImportanceEvaluator(seed=0), params=names
+        )
+    prefix = param_prefix(family)
+    return {name.removeprefix(prefix): float(value) for name, value in found.items()}
+
+
 @dataclass
 class Evaluation:
     """Everything evaluate publishes."""
@@ -190,10 +335,12 @@ def evaluate_run(
     best: dict[str, Any],
     champion: LoadedModel | None,
     min_improvement: float,
+    confidence: float = 0.95,
 ) -> Evaluation:
     """Score the model on the test split, judge it against the champion and render the report."""
     from components.evaluate.report import (
         classification_plots,
+        importance_plot,
         regression_plots,
         render_report,
         search_history_plot,
@@ -205,7 +352,9 @@ def evaluate_run(
     task, target = card["task"], card["target"]
     X, y = model_input(test, card), test[target]
     test_metrics = score(pipeline, X, y, task)
-    verdict = judge(test_metrics, champion, test, task, target, min_improvement)
+    verdict = judge(
+        pipeline, test_metrics, champion, test, X, task, target, min_improvement, confidence
+    )
     classes: list[Any] = list(getattr(pipeline, "classes_", []))
     matrix = roc = None
     if task == "regression":
@@ -217,7 +366,12 @@ def evaluate_run(
         if task == "binary":
             roc = roc_points(y, proba, classes)
     direction = "minimize" if best["metric"] in LOWER_IS_BETTER else "maximize"
-    plots.append(search_history_plot(trial_table(studies), direction))
+    history = trial_table(studies)
+    plots.append(search_history_plot(history, direction))
+    importances = parameter_importances(studies, best["model"])
+    if importances:
+        complete = history[(history["state"] == "COMPLETE") & (history["model"] == best["model"])]
+        plots.append(importance_plot(importances, best["model"], len(complete)))
     facts = [
         ("target", target),
         ("task", task),

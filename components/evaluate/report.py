@@ -133,6 +133,47 @@ def search_history_plot(trials: pd.DataFrame, direction: str) -> tuple[str, str]
     ), f"{len(trials)} trials: {len(complete)} complete, {len(pruned)} pruned."
 
 
+def importance_plot(importances: dict[str, float], family: str, trials: int) -> tuple[str, str]:
+    """The best family's hyperparameters by importance (horizontal bars, largest on top)."""
+    names, values = list(importances)[::-1], list(importances.values())[::-1]
+    fig, ax = plt.subplots(figsize=(14, 0.45 * len(names) + 1.2))
+    ax.barh(names, values, color=PALETTE[0])
+    ax.set(xlabel="Share of the score's variance (fANOVA)", xlim=(0, 1))
+    ax.set_title(f"Hyperparameter importance: {family}")
+    ax.grid(alpha=0.3, axis="x")
+    return figure_to_img(fig), (
+        f"Which of {family}'s hyperparameters moved the cross-validated score, over its "
+        f"{trials} complete trials."
+    )
+
+
+def promotion_rows(verdict: dict[str, Any]) -> list[tuple[str, Any]]:
+    """The promotion decision's numbers, as a table."""
+    rows: list[tuple[str, Any]] = [("decision", verdict["decision"]), ("metric", verdict["metric"])]
+    rows.append(("challenger (this run)", verdict["challenger"]))
+    if verdict.get("champion") is not None:
+        rows.append((f"champion ({verdict.get('champion_version')})", verdict["champion"]))
+        rows.append(("gain", verdict["delta"]))
+    if verdict.get("interval") is not None:
+        low, high = verdict["interval"]
+        rows.append(
+            (
+                f"{verdict['confidence']:.0%} interval of the gain (paired bootstrap)",
+                f"{low:+.4f} to {high:+.4f}",
+            )
+        )
+        rows.append(("required gain (--min-improvement)", f"> {verdict['min_improvement']:g}"))
+    return rows
+
+
+def warm_start_text(warm: dict[str, Any] | None) -> str:
+    if not warm:
+        return "none (no champion for this target and task)"
+    score = "no score" if warm.get("cv_score") is None else f"cv {warm['cv_score']:.4f}"
+    outcome = "the best again" if warm.get("won") else "beaten by the search"
+    return f"trial {warm['trial']} ({warm['state'].lower()}, {score}): {outcome}"
+
+
 def table(rows: list[tuple[str, Any]], header: tuple[str, str] = ("", "")) -> str:
     head = (
         f"<tr><th>{html.escape(header[0])}</th><th>{html.escape(header[1])}</th></tr>"
@@ -181,12 +222,14 @@ def render_report(
             "trials (complete / pruned / failed)",
             " / ".join(str(best["trials"][k]) for k in ("complete", "pruned", "failed")),
         ),
+        ("champion's configuration (warm start)", warm_start_text(best.get("warm_start"))),
     ]
     return (
         f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
         f"<style>{CSS}</style></head><body><header><h1>{html.escape(title)}</h1>"
         f"<p>{html.escape(subtitle)}</p></header><main>"
         f"<div class='cards'>{cards}</div>{banner}"
+        f"<h2>Promotion</h2>{table(promotion_rows(verdict))}"
         f"<div class='grid'>{figures}</div>"
         f"<h2>Best configuration</h2>{table(best_rows)}{table(params, ('parameter', 'value'))}"
         f"<h2>Run</h2>{table(facts)}</main></body></html>"

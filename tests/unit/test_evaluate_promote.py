@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 from sklearn.dummy import DummyClassifier
@@ -55,7 +56,8 @@ def test_regression_scores(diamonds_sample: pd.DataFrame) -> None:
 def test_first_model_is_promoted_then_a_worse_one_is_kept(trained, tmp_path: Path) -> None:
     model, card, test, model_dir = trained
     metrics = score(model, model_input(test, card), test["survived"], "binary")
-    verdict = judge(metrics, None, test, "binary", "survived", 0.0)
+    X = model_input(test, card)
+    verdict = judge(model, metrics, None, test, X, "binary", "survived", 0.0)
     assert verdict.decision == "promote"
     registry = tmp_path / "registry"
     promote(registry, model_dir, "v1", {"verdict": verdict.as_dict()})
@@ -66,9 +68,10 @@ def test_first_model_is_promoted_then_a_worse_one_is_kept(trained, tmp_path: Pat
         model_input(test, card), test["survived"]
     )
     worse_metrics = score(worse, model_input(test, card), test["survived"], "binary")
-    kept = judge(worse_metrics, champion, test, "binary", "survived", 0.0)
+    kept = judge(worse, worse_metrics, champion, test, X, "binary", "survived", 0.0)
     assert kept.decision == "keep"
     assert kept.delta is not None and kept.delta < 0
+    assert kept.interval is not None and kept.interval[1] < 0  # credibly worse
     assert kept.champion == pytest.approx(metrics["roc_auc"])
 
 
@@ -77,17 +80,21 @@ def test_equal_model_is_not_promoted_and_margin_is_respected(trained, tmp_path: 
     registry = tmp_path / "registry"
     promote(registry, model_dir, "v1", {"verdict": {"metric": "roc_auc", "challenger": 0.8}})
     metrics = score(model, model_input(test, card), test["survived"], "binary")
-    same = judge(metrics, load_champion(registry), test, "binary", "survived", 0.0)
-    assert same.decision == "keep" and same.delta == 0.0
+    X = model_input(test, card)
+    same = judge(model, metrics, load_champion(registry), test, X, "binary", "survived", 0.0)
+    assert same.decision == "keep" and same.delta == 0.0 and same.interval == [0.0, 0.0]
     with pytest.raises(BadInputError, match="min_improvement"):
-        judge(metrics, None, test, "binary", "survived", -0.1)
+        judge(model, metrics, None, test, X, "binary", "survived", -0.1)
+    with pytest.raises(BadInputError, match="confidence"):
+        judge(model, metrics, None, test, X, "binary", "survived", 0.0, confidence=1.0)
 
 
 def test_champion_for_another_target_is_not_replaced(trained, tmp_path: Path) -> None:
     _model, _card, test, model_dir = trained
     registry = tmp_path / "registry"
     promote(registry, model_dir, "v1", {"verdict": {"metric": "roc_auc", "challenger": 0.8}})
-    verdict = judge({"rmse": 1.0}, load_champion(registry), test, "regression", "age", 0.0)
+    champion = load_champion(registry)
+    verdict = judge(None, {"rmse": 1.0}, champion, test, test, "regression", "age", 0.0)
     assert verdict.decision == "keep" and "use another --registry" in verdict.reason
 
 
@@ -155,3 +162,100 @@ def test_metric_direction() -> None:
     assert improvement("rmse", 1.0, 2.0) == 1.0 and improvement(
         "roc_auc", 0.9, 0.8
     ) == pytest.approx(0.1)
+
+
+def test_weighted_auc_matches_scikit_learn_with_ties_and_weights() -> None:
+    from sklearn.metrics import roc_auc_score
+
+    from components.evaluate.logic import weighted_auc
+
+    rng = np.random.default_rng(0)
+    labels = rng.random(500) < 0.3
+    scores = np.round(rng.random(500) + labels * 0.3, 1)  # rounded: many ties
+    weights = rng.integers(0, 4, size=(5, 500))
+    weights[0] = 1
+    ours = weighted_auc(labels, scores, weights)
+    for row, value in zip(weights, ours, strict=True):
+        assert value == pytest.approx(roc_auc_score(labels, scores, sample_weight=row))
+
+
+def test_resampled_rmse_with_unit_weights_is_the_rmse() -> None:
+    from components.evaluate.logic import resampled_metric
+
+    y, predicted = np.array([1.0, 2.0, 4.0]), np.array([1.5, 2.0, 3.0])
+    value = resampled_metric("rmse", y, predicted, [], np.ones((1, 3)))
+    assert value[0] == pytest.approx(np.sqrt((0.25 + 0 + 1) / 3))
+
+
+def test_a_clear_gain_is_promoted_and_the_gate_is_symmetric(trained, tmp_path: Path) -> None:
+    """A model far better than the champion is promoted with an interval above zero; judged
+    the other way round on the same rows, the interval is the mirror image, so a dethroned
+    champion can never win its place back on the same data."""
+    model, card, test, model_dir = trained
+    X, y = model_input(test, card), test["survived"]
+    weak = Pipeline([("model", DummyClassifier(strategy="stratified", random_state=0))])
+    weak.fit(X, y)
+    save_model(tmp_path / "weak", weak, card)
+    first = {"verdict": {"metric": "roc_auc", "challenger": 0.5}}
+    promote(tmp_path / "a", tmp_path / "weak", "weak", first)
+    promote(tmp_path / "b", model_dir, "strong", first)
+    strong, weak_champion = load_champion(tmp_path / "b"), load_champion(tmp_path / "a")
+    up = judge(model, score(model, X, y, "binary"), weak_champion, test, X, "binary", "survived", 0)
+    down = judge(weak, score(weak, X, y, "binary"), strong, test, X, "binary", "survived", 0)
+    assert up.decision == "promote" and up.interval is not None and up.interval[0] > 0
+    assert "credibly above zero" in up.reason and up.confidence == 0.95
+    assert down.decision == "keep" and down.interval is not None
+    assert down.interval == pytest.approx([-up.interval[1], -up.interval[0]])
+
+
+def test_reruns_with_other_seeds_do_not_flip_the_champion(
+    tmp_path: Path, titanic: pd.DataFrame
+) -> None:
+    """Six reruns of search + train + evaluate on the same data, seeds 1 to 6. The champion
+    may change only for a credible gain, so its score on the (seed-independent) test split
+    only rises and no earlier champion returns; the plain `better than the champion` rule
+    switches on every lucky seed."""
+    import optuna
+
+    from components.create_study.logic import create_study, cv_metric, load_study
+    from components.tune.logic import SearchData, best_configuration, run_worker
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    schema = validate(titanic, "survived", "auto")
+    train, test = split_frame(titanic, "survived", "binary", 0.2)
+    steps = feature_pipeline(build_preprocessor(schema), "passthrough")
+    registry, champions, naive_switches, naive_best = tmp_path / "registry", [], 0, None
+    for seed in range(1, 7):
+        data = SearchData(
+            train.drop(columns=["survived"]), train["survived"], steps, "binary", 3, seed
+        )
+        create_study(tmp_path / f"study{seed}", "s", cv_metric("binary"))
+        run_worker(load_study(tmp_path / f"study{seed}"), data, 8, 300, 0)
+        best = best_configuration([load_study(tmp_path / f"study{seed}")], "roc_auc")
+        model, card = train_model(train, steps, best, schema, seed=seed)
+        X = model_input(test, card)
+        metrics = score(model, X, test["survived"], "binary")
+        verdict = judge(model, metrics, load_champion(registry), test, X, "binary", "survived", 0)
+        if verdict.decision == "promote":
+            save_model(tmp_path / f"model{seed}", model, card)
+            promote(registry, tmp_path / f"model{seed}", f"v{seed}", {"verdict": verdict.as_dict()})
+            champions.append(metrics["roc_auc"])
+        if naive_best is not None and metrics["roc_auc"] > naive_best:
+            naive_switches += 1
+        naive_best = (
+            metrics["roc_auc"] if naive_best is None else max(naive_best, metrics["roc_auc"])
+        )
+    assert champions == sorted(champions) and len(set(champions)) == len(champions)
+    switches = len(history(registry)) - 1
+    assert switches < naive_switches, (switches, naive_switches)
+
+
+def test_champion_configuration_comes_from_its_card(trained, tmp_path: Path) -> None:
+    from components.promote.logic import champion_configuration
+
+    _, _, _, model_dir = trained
+    registry = tmp_path / "registry"
+    assert champion_configuration(registry, "", "survived", "binary") is None
+    promote(registry, model_dir, "v1", {"verdict": {"metric": "roc_auc", "challenger": 0.8}})
+    assert champion_configuration(registry, "", "survived", "binary") == BEST_LINEAR
+    assert champion_configuration(registry, "", "age", "regression") is None
