@@ -215,6 +215,7 @@ def pipeline_arguments(config: RunConfig, preflight: Preflight, run_id: str) -> 
         "registry": config.registry_uri(),
         "s3_endpoint": config.s3_endpoint,
         "min_improvement": config.min_improvement,
+        "confidence": config.confidence,
         "run_id": run_id,
     }
 

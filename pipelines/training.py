@@ -8,6 +8,7 @@ from typing import NamedTuple
 from kfp import dsl, kubernetes
 from kfp.dsl import HTML, Artifact, Dataset, Input, Model
 
+from components.common.config import MAX_WORKERS
 from components.create_study import create_study
 from components.evaluate import evaluate
 from components.features import features
@@ -70,13 +71,15 @@ def search(
     cv_folds: int,
     seed: int,
     workers: int,
+    registry: str,
+    s3_endpoint: str,
 ) -> Artifact:
     """The parallel step: `workers` tune tasks share one study; collect picks the best trial.
 
     A sub-pipeline so that every value reaches the workers as an input of the fan-out (kfp.local
     otherwise hands a task inside ParallelFor the loop item for an upstream parameter output).
     """
-    with dsl.ParallelFor(items=worker_ids) as worker_index:
+    with dsl.ParallelFor(items=worker_ids, parallelism=MAX_WORKERS) as worker_index:
         worker = tune(
             study=study,
             train=train_split,
@@ -89,8 +92,10 @@ def search(
             seed=seed,
             worker_index=worker_index,
             workers=workers,
+            registry=registry,
+            s3_endpoint=s3_endpoint,
         )
-        with_study_storage(with_retries(worker))
+        with_s3_credentials(with_study_storage(with_retries(worker)))
     best = with_study_storage(collect(study=study, study_names=dsl.Collected(worker.output)))
     return best.outputs["best"]
 
@@ -142,6 +147,7 @@ def training_pipeline(
     registry: str = "models/target",
     s3_endpoint: str = "http://minio-service.kubeflow:9000",
     min_improvement: float = 0.0,
+    confidence: float = 0.95,
     run_id: str = "manual",
 ) -> TrainingOutputs:
     ingested = with_s3_credentials(
@@ -220,6 +226,8 @@ def training_pipeline(
         cv_folds=cv_folds,
         seed=seed,
         workers=workers,
+        registry=registry,
+        s3_endpoint=s3_endpoint,
     )
     trained = train(
         train_split=splits.outputs["train"],
@@ -237,6 +245,7 @@ def training_pipeline(
         registry=registry,
         s3_endpoint=s3_endpoint,
         min_improvement=min_improvement,
+        confidence=confidence,
     ).set_caching_options(enable_caching=False)
     with_study_storage(with_s3_credentials(evaluated))
     with dsl.If(evaluated.outputs["Output"] == "promote", name="better-than-champion"):

@@ -19,14 +19,15 @@ def create_study(task: str, workers: int, study: Output[Artifact]) -> list[int]:
     """
     import uuid
 
+    from components.common.config import MAX_WORKERS
     from components.common.errors import BadInputError
     from components.common.stage import stage
     from components.create_study.logic import create_study as make_study
     from components.create_study.logic import cv_metric
 
     with stage("create_study") as log:
-        if not 1 <= workers <= 16:
-            raise BadInputError(f"--workers must be between 1 and 16; got {workers!r}")
+        if not 1 <= workers <= MAX_WORKERS:
+            raise BadInputError(f"--workers must be between 1 and {MAX_WORKERS}; got {workers!r}")
         spec = make_study(study.path, f"stablepipe-{uuid.uuid4().hex[:12]}", cv_metric(task))
         study.metadata.update(spec)
         log.log("created", workers=workers, **spec)

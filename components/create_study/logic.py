@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,10 @@ from optuna.study import StudyDirection
 from components.common.stage import RUN_ID_ENV
 
 STORAGE_ENV = "STABLEPIPE_OPTUNA_STORAGE"
+# A database study's workers record a heartbeat; a RUNNING trial whose worker has been silent
+# for GRACE_SECONDS (a pod killed, a node lost) is marked FAIL by the next worker to start.
+HEARTBEAT_SECONDS = 30
+GRACE_SECONDS = 120
 JOURNAL_NAME = "journal.log"
 SPEC_NAME = "study.json"
 
@@ -29,7 +34,11 @@ def open_storage(study_dir: str | Path) -> optuna.storages.BaseStorage:
     """The study storage: the database from the environment, else the run's journal file."""
     url = os.environ.get(STORAGE_ENV)
     if url:
-        return optuna.storages.RDBStorage(url, heartbeat_interval=30, grace_period=120)
+        with warnings.catch_warnings():  # heartbeats are marked experimental by Optuna
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            return optuna.storages.RDBStorage(
+                url, heartbeat_interval=HEARTBEAT_SECONDS, grace_period=GRACE_SECONDS
+            )
     journal = Path(study_dir) / JOURNAL_NAME
     journal.parent.mkdir(parents=True, exist_ok=True)
     backend = JournalFileBackend(str(journal), lock_obj=JournalFileOpenLock(str(journal)))

@@ -56,6 +56,21 @@ def load_champion(registry: str | Path, endpoint: str = "") -> LoadedModel | Non
     return load_version(open_storage(str(registry), endpoint), pointer["version"])
 
 
+def champion_configuration(
+    registry: str | Path, endpoint: str, target: str, task: str
+) -> dict[str, Any] | None:
+    """The champion's model family and parameters (its card's `best`), read from the card
+    alone; None without a champion or when it predicts another target or task."""
+    pointer = champion_pointer(registry, endpoint)
+    if pointer is None:
+        return None
+    store = open_storage(str(registry), endpoint)
+    card = json.loads(store.get_bytes(f"versions/{pointer['version']}/model/model.json"))
+    if card.get("target") != target or card.get("task") != task:
+        return None
+    return dict(card.get("best", {})) or None
+
+
 def fetch_model(location: str, endpoint: str = "") -> LoadedModel:
     """A model from a run's model folder, `<registry>/champion`, or the same on S3."""
     parent, _, name = location.rstrip("/").rpartition("/")

@@ -18,6 +18,8 @@ def tune(
     seed: int,
     worker_index: int,
     workers: int,
+    registry: str = "",
+    s3_endpoint: str = "",
 ) -> str:
     """One search worker: runs trials of the shared study until it holds `trials` trials.
 
@@ -34,6 +36,9 @@ def tune(
         worker_index: This worker's index (the ParallelFor item).
         workers: How many workers search at once; each caps its native threads to its share
             of the node's cores.
+        registry: The model registry; when it has a champion for this target and task, the
+            champion's configuration is the study's first trial (warm start). Empty = none.
+        s3_endpoint: The S3 endpoint when the registry is on S3.
 
     Returns:
         The name of the study the worker searched in (see create_study's attempt_study).
@@ -44,7 +49,8 @@ def tune(
     from components.common.frames import read_frame
     from components.common.stage import stage
     from components.create_study.logic import attempt_study
-    from components.tune.logic import SearchData, run_worker
+    from components.promote.logic import champion_configuration
+    from components.tune.logic import SearchData, run_worker, warm_start
 
     with stage("tune") as log:
         if not 2 <= cv_folds <= 10:
@@ -59,8 +65,10 @@ def tune(
             seed=seed,
         )
         searched = attempt_study(study.path)
+        champion = champion_configuration(registry, s3_endpoint, target, task) if registry else None
+        warmed = warm_start(searched, champion, len(frame))
         outcome = run_worker(searched, data, trials, time_budget, worker_index, workers)
-        log.log("searched", study=searched.study_name, **outcome)
+        log.log("searched", study=searched.study_name, warm_start=warmed, **outcome)
         return searched.study_name
 
 

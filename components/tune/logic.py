@@ -263,10 +263,40 @@ def search(
     }
 
 
+def param_prefix(family: str) -> str:
+    """The prefix of a family's parameter names in the study (spaces of families stay apart)."""
+    return {"hist_gradient_boosting": "hgb"}.get(family, family) + "_"
+
+
+def trial_params(family: str, params: dict[str, Any]) -> dict[str, Any]:
+    """The study's flat, prefixed parameters of a configuration (config_from_trial's inverse)."""
+    prefix = param_prefix(family)
+    return {"model": family, **{prefix + name: value for name, value in params.items()}}
+
+
+def warm_start(study: optuna.Study, champion: dict[str, Any] | None, rows: int) -> bool:
+    """Enqueue the champion's configuration (its card's `best`) as the study's first trial.
+
+    Every worker calls this before searching; Optuna skips the trial when another worker has
+    already enqueued it. Nothing is enqueued when the champion's family is not searched at
+    this data size (k-NN and SVMs only on small data). Returns whether it was enqueued.
+    """
+    if not champion or champion.get("model") not in families_for(rows):
+        return False
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        study.enqueue_trial(
+            trial_params(champion["model"], champion.get("params", {})),
+            user_attrs={"warm_start": True},
+            skip_if_exists=True,
+        )
+    return True
+
+
 def config_from_trial(trial: optuna.trial.FrozenTrial) -> tuple[str, dict[str, Any]]:
     """(family, estimator params) from a trial's flat, prefixed parameters."""
     family = str(trial.params["model"])
-    prefix = {"hist_gradient_boosting": "hgb"}.get(family, family) + "_"
+    prefix = param_prefix(family)
     params = {k.removeprefix(prefix): v for k, v in trial.params.items() if k.startswith(prefix)}
     return family, params
 
@@ -286,6 +316,7 @@ def best_configuration(studies: list[optuna.Study], metric: str) -> dict[str, An
     best = min(complete, key=lambda t: (t.value if minimise else -t.value, t.number))  # type: ignore[operator]
     family, params = config_from_trial(best)
     workers = [int(t.user_attrs.get("worker", 0)) for t in trials]
+    warm = [t for t in trials if t.user_attrs.get("warm_start")]
     return {
         "model": family,
         "params": params,
@@ -295,6 +326,17 @@ def best_configuration(studies: list[optuna.Study], metric: str) -> dict[str, An
         "fold_scores": list(best.user_attrs.get("fold_scores", [])),
         "trial": best.number,
         "studies": [study.study_name for study in studies],
+        # the champion's configuration, tried first: its score, and whether it won again
+        "warm_start": (
+            {
+                "trial": warm[0].number,
+                "state": warm[0].state.name,
+                "cv_score": warm[0].value,
+                "won": warm[0].number == best.number and warm[0] in complete,
+            }
+            if warm
+            else None
+        ),
         "trials": {
             "total": len(trials),
             "complete": len(complete),

@@ -187,3 +187,54 @@ def test_enqueued_trials_run_first_and_count_once(
     trials = load_study(tmp_path).trials
     assert outcome["trials_run"] == 3 and len(trials) == 3
     assert trials[0].params == {"model": "linear", "linear_C": 0.5}
+
+
+def test_the_champions_configuration_is_the_first_trial(
+    tmp_path: Path, breast_cancer: pd.DataFrame
+) -> None:
+    """Warm start: the champion's family and parameters are tried first, once however many
+    workers enqueue them, and the result says how the champion's configuration fared."""
+    from components.tune.logic import warm_start
+
+    data = search_data(breast_cancer, "target")
+    champion = {"model": "random_forest", "params": {"n_estimators": 100, "max_depth": 6,
+                "min_samples_leaf": 2, "max_features": 0.5}}  # fmt: skip
+    create_study(tmp_path, "s", "roc_auc")
+    study = load_study(tmp_path)
+    assert warm_start(study, champion, len(data.X))
+    assert warm_start(load_study(tmp_path), champion, len(data.X))  # a second worker
+    run_worker(study, data, 4, time_budget=300, worker_index=0)
+    trials = load_study(tmp_path).trials
+    assert len(trials) == 4
+    assert config_from_trial(trials[0]) == ("random_forest", champion["params"])
+    assert [t.user_attrs.get("warm_start", False) for t in trials] == [True, False, False, False]
+    best = best_configuration([load_study(tmp_path)], "roc_auc")
+    assert best["warm_start"]["trial"] == 0 and best["warm_start"]["state"] == "COMPLETE"
+    assert best["warm_start"]["won"] == (best["trial"] == 0)
+
+
+def test_no_warm_start_for_a_family_not_searched_at_this_size(tmp_path: Path) -> None:
+    from components.tune.logic import warm_start
+
+    create_study(tmp_path, "s", "roc_auc")
+    study = load_study(tmp_path)
+    svm = {"model": "svm", "params": {"C": 1.0, "gamma": 0.1}}
+    assert not warm_start(study, svm, 50_000) and not warm_start(study, None, 100)
+    assert study.trials == []
+
+
+def test_parameter_importances_of_the_best_family(tmp_path: Path, titanic: pd.DataFrame) -> None:
+    """The report's importances: the best family's hyperparameters (plain names), summing to
+    one, the same on every call (fANOVA is seeded); empty when the family has few trials."""
+    from components.evaluate.logic import parameter_importances
+
+    create_study(tmp_path, "s", "roc_auc")
+    study = load_study(tmp_path)
+    for C in (0.01, 0.1, 1.0, 10.0, 100.0):  # the linear family, five trials
+        study.enqueue_trial({"model": "linear", "linear_C": C})
+    study.enqueue_trial({"model": "knn", "knn_n_neighbors": 5, "knn_weights": "uniform"})
+    run_worker(study, search_data(titanic, "survived"), 6, time_budget=300, worker_index=0)
+    importances = parameter_importances([load_study(tmp_path)], "linear")
+    assert list(importances) == ["C"] and sum(importances.values()) == pytest.approx(1.0)
+    assert parameter_importances([load_study(tmp_path)], "linear") == importances
+    assert parameter_importances([load_study(tmp_path)], "knn") == {}
