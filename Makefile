@@ -19,6 +19,10 @@ $(VENV)/.installed-test: pyproject.toml | $(BIN)/python
 	$(BIN)/pip install --quiet -e ".[test]"
 	touch $@ $(VENV)/.installed-run
 
+$(VENV)/.installed-bench: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e ".[test,bench]"
+	touch $@ $(VENV)/.installed-test $(VENV)/.installed-run
+
 run: $(VENV)/.installed-run  ## run the pipeline (demo data unless ARGS="--data ... --target ...")
 	$(BIN)/stablepipe run $(ARGS)
 
@@ -29,7 +33,7 @@ lint: $(VENV)/.installed-test
 	$(BIN)/ruff check components pipelines tests
 	$(BIN)/mypy
 
-bench: $(VENV)/.installed-test  ## speed benchmarks (minutes; not part of `make test`)
+bench: $(VENV)/.installed-bench  ## speed and quality benchmarks (minutes; not part of `make test`)
 	$(BIN)/pytest tests/benchmarks -s -p no:cacheprovider -o addopts="" -o timeout=3600
 
 constraints: $(VENV)/.installed-run  ## re-pin the image dependencies to the tested versions
