@@ -4,8 +4,13 @@ The rows held out are those whose content hashes lowest (within each class for c
 so the split depends on the data alone: not on the seed, not on the rows' order. A rerun with
 another seed, or on the same rows delivered in another order, holds out the same rows. That is
 what makes the champion comparison fair: the champion, trained on earlier data, never trained
-on the rows it is judged on. Identical rows share a hash and so fall on the same side: a
-duplicate cannot leak a training row into the test split.
+on the rows it is judged on.
+
+Identical rows are told apart by their occurrence (the first copy, the second, ...), so the
+copies of a row spread over both splits as a random split would spread them. Keeping them
+together instead would hold out whole groups of identical rows: in data with few columns
+(Titanic's passengers share class, sex and age by the dozen) the test split then consists of a
+few large groups and its scores mean little.
 """
 
 from __future__ import annotations
@@ -25,7 +30,7 @@ def split_frame(
     fitting or search."""
     if not 0.05 <= test_size <= 0.5:
         raise BadInputError(f"test_size must be between 0.05 and 0.5; got {test_size!r}")
-    keys = pd.util.hash_pandas_object(frame, index=False).to_numpy()
+    keys = row_keys(frame)
     held_out = np.zeros(len(frame), dtype=bool)
     if task == "regression":
         groups = [np.arange(len(frame))]
@@ -40,8 +45,20 @@ def split_frame(
         groups = [np.flatnonzero(codes == code) for code in range(codes.max() + 1)]
     for rows in groups:
         wanted = max(1, round(test_size * len(rows)))
-        # every row hashing at or below the wanted-th lowest hash: ties (duplicates) stay together
         threshold = np.partition(keys[rows], wanted - 1)[wanted - 1]
-        held_out[rows[keys[rows] <= threshold]] = True
+        held_out[rows[keys[rows] <= threshold]] = True  # 64-bit keys: ties are ~impossible
     train, test = frame[~held_out], frame[held_out]
     return train.reset_index(drop=True), test.reset_index(drop=True)
+
+
+def row_keys(frame: pd.DataFrame) -> np.ndarray:
+    """A 64-bit key per row from its content and its occurrence among identical rows: the
+    same for the same rows in any order."""
+    content = pd.util.hash_pandas_object(frame, index=False)
+    occurrence = content.groupby(content.to_numpy(), sort=False).cumcount()
+    return np.asarray(
+        pd.util.hash_pandas_object(
+            pd.DataFrame({"content": content.to_numpy(), "occurrence": occurrence.to_numpy()}),
+            index=False,
+        ).to_numpy()
+    )
