@@ -16,7 +16,13 @@ from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.compose import ColumnTransformer
 from sklearn.impute import SimpleImputer
 from sklearn.pipeline import Pipeline
-from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, RobustScaler, StandardScaler
+from sklearn.preprocessing import (
+    FunctionTransformer,
+    OneHotEncoder,
+    OrdinalEncoder,
+    RobustScaler,
+    StandardScaler,
+)
 
 from components.common.config import OUTLIER_CHOICES, SCALING_CHOICES
 from components.common.errors import BadInputError
@@ -99,6 +105,18 @@ class TextFeatures(TransformerMixin, BaseEstimator):
             terms = self.tfidf_.get_feature_names_out()
             return np.asarray([f"{name}_{term}" for term in terms], dtype=object)
         return np.asarray([f"{name}_lsa{i}" for i in range(self.svd_.n_components)], dtype=object)
+
+
+def category_codes(max_categories: int = 250) -> OrdinalEncoder:
+    """Categories as integer codes, for histogram gradient boosting's native categorical splits
+    (it takes at most 255 categories: the rarest beyond `max_categories` share one code; a
+    category not seen in training becomes missing)."""
+    return OrdinalEncoder(
+        handle_unknown="use_encoded_value",
+        unknown_value=np.nan,
+        max_categories=max_categories,
+        dtype=np.float64,
+    )
 
 
 def as_category_strings(frame: pd.DataFrame) -> pd.DataFrame:

@@ -39,6 +39,7 @@ from threadpoolctl import threadpool_limits
 
 from components.common.errors import BadInputError
 from components.create_study.logic import cv_metric
+from components.preprocess.logic import category_codes
 
 # k-nearest neighbours and kernel SVMs scale badly with rows; offered only below these sizes.
 KNN_MAX_ROWS = 20_000
@@ -166,10 +167,24 @@ def make_model(
     model = Pipeline(
         [*clone(feature_steps).steps, ("model", make_estimator(family, params, task, seed))]
     )
-    if family == "linear" and str(model.named_steps.get("features")) == "passthrough":
-        preprocess = model.named_steps["preprocess"]
+    if str(model.named_steps.get("features")) != "passthrough":
+        return model  # PCA mixes the columns: every family gets the same dense features
+    preprocess = model.named_steps["preprocess"]
+    if family == "linear":
         texts = [name for name, _, _ in preprocess.transformers if name.startswith("text_")]
         model.set_params(**{f"preprocess__{name}__components": 0 for name in texts})
+    if family == "hist_gradient_boosting":
+        categorical = next((c for n, _, c in preprocess.transformers if n == "categorical"), [])
+        if categorical:
+            # native categorical splits on integer codes, placed first so that their
+            # positions are known before fitting (the numeric block's width is not: it grows
+            # by a missing-value indicator per column with gaps)
+            first = sorted(preprocess.transformers, key=lambda part: part[0] != "categorical")
+            model.set_params(
+                preprocess__transformers=first,
+                preprocess__categorical__encode=category_codes(),
+                model__categorical_features=list(range(len(categorical))),
+            )
     return model
 
 

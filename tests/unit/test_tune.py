@@ -284,3 +284,21 @@ def test_default_configurations_come_first(tmp_path: Path, breast_cancer: pd.Dat
         (family, params) for family, params in DEFAULT_CONFIGURATIONS
     ]
     assert [t.user_attrs.get("default", False) for t in trials] == [True, True, False]
+
+
+def test_gradient_boosting_splits_categories_natively(diamonds_sample: pd.DataFrame) -> None:
+    """Histogram gradient boosting gets the categoricals as integer codes it splits on natively
+    (placed first), not one-hot columns; an unseen category is treated as missing."""
+    schema = validate(diamonds_sample, "price", "regression")
+    steps = feature_pipeline(build_preprocessor(schema), "passthrough")
+    params = dict(DEFAULT_CONFIGURATIONS)["hist_gradient_boosting"]
+    X, y = diamonds_sample.drop(columns=["price"]), diamonds_sample["price"]
+    model = make_model(steps, "hist_gradient_boosting", params, "regression", seed=0).fit(X, y)
+    assert list(model[-1].is_categorical_[:3]) == [True, True, True]
+    assert not model[-1].is_categorical_[3:].any()
+    assert model[:-1].transform(X).shape[1] == X.shape[1]  # one column per input, no one-hot
+    unseen = X.head(5).assign(cut="Unheard of")
+    assert np.isfinite(model.predict(unseen)).all()
+    one_hot = make_model(steps, "random_forest", {"n_estimators": 5, "max_depth": 3,
+                         "min_samples_leaf": 1, "max_features": 0.5}, "regression", 0)  # fmt: skip
+    assert one_hot.fit(X, y)[:-1].transform(X).shape[1] > X.shape[1]
