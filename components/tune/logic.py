@@ -174,7 +174,9 @@ def make_model(
         texts = [name for name, _, _ in preprocess.transformers if name.startswith("text_")]
         model.set_params(**{f"preprocess__{name}__components": 0 for name in texts})
     if family == "hist_gradient_boosting":
-        categorical = next((c for n, _, c in preprocess.transformers if n == "categorical"), [])
+        categorical: list[str] = next(
+            (c for n, _, c in preprocess.transformers if n == "categorical"), []
+        )
         if categorical:
             # native categorical splits on integer codes, placed first so that their
             # positions are known before fitting (the numeric block's width is not: it grows
