@@ -403,6 +403,14 @@ def csv_read_settings(
     return CsvSettings(read, parse, header, sep, first_line, encoding)
 
 
+def plain_byte_lines(path: Path, encoding: str) -> bool:
+    """A non-empty, uncompressed file whose line breaks are the bytes 0x0A/0x0D (not UTF-16/32):
+    one its raw bytes can be searched for lines and quotes."""
+    wide = encoding.replace("_", "-").lower().startswith(("utf-16", "utf-32", "utf16", "utf32"))
+    compressed = path.name.lower().endswith((".gz", ".zip"))
+    return not wide and not compressed and path.stat().st_size > 0
+
+
 def may_quote_newlines(path: Path, encoding: str) -> bool:
     """Whether a quoted value could span lines: False only when no quote follows the first line
     break (a value that spans lines closes its quote after a break, so after the first one).
@@ -410,8 +418,7 @@ def may_quote_newlines(path: Path, encoding: str) -> bool:
     data (most machine-written CSVs quote the header at most) is read without it."""
     import mmap
 
-    wide = encoding.replace("_", "-").lower().startswith(("utf-16", "utf-32", "utf16", "utf32"))
-    if wide or path.name.lower().endswith((".gz", ".zip")) or path.stat().st_size == 0:
+    if not plain_byte_lines(path, encoding):
         return True
     with open(path, "rb") as handle, mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as data:
         first_break = data.find(b"\n")
@@ -591,8 +598,7 @@ def check_complete_last_row(
     reader would either pad the missing fields with nulls or report a ragged row). Only for
     encodings where a newline is the byte 0x0A (not UTF-16/32), and not when the last line
     may close a quoted value that spans lines (pyarrow then judges the row itself)."""
-    wide = encoding.replace("_", "-").lower().startswith(("utf-16", "utf-32", "utf16", "utf32"))
-    if wide or path.name.lower().endswith((".gz", ".zip")) or path.stat().st_size == 0:
+    if not plain_byte_lines(path, encoding):
         return
     with open(path, "rb") as handle:
         handle.seek(max(0, path.stat().st_size - 65536))

@@ -249,13 +249,22 @@ def has_complete_trial(study: optuna.Study) -> bool:
 
 def enqueue_defaults(study: optuna.Study, rows: int) -> None:
     """Enqueue DEFAULT_CONFIGURATIONS (Optuna skips those another worker already enqueued)."""
+    for family, params in DEFAULT_CONFIGURATIONS:
+        enqueue(study, family, params, rows, "default")
+
+
+def enqueue(study: optuna.Study, family: str, params: dict[str, Any], rows: int, mark: str) -> bool:
+    """Enqueue a configuration, marked with the user attribute `mark`, unless its family is not
+    searched at this data size; Optuna skips it when the study already has it (another worker
+    enqueued it). Returns whether it was offered to the study."""
+    if family not in families_for(rows):
+        return False
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        for family, params in DEFAULT_CONFIGURATIONS:
-            if family in families_for(rows):
-                study.enqueue_trial(
-                    trial_params(family, params), user_attrs={"default": True}, skip_if_exists=True
-                )
+        study.enqueue_trial(
+            trial_params(family, params), user_attrs={mark: True}, skip_if_exists=True
+        )
+    return True
 
 
 def threads_per_worker(workers: int) -> int:
@@ -348,16 +357,9 @@ def warm_start(study: optuna.Study, champion: dict[str, Any] | None, rows: int) 
     already enqueued it. Nothing is enqueued when the champion's family is not searched at
     this data size (k-NN and SVMs only on small data). Returns whether it was enqueued.
     """
-    if not champion or champion.get("model") not in families_for(rows):
+    if not champion:
         return False
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        study.enqueue_trial(
-            trial_params(champion["model"], champion.get("params", {})),
-            user_attrs={"warm_start": True},
-            skip_if_exists=True,
-        )
-    return True
+    return enqueue(study, champion["model"], champion.get("params", {}), rows, "warm_start")
 
 
 def config_from_trial(trial: optuna.trial.FrozenTrial) -> tuple[str, dict[str, Any]]:
@@ -399,7 +401,7 @@ def best_configuration(studies: list[optuna.Study], metric: str) -> dict[str, An
                 "trial": warm[0].number,
                 "state": warm[0].state.name,
                 "cv_score": warm[0].value,
-                "won": warm[0].number == best.number and warm[0] in complete,
+                "won": warm[0] is best,
             }
             if warm
             else None

@@ -226,8 +226,7 @@ def numeric_profile(present: np.ndarray, rows: int, role: str) -> dict[str, Any]
     edges = bin_edges(quantiles)
     grid = np.asarray(quantiles)
     # Exact reference CDF at the stored (rounded) quantiles: counts of values <= q and < q.
-    at_or_below = np.searchsorted(present, grid, side="right")
-    below = np.searchsorted(present, grid, side="left")
+    at_or_below, below = counts_at(present, grid)
     cdf_le, cdf_lt = at_or_below / n, below / n
     shares = bin_counts(grid, at_or_below, below, edges, n) / n
     entry.update(
@@ -390,8 +389,7 @@ def compare_numeric(
     edges: list[float] = profile["bin_edges"]
     if edges:
         grid = np.unique(np.asarray(profile["quantiles"] + edges, dtype=float))
-        at_or_below = np.searchsorted(present, grid, side="right")
-        below = np.searchsorted(present, grid, side="left")
+        at_or_below, below = counts_at(present, grid)
         bins = bin_counts(grid, at_or_below, below, edges, n_cur)
         statistic, p_value = ks_at_quantiles(profile, grid, at_or_below, below, n_cur)
         ref_shares = np.asarray(profile["bin_shares"], dtype=float)
@@ -461,6 +459,14 @@ def ks_at_quantiles(
         return statistic, float(stats.kstwobign.sf(statistic * math.sqrt(effective_n)))
     # As scipy.stats.ks_2samp(method="asymp"): the one-sample law at the effective size.
     return statistic, float(stats.kstwo.sf(statistic, effective_n))
+
+
+def counts_at(ordered: np.ndarray, grid: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Counts of the sorted values `ordered` that are <= and < each point of `grid`."""
+    return (
+        np.searchsorted(ordered, grid, side="right"),
+        np.searchsorted(ordered, grid, side="left"),
+    )
 
 
 def missing_p_value(
