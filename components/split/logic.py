@@ -62,3 +62,27 @@ def row_keys(frame: pd.DataFrame) -> np.ndarray:
             index=False,
         ).to_numpy()
     )
+
+
+def split_by_time(
+    frame: pd.DataFrame, time_column: str, test_size: float
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(train, test) of a forecast: the test split is the latest `test_size` share of the
+    distinct times, across all series, so every test row comes strictly after every training
+    row. Both come sorted by time (stable: series keep their order)."""
+    from components.features.timeseries import parse_times
+
+    if not 0.05 <= test_size <= 0.5:
+        raise BadInputError(f"test_size must be between 0.05 and 0.5; got {test_size!r}")
+    times = parse_times(frame[time_column].reset_index(drop=True), time_column)
+    distinct = np.sort(times.unique())
+    held = max(1, round(test_size * len(distinct)))
+    if held >= len(distinct):
+        raise BadInputError(
+            f"--time-column {time_column!r} has {len(distinct)} distinct time(s): too few to "
+            f"hold out the latest {test_size:.0%}"
+        )
+    cutoff = distinct[len(distinct) - held]
+    order = np.argsort(times.to_numpy(), kind="stable")
+    ordered, later = frame.iloc[order], (times >= cutoff).to_numpy()[order]
+    return ordered[~later].reset_index(drop=True), ordered[later].reset_index(drop=True)

@@ -14,8 +14,15 @@ from components.validate.logic import USED_ROLES
 
 def input_columns(schema: dict[str, Any]) -> list[str]:
     """The columns the model reads: the schema's numeric, categorical and text ones, in table
-    order."""
-    return [c["name"] for c in schema["columns"] if c["role"] in USED_ROLES]
+    order; a forecast also reads the time column, the series keys and the target (its
+    history: the lags come from it)."""
+    used = [c["name"] for c in schema["columns"] if c["role"] in USED_ROLES]
+    settings = schema.get("timeseries")
+    if not settings:
+        return used
+    needed = {settings["time_column"], *settings["series_keys"]}
+    order = [c["name"] for c in schema["columns"]]
+    return [c for c in order if c in needed or c in used] + [schema["target"]]
 
 
 def train_model(
@@ -38,6 +45,7 @@ def train_model(
         "best": {k: best[k] for k in ("model", "params", "metric", "cv_score", "cv_std")},
         "training_rows": len(train),
         "seed": seed,
+        "timeseries": schema.get("timeseries"),
         "versions": {p: version(p) for p in ("stablepipe", "scikit-learn", "pandas", "numpy")},
     }
     return model, card

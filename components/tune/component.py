@@ -49,6 +49,7 @@ def tune(
     from components.common.frames import read_frame
     from components.common.stage import stage
     from components.create_study.logic import attempt_study
+    from components.features.timeseries import model_inputs
     from components.promote.logic import champion_configuration
     from components.tune.logic import SearchData, run_worker, warm_start
 
@@ -56,10 +57,11 @@ def tune(
         if not 2 <= cv_folds <= 10:
             raise BadInputError(f"cv_folds must be between 2 and 10; got {cv_folds!r}")
         frame = read_frame(train.path)
+        steps = joblib.load(feature_steps.path)
         data = SearchData(
-            X=frame.drop(columns=[target]),
+            X=model_inputs(frame, target, steps),
             y=frame[target],
-            feature_steps=joblib.load(feature_steps.path),
+            feature_steps=steps,
             task=task,
             folds=cv_folds,
             seed=seed,

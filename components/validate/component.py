@@ -17,6 +17,10 @@ def validate(
     schema_file: str = "",
     schema_version: str = "",
     s3_endpoint: str = "",
+    time_column: str = "",
+    series_key: str = "",
+    horizon: int = 1,
+    season: int = 0,
 ) -> str:
     """Check the target suits the task; infer the schema and column roles.
 
@@ -31,6 +35,10 @@ def validate(
         schema_version: A digest of the schema file's content, computed by the caller (part of
             the cache key, so an edited file is never served from cache); not read otherwise.
         s3_endpoint: The S3 endpoint when the schema file is on S3.
+        time_column: Forecasting: the column of dates or time steps. Empty = not a forecast.
+        series_key: Forecasting: the column(s), comma-separated, that name each series.
+        horizon: Forecasting: how many steps ahead the model predicts.
+        season: Forecasting: steps per season; 0 = from the data's frequency.
 
     Returns:
         The resolved task: binary, multiclass or regression.
@@ -41,11 +49,17 @@ def validate(
     from components.common.stage import stage
     from components.validate.quality import infer_checked_schema
     from components.validate.schema_file import load_schema
+    from components.validate.timeseries import check_time_series
 
     with stage("validate") as log:
         frame = read_frame(dataset.path)
         user_schema = load_schema(schema_file, s3_endpoint) if schema_file else None
-        inferred = infer_checked_schema(frame, target, task, user_schema)
+        forecast = (
+            check_time_series(frame, target, time_column, series_key, horizon, season)
+            if time_column
+            else None
+        )
+        inferred = infer_checked_schema(frame, target, task, user_schema, forecast)
         with open(schema.path, "w", encoding="utf-8") as handle:
             json.dump(inferred, handle, indent=2)
         roles = [c["role"] for c in inferred["columns"]]

@@ -254,9 +254,11 @@ def infer_schema(
     target: str,
     task: str,
     described: list[dict[str, Any]] | None = None,
+    forecasting: bool = False,
 ) -> dict[str, Any]:
     """The schema a later run can be checked against, with the role of every column
-    (`described`: the feature columns' entries when the caller already made them)."""
+    (`described`: the feature columns' entries when the caller already made them). A
+    forecasting run needs no feature column: the target's own history gives its features."""
     if len(frame) < MIN_ROWS:
         raise BadInputError(
             f"the data has {len(frame)} rows with a target value; at least {MIN_ROWS} are needed"
@@ -264,7 +266,7 @@ def infer_schema(
     features = [c for c in frame.columns if c != target]
     columns = described if described is not None else [describe_feature(frame[n]) for n in features]
     usable = [c for c in columns if c["role"] in USED_ROLES]
-    if not usable:
+    if not usable and not forecasting:
         raise BadInputError(
             f"the data has no usable feature column besides the target {target!r}; "
             f"columns: {', '.join(repr(c) for c in features) or 'none'}"
@@ -288,7 +290,9 @@ def feature_columns(schema: dict[str, Any], role: str) -> list[str]:
     return [c["name"] for c in schema["columns"] if c["role"] == role]
 
 
-def validate(frame: pd.DataFrame, target: str, requested_task: str) -> dict[str, Any]:
+def validate(
+    frame: pd.DataFrame, target: str, requested_task: str, forecasting: bool = False
+) -> dict[str, Any]:
     """Resolve the task and infer the schema; BadInputError names the first blocking problem.
 
     The columns are described on two threads, beside the task: their counts run mostly in
@@ -299,4 +303,4 @@ def validate(frame: pd.DataFrame, target: str, requested_task: str) -> dict[str,
         entries = pool.map(describe_feature, [frame[c] for c in frame.columns if c != target])
         task = resolve_task(frame[target], requested_task)
         described = list(entries)
-    return infer_schema(frame, target, task, described)
+    return infer_schema(frame, target, task, described, forecasting)

@@ -579,11 +579,25 @@ def apply_roles(schema: dict[str, Any], reference: dict[str, Any] | None) -> dic
 
 
 def infer_checked_schema(
-    frame: pd.DataFrame, target: str, requested_task: str, user_schema: dict[str, Any] | None
+    frame: pd.DataFrame,
+    target: str,
+    requested_task: str,
+    user_schema: dict[str, Any] | None,
+    forecast: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The validate step: the task and schema of `frame`, with the roles (and the task, when
-    `auto`) of the user's schema file if there is one."""
+    `auto`) of the user's schema file if there is one. `forecast` is the checked time-series
+    setup of a forecasting run (validate.timeseries.check_time_series): the task is then
+    regression, and the schema carries the setup for the stages after it."""
     from components.validate.logic import USED_ROLES, validate
+
+    if forecast is not None:
+        if requested_task not in ("auto", "regression"):
+            raise BadInputError(
+                f"forecasting (--time-column) predicts amounts: --task must be auto or "
+                f"regression; got {requested_task!r}"
+            )
+        requested_task = "regression"
 
     from_file = ""
     if user_schema is not None:
@@ -596,10 +610,14 @@ def infer_checked_schema(
             requested_task = user_schema["task"]
             from_file = f" (task {requested_task!r} from the --schema file)"
     try:
-        schema = apply_roles(validate(frame, target, requested_task), user_schema)
+        schema = apply_roles(
+            validate(frame, target, requested_task, forecast is not None), user_schema
+        )
     except BadInputError as error:
         raise BadInputError(f"{error}{from_file}") from error
-    if not [c for c in schema["columns"] if c["role"] in USED_ROLES]:
+    if forecast is not None:
+        schema["timeseries"] = forecast
+    elif not [c for c in schema["columns"] if c["role"] in USED_ROLES]:
         raise BadInputError(
             f"the --schema file's roles leave no usable feature column besides the target "
             f"{target!r} (roles {', '.join(USED_ROLES)} are used)"

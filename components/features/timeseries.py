@@ -1,0 +1,426 @@
+"""Time-series features inside the model, and the seasonal-naive forecast it must beat.
+
+Forecasting `horizon` steps ahead, the row at time t gets features computed from the target at
+t - horizon and earlier only: lags, rolling means and spreads, the year-over-year (season-over-
+season) change, plus calendar and seasonal (Fourier) terms of t itself. There is deliberately no
+running time index: trees would tie their corrections to training-period dates they never see
+again. Time is counted in steps
+of the data's frequency (pandas period ordinals for dates, multiples of the step for numbers), so
+a gap in a series is a missing lag, never a shifted one.
+
+The fitted `TimeSeriesFeatures` keeps the last stretch of each series' training history, so the
+rows that follow training (the test period, or new data at prediction time) get their lags from
+it; rows given with their own target values extend that history. `SeasonalResidual` fits the
+model to what the seasonal-naive forecast misses, so trees, which cannot extrapolate a trend,
+start from the baseline instead of from the training range.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from pandas.api import types as ptypes
+from sklearn.base import BaseEstimator, RegressorMixin, TransformerMixin, clone
+
+from components.common.errors import BadInputError
+
+NUMBER = "number"  # the frequency of a numeric time column (years as 1990, 1991, ...)
+# Steps per season of each frequency (period alias -> steps); yearly data has no season.
+SEASONS = {"min": 60, "h": 24, "D": 7, "W": 52, "M": 12, "Q": 4, "Y": 1}
+CALENDAR = {  # calendar fields worth a feature at each frequency
+    "min": ("hour", "day_of_week"),
+    "h": ("hour", "day_of_week"),
+    "D": ("day_of_week", "month"),
+    "W": ("month",),
+    "M": ("month",),
+    "Q": ("quarter",),
+    "Y": (),
+}
+FOURIER_TERMS = 2
+SEASONAL_NAIVE = "seasonal_naive"
+
+
+def parse_times(values: pd.Series, name: str) -> pd.Series:
+    """Dates (tz-aware ones in UTC, without the zone) or numbers; BadInputError when the
+    column is neither or has gaps."""
+    if values.isna().any():
+        row = int(np.flatnonzero(values.isna().to_numpy())[0])
+        raise BadInputError(f"--time-column {name!r} has a missing value (row {row + 1})")
+    if ptypes.is_bool_dtype(values):
+        raise BadInputError(f"--time-column {name!r} holds booleans, not dates or numbers")
+    if ptypes.is_numeric_dtype(values):
+        return values.astype(float)
+    if ptypes.is_datetime64_any_dtype(values):
+        parsed = values
+    else:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            parsed = pd.to_datetime(values.astype(str), errors="coerce", format="mixed")
+        bad = parsed.isna().to_numpy()
+        if bad.any():
+            row = int(np.flatnonzero(bad)[0])
+            raise BadInputError(
+                f"--time-column {name!r} does not parse as dates or numbers: row {row + 1} "
+                f"holds {str(values.iloc[row])[:60]!r}"
+            )
+    if getattr(parsed.dt, "tz", None) is not None:
+        parsed = parsed.dt.tz_convert("UTC").dt.tz_localize(None)
+    return parsed
+
+
+def infer_frequency(times: pd.Series, keys: pd.Series | None) -> tuple[str, float]:
+    """(frequency, step): the commonest gap between consecutive times of a series. Dates get a
+    pandas period alias (h, D, W, M, Q, Y, or a multiple such as 15min); numbers get NUMBER and
+    the step."""
+    groups = [times] if keys is None else [g for _, g in times.groupby(keys, sort=False)]
+    gaps = pd.concat([g.sort_values().diff().dropna() for g in groups])
+    zero = 0.0 if ptypes.is_numeric_dtype(times) else pd.Timedelta(0)
+    gaps = gaps[gaps > zero]
+    if gaps.empty:
+        raise BadInputError("--time-column needs at least two distinct times in a series")
+    common = gaps.mode().iloc[0]
+    if ptypes.is_numeric_dtype(times):
+        return NUMBER, float(common)
+    days = common / pd.Timedelta(days=1)
+    for low, high, alias in ((27, 32, "M"), (88, 93, "Q"), (364, 367, "Y")):
+        if low <= days <= high:
+            return alias, 1.0
+    if days == 7:
+        return "W", 1.0
+    minutes = common / pd.Timedelta(minutes=1)
+    if minutes >= 1 and minutes == int(minutes):
+        for unit, size in (("D", 1440), ("h", 60), ("min", 1)):
+            if minutes % size == 0:
+                count = int(minutes // size)
+                return (unit if count == 1 else f"{count}{unit}"), 1.0
+    raise BadInputError(
+        f"--time-column gaps of {common} are not a frequency stablepipe can count in "
+        "(minutes, hours, days, weeks, months, quarters, years)"
+    )
+
+
+def season_of(frequency: str) -> int:
+    """Steps per season: a day of hours, a week of days, a year of weeks, months or quarters;
+    a multiple (15min, 2h) divides the next larger unit when it can."""
+    if frequency == NUMBER:
+        return 1
+    unit = frequency.lstrip("0123456789")
+    count = int(frequency[: len(frequency) - len(unit)] or 1)
+    per_unit = SEASONS[unit]
+    if unit == "min":  # minutes: a day's worth
+        per_unit = 1440
+    return per_unit // count if per_unit % count == 0 else 1
+
+
+def time_steps(times: pd.Series, frequency: str, step: float) -> np.ndarray:
+    """Integer step numbers: period ordinals of dates, multiples of `step` for numbers."""
+    if frequency == NUMBER:
+        ratio = times.to_numpy(dtype=float) / step
+        return np.round(ratio).astype(np.int64)
+    return np.asarray(pd.PeriodIndex(times, freq=frequency).asi8, dtype=np.int64)
+
+
+class TimeSeriesFeatures(TransformerMixin, BaseEstimator):
+    """Lags, rolling windows and calendar terms of the target for a `horizon`-step forecast.
+
+    Takes the table with the target column in it (the history; missing where a value is to be
+    forecast) and returns the other columns plus the features, without the target and time.
+    """
+
+    def __init__(
+        self,
+        target: str = "",
+        time_column: str = "",
+        series_keys: tuple[str, ...] = (),
+        horizon: int = 1,
+        season: int = 1,
+        frequency: str = NUMBER,
+        step: float = 1.0,
+    ) -> None:
+        self.target = target
+        self.time_column = time_column
+        self.series_keys = series_keys
+        self.horizon = horizon
+        self.season = season
+        self.frequency = frequency
+        self.step = step
+
+    # --- the feature plan -------------------------------------------------------------------
+    @property
+    def base_offset(self) -> int:
+        """How far back the seasonal-naive forecast looks: the same point of the latest season
+        at least `horizon` steps back."""
+        return self.season * math.ceil(self.horizon / self.season)
+
+    def lag_offsets(self) -> list[int]:
+        recent = 12 if self.season == 1 else max(3, min(self.season, 12))
+        lags = {self.horizon + j for j in range(recent)}
+        if self.season > 1:
+            lags |= {self.base_offset, self.base_offset + self.season}
+        return sorted(lags)
+
+    def windows(self) -> list[int]:
+        return sorted({4, max(4, min(self.season, 52))} | ({12} if self.season == 1 else set()))
+
+    def calendar_fields(self) -> tuple[str, ...]:
+        if self.frequency == NUMBER:
+            return ()
+        return CALENDAR[self.frequency.lstrip("0123456789")]
+
+    def feature_names(self) -> list[str]:
+        """The columns `transform` adds (all numeric), in order."""
+        names = [SEASONAL_NAIVE, "seasonal_change"]
+        names += [f"lag_{o}" for o in self.lag_offsets()]
+        for w in self.windows():
+            names += [f"mean_{w}", f"std_{w}"]
+        names += [f"time_{field}" for field in self.calendar_fields()]
+        if self.season > 1:
+            for k in range(1, FOURIER_TERMS + 1):
+                names += [f"season_sin{k}", f"season_cos{k}"]
+        return names
+
+    def history_needed(self) -> int:
+        """The most steps any feature looks back."""
+        longest = max(self.lag_offsets() + [self.horizon + w - 1 for w in self.windows()])
+        return max(longest, self.horizon + self.base_offset)
+
+    # --- fitting ----------------------------------------------------------------------------
+    def series_codes(self, X: pd.DataFrame) -> np.ndarray:
+        if not self.series_keys:
+            return np.zeros(len(X), dtype=object)
+        keys = X[list(self.series_keys)].astype(str)
+        return np.asarray(keys.agg("\x1f".join, axis=1), dtype=object)
+
+    def observed(self, X: pd.DataFrame, y: Any = None) -> pd.DataFrame:
+        """(series, step, time, value) of X's rows: the target column, else `y`."""
+        missing = [c for c in (self.time_column, *self.series_keys) if c not in X.columns]
+        if missing:
+            raise BadInputError(
+                f"time-series input lacks the column(s) {missing}; it needs the time column, "
+                "the series keys and the target's recent history"
+            )
+        times = parse_times(X[self.time_column].reset_index(drop=True), self.time_column)
+        if self.target in X.columns:
+            values = pd.to_numeric(X[self.target], errors="coerce").to_numpy(dtype=float)
+        elif y is not None:
+            values = np.asarray(y, dtype=float)
+        else:
+            values = np.full(len(X), np.nan)
+        return pd.DataFrame(
+            {
+                "series": self.series_codes(X),
+                "step": time_steps(times, self.frequency, self.step),
+                "time": times.to_numpy(),
+                "value": values,
+            }
+        )
+
+    def fit(self, X: pd.DataFrame, y: Any = None) -> TimeSeriesFeatures:
+        """Keep the last `history_needed()` steps of each series (values known only)."""
+        rows = self.observed(X, y)
+        rows = rows[np.isfinite(rows["value"].to_numpy())]
+        last = rows.groupby("series")["step"].transform("max")
+        tail = rows[rows["step"] > last - self.history_needed()]
+        self.history_series_ = tail["series"].to_numpy(dtype=object)
+        self.history_steps_ = tail["step"].to_numpy(dtype=np.int64)
+        self.history_values_ = tail["value"].to_numpy(dtype=float)
+        self.n_features_in_ = X.shape[1]
+        self.feature_names_in_ = np.asarray(X.columns, dtype=object)
+        return self
+
+    # --- transforming -----------------------------------------------------------------------
+    def lookup(self, rows: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The history (kept tail + rows with values; a row's own value wins) as sorted keys,
+        values, and each row's key. Series become blocks of a common integer axis."""
+        names = pd.Index(np.concatenate([self.history_series_, rows["series"].to_numpy()]))
+        codes, _ = pd.factorize(names)
+        kept = len(self.history_series_)
+        lowest = min(int(self.history_steps_.min(initial=0)), int(rows["step"].min()))
+        span = max(int(self.history_steps_.max(initial=0)), int(rows["step"].max())) - lowest + 1
+        block = span + self.history_needed() + 1
+        keys = (
+            codes.astype(np.int64) * block
+            + np.concatenate([self.history_steps_, rows["step"].to_numpy()])
+            - lowest
+        )
+        values = np.concatenate([self.history_values_, rows["value"].to_numpy()])
+        known = np.isfinite(values)
+        known[:kept] &= ~np.isin(keys[:kept], keys[kept:])  # rows override the kept tail
+        frame = pd.DataFrame({"key": keys[known], "value": values[known]})
+        frame = frame.drop_duplicates("key", keep="last").sort_values("key")
+        offsets_in_block = keys[kept:] - codes[kept:].astype(np.int64) * block
+        return (
+            frame["key"].to_numpy(),
+            frame["value"].to_numpy(),
+            np.stack([keys[kept:], offsets_in_block]),
+        )
+
+    def lagged(
+        self, sorted_keys: np.ndarray, values: np.ndarray, row_keys: np.ndarray, offset: int
+    ) -> np.ndarray:
+        """Each row's target `offset` steps back, NaN where the history lacks it."""
+        wanted = row_keys[0] - offset
+        inside = row_keys[1] >= offset  # never reach into the previous series' block
+        where = np.clip(np.searchsorted(sorted_keys, wanted), 0, max(len(sorted_keys) - 1, 0))
+        found = inside & (len(sorted_keys) > 0)
+        if len(sorted_keys):
+            found &= sorted_keys[where] == wanted
+        out = np.full(len(wanted), np.nan)
+        out[found] = values[where[found]]
+        return out
+
+    def features(self, X: pd.DataFrame) -> pd.DataFrame:
+        """The added columns, in `feature_names()` order, for X's rows."""
+        rows = self.observed(X)
+        sorted_keys, values, row_keys = self.lookup(rows)
+        cache: dict[int, np.ndarray] = {}
+
+        def lag(offset: int) -> np.ndarray:
+            if offset not in cache:
+                cache[offset] = self.lagged(sorted_keys, values, row_keys, offset)
+            return cache[offset]
+
+        out: dict[str, np.ndarray] = {
+            SEASONAL_NAIVE: lag(self.base_offset),
+            "seasonal_change": lag(self.horizon) - lag(self.horizon + self.base_offset),
+        }
+        for offset in self.lag_offsets():
+            out[f"lag_{offset}"] = lag(offset)
+        with warnings.catch_warnings():  # a window with no known value: NaN, imputed later
+            warnings.simplefilter("ignore", RuntimeWarning)
+            for w in self.windows():
+                window = np.stack([lag(self.horizon + j) for j in range(w)])
+                out[f"mean_{w}"] = np.nanmean(window, axis=0)
+                out[f"std_{w}"] = np.nanstd(window, axis=0)
+        steps = rows["step"].to_numpy()
+        times = pd.Series(rows["time"].to_numpy())
+        for field in self.calendar_fields():
+            out[f"time_{field}"] = getattr(times.dt, field).to_numpy(dtype=float)
+        if self.season > 1:
+            phase = 2 * np.pi * np.mod(steps, self.season) / self.season
+            for k in range(1, FOURIER_TERMS + 1):
+                out[f"season_sin{k}"] = np.sin(k * phase)
+                out[f"season_cos{k}"] = np.cos(k * phase)
+        return pd.DataFrame(out, index=X.index)
+
+    def transform(self, X: pd.DataFrame) -> pd.DataFrame:
+        added = self.features(X)
+        kept = X.drop(columns=[c for c in (self.target, self.time_column) if c in X.columns])
+        return pd.concat([kept, added], axis=1)
+
+    def history_frame(self) -> pd.DataFrame:
+        """The kept history as input rows (time, series keys, target): what another
+        forecasting model of the same series can be given as context."""
+        steps = self.history_steps_
+        if self.frequency == NUMBER:
+            times: Any = steps * self.step
+        else:
+            periods = pd.PeriodIndex.from_ordinals(steps, freq=self.frequency)  # type: ignore[attr-defined]
+            times = periods.to_timestamp()
+        frame = pd.DataFrame({self.time_column: times})
+        if self.series_keys:
+            parts = pd.Series(self.history_series_).str.split("\x1f", expand=True)
+            for position, key in enumerate(self.series_keys):
+                frame[key] = parts[position].to_numpy()
+        frame[self.target] = self.history_values_
+        return frame
+
+    def missing_history(self, X: pd.DataFrame) -> np.ndarray:
+        """Rows whose seasonal-naive value (the oldest look-back every forecast needs) is
+        not in the history: their forecasts would rest on imputed lags."""
+        return np.asarray(np.isnan(self.features(X)[SEASONAL_NAIVE].to_numpy()))
+
+    def get_feature_names_out(self, input_features: Any = None) -> np.ndarray:
+        given = self.feature_names_in_ if input_features is None else input_features
+        kept = [c for c in given if c not in (self.target, self.time_column)]
+        return np.asarray([*kept, *self.feature_names()], dtype=object)
+
+
+class SeasonalResidual(RegressorMixin, BaseEstimator):
+    """A regressor fitted to the target minus the seasonal-naive forecast (the column
+    SEASONAL_NAIVE of its input), predicting that forecast plus the fitted correction.
+
+    Training rows without a seasonal-naive value (the first season of a series) are left out
+    of fitting; at prediction time such rows fall back to the latest lag, else the training
+    mean, so the output is always a number."""
+
+    def __init__(self, regressor: Any = None) -> None:
+        self.regressor = regressor
+
+    @staticmethod
+    def base(X: pd.DataFrame, fallback: float) -> np.ndarray:
+        base = X[SEASONAL_NAIVE].to_numpy(dtype=float).copy()
+        lags = sorted((c for c in X.columns if str(c).startswith("lag_")), key=lambda c: int(c[4:]))
+        for column in lags:
+            gap = np.isnan(base)
+            if not gap.any():
+                break
+            base[gap] = X[column].to_numpy(dtype=float)[gap]
+        base[np.isnan(base)] = fallback
+        return base
+
+    def fit(self, X: pd.DataFrame, y: Any) -> SeasonalResidual:
+        target = np.asarray(y, dtype=float)
+        usable = ~np.isnan(X[SEASONAL_NAIVE].to_numpy(dtype=float))
+        if usable.sum() < 2:
+            raise BadInputError(
+                f"only {int(usable.sum())} training row(s) have a full season of history "
+                "before them; give a longer series or a shorter --horizon/--season"
+            )
+        self.fallback_ = float(np.mean(target[usable]))
+        residual = target[usable] - X[SEASONAL_NAIVE].to_numpy(dtype=float)[usable]
+        self.regressor_ = clone(self.regressor).fit(X[usable], residual)
+        return self
+
+    def predict(self, X: pd.DataFrame) -> np.ndarray:
+        return np.asarray(self.regressor_.predict(X), dtype=float) + self.base(X, self.fallback_)
+
+
+def forecasting_step(model: Any) -> TimeSeriesFeatures | None:
+    """The fitted or unfitted TimeSeriesFeatures at the head of a pipeline, if any."""
+    steps = getattr(model, "named_steps", {})
+    step = steps.get("timeseries") if hasattr(steps, "get") else None
+    return step if isinstance(step, TimeSeriesFeatures) else None
+
+
+def seasonal_naive(model: Any, X: pd.DataFrame) -> np.ndarray:
+    """The seasonal-naive forecast of X's rows, from the model's own history (the baseline
+    a forecasting model is reported against); NaN where the history lacks it."""
+    step = forecasting_step(model)
+    if step is None:
+        raise ValueError("not a forecasting model")
+    return np.asarray(step.features(X)[SEASONAL_NAIVE].to_numpy(dtype=float))
+
+
+def model_inputs(frame: pd.DataFrame, target: str, steps: Any) -> pd.DataFrame:
+    """What a pipeline is fitted on: the table without the target, except for a forecasting
+    pipeline, whose lags are computed from the target column."""
+    return frame if forecasting_step(steps) is not None else frame.drop(columns=[target])
+
+
+def with_forecasting(schema: dict[str, Any], preprocessor: Any) -> Any:
+    """The preprocessor, behind the forecasting step when the schema describes a forecast."""
+    from sklearn.pipeline import Pipeline
+
+    settings = schema.get("timeseries")
+    if not settings:
+        return preprocessor
+    step = from_settings(settings, schema["target"])
+    return Pipeline([("timeseries", step), ("preprocess", preprocessor)])
+
+
+def from_settings(settings: dict[str, Any], target: str) -> TimeSeriesFeatures:
+    """The transformer a schema's `timeseries` entry describes."""
+    return TimeSeriesFeatures(
+        target=target,
+        time_column=settings["time_column"],
+        series_keys=tuple(settings["series_keys"]),
+        horizon=int(settings["horizon"]),
+        season=int(settings["season"]),
+        frequency=str(settings["frequency"]),
+        step=float(settings["step"]),
+    )
