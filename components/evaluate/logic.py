@@ -199,6 +199,16 @@ def judge(
             challenger,
             champion_version=champion.version,
         )
+    if champion.pipeline is None:  # a legacy pickle: never unpickled, so it cannot be scored
+        return Verdict(
+            "promote",
+            f"the champion {champion.version} is {champion.refused}, which this stablepipe "
+            "does not load, so it cannot be compared: the new model replaces it (the old "
+            "version stays in the registry)",
+            metric,
+            challenger,
+            champion_version=champion.version,
+        )
     missing = [c for c in card["input_columns"] if c not in test.columns]
     if missing:
         return Verdict(

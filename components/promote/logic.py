@@ -19,6 +19,7 @@ overwrite each other's files; the pointer names whichever promotion finished las
 from __future__ import annotations
 
 import json
+import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -26,7 +27,14 @@ from typing import Any
 
 from components.common.errors import BadInputError
 from components.common.storage import Storage, open_storage
-from components.train.model_io import LoadedModel, load_model
+from components.train.model_io import (
+    CARD_FILE,
+    LEGACY_MODEL_FILE,
+    LegacyModelError,
+    LoadedModel,
+    load_model,
+    read_card,
+)
 
 POINTER = "champion.json"
 COMPLETE = "version.json"
@@ -40,20 +48,30 @@ def champion_pointer(registry: str | Path, endpoint: str = "") -> dict[str, Any]
     return dict(json.loads(store.get_bytes(POINTER)))
 
 
-def load_version(store: Storage, version: str) -> LoadedModel:
+def load_version(store: Storage, version: str, legacy_ok: bool = False) -> LoadedModel:
+    """A registry version's model. With `legacy_ok`, a legacy pickle (model.joblib) comes back
+    unloaded: its card, no pipeline, and why in `refused`; otherwise LegacyModelError."""
     with tempfile.TemporaryDirectory(prefix="stablepipe-model-") as scratch:
         store.get_dir(f"versions/{version}/model", scratch)
-        model = load_model(scratch)
+        try:
+            model = load_model(scratch, shown=store.uri_of(f"versions/{version}/model"))
+        except LegacyModelError:
+            if not legacy_ok:
+                raise
+            reason = f"{LEGACY_MODEL_FILE} (a pickle from an earlier stablepipe)"
+            model = LoadedModel(pipeline=None, card=read_card(scratch), refused=reason)
     model.version = version
     return model
 
 
 def load_champion(registry: str | Path, endpoint: str = "") -> LoadedModel | None:
-    """The current champion model, or None when the registry has none."""
+    """The current champion model, or None when the registry has none. A legacy champion
+    (model.joblib, never unpickled) comes back with its card and no pipeline: evaluate cannot
+    score it and lets the new model replace it."""
     pointer = champion_pointer(registry, endpoint)
     if pointer is None:
         return None
-    return load_version(open_storage(str(registry), endpoint), pointer["version"])
+    return load_version(open_storage(str(registry), endpoint), pointer["version"], legacy_ok=True)
 
 
 def champion_configuration(
@@ -65,7 +83,7 @@ def champion_configuration(
     if pointer is None:
         return None
     store = open_storage(str(registry), endpoint)
-    card = json.loads(store.get_bytes(f"versions/{pointer['version']}/model/model.json"))
+    card = json.loads(store.get_bytes(f"versions/{pointer['version']}/model/{CARD_FILE}"))
     if card.get("target") != target or card.get("task") != task:
         return None
     return dict(card.get("best", {})) or None
@@ -73,17 +91,41 @@ def champion_configuration(
 
 def fetch_model(location: str, endpoint: str = "") -> LoadedModel:
     """A model from a run's model folder, `<registry>/champion`, or the same on S3."""
-    parent, _, name = location.rstrip("/").rpartition("/")
-    if name == "champion" and not Path(location).exists():
+    if not is_champion(location) and not location.startswith("s3://"):
+        return load_model(location)
+    with tempfile.TemporaryDirectory(prefix="stablepipe-model-") as scratch:
+        return download_model(location, Path(scratch) / "model", endpoint)
+
+
+def is_champion(location: str) -> bool:
+    """`<registry>/champion` names the registry's current champion (unless such a folder
+    exists)."""
+    return location.rstrip("/").rpartition("/")[2] == "champion" and not Path(location).exists()
+
+
+def download_model(location: str, folder: str | Path, endpoint: str = "") -> LoadedModel:
+    """Copy a model (a run's model folder, `<registry>/champion`, or the same on S3) into the
+    new local `folder` and load it from there (`version` is set for a registry's champion)."""
+    version = None
+    if is_champion(location):
+        parent = location.rstrip("/").rpartition("/")[0]
         pointer = champion_pointer(parent, endpoint)
         if pointer is None:
             raise BadInputError(f"--model: the registry {parent!r} has no champion yet")
-        return load_version(open_storage(parent, endpoint), pointer["version"])
-    if location.startswith("s3://"):
-        with tempfile.TemporaryDirectory(prefix="stablepipe-model-") as scratch:
-            open_storage(location, endpoint).get_dir("", scratch)
-            return load_model(scratch)
-    return load_model(location)
+        version, store = str(pointer["version"]), open_storage(parent, endpoint)
+        shown = store.uri_of(f"versions/{version}/model")
+        store.get_dir(f"versions/{version}/model", str(folder))
+    elif location.startswith("s3://"):
+        shown = location
+        open_storage(location, endpoint).get_dir("", str(folder))
+    else:
+        shown = location
+        if not Path(location).is_dir():
+            raise BadInputError(f"--model must be a model folder; got {location!r}")
+        shutil.copytree(location, folder)
+    model = load_model(folder, shown=shown)
+    model.version = version
+    return model
 
 
 def model_card(version: str, card: dict[str, Any], evaluation: dict[str, Any]) -> str:
@@ -116,7 +158,7 @@ def promote(
     store = open_storage(str(registry), endpoint)
     for name, content in (attachments or {}).items():
         store.put_bytes(content, f"versions/{version}/{name}")
-    card = json.loads((Path(model_dir) / "model.json").read_text(encoding="utf-8"))
+    card = read_card(model_dir)
     store.put_dir(model_dir, f"versions/{version}/model")
     store.put_bytes(
         json.dumps(evaluation, indent=2).encode(), f"versions/{version}/evaluation.json"

@@ -22,7 +22,7 @@ def train(
         best: The best configuration found by the search.
         schema: The validated schema (target, task, input columns).
         seed: Random seed of the estimator.
-        model: Folder with the fitted Pipeline (model.joblib) and its card (model.json).
+        model: Folder with the fitted Pipeline (model.skops) and its card (model.json).
     """
     import json
 

@@ -200,7 +200,7 @@ def test_search_components_share_one_study(stages: dict[str, Any]) -> None:
 
 def test_train_evaluate_promote_components(stages: dict[str, Any]) -> None:
     model_dir = Path(stages["model"].path)
-    assert (model_dir / "model.joblib").is_file() and (model_dir / "model.json").is_file()
+    assert (model_dir / "model.skops").is_file() and (model_dir / "model.json").is_file()
     assert stages["decision"] == "promote"
     assert set(stages["metrics"].metadata) == {"roc_auc", "accuracy", "f1_macro", "log_loss"}
     assert "<img" in Path(stages["report"].path).read_text()
