@@ -150,7 +150,11 @@ def build_parser() -> OneLineParser:
         help="a model folder (runs/<run_id>/model) or <registry>/<name>/champion",
     )
     predict.add_argument("--data", required=True, help="CSV/TSV/Parquet file of rows to score")
-    predict.add_argument("--output", required=True, help="CSV file to write")
+    predict.add_argument(
+        "--output",
+        required=True,
+        help="file to write: Parquet for a .parquet name (exact values), else CSV",
+    )
     predict.add_argument(
         "--s3-endpoint", default=DEFAULT_S3_ENDPOINT, help="S3 endpoint for s3:// models or data"
     )
@@ -242,26 +246,16 @@ def command_compile(args: argparse.Namespace) -> int:
 
 def command_predict(args: argparse.Namespace) -> int:
     from components.ingest.logic import read_table
+    from components.predict.logic import score_rows, write_predictions
     from components.promote.logic import fetch_model
-    from components.train.model_io import model_input, predict_frame
 
     output = Path(args.output)
     if not output.parent.is_dir() or output.is_dir():
         raise BadInputError(f"--output must be a file in an existing folder; got {args.output!r}")
     model = fetch_model(args.model, args.s3_endpoint)
     frame = read_table(args.data, args.s3_endpoint)
-    try:
-        predictions = predict_frame(
-            model.pipeline, model_input(frame, model.card), model.card["task"]
-        )
-    except (ValueError, TypeError) as error:  # e.g. text in a column trained as numeric
-        detail = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise BadInputError(
-            f"--data {args.data!r} cannot be scored by the model: {detail}"
-        ) from error
-    partial = output.with_name(output.name + ".partial")
-    predictions.to_csv(partial, index=False)
-    partial.replace(output)
+    predictions = score_rows(model, frame, f"--data {args.data!r}")
+    write_predictions(predictions, output)
     print(f"wrote {len(predictions)} predictions to {output}", file=sys.stderr)
     return EXIT_OK
 

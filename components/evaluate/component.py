@@ -18,6 +18,7 @@ def evaluate(
     classification_metrics: Output[ClassificationMetrics],
     report: Output[HTML],
     evaluation: Output[Artifact],
+    test_predictions: Output[Dataset],
     confidence: float = 0.95,
 ) -> str:
     """Score the model on the held-out test split and judge it against the champion.
@@ -39,25 +40,30 @@ def evaluate(
         classification_metrics: Confusion matrix and (binary) ROC curve.
         report: The HTML report with plots.
         evaluation: JSON with the test metrics and the promotion verdict.
+        test_predictions: The model's predictions for the test split's rows, in their order
+            (Parquet, the columns `stablepipe predict` writes): what serving the model gives.
 
     Returns:
         "promote" or "keep": the verdict promotion is gated on.
     """
     import json
 
-    from components.common.frames import read_frame
+    from components.common.frames import read_frame, write_frame
     from components.common.stage import stage
     from components.create_study.logic import load_study
     from components.evaluate.logic import evaluate_run
+    from components.predict.logic import score_rows
     from components.promote.logic import load_champion
+    from components.train.model_io import load_model
 
     with stage("evaluate") as log:
         with open(best.path, encoding="utf-8") as handle:
             best_config = json.load(handle)
         studies = [load_study(study.path, name) for name in best_config["studies"]]
+        test_split = read_frame(test.path)
         result = evaluate_run(
             model.path,
-            read_frame(test.path),
+            test_split,
             studies,
             best_config,
             load_champion(registry, s3_endpoint),
@@ -76,5 +82,7 @@ def evaluate(
             handle.write(result.report_html)
         with open(evaluation.path, "w", encoding="utf-8") as handle:
             json.dump(result.as_dict(), handle, indent=2)
+        # through the serving path (the model file loaded again, as predict loads it)
+        write_frame(score_rows(load_model(model.path), test_split, "test"), test_predictions.path)
         log.log("evaluated", decision=result.verdict.decision, **result.metrics)
         return result.verdict.decision
