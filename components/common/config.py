@@ -20,7 +20,12 @@ MAX_SEED = 2**32 - 64
 MAX_WORKERS = 16  # parallel search workers of one run (the ParallelFor's parallelism)
 TASKS = ("binary", "multiclass", "regression")
 TASK_CHOICES = ("auto", *TASKS)
-FEATURE_CHOICES = ("none", "pca")
+# after preprocessing: nothing, a variance filter, PCA, truncated SVD (takes sparse input) or a
+# selection by a seeded tree ensemble's feature importances
+FEATURE_CHOICES = ("none", "variance", "pca", "svd", "select")
+TEXT_VECTORIZER_CHOICES = ("tfidf", "hashing")
+MAX_TEXT_WORD_NGRAMS = 4
+MAX_TEXT_CHAR_NGRAMS = 8
 OUTLIER_CHOICES = ("clip", "none")
 SCALING_CHOICES = ("standard", "robust", "none")
 HEADER_CHOICES = ("auto", "yes", "no")
@@ -61,9 +66,22 @@ class RunConfig:
     max_categories: int = 20
     features: str = "none"
     pca_variance: float = 0.95
+    svd_components: int = 100
+    variance_threshold: float = 0.0
+    # text columns: TF-IDF (or hashed) word and character n-grams, SVD for non-linear models
+    text_vectorizer: str = "tfidf"
+    text_word_ngrams: int = 2
+    text_char_ngrams: int = 5
+    text_max_terms: int = 20000
+    text_components: int = 100
     min_improvement: float = 0.0
     confidence: float = 0.95
     cache: bool = True
+    # forecasting: the time column, optional series keys (comma-separated), steps ahead
+    time_column: str = ""
+    series_key: str = ""
+    horizon: int = 1
+    season: int = 0  # steps per season; 0 = from the data's frequency
 
     def model_entry(self) -> str:
         """The registry entry's name: --model-name, else the target's name made path-safe."""
@@ -180,6 +198,41 @@ def check_config(config: RunConfig) -> RunConfig:
             f"--pca-variance must be between 0 and 1; got {config.pca_variance!r}",
         ),
         (
+            config.svd_components >= 1,
+            f"--svd-components must be at least 1; got {config.svd_components!r}",
+        ),
+        (
+            config.variance_threshold >= 0,
+            f"--variance-threshold must be 0 or more; got {config.variance_threshold!r}",
+        ),
+        (
+            config.text_vectorizer in TEXT_VECTORIZER_CHOICES,
+            f"--text-vectorizer must be one of {', '.join(TEXT_VECTORIZER_CHOICES)}; "
+            f"got {config.text_vectorizer!r}",
+        ),
+        (
+            0 <= config.text_word_ngrams <= MAX_TEXT_WORD_NGRAMS,
+            f"--text-word-ngrams must be between 0 (no word n-grams) and {MAX_TEXT_WORD_NGRAMS}; "
+            f"got {config.text_word_ngrams!r}",
+        ),
+        (
+            config.text_char_ngrams == 0 or 2 <= config.text_char_ngrams <= MAX_TEXT_CHAR_NGRAMS,
+            f"--text-char-ngrams must be 0 (no character n-grams) or between 2 and "
+            f"{MAX_TEXT_CHAR_NGRAMS}; got {config.text_char_ngrams!r}",
+        ),
+        (
+            config.text_word_ngrams > 0 or config.text_char_ngrams > 0,
+            "--text-word-ngrams and --text-char-ngrams cannot both be 0 (no text features)",
+        ),
+        (
+            config.text_max_terms >= 2,
+            f"--text-max-terms must be at least 2; got {config.text_max_terms!r}",
+        ),
+        (
+            config.text_components >= 1,
+            f"--text-components must be at least 1; got {config.text_components!r}",
+        ),
+        (
             config.min_improvement >= 0,
             f"--min-improvement must be >= 0; got {config.min_improvement!r}",
         ),
@@ -205,6 +258,18 @@ def check_config(config: RunConfig) -> RunConfig:
             not (config.table and config.query),
             f"give --table or --query, not both; got --table {config.table!r} and --query "
             f"{config.query!r}",
+        ),
+        (
+            config.horizon >= 1,
+            f"--horizon must be a positive number of steps; got {config.horizon!r}",
+        ),
+        (
+            config.season >= 0,
+            f"--season must be 0 (from the frequency) or more; got {config.season!r}",
+        ),
+        (
+            bool(config.time_column) or not config.series_key,
+            f"--series-key needs --time-column; got --series-key {config.series_key!r}",
         ),
         (
             not config.window or config.incremental,
