@@ -14,6 +14,11 @@ def preprocess(
     scaling: str,
     max_categories: int,
     preprocessor: Output[Model],
+    text_vectorizer: str = "tfidf",
+    text_word_ngrams: int = 2,
+    text_char_ngrams: int = 5,
+    text_max_terms: int = 20000,
+    text_components: int = 100,
 ):
     """Build the imputing, outlier-clipping, scaling and encoding transformer; fit it on train.
 
@@ -25,6 +30,12 @@ def preprocess(
         scaling: standard, robust or none.
         max_categories: Most one-hot columns per categorical column; rarer values share one.
         preprocessor: The fitted scikit-learn ColumnTransformer (joblib).
+        text_vectorizer: Text columns' terms: tfidf (a vocabulary) or hashing (none kept).
+        text_word_ngrams: Longest word n-gram of text columns (0: no word n-grams).
+        text_char_ngrams: Longest character n-gram of text columns, from 2 (0: none).
+        text_max_terms: Term columns per kind of n-gram (the vocabulary's or the hash's size).
+        text_components: Dimensions text is reduced to by SVD for non-linear models (linear
+            models take the sparse terms).
     """
     import json
 
@@ -32,14 +43,26 @@ def preprocess(
 
     from components.common.frames import read_frame
     from components.common.stage import stage
+    from components.features.timeseries import model_inputs, with_forecasting
     from components.preprocess.logic import build_preprocessor
 
     with stage("preprocess") as log:
         with open(schema.path, encoding="utf-8") as handle:
             table_schema = json.load(handle)
         frame = read_frame(train.path)
-        transformer = build_preprocessor(table_schema, outliers, scaling, max_categories)
-        transformed = transformer.fit_transform(frame.drop(columns=[target]))
+        columns = build_preprocessor(
+            table_schema,
+            outliers,
+            scaling,
+            max_categories,
+            text_vectorizer=text_vectorizer,
+            text_word_ngrams=text_word_ngrams,
+            text_char_ngrams=text_char_ngrams,
+            text_max_terms=text_max_terms,
+            text_components=text_components,
+        )
+        transformer = with_forecasting(table_schema, columns)
+        transformed = transformer.fit_transform(model_inputs(frame, target, transformer))
         joblib.dump(transformer, preprocessor.path)
         facts = {
             "rows": len(frame),

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from sklearn.base import BaseEstimator, TransformerMixin
+from sklearn.base import BaseEstimator, TransformerMixin, clone
 from sklearn.compose import ColumnTransformer
 from sklearn.impute import SimpleImputer
 from sklearn.pipeline import Pipeline
@@ -26,7 +26,7 @@ from sklearn.preprocessing import (
 
 from components.common.config import OUTLIER_CHOICES, SCALING_CHOICES
 from components.common.errors import BadInputError
-from components.features.text import TextFeatures
+from components.features.text import TextFeatures, check_text_options
 from components.validate.logic import feature_columns
 
 MISSING_CATEGORY = "__missing__"
@@ -78,19 +78,41 @@ def as_category_strings(frame: pd.DataFrame) -> pd.DataFrame:
     return frame.astype("string").fillna(MISSING_CATEGORY).astype(object)
 
 
+def numeric_columns(schema: dict[str, Any]) -> list[str]:
+    """The schema's numeric columns; in a forecast, without the time column (it becomes
+    calendar terms) and with the lag and window features the forecasting step adds."""
+    from components.features.timeseries import from_settings
+
+    numeric = feature_columns(schema, "numeric")
+    settings = schema.get("timeseries")
+    if not settings:
+        return numeric
+    added = from_settings(settings, schema["target"]).feature_names()
+    return [c for c in numeric if c != settings["time_column"]] + added
+
+
 def build_preprocessor(
     schema: dict[str, Any],
     outliers: str = "clip",
     scaling: str = "standard",
     max_categories: int = 20,
+    text_vectorizer: str = "tfidf",
+    text_word_ngrams: int = 2,
+    text_char_ngrams: int = 5,
+    text_max_terms: int = 20000,
+    text_components: int = 100,
 ) -> ColumnTransformer:
-    """An unfitted transformer for the schema's numeric, categorical and text columns."""
+    """An unfitted transformer for the schema's numeric, categorical and text columns (each
+    text column through its own TextFeatures with the `text_*` options)."""
     if outliers not in OUTLIER_CHOICES:
         raise BadInputError(f"outliers must be one of {OUTLIER_CHOICES}; got {outliers!r}")
     if scaling not in SCALING_CHOICES:
         raise BadInputError(f"scaling must be one of {SCALING_CHOICES}; got {scaling!r}")
     if max_categories < 2:
         raise BadInputError(f"max_categories must be at least 2; got {max_categories!r}")
+    check_text_options(text_vectorizer, text_word_ngrams, text_char_ngrams, text_max_terms)
+    if text_components < 1:
+        raise BadInputError(f"text_components must be at least 1; got {text_components!r}")
     # Clip before imputing: the fences come from observed values only, and the missing-value
     # indicators the imputer adds are never clipped.
     numeric_steps: list[tuple[str, Any]] = (
@@ -120,10 +142,19 @@ def build_preprocessor(
             ),
         ]
     )
-    text = [(f"text_{name}", TextFeatures(), [name]) for name in feature_columns(schema, "text")]
+    text_features = TextFeatures(
+        components=text_components,
+        max_terms=text_max_terms,
+        vectorizer=text_vectorizer,
+        word_ngrams=text_word_ngrams,
+        char_ngrams=text_char_ngrams,
+    )
+    text = [
+        (f"text_{name}", clone(text_features), [name]) for name in feature_columns(schema, "text")
+    ]
     return ColumnTransformer(
         [
-            ("numeric", Pipeline(numeric_steps), feature_columns(schema, "numeric")),
+            ("numeric", Pipeline(numeric_steps), numeric_columns(schema)),
             ("categorical", categorical, feature_columns(schema, "categorical")),
             *text,
         ],
