@@ -1,27 +1,122 @@
-"""Features: what follows preprocessing inside the model (pass-through by default, or PCA)."""
+"""Features: what follows preprocessing inside the model. Pass-through by default; for wide
+data a variance filter, PCA, truncated SVD or a model-based selection of columns. Each is fitted
+on the training rows only (inside every cross-validation fold of the search, too)."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from sklearn.decomposition import PCA
+import numpy as np
+from sklearn.base import BaseEstimator, TransformerMixin
+from sklearn.decomposition import PCA, TruncatedSVD
+from sklearn.ensemble import ExtraTreesClassifier, ExtraTreesRegressor
+from sklearn.feature_selection import SelectFromModel, VarianceThreshold
 from sklearn.pipeline import Pipeline
 
-from components.common.config import FEATURE_CHOICES
+from components.common.config import FEATURE_CHOICES, TASKS
 from components.common.errors import BadInputError
 
+# Trees of the ensemble whose impurity importances pick the columns `select` keeps.
+SELECTION_TREES = 100
 
-def build_features(method: str, pca_variance: float, seed: int) -> Any:
-    """'passthrough' or a seeded PCA keeping `pca_variance` of the variance."""
+
+class LatentComponents(TransformerMixin, BaseEstimator):
+    """Seeded truncated SVD to at most `n_components` dimensions: fewer when the input has
+    fewer columns or rows (scikit-learn's TruncatedSVD refuses those), so one setting serves
+    every fold and data set. Unlike PCA it does not centre, so sparse input stays sparse
+    until it is projected."""
+
+    def __init__(self, n_components: int = 100, random_state: int = 0) -> None:
+        self.n_components = n_components
+        self.random_state = random_state
+
+    def fit(self, X: Any, y: Any = None) -> LatentComponents:
+        rows, columns = X.shape
+        size = max(1, min(self.n_components, columns - 1, rows - 1))
+        self.svd_ = TruncatedSVD(n_components=size, random_state=self.random_state).fit(X)
+        self.n_features_in_ = columns
+        return self
+
+    def transform(self, X: Any) -> np.ndarray:
+        return np.asarray(self.svd_.transform(X))
+
+    def get_feature_names_out(self, input_features: Any = None) -> np.ndarray:
+        return np.asarray([f"svd{i}" for i in range(self.svd_.n_components)], dtype=object)
+
+
+def selection_model(task: str, seed: int) -> SelectFromModel:
+    """Keep the columns whose importance in a seeded extremely-randomised-trees ensemble is
+    above the mean importance. Trees judge every column on any scale and any kind of
+    relation; on breast_cancer widened by 300 noise columns they kept 25 of the 30 real ones
+    and no noise column (an L1-logistic kept 58 noise columns at C=1, and 6 real at C=0.1)."""
+    if task not in TASKS:
+        raise BadInputError(
+            f"features 'select' needs the task, one of {', '.join(TASKS)}; got {task!r}"
+        )
+    trees = ExtraTreesRegressor if task == "regression" else ExtraTreesClassifier
+    return SelectFromModel(
+        # sqrt(columns) candidates per split, for regression too: wide data stays fast
+        trees(n_estimators=SELECTION_TREES, max_features="sqrt", n_jobs=1, random_state=seed),
+        threshold="mean",
+    )
+
+
+def build_features(
+    method: str,
+    pca_variance: float,
+    seed: int,
+    *,
+    task: str = "auto",
+    svd_components: int = 100,
+    variance_threshold: float = 0.0,
+) -> Any:
+    """The unfitted features step of `method`:
+
+    - none: 'passthrough';
+    - variance: drop columns whose variance on the training rows is at most
+      `variance_threshold` (0: the constant ones);
+    - pca: a seeded PCA keeping `pca_variance` of the variance (dense input);
+    - svd: seeded truncated SVD to at most `svd_components` dimensions (sparse input too);
+    - select: the columns a seeded tree ensemble finds more important than average (needs
+      the resolved `task`).
+    """
     if method not in FEATURE_CHOICES:
         raise BadInputError(f"features must be one of {FEATURE_CHOICES}; got {method!r}")
     if method == "none":
         return "passthrough"
+    if method == "variance":
+        if not variance_threshold >= 0:
+            raise BadInputError(f"variance_threshold must be 0 or more; got {variance_threshold!r}")
+        return VarianceThreshold(threshold=variance_threshold)
+    if method == "svd":
+        if svd_components < 1:
+            raise BadInputError(f"svd_components must be at least 1; got {svd_components!r}")
+        return LatentComponents(n_components=svd_components, random_state=seed)
+    if method == "select":
+        return selection_model(task, seed)
     if not 0.0 < pca_variance < 1.0:
         raise BadInputError(f"pca_variance must be between 0 and 1; got {pca_variance!r}")
     return PCA(n_components=pca_variance, svd_solver="full", random_state=seed)
 
 
+def fit_features(steps: Pipeline, X: Any, y: Any) -> Any:
+    """Fit the feature steps on the training rows (the target is what `select` ranks columns
+    by) and return what they make of them."""
+    try:
+        return steps.fit_transform(X, y)
+    except ValueError as error:
+        features = steps.named_steps.get("features")
+        if isinstance(features, VarianceThreshold):
+            raise BadInputError(
+                f"--variance-threshold {features.threshold!r} leaves no column: every "
+                "preprocessed column's variance on the training rows is at or below it"
+            ) from error
+        raise
+
+
 def feature_pipeline(preprocessor: Any, features: Any) -> Pipeline:
-    """The model's front half: preprocessing then feature extraction."""
+    """The model's front half: preprocessing then feature extraction (after the forecasting
+    step, when the preprocess stage put one in front of its transformer)."""
+    if isinstance(preprocessor, Pipeline) and "timeseries" in preprocessor.named_steps:
+        return Pipeline([*preprocessor.steps, ("features", features)])
     return Pipeline([("preprocess", preprocessor), ("features", features)])

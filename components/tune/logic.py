@@ -20,6 +20,7 @@ import pandas as pd
 from sklearn.base import clone
 from sklearn.calibration import CalibratedClassifierCV
 from sklearn.compose import TransformedTargetRegressor
+from sklearn.decomposition import PCA
 from sklearn.ensemble import (
     ExtraTreesClassifier,
     ExtraTreesRegressor,
@@ -30,7 +31,7 @@ from sklearn.ensemble import (
 )
 from sklearn.linear_model import LogisticRegression, Ridge
 from sklearn.metrics import get_scorer
-from sklearn.model_selection import KFold, StratifiedKFold
+from sklearn.model_selection import KFold, StratifiedKFold, TimeSeriesSplit
 from sklearn.neighbors import KNeighborsClassifier, KNeighborsRegressor
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
@@ -39,6 +40,7 @@ from threadpoolctl import threadpool_limits
 
 from components.common.errors import BadInputError
 from components.create_study.logic import cv_metric
+from components.features.timeseries import SeasonalResidual, forecasting_step
 from components.preprocess.logic import category_codes
 
 # k-nearest neighbours and kernel SVMs scale badly with rows; offered only below these sizes.
@@ -162,18 +164,28 @@ def make_model(
     feature_steps: Pipeline, family: str, params: dict[str, Any], task: str, seed: int
 ) -> Pipeline:
     """The whole servable model: an unfitted clone of the feature steps plus the estimator.
-    Linear models take text as the sparse TF-IDF matrix itself, not its SVD (unless PCA
-    follows, which needs dense input)."""
-    model = Pipeline(
-        [*clone(feature_steps).steps, ("model", make_estimator(family, params, task, seed))]
-    )
-    if str(model.named_steps.get("features")) != "passthrough":
-        return model  # PCA mixes the columns: every family gets the same dense features
+    A forecast wraps it: the forecasting step first, then the rest fitted to what the
+    seasonal-naive forecast misses (features.timeseries.SeasonalResidual)."""
+    forecasting = forecasting_step(feature_steps)
+    front = [step for step in clone(feature_steps).steps if step[0] != "timeseries"]
+    model = Pipeline([*front, ("model", make_estimator(family, params, task, seed))])
+    suit_family(model, family)
+    if forecasting is None:
+        return model
+    return Pipeline([("timeseries", clone(forecasting)), ("forecast", SeasonalResidual(model))])
+
+
+def suit_family(model: Pipeline, family: str) -> None:
+    """Family-specific inputs, set in place. Linear models take text as the sparse TF-IDF
+    matrix itself, not its SVD (unless PCA follows, which needs dense input: then every family
+    gets the same dense features); histogram gradient boosting splits natively on categorical
+    codes (only without a features step, which would move or mix the columns)."""
+    features = model.named_steps.get("features")
     preprocess = model.named_steps["preprocess"]
-    if family == "linear":
+    if family == "linear" and not isinstance(features, PCA):
         texts = [name for name, _, _ in preprocess.transformers if name.startswith("text_")]
         model.set_params(**{f"preprocess__{name}__components": 0 for name in texts})
-    if family == "hist_gradient_boosting":
+    if family == "hist_gradient_boosting" and str(features) == "passthrough":
         categorical: list[str] = next(
             (c for n, _, c in preprocess.transformers if n == "categorical"), []
         )
@@ -187,11 +199,15 @@ def make_model(
                 preprocess__categorical__encode=category_codes(),
                 model__categorical_features=list(range(len(categorical))),
             )
-    return model
 
 
-def cv_splitter(task: str, y: pd.Series, folds: int, seed: int) -> KFold | StratifiedKFold:
-    """Seeded folds, stratified for classification and capped by the rarest class."""
+def cv_splitter(
+    task: str, y: pd.Series, folds: int, seed: int, forecasting: bool = False
+) -> KFold | StratifiedKFold | TimeSeriesSplit:
+    """Seeded folds, stratified for classification and capped by the rarest class; for a
+    forecast, time-ordered folds (rows come sorted by time), each scored after its fit."""
+    if forecasting:
+        return TimeSeriesSplit(n_splits=folds)
     if task == "regression":
         return KFold(n_splits=folds, shuffle=True, random_state=seed)
     rarest = int(y.value_counts().min())
@@ -222,7 +238,8 @@ def objective(
     scorer = get_scorer(scorer_name(metric, data.task))
     sign = -1.0 if metric == "rmse" else 1.0
     scores: list[float] = []
-    splitter = cv_splitter(data.task, data.y, data.folds, data.seed)
+    forecasting = forecasting_step(data.feature_steps) is not None
+    splitter = cv_splitter(data.task, data.y, data.folds, data.seed, forecasting)
     folds = splitter.get_n_splits()
     for fold, (fit_rows, score_rows) in enumerate(splitter.split(data.X, data.y)):
         model = make_model(data.feature_steps, family, params, data.task, data.seed)
