@@ -94,8 +94,45 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
     add("--seed", type=int, help="random seed of split, search and models (default: 42)")
     add("--test-size", type=float, help="held-out share of rows (default: 0.2)")
     add("--cv-folds", type=int, help="cross-validation folds of the search (default: 5)")
-    add("--features", help="none|pca (default: none)")
+    add(
+        "--features",
+        help="after preprocessing: none|variance|pca|svd|select (select: the columns a seeded "
+        "tree ensemble ranks above the mean importance) (default: none)",
+    )
     add("--pca-variance", type=float, help="variance share PCA keeps (default: 0.95)")
+    add("--svd-components", type=int, help="most dimensions --features svd keeps (default: 100)")
+    add(
+        "--variance-threshold",
+        type=float,
+        help="--features variance drops columns whose training variance is at most this "
+        "(default: 0, the constant ones)",
+    )
+    add(
+        "--text-vectorizer",
+        help="text columns: tfidf (a vocabulary) or hashing (no vocabulary, for huge ones) "
+        "(default: tfidf)",
+    )
+    add(
+        "--text-word-ngrams",
+        type=int,
+        help="longest word n-gram of text columns, 0 for none (default: 2)",
+    )
+    add(
+        "--text-char-ngrams",
+        type=int,
+        help="longest character n-gram (from 2) of text columns, 0 for none (default: 5)",
+    )
+    add(
+        "--text-max-terms",
+        type=int,
+        help="term columns per kind of n-gram: vocabulary or hash size (default: 20000)",
+    )
+    add(
+        "--text-components",
+        type=int,
+        help="SVD dimensions of text for non-linear models; linear models take every term "
+        "(default: 100)",
+    )
     add("--outliers", help="clip|none (default: clip)")
     add("--scaling", help="standard|robust|none (default: standard)")
     add("--max-categories", type=int, help="one-hot columns per categorical (default: 20)")
@@ -110,6 +147,14 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
         help="level of the bootstrap interval of the gain that must lie above zero to "
         "promote (default: 0.95)",
     )
+    add(
+        "--time-column",
+        help="forecast: the column of dates or time steps (then the test split is the latest "
+        "period and the model gets lags of the target)",
+    )
+    add("--series-key", help="forecast: column(s), comma-separated, naming each series")
+    add("--horizon", type=int, help="forecast: how many steps ahead (default: 1)")
+    add("--season", type=int, help="forecast: steps per season (default: from the frequency)")
     add(
         "--no-cache",
         dest="cache",
@@ -196,6 +241,15 @@ def print_summary(summary: dict[str, Any], run_dir: Path) -> None:
         f"± {best['cv_std']:.4f}  ({best['trials']['complete']} complete, "
         f"{best['trials']['pruned']} pruned)",
         "  test       " + "  ".join(f"{k} {v:.4f}" for k, v in test.items()),
+        *(
+            [
+                "  baseline   "
+                + "  ".join(f"{k} {v:.4f}" for k, v in baseline.items())
+                + "  (seasonal-naive forecast, same test rows)"
+            ]
+            if (baseline := summary["metrics"].get("baseline"))
+            else []
+        ),
         f"  champion   {'PROMOTED' if summary['promoted'] else 'kept'}: {verdict['reason']}",
         f"  run        {run_dir}  ({summary['seconds']:.1f}s)",
         f"  report     {summary['artifacts']['report']}",

@@ -109,6 +109,7 @@ class TrainingOutputs(NamedTuple):
     model: Model
     report: HTML
     evaluation: Artifact
+    test_predictions: Dataset
 
 
 @dsl.pipeline(
@@ -140,6 +141,13 @@ def training_pipeline(
     max_categories: int = 20,
     feature_method: str = "none",
     pca_variance: float = 0.95,
+    svd_components: int = 100,
+    variance_threshold: float = 0.0,
+    text_vectorizer: str = "tfidf",
+    text_word_ngrams: int = 2,
+    text_char_ngrams: int = 5,
+    text_max_terms: int = 20000,
+    text_components: int = 100,
     trials: int = 30,
     workers: int = 2,
     time_budget: float = 600.0,
@@ -148,6 +156,10 @@ def training_pipeline(
     s3_endpoint: str = "http://minio-service.kubeflow:9000",
     min_improvement: float = 0.0,
     confidence: float = 0.95,
+    time_column: str = "",
+    series_key: str = "",
+    horizon: int = 1,
+    season: int = 0,
     run_id: str = "manual",
 ) -> TrainingOutputs:
     ingested = with_s3_credentials(
@@ -175,6 +187,10 @@ def training_pipeline(
             schema_file=schema_file,
             schema_version=schema_version,
             s3_endpoint=s3_endpoint,
+            time_column=time_column,
+            series_key=series_key,
+            horizon=horizon,
+            season=season,
         )
     )
     # The quality check gates training (split runs after it) without being an input of the
@@ -196,6 +212,7 @@ def training_pipeline(
         target=target,
         task=resolved_task,
         test_size=test_size,
+        time_column=time_column,
     ).after(checked)
     prep = preprocess(
         train=splits.outputs["train"],
@@ -204,6 +221,11 @@ def training_pipeline(
         outliers=outliers,
         scaling=scaling,
         max_categories=max_categories,
+        text_vectorizer=text_vectorizer,
+        text_word_ngrams=text_word_ngrams,
+        text_char_ngrams=text_char_ngrams,
+        text_max_terms=text_max_terms,
+        text_components=text_components,
     )
     feats = features(
         train=splits.outputs["train"],
@@ -212,6 +234,9 @@ def training_pipeline(
         method=feature_method,
         pca_variance=pca_variance,
         seed=seed,
+        task=resolved_task,
+        svd_components=svd_components,
+        variance_threshold=variance_threshold,
     )
     study = with_study_storage(with_retries(create_study(task=resolved_task, workers=workers)))
     searched = search(
@@ -268,4 +293,5 @@ def training_pipeline(
         model=trained.outputs["model"],
         report=evaluated.outputs["report"],
         evaluation=evaluated.outputs["evaluation"],
+        test_predictions=evaluated.outputs["test_predictions"],
     )
