@@ -4,6 +4,7 @@
   summary.json     written last; its presence with status "succeeded" means the run is whole
   report.html      the evaluation report
   schema.json      the inferred schema
+  test_predictions.parquet  the model's predictions for the test split (as `predict` gives)
   model/           the fitted Pipeline and its card
   logs/pipeline.log  everything kfp.local and the tasks printed
   logs/stages.jsonl  one structured line per stage event
@@ -224,7 +225,7 @@ def pipeline_arguments(config: RunConfig, preflight: Preflight, run_id: str) -> 
         "min_improvement": config.min_improvement,
         "confidence": config.confidence,
         "time_column": config.time_column,
-        "series_key": config.series_key,
+        "series_columns": config.series_key,
         "horizon": config.horizon,
         "season": config.season,
         "run_id": run_id,
@@ -520,6 +521,7 @@ def publish_run(
         "report": store.uri_of(f"{prefix}/report.html"),
         "schema": store.uri_of(f"{prefix}/schema.json"),
         "data_quality": store.uri_of(f"{prefix}/data_quality.html"),
+        "test_predictions": store.uri_of(f"{prefix}/test_predictions.parquet"),
         "logs": store.uri_of(f"{prefix}/logs"),
     }
     document = {**summary, "published": published}
@@ -537,6 +539,7 @@ def assemble(
     shutil.copyfile(outputs["report"].path, run_dir / "report.html")
     shutil.copyfile(outputs["schema"].path, run_dir / "schema.json")
     shutil.copyfile(outputs["quality_report"].path, run_dir / "data_quality.html")
+    shutil.copyfile(outputs["test_predictions"].path, run_dir / "test_predictions.parquet")
     quality = read_json(outputs["quality"].path)
     schema, best = read_json(run_dir / "schema.json"), read_json(outputs["best"].path)
     evaluation = read_json(outputs["evaluation"].path)
@@ -561,6 +564,7 @@ def assemble(
             "report": str(run_dir / "report.html"),
             "schema": str(run_dir / "schema.json"),
             "data_quality": str(run_dir / "data_quality.html"),
+            "test_predictions": str(run_dir / "test_predictions.parquet"),
             "logs": str(run_dir / "logs"),
         },
     }

@@ -157,7 +157,7 @@ def training_pipeline(
     min_improvement: float = 0.0,
     confidence: float = 0.95,
     time_column: str = "",
-    series_key: str = "",
+    series_columns: str = "",
     horizon: int = 1,
     season: int = 0,
     run_id: str = "manual",
@@ -188,7 +188,7 @@ def training_pipeline(
             schema_version=schema_version,
             s3_endpoint=s3_endpoint,
             time_column=time_column,
-            series_key=series_key,
+            series_columns=series_columns,
             horizon=horizon,
             season=season,
         )

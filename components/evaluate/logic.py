@@ -166,6 +166,30 @@ def model_output(model: Any, X: pd.DataFrame, task: str, classes: list[Any]) -> 
     return np.asarray(proba[:, [position[c] for c in classes]])
 
 
+class WithHistory:
+    """A forecasting champion given the challenger's training history as context: its lags
+    for the test rows then come from the same values as the challenger's, however old the
+    champion's own history is."""
+
+    def __init__(self, model: Any, context: pd.DataFrame) -> None:
+        self.model, self.context = model, context
+
+    def predict(self, X: pd.DataFrame) -> np.ndarray:
+        context = self.context.reindex(columns=X.columns)
+        joined = pd.concat([context.astype(X.dtypes.to_dict(), errors="ignore"), X])
+        return np.asarray(self.model.predict(joined.reset_index(drop=True)))[len(context) :]
+
+
+def with_history(champion: Any, challenger: Any) -> Any:
+    """The champion, with the challenger's history as context when both are forecasts."""
+    from components.features.timeseries import forecasting_step
+
+    mine, theirs = forecasting_step(champion), forecasting_step(challenger)
+    if mine is None or theirs is None:
+        return champion
+    return WithHistory(champion, theirs.history_frame())
+
+
 def judge(
     challenger_model: Any,
     challenger_metrics: dict[str, float],
@@ -219,6 +243,7 @@ def judge(
             champion_version=champion.version,
         )
     X_champion, y = test[card["input_columns"]], test[target]
+    champion_model = with_history(champion.pipeline, challenger_model)
     classes: list[Any] = list(getattr(challenger_model, "classes_", []))
     if task != "regression" and set(champion.pipeline.classes_) != set(classes):
         return Verdict(
@@ -229,13 +254,13 @@ def judge(
             challenger,
             champion_version=champion.version,
         )
-    champion_score = score(champion.pipeline, X_champion, y, task)[metric]
+    champion_score = score(champion_model, X_champion, y, task)[metric]
     delta = improvement(metric, challenger, champion_score)
     interval = bootstrap_interval(
         metric,
         y,
         model_output(challenger_model, X, task, classes),
-        model_output(champion.pipeline, X_champion, task, classes),
+        model_output(champion_model, X_champion, task, classes),
         classes,
         confidence,
     )
@@ -333,9 +358,34 @@ class Evaluation:
     classes: list[str]
     confusion_matrix: list[list[int]] | None
     roc: dict[str, list[float]] | None
+    baseline: dict[str, float] | None = None  # a forecast's seasonal-naive test metrics
 
     def as_dict(self) -> dict[str, Any]:
-        return {"metrics": {"test": self.metrics}, "verdict": self.verdict.as_dict()}
+        metrics: dict[str, Any] = {"test": self.metrics}
+        if self.baseline is not None:
+            metrics["baseline"] = self.baseline
+        return {"metrics": metrics, "verdict": self.verdict.as_dict()}
+
+
+def baseline_metrics(model: Any, X: pd.DataFrame, y: pd.Series) -> dict[str, float] | None:
+    """A forecast's seasonal-naive metrics on the same rows (None for other models). The
+    forecast repeats the value one season (at least the horizon) earlier, from the same
+    history the model's lags come from."""
+    from components.features.timeseries import forecasting_step, seasonal_naive
+
+    if forecasting_step(model) is None:
+        return None
+    naive = seasonal_naive(model, X)
+    known = ~np.isnan(naive)
+    if not known.any():
+        return None
+
+    class Naive:  # score() needs an object with predict()
+        @staticmethod
+        def predict(_: Any) -> np.ndarray:
+            return naive[known]
+
+    return score(Naive(), X[known], y[known], "regression")
 
 
 def evaluate_run(
@@ -362,6 +412,7 @@ def evaluate_run(
     task, target = card["task"], card["target"]
     X, y = model_input(test, card), test[target]
     test_metrics = score(pipeline, X, y, task)
+    baseline = baseline_metrics(pipeline, X, y)
     verdict = judge(
         pipeline, test_metrics, champion, test, X, task, target, min_improvement, confidence
     )
@@ -390,6 +441,14 @@ def evaluate_run(
         ("input columns", len(card["input_columns"])),
         ("seed", card["seed"]),
     ]
+    if baseline is not None:
+        facts.insert(
+            2,
+            (
+                "seasonal-naive forecast (test)",
+                " · ".join(f"{name} {value:.4f}" for name, value in baseline.items()),
+            ),
+        )
     html = render_report(
         title=f"stablepipe · {target} ({task})",
         subtitle=(
@@ -402,4 +461,4 @@ def evaluate_run(
         plots=plots,
         facts=facts,
     )
-    return Evaluation(test_metrics, verdict, html, [str(c) for c in classes], matrix, roc)
+    return Evaluation(test_metrics, verdict, html, [str(c) for c in classes], matrix, roc, baseline)

@@ -21,7 +21,15 @@ PARQUET_SUFFIXES = (".parquet", ".pq")
 def score_rows(model: LoadedModel, frame: pd.DataFrame, source: str = "--data") -> pd.DataFrame:
     """`prediction` (and `proba_<class>` per class) for each row of `frame`, in row order;
     BadInputError naming `source` when the rows do not fit the model."""
+    settings = model.card.get("timeseries")
+    if settings and model.card["target"] not in frame.columns:
+        raise BadInputError(
+            f"{source} lacks the column {model.card['target']!r}: a forecast reads the "
+            "target's recent history from it (leave it empty on the rows to forecast)"
+        )
     X = model_input(frame, model.card)
+    if settings:
+        check_history(model, X, source)
     try:
         scored = predict_frame(model.pipeline, X, model.card["task"])
     except (ValueError, TypeError) as error:  # e.g. text in a column trained as numeric
@@ -29,6 +37,34 @@ def score_rows(model: LoadedModel, frame: pd.DataFrame, source: str = "--data") 
         detail = text.splitlines()[0] if text else type(error).__name__
         raise BadInputError(f"{source} cannot be scored by the model: {detail}") from error
     return scored.reset_index(drop=True)
+
+
+def check_history(model: LoadedModel, X: pd.DataFrame, source: str) -> None:
+    """A forecast needs the target one season (at least the horizon) before each row it
+    forecasts (the rows with an empty target), from the rows given or the history kept in the
+    model. BadInputError says which rows lack it. Rows with a target (a backtest, evaluate's
+    test split) are scored whatever their history: a gap in a series is no error."""
+    from components.features.timeseries import forecasting_step
+
+    step = forecasting_step(model.pipeline)
+    if step is None:
+        return
+    wanted = X[model.card["target"]].isna().to_numpy()
+    if not wanted.any():
+        return
+    try:
+        short = step.missing_history(X) & wanted
+    except BadInputError as error:
+        raise BadInputError(f"{source}: {error}") from error
+    if short.any():
+        first = X.iloc[int(short.argmax())]
+        raise BadInputError(
+            f"{source} gives too short a history for {int(short.sum())} row(s) to forecast "
+            f"(the first at {step.time_column}={first[step.time_column]}): each needs the "
+            f"target {step.base_offset} step(s) earlier, and the lags reach "
+            f"{step.history_needed()} steps back; give the recent history as rows with the "
+            f"target filled in"
+        )
 
 
 def write_predictions(predictions: pd.DataFrame, path: str | Path) -> None:

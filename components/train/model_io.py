@@ -52,6 +52,8 @@ TRUSTED_TYPES: frozenset[str] = frozenset(
         # forecasting: lag features with the series' recent history; the residual regressor
         "components.features.timeseries.TimeSeriesFeatures",
         "components.features.timeseries.SeasonalResidual",
+        "components.features.logic.LatentComponents",  # --features svd
+        "components.features.calendar.CalendarFeatures",  # datetime columns
         # --- scikit-learn: what build_preprocessor, build_features and make_model build ---
         "sklearn.pipeline.Pipeline",
         "sklearn.pipeline.FeatureUnion",  # TextFeatures: word and character n-grams side by side
@@ -67,6 +69,10 @@ TRUSTED_TYPES: frozenset[str] = frozenset(
         "sklearn.preprocessing._label.LabelEncoder",
         "sklearn.decomposition._pca.PCA",
         "sklearn.decomposition._truncated_svd.TruncatedSVD",
+        "sklearn.feature_selection._from_model.SelectFromModel",  # --features select
+        "sklearn.feature_selection._variance_threshold.VarianceThreshold",  # --features variance
+        "sklearn.feature_extraction.text.HashingVectorizer",  # --text-vectorizer hashing
+        "sklearn.preprocessing._target_encoder.TargetEncoder",  # high-cardinality categoricals
         "sklearn.feature_extraction.text.TfidfVectorizer",
         "sklearn.feature_extraction.text.TfidfTransformer",
         "sklearn.linear_model._logistic.LogisticRegression",

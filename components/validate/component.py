@@ -18,7 +18,7 @@ def validate(
     schema_version: str = "",
     s3_endpoint: str = "",
     time_column: str = "",
-    series_key: str = "",
+    series_columns: str = "",
     horizon: int = 1,
     season: int = 0,
 ) -> str:
@@ -36,7 +36,7 @@ def validate(
             the cache key, so an edited file is never served from cache); not read otherwise.
         s3_endpoint: The S3 endpoint when the schema file is on S3.
         time_column: Forecasting: the column of dates or time steps. Empty = not a forecast.
-        series_key: Forecasting: the column(s), comma-separated, that name each series.
+        series_columns: Forecasting: the column(s), comma-separated, that name each series.
         horizon: Forecasting: how many steps ahead the model predicts.
         season: Forecasting: steps per season; 0 = from the data's frequency.
 
@@ -55,7 +55,7 @@ def validate(
         frame = read_frame(dataset.path)
         user_schema = load_schema(schema_file, s3_endpoint) if schema_file else None
         forecast = (
-            check_time_series(frame, target, time_column, series_key, horizon, season)
+            check_time_series(frame, target, time_column, series_columns, horizon, season)
             if time_column
             else None
         )

@@ -216,14 +216,14 @@ class FlamlModel:
 
     automl: Any
     columns: list[str]
-    vectoriser: Any = None  # the fitted TF-IDF of the text column, on the text set
+    vectoriser: Any = None  # stablepipe's fitted sparse text terms, on the text set
     # FLAML encodes the labels of a DataFrame itself; a sparse matrix's labels arrive encoded
     labels: Any = None
 
     def features(self, X: pd.DataFrame) -> Any:
         if self.vectoriser is None:
             return X[self.columns]
-        return self.vectoriser.transform(TextFeatures.documents(X[self.columns]))
+        return self.vectoriser.transform(X[self.columns])
 
     def predict(self, X: pd.DataFrame) -> Any:
         predicted = self.automl.predict(self.features(X))
@@ -246,7 +246,7 @@ def flaml_model(train: pd.DataFrame, schema: dict[str, Any]) -> tuple[FlamlModel
     y = train[target]
     if text:
         assert columns == text and len(text) == 1, "the text set has one text column only"
-        model.vectoriser = TextFeatures().fit(train[text]).tfidf_  # stablepipe's, without SVD
+        model.vectoriser = TextFeatures(components=0).fit(train[text])  # stablepipe's, no SVD
         if task != "regression":
             model.labels = LabelEncoder().fit(y)
             y = pd.Series(model.labels.transform(y))

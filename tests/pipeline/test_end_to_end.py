@@ -5,10 +5,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import joblib
 import pandas as pd
 import pytest
 
+from components.train.model_io import load_model
 from tests.pipeline.conftest import QUICK, latest_summary, only_summary, stablepipe
 
 SUMMARY_KEYS = {
@@ -108,7 +108,7 @@ def test_titanic_binary_run_predict_and_rerun(workdir: Path, titanic: pd.DataFra
     assert predicted.code == 0, predicted.stderr
     out = pd.read_csv(workdir / "pred.csv")
     assert list(out.columns) == ["prediction", "proba_died", "proba_survived"]
-    pipeline = joblib.load(Path(model_dir) / "model.joblib")
+    pipeline = load_model(model_dir).pipeline
     expected = pipeline.predict_proba(rows[["pclass", "sex", "age", "sibsp", "parch"]])[:, 1]
     assert out["proba_survived"].to_numpy() == pytest.approx(expected, abs=1e-12)
     champion = stablepipe(

@@ -85,7 +85,7 @@ def test_s3_source_store_registry_and_predict(
         "summary.json",
         "report.html",
         "schema.json",
-        "model/model.joblib",
+        "model/model.skops",
         "model/model.json",
         "logs/stages.jsonl",
     ):
@@ -94,7 +94,7 @@ def test_s3_source_store_registry_and_predict(
     assert remote["status"] == "succeeded" and remote["published"]["report"].startswith("s3://")
     registry = objects(client, "churn/models/survived/")
     assert "churn/models/survived/champion.json" in registry
-    assert f"churn/models/survived/versions/{run_id}/model/model.joblib" in registry
+    assert f"churn/models/survived/versions/{run_id}/model/model.skops" in registry
     assert f"churn/models/survived/versions/{run_id}/MODEL_CARD.md" in registry
     # no credential in anything the run wrote
     for path in (workdir / "runs").rglob("*"):

@@ -110,7 +110,7 @@ def test_promotion_switches_pointer_last_and_keeps_history(trained, tmp_path: Pa
     )
     pointer = champion_pointer(registry)
     assert pointer is not None and pointer["version"] == "v2" and pointer["previous"] == "v1"
-    assert (registry / "versions" / "v1" / "model" / "model.joblib").is_file()
+    assert (registry / "versions" / "v1" / "model" / "model.skops").is_file()
     assert [entry["version"] for entry in history(registry)] == ["v1", "v2"]
     assert not list(registry.rglob(".*"))  # no temporary files left behind
     assert (registry / "versions" / "v2" / "version.json").is_file()
