@@ -148,6 +148,11 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
         "promote (default: 0.95)",
     )
     add(
+        "--roles",
+        help="override detected column roles: column=role pairs, comma-separated (roles: "
+        "numeric, categorical, ordinal, text, datetime, id)",
+    )
+    add(
         "--time-column",
         help="forecast: the column of dates or time steps (then the test split is the latest "
         "period and the model gets lags of the target)",

@@ -224,6 +224,7 @@ def pipeline_arguments(config: RunConfig, preflight: Preflight, run_id: str) -> 
         "s3_endpoint": config.s3_endpoint,
         "min_improvement": config.min_improvement,
         "confidence": config.confidence,
+        "roles": config.roles,
         "time_column": config.time_column,
         "series_columns": config.series_key,
         "horizon": config.horizon,

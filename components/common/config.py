@@ -78,6 +78,7 @@ class RunConfig:
     confidence: float = 0.95
     cache: bool = True
     # forecasting: the time column, optional series keys (comma-separated), steps ahead
+    roles: str = ""  # column=role pairs, comma-separated: override the detected roles
     time_column: str = ""
     series_key: str = ""
     horizon: int = 1
@@ -121,6 +122,33 @@ FIELD_TYPES: dict[str, type] = {
 }
 
 
+ROLE_CHOICES = ("numeric", "categorical", "ordinal", "text", "datetime", "id")
+
+
+def parse_roles(given: str) -> dict[str, str]:
+    """'age=numeric, zip=categorical' -> {'age': 'numeric', 'zip': 'categorical'}."""
+    roles: dict[str, str] = {}
+    for pair in filter(None, (part.strip() for part in given.split(","))):
+        column, sep, role = (text.strip() for text in pair.partition("="))
+        if not sep or not column or not role:
+            raise BadInputError(
+                f"--roles must be column=role pairs separated by commas; got {given!r}"
+            )
+        if role not in ROLE_CHOICES:
+            raise BadInputError(
+                f"--roles gives {column!r} the role {role!r}; roles: {', '.join(ROLE_CHOICES)}"
+            )
+        roles[column] = role
+    return roles
+
+
+def roles_text(value: Any) -> Any:
+    """A config file's `roles:` mapping as the flag's text (a string passes unchanged)."""
+    if isinstance(value, dict):
+        return ",".join(f"{column}={role}" for column, role in value.items())
+    return value
+
+
 def load_config_file(path: str) -> dict[str, Any]:
     """Read a YAML config file into {field: value}; unknown keys are an error with a hint."""
     file = Path(path)
@@ -145,6 +173,8 @@ def load_config_file(path: str) -> dict[str, Any]:
             hint = closest_names(name, FIELD_TYPES)
             suffix = f"; did you mean {hint[0]!r}?" if hint else ""
             raise BadInputError(f"--config file {path!r} has an unknown key {key!r}{suffix}")
+        if name == "roles":
+            value = roles_text(value)
         values[name] = coerce(name, value, FIELD_TYPES[name])
     return values
 
@@ -279,6 +309,7 @@ def check_config(config: RunConfig) -> RunConfig:
     for ok, message in checks:
         if not ok:
             raise BadInputError(message)
+    parse_roles(config.roles)
     if config.store:
         if not config.store.startswith("s3://"):
             raise BadInputError(f"--store must be s3://bucket/prefix; got {config.store!r}")

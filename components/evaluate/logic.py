@@ -460,5 +460,6 @@ def evaluate_run(
         best=best,
         plots=plots,
         facts=facts,
+        roles=card.get("roles") or [],
     )
     return Evaluation(test_metrics, verdict, html, [str(c) for c in classes], matrix, roc, baseline)

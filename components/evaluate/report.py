@@ -192,6 +192,14 @@ def fmt(value: Any) -> str:
     return str(value)
 
 
+def roles_section(roles: list[dict[str, str]]) -> str:
+    """Each input column's detected (or configured) role and what the model does with it."""
+    if not roles:
+        return ""
+    rows = [(r["column"], f"{r['role']} · {r['use']}") for r in roles]
+    return f"<h2>Column roles</h2>{table(rows, ('column', 'role · use'))}"
+
+
 def render_report(
     title: str,
     subtitle: str,
@@ -200,6 +208,7 @@ def render_report(
     best: dict[str, Any],
     plots: list[tuple[str, str]],
     facts: list[tuple[str, Any]],
+    roles: list[dict[str, str]] | None = None,
 ) -> str:
     """The whole HTML page."""
     cards = "".join(
@@ -232,5 +241,5 @@ def render_report(
         f"<h2>Promotion</h2>{table(promotion_rows(verdict))}"
         f"<div class='grid'>{figures}</div>"
         f"<h2>Best configuration</h2>{table(best_rows)}{table(params, ('parameter', 'value'))}"
-        f"<h2>Run</h2>{table(facts)}</main></body></html>"
+        f"<h2>Run</h2>{table(facts)}" + roles_section(roles or []) + "</main></body></html>"
     )

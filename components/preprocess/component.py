@@ -62,7 +62,9 @@ def preprocess(
             text_components=text_components,
         )
         transformer = with_forecasting(table_schema, columns)
-        transformed = transformer.fit_transform(model_inputs(frame, target, transformer))
+        transformed = transformer.fit_transform(
+            model_inputs(frame, target, transformer), frame[target]
+        )
         joblib.dump(transformer, preprocessor.path)
         facts = {
             "rows": len(frame),

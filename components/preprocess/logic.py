@@ -22,10 +22,12 @@ from sklearn.preprocessing import (
     OrdinalEncoder,
     RobustScaler,
     StandardScaler,
+    TargetEncoder,
 )
 
 from components.common.config import OUTLIER_CHOICES, SCALING_CHOICES
 from components.common.errors import BadInputError
+from components.features.calendar import CalendarFeatures
 from components.features.text import TextFeatures, check_text_options
 from components.validate.logic import feature_columns
 
@@ -76,6 +78,70 @@ def category_codes(max_categories: int = 250) -> OrdinalEncoder:
 def as_category_strings(frame: pd.DataFrame) -> pd.DataFrame:
     """Categorical columns as strings, missing values as their own category."""
     return frame.astype("string").fillna(MISSING_CATEGORY).astype(object)
+
+
+# A categorical column with more distinct values than this (and than --max-categories) is
+# target-encoded: one column of cross-fitted target means instead of a one-hot block whose rare
+# values all land in one "infrequent" column.
+HIGH_CARDINALITY = 50
+
+
+def categorical_columns(schema: dict[str, Any], max_categories: int) -> tuple[list[str], list[str]]:
+    """(few-valued, many-valued) categorical columns; the series keys of a forecast stay
+    few-valued (one-hot or native codes), whatever their count."""
+    limit = max(max_categories, HIGH_CARDINALITY)
+    keys = set((schema.get("timeseries") or {}).get("series_keys", []))
+    few: list[str] = []
+    many: list[str] = []
+    for column in schema["columns"]:
+        if column["role"] == "categorical":
+            wide = column.get("distinct", 0) > limit and column["name"] not in keys
+            (many if wide else few).append(column["name"])
+    return few, many
+
+
+def target_encoder(task: str) -> TargetEncoder:
+    """Cross-fitted (5 seeded folds, stratified for classes) target means per category; for
+    multiclass, one column per class."""
+    from sklearn.model_selection import KFold, StratifiedKFold
+
+    if task == "regression":
+        return TargetEncoder(target_type="continuous", cv=KFold(5, shuffle=True, random_state=0))
+    folds = StratifiedKFold(5, shuffle=True, random_state=0)
+    return TargetEncoder(target_type="binary" if task == "binary" else "multiclass", cv=folds)
+
+
+def natural_order(values: list[Any]) -> list[Any]:
+    """Levels in their natural order: by number when all are numbers, else as strings."""
+    try:
+        return sorted(values, key=float)
+    except (TypeError, ValueError):
+        return sorted(values, key=str)
+
+
+def ordinal_encoder(schema: dict[str, Any]) -> tuple[OrdinalEncoder, list[str]]:
+    """Ordinal columns as their level's position (the schema's `order`, else the natural
+    order of the levels seen); an unseen level is missing, then imputed."""
+    columns = [c for c in schema["columns"] if c["role"] == "ordinal"]
+    known = all(c.get("order") or c.get("categories") for c in columns)
+    categories: Any = (
+        [[str(v) for v in (c.get("order") or natural_order(c["categories"]))] for c in columns]
+        if columns and known
+        else "auto"
+    )
+    encoder = OrdinalEncoder(
+        categories=categories,
+        handle_unknown="use_encoded_value",
+        unknown_value=np.nan,
+        dtype=np.float64,
+    )
+    return encoder, [c["name"] for c in columns]
+
+
+def datetime_columns(schema: dict[str, Any]) -> list[str]:
+    """Date columns that become calendar features (a forecast's time column has its own)."""
+    time_column = (schema.get("timeseries") or {}).get("time_column")
+    return [c for c in feature_columns(schema, "datetime") if c != time_column]
 
 
 def numeric_columns(schema: dict[str, Any]) -> list[str]:
@@ -152,12 +218,37 @@ def build_preprocessor(
     text = [
         (f"text_{name}", clone(text_features), [name]) for name in feature_columns(schema, "text")
     ]
+    few, many = categorical_columns(schema, max_categories)
+    ordinal, ordinal_names = ordinal_encoder(schema)
+
+    def then_scaled(*steps: tuple[str, Any]) -> Pipeline:
+        """Steps, then the median imputation and the scaling the numeric columns get."""
+        tail: list[tuple[str, Any]] = [
+            ("impute", SimpleImputer(strategy="median", keep_empty_features=True))
+        ]
+        if scaling != "none":
+            tail.append(("scale", StandardScaler() if scaling == "standard" else RobustScaler()))
+        return Pipeline([*steps, *tail])
+
+    def as_strings() -> tuple[str, Any]:
+        return (
+            "as_strings",
+            FunctionTransformer(as_category_strings, feature_names_out="one-to-one"),
+        )
+
+    parts: list[tuple[str, Any, list[str]]] = [
+        ("numeric", Pipeline(numeric_steps), numeric_columns(schema)),
+        ("categorical", categorical, few),
+    ]
+    if many:  # cross-fitted on the training rows: a row's own target never encodes it
+        encoded = target_encoder(schema["task"])
+        parts.append(("high_cardinality", then_scaled(as_strings(), ("encode", encoded)), many))
+    if ordinal_names:
+        parts.append(("ordinal", then_scaled(as_strings(), ("encode", ordinal)), ordinal_names))
+    if dates := datetime_columns(schema):
+        parts.append(("datetime", then_scaled(("calendar", CalendarFeatures())), dates))
     return ColumnTransformer(
-        [
-            ("numeric", Pipeline(numeric_steps), numeric_columns(schema)),
-            ("categorical", categorical, feature_columns(schema, "categorical")),
-            *text,
-        ],
+        [*parts, *text],
         remainder="drop",
         verbose_feature_names_out=True,
         # sparse whenever a part is (sparse TF-IDF for linear models): never densified

@@ -25,6 +25,43 @@ def input_columns(schema: dict[str, Any]) -> list[str]:
     return [c for c in order if c in needed or c in used] + [schema["target"]]
 
 
+# What each part of the fitted preprocessing does to its columns, for the run report.
+ENCODINGS = {
+    "numeric": "clipped, imputed, scaled",
+    "categorical": "one-hot (rare values pooled) or native codes",
+    "high_cardinality": "target-encoded (many values)",
+    "ordinal": "level positions",
+    "datetime": "calendar features",
+}
+
+
+def preprocessing_of(model: Any) -> Any:
+    """The fitted ColumnTransformer inside a model (also behind a forecast's wrapper)."""
+    steps = model.named_steps
+    if "forecast" in steps:
+        steps = steps["forecast"].regressor_.named_steps
+    return steps.get("preprocess")
+
+
+def column_roles(model: Any, schema: dict[str, Any]) -> list[dict[str, str]]:
+    """Each column's role and what the fitted model does with it."""
+    used: dict[str, str] = {}
+    preprocessing = preprocessing_of(model)
+    for name, _, columns in getattr(preprocessing, "transformers_", []):
+        for column in columns if isinstance(columns, list) else []:
+            used[column] = "TF-IDF terms" if name.startswith("text_") else ENCODINGS.get(name, name)
+    settings = schema.get("timeseries") or {}
+    if settings:
+        used[settings["time_column"]] = "time: lags, windows, calendar and seasonal terms"
+    rows = []
+    for column in schema["columns"]:
+        role = column["role"]
+        rows.append(
+            {"column": column["name"], "role": role, "use": used.get(column["name"], "not used")}
+        )
+    return rows
+
+
 def train_model(
     train: pd.DataFrame,
     feature_steps: Pipeline,
@@ -46,6 +83,7 @@ def train_model(
         "training_rows": len(train),
         "seed": seed,
         "timeseries": schema.get("timeseries"),
+        "roles": column_roles(model, schema),
         "versions": {p: version(p) for p in ("stablepipe", "scikit-learn", "pandas", "numpy")},
     }
     return model, card

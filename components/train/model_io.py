@@ -73,6 +73,8 @@ TRUSTED_TYPES: frozenset[str] = frozenset(
         "sklearn.feature_selection._variance_threshold.VarianceThreshold",  # --features variance
         "sklearn.feature_extraction.text.HashingVectorizer",  # --text-vectorizer hashing
         "sklearn.preprocessing._target_encoder.TargetEncoder",  # high-cardinality categoricals
+        "sklearn.model_selection._split.KFold",  # TargetEncoder's cross-fitting folds
+        "sklearn.model_selection._split.StratifiedKFold",
         "sklearn.feature_extraction.text.TfidfVectorizer",
         "sklearn.feature_extraction.text.TfidfTransformer",
         "sklearn.linear_model._logistic.LogisticRegression",

@@ -17,6 +17,7 @@ def validate(
     schema_file: str = "",
     schema_version: str = "",
     s3_endpoint: str = "",
+    roles: str = "",
     time_column: str = "",
     series_columns: str = "",
     horizon: int = 1,
@@ -35,6 +36,8 @@ def validate(
         schema_version: A digest of the schema file's content, computed by the caller (part of
             the cache key, so an edited file is never served from cache); not read otherwise.
         s3_endpoint: The S3 endpoint when the schema file is on S3.
+        roles: column=role pairs, comma-separated, that override the detected (and the schema
+            file's) roles: numeric, categorical, ordinal, text, datetime or id. Empty = none.
         time_column: Forecasting: the column of dates or time steps. Empty = not a forecast.
         series_columns: Forecasting: the column(s), comma-separated, that name each series.
         horizon: Forecasting: how many steps ahead the model predicts.
@@ -45,9 +48,10 @@ def validate(
     """
     import json
 
+    from components.common.config import parse_roles
     from components.common.frames import read_frame
     from components.common.stage import stage
-    from components.validate.quality import infer_checked_schema
+    from components.validate.quality import infer_checked_schema, override_roles
     from components.validate.schema_file import load_schema
     from components.validate.timeseries import check_time_series
 
@@ -60,15 +64,16 @@ def validate(
             else None
         )
         inferred = infer_checked_schema(frame, target, task, user_schema, forecast)
+        override_roles(inferred, parse_roles(roles), frame)
         with open(schema.path, "w", encoding="utf-8") as handle:
             json.dump(inferred, handle, indent=2)
-        roles = [c["role"] for c in inferred["columns"]]
+        found = [c["role"] for c in inferred["columns"]]
         schema.metadata.update({"task": inferred["task"], "rows": inferred["rows"]})
         log.log(
             "validated",
             task=inferred["task"],
             rows=inferred["rows"],
-            **{f"{role}_columns": roles.count(role) for role in sorted(set(roles))},
+            **{f"{role}_columns": found.count(role) for role in sorted(set(found))},
         )
         return str(inferred["task"])
 

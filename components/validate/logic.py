@@ -30,8 +30,8 @@ TEXT_MIN_MEAN_WORDS = 4
 DATE_PARSE_SHARE = 0.95
 ROLE_SAMPLE = 2000
 DISTINCT_SAMPLE = 100_000
-USED_ROLES = ("numeric", "categorical", "text")
-ROLES = ("numeric", "categorical", "text", "datetime", "id", "constant", "empty")
+USED_ROLES = ("numeric", "categorical", "ordinal", "text", "datetime")
+ROLES = ("numeric", "categorical", "ordinal", "text", "datetime", "id", "constant", "empty")
 
 
 def resolve_task(y: pd.Series, requested: str) -> str:
@@ -169,6 +169,8 @@ def column_role(column: pd.Series, facts: ColumnFacts | None = None) -> str:
     if facts.distinct <= 1:
         return "constant"
     kind = facts.kind
+    if isinstance(column.dtype, pd.CategoricalDtype) and column.dtype.ordered:
+        return "ordinal"  # levels with an order (pandas' ordered categories, from Parquet)
     if kind == "boolean":
         return "categorical"
     if kind in ("number", "datetime"):
@@ -226,6 +228,8 @@ def describe_column(
     if role == "numeric" and entry["type"] == "number":
         entry["min"] = float(column.min())
         entry["max"] = float(column.max())
+    elif role == "ordinal" and isinstance(column.dtype, pd.CategoricalDtype):
+        entry["order"] = [str(level) for level in column.dtype.categories]
     elif role == "categorical":
         counts = (
             facts.counts if facts.counts is not None else column.dropna().astype(str).value_counts()

@@ -568,6 +568,11 @@ def apply_roles(schema: dict[str, Any], reference: dict[str, Any] | None) -> dic
     roles = {c["name"]: c["role"] for c in reference["columns"]}
     for column in schema["columns"]:
         wanted = roles.get(column["name"])
+        if wanted == "text" and column["role"] == "empty":
+            raise BadInputError(
+                f"text column {column['name']!r} (text in the schema) is empty in every row: "
+                "no words to learn from; drop it or give it another role"
+            )
         if not wanted or column["role"] in ("empty", "constant") or wanted == column["role"]:
             continue
         # a column whose type changed keeps the role its values allow (the change itself is
@@ -576,6 +581,45 @@ def apply_roles(schema: dict[str, Any], reference: dict[str, Any] | None) -> dic
             continue
         column["role"] = wanted
     return schema
+
+
+def check_has_words(column: pd.Series, source: str) -> None:
+    """A column given the role text must hold some words."""
+    if not column.astype("string").str.strip().fillna("").str.len().any():
+        raise BadInputError(
+            f"text column {column.name!r} ({source}) is empty in all {len(column)} rows: no "
+            "words to learn from; drop it or give it another role"
+        )
+
+
+def override_roles(schema: dict[str, Any], roles: dict[str, str], frame: pd.DataFrame) -> None:
+    """The config's roles (--roles) win over the detected ones and the schema file's; each
+    named column must exist, and a column of strings cannot be numeric."""
+    from components.validate.logic import USED_ROLES, describe_column
+
+    entries = {c["name"]: position for position, c in enumerate(schema["columns"])}
+    for name, role in roles.items():
+        if name == schema["target"]:
+            raise BadInputError(f"--roles cannot change the target {name!r}")
+        if name not in entries:
+            shown = ", ".join(repr(c) for c in list(frame.columns)[:20])
+            raise BadInputError(
+                f"--roles names a column the data lacks: {name!r}; columns: {shown}"
+            )
+        entry = schema["columns"][entries[name]]
+        if role == "numeric" and entry.get("type") != "number":
+            raise BadInputError(
+                f"--roles cannot make {name!r} numeric: it holds {entry.get('type', 'nothing')}s"
+            )
+        if entry["role"] != role:
+            # described again under the new role: categories listed, ranges kept, ...
+            schema["columns"][entries[name]] = {**describe_column(frame[name], role), "role": role}
+    for name, role in roles.items():
+        if role == "text":
+            check_has_words(frame[name], "--roles")
+    used = [c for c in schema["columns"] if c["role"] in USED_ROLES]
+    if roles and not used and not schema.get("timeseries"):
+        raise BadInputError("--roles leaves no usable feature column besides the target")
 
 
 def infer_checked_schema(
