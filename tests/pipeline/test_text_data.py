@@ -52,6 +52,32 @@ def test_rotten_tomatoes_snippets_reach_a_test_roc_auc_of_085(workdir: Path) -> 
     assert summary["metrics"]["test"]["roc_auc"] >= 0.85, summary["metrics"]["test"]
 
 
+def test_rotten_tomatoes_text_alone_reaches_a_test_roc_auc_of_085(workdir: Path) -> None:
+    """The snippet text and nothing else, from the larger corpus file (12,808 snippets): word and
+    character n-grams, sparse TF-IDF, the search's first configuration (a logistic regression
+    with C=1). Measured: test ROC-AUC 0.855."""
+    csv = workdir / "rotten_tomatoes_full.csv"
+    rotten_tomatoes(full=True)[["text", "label"]].to_csv(csv, index=False)
+    done = stablepipe(
+        "run",
+        "--data",
+        str(csv),
+        "--target",
+        "label",
+        "--trials",
+        "1",
+        "--workers",
+        "1",
+        "--cv-folds",
+        "3",
+        cwd=workdir,
+    )
+    assert done.code == 0, done.stderr
+    summary = only_summary(workdir / "runs")
+    assert summary["data"]["rows"] == 12808 and summary["best"]["model"] == "linear"
+    assert summary["metrics"]["test"]["roc_auc"] >= 0.85, summary["metrics"]["test"]
+
+
 def test_a_folder_of_snippet_files_trains_on_hashed_text(workdir: Path) -> None:
     """The snippets as documents, one file each in a fresh/ or rotten/ folder, hashed instead of
     counted in a vocabulary. Text alone, and 800 snippets: measured test ROC-AUC 0.76."""
