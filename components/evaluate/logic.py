@@ -180,6 +180,25 @@ class WithHistory:
         return np.asarray(self.model.predict(joined.reset_index(drop=True)))[len(context) :]
 
 
+def forecast_difference(champion: Any, challenger: Any) -> str:
+    """How the two models' forecasting setups differ ('' when they match or neither is a
+    forecast): a champion forecasting another horizon answers another question."""
+    from components.features.timeseries import forecasting_step
+
+    mine, theirs = forecasting_step(champion), forecasting_step(challenger)
+    if mine is None and theirs is None:
+        return ""
+    if mine is None or theirs is None:
+        return "one of champion and challenger is a forecast, the other is not"
+    for name in ("horizon", "time_column", "series_keys", "frequency", "season"):
+        if getattr(mine, name) != getattr(theirs, name):
+            return (
+                f"the champion forecasts with {name} {getattr(mine, name)!r}, this run with "
+                f"{getattr(theirs, name)!r}"
+            )
+    return ""
+
+
 def with_history(champion: Any, challenger: Any) -> Any:
     """The champion, with the challenger's history as context when both are forecasts."""
     from components.features.timeseries import forecasting_step
@@ -238,6 +257,15 @@ def judge(
         return Verdict(
             "keep",
             f"the champion needs columns this data lacks: {missing[:5]}",
+            metric,
+            challenger,
+            champion_version=champion.version,
+        )
+    different = forecast_difference(champion.pipeline, challenger_model)
+    if different:
+        return Verdict(
+            "keep",
+            f"{different}: not comparable; use another --model-name",
             metric,
             challenger,
             champion_version=champion.version,

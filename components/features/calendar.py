@@ -19,7 +19,10 @@ def as_datetimes(column: pd.Series) -> pd.Series:
     if not pd.api.types.is_datetime64_any_dtype(column):
         with warnings.catch_warnings():  # "could not infer format": mixed formats are parsed
             warnings.simplefilter("ignore")
-            column = pd.to_datetime(column.astype("string"), errors="coerce", format="mixed")
+            # utc: offsets that change (daylight saving) are one column, not "mixed timezones"
+            column = pd.to_datetime(
+                column.astype("string"), errors="coerce", format="mixed", utc=True
+            )
     if getattr(column.dt, "tz", None) is not None:
         column = column.dt.tz_convert("UTC").dt.tz_localize(None)
     return column

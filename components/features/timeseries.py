@@ -59,7 +59,9 @@ def parse_times(values: pd.Series, name: str) -> pd.Series:
     else:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            parsed = pd.to_datetime(values.astype(str), errors="coerce", format="mixed")
+            # utc: zone-aware and naive times (a model's kept history) and offsets that change
+            # with daylight saving all become one UTC clock
+            parsed = pd.to_datetime(values.astype(str), errors="coerce", format="mixed", utc=True)
         bad = parsed.isna().to_numpy()
         if bad.any():
             row = int(np.flatnonzero(bad)[0])
@@ -84,7 +86,10 @@ def infer_frequency(times: pd.Series, keys: pd.Series | None) -> tuple[str, floa
         raise BadInputError("--time-column needs at least two distinct times in a series")
     common = gaps.mode().iloc[0]
     if ptypes.is_numeric_dtype(times):
-        return NUMBER, float(common)
+        # a rounded step (1/12 written as 0.0833) drifts over a long series: take the step
+        # that divides the longest series' span into whole steps
+        span = float(max(g.max() - g.min() for g in groups))
+        return NUMBER, span / max(1, round(span / float(common)))
     days = common / pd.Timedelta(days=1)
     for low, high, alias in ((27, 32, "M"), (88, 93, "Q"), (364, 367, "Y")):
         if low <= days <= high:
@@ -121,7 +126,10 @@ def time_steps(times: pd.Series, frequency: str, step: float) -> np.ndarray:
     if frequency == NUMBER:
         ratio = times.to_numpy(dtype=float) / step
         return np.round(ratio).astype(np.int64)
-    return np.asarray(pd.PeriodIndex(times, freq=frequency).asi8, dtype=np.int64)
+    unit = frequency.lstrip("0123456789")
+    count = int(frequency[: len(frequency) - len(unit)] or 1)
+    # periods of the unit (minutes, days, ...), then every `count` of them one step
+    return np.asarray(pd.PeriodIndex(times, freq=unit).asi8, dtype=np.int64) // count
 
 
 class TimeSeriesFeatures(TransformerMixin, BaseEstimator):
@@ -330,9 +338,12 @@ class TimeSeriesFeatures(TransformerMixin, BaseEstimator):
         return frame
 
     def missing_history(self, X: pd.DataFrame) -> np.ndarray:
-        """Rows whose seasonal-naive value (the oldest look-back every forecast needs) is
-        not in the history: their forecasts would rest on imputed lags."""
-        return np.asarray(np.isnan(self.features(X)[SEASONAL_NAIVE].to_numpy()))
+        """Rows whose seasonal-naive value or latest lag (`horizon` steps back) is not in the
+        history: rows too far from the known values (further ahead than the horizon, or after
+        a gap) whose forecasts would rest on imputed lags."""
+        added = self.features(X)
+        latest = added[f"lag_{self.horizon}"].to_numpy()
+        return np.asarray(np.isnan(added[SEASONAL_NAIVE].to_numpy()) | np.isnan(latest))
 
     def get_feature_names_out(self, input_features: Any = None) -> np.ndarray:
         given = self.feature_names_in_ if input_features is None else input_features

@@ -61,7 +61,8 @@ def check_history(model: LoadedModel, X: pd.DataFrame, source: str) -> None:
         raise BadInputError(
             f"{source} gives too short a history for {int(short.sum())} row(s) to forecast "
             f"(the first at {step.time_column}={first[step.time_column]}): each needs the "
-            f"target {step.base_offset} step(s) earlier, and the lags reach "
+            f"target {step.horizon} and {step.base_offset} step(s) earlier (a forecast reaches "
+            f"at most {step.horizon} step(s) past the last known value), and the lags reach "
             f"{step.history_needed()} steps back; give the recent history as rows with the "
             f"target filled in"
         )

@@ -29,7 +29,7 @@ from components.common.config import OUTLIER_CHOICES, SCALING_CHOICES
 from components.common.errors import BadInputError
 from components.features.calendar import CalendarFeatures
 from components.features.text import TextFeatures, check_text_options
-from components.validate.logic import feature_columns
+from components.validate.logic import feature_columns, natural_order
 
 MISSING_CATEGORY = "__missing__"
 
@@ -111,19 +111,11 @@ def target_encoder(task: str) -> TargetEncoder:
     return TargetEncoder(target_type="binary" if task == "binary" else "multiclass", cv=folds)
 
 
-def natural_order(values: list[Any]) -> list[Any]:
-    """Levels in their natural order: by number when all are numbers, else as strings."""
-    try:
-        return sorted(values, key=float)
-    except (TypeError, ValueError):
-        return sorted(values, key=str)
-
-
 def ordinal_encoder(schema: dict[str, Any]) -> tuple[OrdinalEncoder, list[str]]:
     """Ordinal columns as their level's position (the schema's `order`, else the natural
     order of the levels seen); an unseen level is missing, then imputed."""
     columns = [c for c in schema["columns"] if c["role"] == "ordinal"]
-    known = all(c.get("order") or c.get("categories") for c in columns)
+    known = all(c.get("order") or c.get("categories") for c in columns)  # else: sorted as seen
     categories: Any = (
         [[str(v) for v in (c.get("order") or natural_order(c["categories"]))] for c in columns]
         if columns and known

@@ -23,6 +23,7 @@ MAX_CLASSES_FOR_INTEGER_TARGET = 20
 # A text column whose distinct values are more than this share of the rows is an identifier.
 ID_UNIQUE_SHARE = 0.95
 MAX_CATEGORIES_LISTED = 50
+MAX_ORDINAL_LEVELS = 1000  # an ordinal column's levels are listed (its order) up to this many
 # Free text: strings this long on average, of several words, are documents, not categories.
 TEXT_MIN_MEAN_LENGTH = 30
 TEXT_MIN_MEAN_WORDS = 4
@@ -201,8 +202,18 @@ def looks_like_dates(sample: pd.Series) -> bool:
         return False
     with warnings.catch_warnings():  # "could not infer format" is what this is probing
         warnings.simplefilter("ignore")
-        parsed = pd.to_datetime(sample, errors="coerce", format="mixed")
+        # utc: offsets that change (daylight saving) are one column, not "mixed timezones"
+        parsed = pd.to_datetime(sample, errors="coerce", format="mixed", utc=True)
     return bool(parsed.notna().mean() >= DATE_PARSE_SHARE)
+
+
+def natural_order(values: list[Any]) -> list[Any]:
+    """Levels in their natural order: by number when all are numbers ('2' before '10'), else
+    as strings."""
+    try:
+        return sorted(values, key=float)
+    except (TypeError, ValueError):
+        return sorted(values, key=str)
 
 
 def describe_column(
@@ -228,8 +239,11 @@ def describe_column(
     if role == "numeric" and entry["type"] == "number":
         entry["min"] = float(column.min())
         entry["max"] = float(column.max())
-    elif role == "ordinal" and isinstance(column.dtype, pd.CategoricalDtype):
-        entry["order"] = [str(level) for level in column.dtype.categories]
+    elif role == "ordinal":
+        if isinstance(column.dtype, pd.CategoricalDtype):
+            entry["order"] = [str(level) for level in column.dtype.categories]
+        elif facts.distinct <= MAX_ORDINAL_LEVELS:
+            entry["order"] = natural_order(column.dropna().astype(str).unique().tolist())
     elif role == "categorical":
         counts = (
             facts.counts if facts.counts is not None else column.dropna().astype(str).value_counts()

@@ -381,8 +381,13 @@ def leak_anomalies(
         else pd.Series(pd.factorize(y)[0], index=y.index, dtype=float)
     )
     found = []
+    # a forecast's time column and series keys are not model inputs: a trend is no leak
+    settings = schema.get("timeseries") or {}
+    skipped = {settings.get("time_column"), *settings.get("series_keys", [])}
     for column in schema["columns"]:
         name, role = column["name"], column["role"]
+        if name in skipped:
+            continue
         if role == "numeric":
             x = frame[name].astype(float)
             with warnings.catch_warnings(), np.errstate(all="ignore"):

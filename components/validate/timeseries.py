@@ -46,17 +46,25 @@ def check_time_series(
     groups = (
         pd.Series(np.zeros(len(frame), dtype=int))
         if not keys
-        else frame[keys].astype(str).agg(" / ".join, axis=1).reset_index(drop=True)
+        else frame[keys].astype(str).agg("\x1f".join, axis=1).reset_index(drop=True)
     )
     check_order(times, groups, time_column, bool(keys))
     frequency, step = infer_frequency(times, groups if keys else None)
     season = season or season_of(frequency)
     steps = pd.Series(time_steps(times, frequency, step))
+    crowded = pd.DataFrame({"series": groups, "step": steps}).duplicated()
+    if crowded.any():
+        row = int(np.argmax(crowded.to_numpy()))
+        raise BadInputError(
+            f"--time-column {time_column!r} has two times in one step of "
+            f"{frequency_label(frequency, step)} (row {row + 1}, {shown(times[row])}); the "
+            "series needs one value per step"
+        )
     spans = steps.groupby(groups).agg(lambda s: int(s.max() - s.min()) + 1)
     shortest = spans.idxmin()
     needed = MIN_HISTORY_FACTOR * max(horizon, season) + horizon
     if horizon >= int(spans.min()) or int(spans.min()) < needed:
-        where = f"series {shortest!r}" if keys else "the series"
+        where = f"series {str(shortest).replace(chr(31), ' / ')!r}" if keys else "the series"
         raise BadInputError(
             f"--horizon {horizon} is too long for the history: {where} spans "
             f"{int(spans.min())} steps of {frequency_label(frequency, step)}; a forecast "
@@ -77,7 +85,7 @@ def check_order(times: pd.Series, groups: pd.Series, name: str, keyed: bool) -> 
     """Times strictly increase within each series, in the table's row order."""
     for label, positions in groups.groupby(groups, sort=False).indices.items():
         series = times.iloc[positions]
-        where = f" within series {label!r}" if keyed else ""
+        where = f" within series {str(label).replace(chr(31), ' / ')!r}" if keyed else ""
         repeated = series.duplicated()
         if repeated.any():
             row = int(positions[int(np.argmax(repeated.to_numpy()))])

