@@ -77,8 +77,8 @@ class RunConfig:
     min_improvement: float = 0.0
     confidence: float = 0.95
     cache: bool = True
-    # forecasting: the time column, optional series keys (comma-separated), steps ahead
     roles: str = ""  # column=role pairs, comma-separated: override the detected roles
+    # forecasting: the time column, optional series keys (comma-separated), steps ahead
     time_column: str = ""
     series_key: str = ""
     horizon: int = 1

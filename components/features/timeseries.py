@@ -27,6 +27,7 @@ from pandas.api import types as ptypes
 from sklearn.base import BaseEstimator, RegressorMixin, TransformerMixin, clone
 
 from components.common.errors import BadInputError
+from components.features.calendar import as_datetimes
 
 NUMBER = "number"  # the frequency of a numeric time column (years as 1990, 1991, ...)
 # Steps per season of each frequency (period alias -> steps); yearly data has no season.
@@ -54,23 +55,16 @@ def parse_times(values: pd.Series, name: str) -> pd.Series:
         raise BadInputError(f"--time-column {name!r} holds booleans, not dates or numbers")
     if ptypes.is_numeric_dtype(values):
         return values.astype(float)
-    if ptypes.is_datetime64_any_dtype(values):
-        parsed = values
-    else:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            # utc: zone-aware and naive times (a model's kept history) and offsets that change
-            # with daylight saving all become one UTC clock
-            parsed = pd.to_datetime(values.astype(str), errors="coerce", format="mixed", utc=True)
-        bad = parsed.isna().to_numpy()
-        if bad.any():
-            row = int(np.flatnonzero(bad)[0])
-            raise BadInputError(
-                f"--time-column {name!r} does not parse as dates or numbers: row {row + 1} "
-                f"holds {str(values.iloc[row])[:60]!r}"
-            )
-    if getattr(parsed.dt, "tz", None) is not None:
-        parsed = parsed.dt.tz_convert("UTC").dt.tz_localize(None)
+    # zone-aware and naive times (a model's kept history) and offsets that change with
+    # daylight saving all become one UTC clock
+    parsed = as_datetimes(values)
+    bad = parsed.isna().to_numpy()
+    if bad.any():
+        row = int(np.flatnonzero(bad)[0])
+        raise BadInputError(
+            f"--time-column {name!r} does not parse as dates or numbers: row {row + 1} "
+            f"holds {str(values.iloc[row])[:60]!r}"
+        )
     return parsed
 
 
@@ -108,13 +102,18 @@ def infer_frequency(times: pd.Series, keys: pd.Series | None) -> tuple[str, floa
     )
 
 
+def split_frequency(frequency: str) -> tuple[str, int]:
+    """'15min' -> ('min', 15); 'W' -> ('W', 1)."""
+    unit = frequency.lstrip("0123456789")
+    return unit, int(frequency[: len(frequency) - len(unit)] or 1)
+
+
 def season_of(frequency: str) -> int:
     """Steps per season: a day of hours, a week of days, a year of weeks, months or quarters;
     a multiple (15min, 2h) divides the next larger unit when it can."""
     if frequency == NUMBER:
         return 1
-    unit = frequency.lstrip("0123456789")
-    count = int(frequency[: len(frequency) - len(unit)] or 1)
+    unit, count = split_frequency(frequency)
     per_unit = SEASONS[unit]
     if unit == "min":  # minutes: a day's worth
         per_unit = 1440
@@ -126,8 +125,7 @@ def time_steps(times: pd.Series, frequency: str, step: float) -> np.ndarray:
     if frequency == NUMBER:
         ratio = times.to_numpy(dtype=float) / step
         return np.round(ratio).astype(np.int64)
-    unit = frequency.lstrip("0123456789")
-    count = int(frequency[: len(frequency) - len(unit)] or 1)
+    unit, count = split_frequency(frequency)
     # periods of the unit (minutes, days, ...), then every `count` of them one step
     return np.asarray(pd.PeriodIndex(times, freq=unit).asi8, dtype=np.int64) // count
 
@@ -177,7 +175,7 @@ class TimeSeriesFeatures(TransformerMixin, BaseEstimator):
     def calendar_fields(self) -> tuple[str, ...]:
         if self.frequency == NUMBER:
             return ()
-        return CALENDAR[self.frequency.lstrip("0123456789")]
+        return CALENDAR[split_frequency(self.frequency)[0]]
 
     def feature_names(self) -> list[str]:
         """The columns `transform` adds (all numeric), in order."""

@@ -53,13 +53,10 @@ def column_roles(model: Any, schema: dict[str, Any]) -> list[dict[str, str]]:
     settings = schema.get("timeseries") or {}
     if settings:
         used[settings["time_column"]] = "time: lags, windows, calendar and seasonal terms"
-    rows = []
-    for column in schema["columns"]:
-        role = column["role"]
-        rows.append(
-            {"column": column["name"], "role": role, "use": used.get(column["name"], "not used")}
-        )
-    return rows
+    return [
+        {"column": c["name"], "role": c["role"], "use": used.get(c["name"], "not used")}
+        for c in schema["columns"]
+    ]
 
 
 def train_model(

@@ -56,7 +56,6 @@ TRUSTED_TYPES: frozenset[str] = frozenset(
         "components.features.calendar.CalendarFeatures",  # datetime columns
         # --- scikit-learn: what build_preprocessor, build_features and make_model build ---
         "sklearn.pipeline.Pipeline",
-        "sklearn.pipeline.FeatureUnion",  # TextFeatures: word and character n-grams side by side
         "sklearn.compose._column_transformer.ColumnTransformer",
         "sklearn.compose._target.TransformedTargetRegressor",
         "sklearn.impute._base.SimpleImputer",

@@ -10,7 +10,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from tests.pipeline.conftest import QUICK, latest_summary, stablepipe
+from tests.pipeline.conftest import QUICK, CliResult, latest_summary, stablepipe
 
 
 @pytest.fixture(scope="module")
@@ -25,18 +25,14 @@ def flights_csv(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
+def run_flights(flights_csv: Path, cwd: Path, roles: str, *extra: str) -> CliResult:
+    """`stablepipe run` on the flights with `--roles roles`, in `cwd`."""
+    data = ("--data", str(flights_csv), "--target", "arr_delay")
+    return stablepipe("run", *data, "--roles", roles, *extra, cwd=cwd)
+
+
 def test_roles_are_used_overridden_and_reported(flights_csv: Path, tmp_path: Path) -> None:
-    done = stablepipe(
-        "run",
-        "--data",
-        str(flights_csv),
-        "--target",
-        "arr_delay",
-        "--roles",
-        "month=categorical",
-        *QUICK,
-        cwd=tmp_path,
-    )
+    done = run_flights(flights_csv, tmp_path, "month=categorical", *QUICK)
     assert done.code == 0, done.stderr
     summary = latest_summary(tmp_path / "runs")
     run = tmp_path / "runs" / summary["run_id"]
@@ -64,31 +60,12 @@ def test_roles_are_used_overridden_and_reported(flights_csv: Path, tmp_path: Pat
 
 
 def test_a_role_for_a_missing_column_exits_2(flights_csv: Path, tmp_path: Path) -> None:
-    done = stablepipe(
-        "run",
-        "--data",
-        str(flights_csv),
-        "--target",
-        "arr_delay",
-        "--roles",
-        "gate=text",
-        *QUICK,
-        cwd=tmp_path,
-    )
+    done = run_flights(flights_csv, tmp_path, "gate=text", *QUICK)
     assert done.code == 2, done.stderr
     line = done.stderr.strip().splitlines()[-1]
     assert (
         "--roles names a column the data lacks: 'gate'" in line and "Traceback" not in done.stderr
     )
-    bad_role = stablepipe(
-        "run",
-        "--data",
-        str(flights_csv),
-        "--target",
-        "arr_delay",
-        "--roles",
-        "dest=label",
-        cwd=tmp_path,
-    )
+    bad_role = run_flights(flights_csv, tmp_path, "dest=label")
     assert bad_role.code == 2
     assert "--roles gives 'dest' the role 'label'" in bad_role.stderr

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 import statsmodels.api as sm
 
-from tests.pipeline.conftest import latest_summary, stablepipe
+from tests.pipeline.conftest import CliResult, latest_summary, stablepipe
 
 # The two default configurations (linear, gradient boosting) that every search tries first.
 SEARCH = ("--trials", "2", "--workers", "1", "--cv-folds", "3")
@@ -79,25 +79,20 @@ def test_forecast_beats_the_seasonal_naive_baseline(
     assert "seasonal-naive forecast (test)" in report
 
 
+def run_co2(series_home: Path, cwd: Path, *extra: str) -> CliResult:
+    """A 12-week forecast of the weekly co2 series, run in `cwd`."""
+    data = str(series_home / "co2.csv")
+    forecast = ("--time-column", "date", "--horizon", "12")
+    return stablepipe("run", "--data", data, "--target", "co2", *forecast, *SEARCH, *extra, cwd=cwd)
+
+
 def test_a_rerun_judges_the_champion_on_the_same_later_period(
     series_home: Path, tmp_path: Path
 ) -> None:
     """The second run's challenger and the first run's champion forecast the same test weeks
     from the same history: the gate compares them with a bootstrap interval."""
-    args = (
-        "run",
-        "--data",
-        str(series_home / "co2.csv"),
-        "--target",
-        "co2",
-        "--time-column",
-        "date",
-        "--horizon",
-        "12",
-        *SEARCH,
-    )
-    assert stablepipe(*args, cwd=tmp_path).code == 0
-    again = stablepipe(*args, "--seed", "7", cwd=tmp_path)
+    assert run_co2(series_home, tmp_path).code == 0
+    again = run_co2(series_home, tmp_path, "--seed", "7")
     assert again.code == 0, again.stderr
     promotion = latest_summary(tmp_path / "runs")["promotion"]
     assert promotion["champion"] is not None and promotion["interval"] is not None
@@ -151,19 +146,7 @@ def test_predict_forecasts_from_the_history_it_is_given(series_home: Path, tmp_p
     come from the history kept in the model, which ends with the training weeks); the weeks
     after the data are forecast from the recent history given with them, and refused with
     one line without it."""
-    done = stablepipe(
-        "run",
-        "--data",
-        str(series_home / "co2.csv"),
-        "--target",
-        "co2",
-        "--time-column",
-        "date",
-        "--horizon",
-        "12",
-        *SEARCH,
-        cwd=tmp_path,
-    )
+    done = run_co2(series_home, tmp_path)
     assert done.code == 0, done.stderr
     summary = latest_summary(tmp_path / "runs")
     model = summary["artifacts"]["model"]

@@ -17,24 +17,7 @@ from components.split.logic import split_frame
 from components.train.logic import train_model
 from components.train.model_io import load_model, model_input, predict_frame, save_model
 from components.validate.logic import validate
-
-BEST_LINEAR = {
-    "model": "linear",
-    "params": {"C": 1.0},
-    "metric": "roc_auc",
-    "cv_score": 0.8,
-    "cv_std": 0.01,
-}
-
-
-@pytest.fixture()
-def trained(titanic: pd.DataFrame, tmp_path: Path):
-    schema = validate(titanic, "survived", "auto")
-    train, test = split_frame(titanic, "survived", "binary", 0.2)
-    steps = feature_pipeline(build_preprocessor(schema), "passthrough")
-    model, card = train_model(train, steps, BEST_LINEAR, schema, seed=0)
-    save_model(tmp_path / "model", model, card)
-    return model, card, test, tmp_path / "model"
+from tests.unit.conftest import BEST_LINEAR
 
 
 def test_scores_have_the_contract_names(trained) -> None:

@@ -29,8 +29,7 @@ from components.features.logic import build_features, feature_pipeline
 from components.predict.logic import score_rows, write_predictions
 from components.preprocess.logic import build_preprocessor
 from components.promote.logic import champion_pointer, fetch_model, load_champion, promote
-from components.split.logic import split_frame
-from components.train.logic import input_columns, train_model
+from components.train.logic import input_columns
 from components.train.model_io import (
     CARD_FILE,
     LEGACY_MODEL_FILE,
@@ -46,6 +45,7 @@ from components.train.model_io import (
 from components.tune.logic import FAMILIES, make_model
 from components.validate.logic import validate
 from pipelines.cli import main
+from tests.unit.conftest import BEST_LINEAR
 
 # One configuration per family, from the search space (small forests for speed).
 PARAMS: dict[str, dict[str, Any]] = {
@@ -68,8 +68,6 @@ PARAMS: dict[str, dict[str, Any]] = {
 }
 # target -> task, on titanic (regression: age, on the rows that have one)
 TASKS = {"survived": "binary", "pclass": "multiclass", "age": "regression"}
-BEST_LINEAR = {"model": "linear", "params": {"C": 1.0}, "metric": "roc_auc", "cv_score": 0.8}
-BEST_LINEAR |= {"cv_std": 0.01}
 
 
 @pytest.fixture(scope="module")
@@ -191,16 +189,6 @@ def test_our_trusted_names_point_at_real_objects() -> None:
     for name in sorted(t for t in TRUSTED_TYPES if t.startswith("components.")):
         module, _, attribute = name.rpartition(".")
         assert hasattr(importlib.import_module(module), attribute), name
-
-
-@pytest.fixture()
-def trained(titanic: pd.DataFrame, tmp_path: Path):
-    schema = validate(titanic, "survived", "auto")
-    train, test = split_frame(titanic, "survived", "binary", 0.2)
-    steps = feature_pipeline(build_preprocessor(schema), "passthrough")
-    model, card = train_model(train, steps, BEST_LINEAR, schema, seed=0)
-    save_model(tmp_path / "model", model, card)
-    return model, card, test, tmp_path / "model"
 
 
 def test_saved_as_skops_and_loaded_bit_identical(trained) -> None:

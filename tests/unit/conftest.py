@@ -1,0 +1,37 @@
+"""Fixtures the unit tests of several stages share."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+
+from components.features.logic import feature_pipeline
+from components.preprocess.logic import build_preprocessor
+from components.split.logic import split_frame
+from components.train.logic import train_model
+from components.train.model_io import save_model
+from components.validate.logic import validate
+
+# The best configuration of a search that picked scikit-learn's default logistic regression.
+BEST_LINEAR: dict[str, Any] = {
+    "model": "linear",
+    "params": {"C": 1.0},
+    "metric": "roc_auc",
+    "cv_score": 0.8,
+    "cv_std": 0.01,
+}
+
+
+@pytest.fixture()
+def trained(titanic: pd.DataFrame, tmp_path: Path):
+    """A linear model trained on titanic's training split and saved: (model, card, the test
+    split, the model folder)."""
+    schema = validate(titanic, "survived", "auto")
+    train, test = split_frame(titanic, "survived", "binary", 0.2)
+    steps = feature_pipeline(build_preprocessor(schema), "passthrough")
+    model, card = train_model(train, steps, BEST_LINEAR, schema, seed=0)
+    save_model(tmp_path / "model", model, card)
+    return model, card, test, tmp_path / "model"
