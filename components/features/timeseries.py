@@ -325,7 +325,8 @@ class TimeSeriesFeatures(TransformerMixin, BaseEstimator):
         if self.frequency == NUMBER:
             times: Any = steps * self.step
         else:
-            periods = pd.PeriodIndex.from_ordinals(steps, freq=self.frequency)  # type: ignore[attr-defined]
+            unit, count = split_frequency(self.frequency)  # a step is `count` unit periods
+            periods = pd.PeriodIndex.from_ordinals(steps * count, freq=unit)  # type: ignore[attr-defined]
             times = periods.to_timestamp()
         frame = pd.DataFrame({self.time_column: times})
         if self.series_keys:

@@ -220,6 +220,11 @@ def test_a_step_of_several_units_counts_one_per_step(weather: pd.DataFrame) -> N
     assert set(np.diff(steps)) <= {1, 2} and np.mean(np.diff(steps) == 1) > 0.9
     step = from_settings(settings, "temp").fit(two_hourly)
     assert step.features(two_hourly)["lag_3"].notna().mean() > 0.9
+    # the kept history, given back as rows, lands on the same steps
+    kept = step.history_frame()
+    assert list(time_steps(parse_times(kept["time_hour"], "t"), "2h", 1.0)) == list(
+        step.history_steps_
+    )
 
 
 def test_zone_aware_times_and_the_kept_history_join(co2: pd.DataFrame) -> None:
