@@ -41,6 +41,7 @@ TABLE_SUFFIXES = {
     ".xlsm": "excel",
 }
 SNIFFED_DELIMITERS = ",;\t|"
+SNIFFED_LINES = 50  # lines the delimiter and header sniffers read
 # pyarrow reads CSV in blocks (in parallel, and ahead of the consumer when streaming); one row
 # must fit in a block. Small blocks parse in parallel and keep streaming memory flat; a file
 # with longer rows is read again with blocks of MAX_BLOCK_BYTES.
@@ -389,8 +390,9 @@ def csv_read_settings(
     sample = raw_head(path)
     encoding = options.encoding or sniff_encoding(sample, source)
     text = sample.decode(encoding, errors="replace").lstrip("\ufeff")
-    sep = options.delimiter or delimiter(text, fmt)
-    header = has_header(text, sep) if options.header == "auto" else options.header == "yes"
+    lines = head_lines(text)
+    sep = options.delimiter or delimiter(lines, fmt)
+    header = has_header(lines, sep) if options.header == "auto" else options.header == "yes"
     read = pa_csv.ReadOptions(
         encoding="utf8" if encoding.replace("_", "-").lower() in ("utf-8", "ascii") else encoding,
         autogenerate_column_names=not header,
@@ -399,7 +401,7 @@ def csv_read_settings(
     parse = pa_csv.ParseOptions(
         delimiter=sep, newlines_in_values=may_quote_newlines(path, encoding)
     )
-    first_line = text.splitlines()[0] if text else ""
+    first_line = lines[0] if lines else ""
     return CsvSettings(read, parse, header, sep, first_line, encoding)
 
 
@@ -510,10 +512,20 @@ def open_text_stream(path: Path) -> Iterator[Any]:
             yield handle
 
 
-def has_header(text: str, sep: str) -> bool:
+def head_lines(text: str, count: int = SNIFFED_LINES) -> list[str]:
+    """The first `count` lines of `text`, without splitting all of it (a 1 MB sample has
+    thousands of lines; the sniffers read 50)."""
+    prefix = 1 << 16
+    while True:
+        lines = text[:prefix].splitlines()
+        if len(lines) > count or prefix >= len(text):
+            return lines[:count]
+        prefix *= 4
+
+
+def has_header(lines: list[str], sep: str) -> bool:
     """Whether the first line names the columns: csv.Sniffer's guess, trusted only when it is
     sure the first line looks like the rest (a header is the safe default)."""
-    lines = text.splitlines()[:50]
     if len(lines) < 3:
         return True
     try:
@@ -580,11 +592,11 @@ def checked_frame(frame: pd.DataFrame, source: str) -> pd.DataFrame:
     return frame
 
 
-def delimiter(text: str, fmt: str) -> str:
+def delimiter(lines: list[str], fmt: str) -> str:
     """Tab for TSV; for CSV the delimiter sniffed from the first lines (`,` when unsure)."""
     if fmt == "tsv":
         return "\t"
-    sample = "\n".join(text.splitlines()[:50])
+    sample = "\n".join(lines)
     try:
         return csv.Sniffer().sniff(sample, delimiters=SNIFFED_DELIMITERS).delimiter
     except csv.Error:
@@ -679,7 +691,7 @@ def ingest_arrow(
     checks and cleaning as `ingest`, at the speed of the readers themselves."""
     import pyarrow.parquet as pq
 
-    from components.ingest.streaming import clean_table
+    from components.ingest.streaming import clean_table, written_statistics
 
     fmt = table_format(source)
     with unreadable_as_bad_input(source, fmt):  # pandas metadata may be broken too
@@ -702,7 +714,9 @@ def ingest_arrow(
             f"--target column {target!r} has no values: all {table.num_rows} rows are missing"
         )
     sha256, duplicates = write_beside_counts(
-        lambda partial: pq.write_table(kept, partial),
+        lambda partial: pq.write_table(
+            kept, partial, write_statistics=written_statistics(kept.schema)
+        ),
         output,
         lambda: source_fingerprint(source, "", options),
         kept.to_pandas,

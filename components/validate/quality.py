@@ -380,6 +380,8 @@ def leak_anomalies(
         if ptypes.is_numeric_dtype(y) and not ptypes.is_bool_dtype(y)
         else pd.Series(pd.factorize(y)[0], index=y.index, dtype=float)
     )
+    categorical = any(c["role"] == "categorical" for c in schema["columns"])
+    y_classes = pd.factorize(y_codes)[0].astype(np.int64) if categorical else np.empty(0)
     found = []
     # a forecast's time column and series keys are not model inputs: a trend is no leak
     settings = schema.get("timeseries") or {}
@@ -403,19 +405,33 @@ def leak_anomalies(
                     )
                 )
         elif role == "categorical":
-            pairs = pd.DataFrame({"x": frame[name].astype(str), "y": y_codes}).dropna()
-            groups = pairs.groupby("x", sort=False)["y"]
-            sizes, purity = groups.size(), groups.nunique()
-            if len(sizes) >= 2 and sizes.min() >= LEAK_MIN_ROWS_PER_VALUE and (purity == 1).all():
+            values = pure_values(frame[name], y_classes)
+            if values:
                 found.append(
                     anomaly(
                         name,
                         "target_leak",
-                        f"each of its {len(sizes)} values goes with a single value of {target!r}",
+                        f"each of its {values} values goes with a single value of {target!r}",
                         severities,
                     )
                 )
     return found
+
+
+def pure_values(column: pd.Series, y_classes: np.ndarray) -> int:
+    """How many values `column` has when each (seen at least LEAK_MIN_ROWS_PER_VALUE times)
+    goes with a single target value (`y_classes`: the target's codes, -1 for missing); else 0.
+    Counted on integer codes: a value is pure when the distinct (value, target) pairs are as
+    many as the values (a groupby's nunique is ten times slower)."""
+    codes = pd.factorize(column.astype(str))[0]
+    both = (codes >= 0) & (y_classes >= 0)
+    codes, classes = codes[both].astype(np.int64), y_classes[both]
+    sizes = np.bincount(codes)
+    sizes = sizes[sizes > 0]
+    if len(sizes) < 2 or sizes.min() < LEAK_MIN_ROWS_PER_VALUE:
+        return 0
+    pairs = len(pd.unique(codes * (int(classes.max()) + 1) + classes))
+    return len(sizes) if pairs == len(sizes) else 0
 
 
 # ---------------------------------------------------------------- the verdict

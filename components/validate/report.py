@@ -108,6 +108,12 @@ def drift_rows(drift: dict[str, Any]) -> str:
     )
 
 
+def missing_share(column: pd.Series, entry: dict[str, Any]) -> float:
+    """The column's missing share over all rows: the schema's, else counted."""
+    share = entry.get("missing_fraction")
+    return float(column.isna().mean()) if share is None else float(share)
+
+
 def render_report(frame: pd.DataFrame, schema: dict[str, Any], quality: dict[str, Any]) -> str:
     """The report page for a validated table."""
     verdict = quality["verdict"]
@@ -131,7 +137,7 @@ def render_report(frame: pd.DataFrame, schema: dict[str, Any], quality: dict[str
         rows.append(
             f"<tr><td><b>{html.escape(str(name))}</b></td><td>{role}</td>"
             f"<td>{entry.get('type', '')}</td>"
-            f"<td class='num'>{frame[name].isna().mean():.1%}</td>"
+            f"<td class='num'>{missing_share(frame[name], entry):.1%}</td>"
             f"<td class='num'>{'' if distinct is None else f'{at_least}{distinct:,}'}</td>"
             f"<td>{column_summary(column, plot_role)}</td>"
             f"<td>{column_plot(column, plot_role)}</td></tr>"

@@ -105,6 +105,24 @@ def test_streaming_matches_reading_whole(
     assert not list(tmp_path.glob("*.partial"))
 
 
+def test_parquet_statistics_are_kept_for_numbers_and_left_out_for_strings(
+    titanic_csv: Path, tmp_path: Path
+) -> None:
+    """Both write paths (whole and streamed) keep min/max for the numeric columns a reader
+    could filter on and skip them for strings, whose statistics cost 15% of the write."""
+    import pyarrow.parquet as pq
+
+    for name, above in (("whole", 1 << 40), ("streamed", 0)):
+        out = tmp_path / f"{name}.parquet"
+        ingest_to_parquet(str(titanic_csv), "survived", out, "", None, above)
+        group = pq.ParquetFile(out).metadata.row_group(0)
+        columns = {group.column(i).path_in_schema: group.column(i) for i in range(6)}
+        assert columns["age"].is_stats_set and columns["age"].statistics.max == 80, name
+        assert columns["sibsp"].statistics.min == 0, name
+        assert not columns["sex"].is_stats_set, name
+        assert not columns["pclass"].is_stats_set, name
+
+
 def test_streaming_parquet_and_its_errors(tmp_path: Path, titanic: pd.DataFrame) -> None:
     titanic.to_parquet(tmp_path / "t.parquet")
     facts = ingest_to_parquet(

@@ -3,6 +3,7 @@ from __future__ import annotations
 from collections import Counter
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -111,6 +112,23 @@ def test_integer_codes_with_missing_values_are_classes() -> None:
     single = pd.Series([5] * 30, name="y")
     with pytest.raises(BadInputError, match="single class '5'"):
         resolve_task(single, "auto")
+
+
+def test_long_targets_decide_the_task_as_an_exact_count_would() -> None:
+    """Past DISTINCT_SAMPLE rows the classes of an amount are counted in a sample; codes,
+    a few rare extra values and a requested classification still see every row."""
+    from components.validate.logic import DISTINCT_SAMPLE
+
+    rows = DISTINCT_SAMPLE * 3
+    rng = np.random.default_rng(0)
+    amounts = pd.Series(rng.normal(size=rows), name="y")
+    assert resolve_task(amounts, "auto") == resolve_task(amounts, "regression") == "regression"
+    codes = pd.Series(rng.integers(0, 12, rows), name="y")
+    assert resolve_task(codes, "auto") == "multiclass"
+    codes[:19] = np.arange(100, 119)  # 31 classes, 19 of them in one row each: not codes
+    assert resolve_task(codes, "auto") == "regression"
+    with pytest.raises(BadInputError, match=f"has {rows}$"):
+        resolve_task(amounts, "binary")
 
 
 def test_test_split_must_hold_every_class() -> None:

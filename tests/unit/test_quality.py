@@ -121,6 +121,36 @@ def test_numeric_leak_and_label_imbalance(diamonds_sample: pd.DataFrame) -> None
     assert kinds(imbalanced)[("premium", "label_imbalance")] == "warning"
 
 
+def test_categorical_leak_counting_agrees_with_a_groupby() -> None:
+    """pure_values (integer codes) decides exactly as grouping the pairs would: pure columns,
+    one mixed value, a value seen too rarely, missing values on either side, one value only."""
+    from components.validate.quality import LEAK_MIN_ROWS_PER_VALUE, pure_values
+
+    def by_groupby(x: pd.Series, y: pd.Series) -> int:
+        pairs = pd.DataFrame({"x": x.astype(str), "y": y}).dropna()
+        groups = pairs.groupby("x")["y"]
+        sizes, purity = groups.size(), groups.nunique()
+        pure = len(sizes) >= 2 and sizes.min() >= LEAK_MIN_ROWS_PER_VALUE and (purity == 1).all()
+        return len(sizes) if pure else 0
+
+    rng = np.random.default_rng(3)
+    y = pd.Series(rng.integers(0, 4, 600)).astype(float)
+    y[rng.random(600) < 0.05] = np.nan
+    pure = y.map({0.0: "a", 1.0: "b", 2.0: "c", 3.0: "d"})
+    finer = pure + pd.Series(rng.integers(0, 2, 600)).astype(str)  # a0, a1, ...: still pure
+    coarser = y.map({0.0: "a", 1.0: "b", 2.0: "b", 3.0: "c"})
+    mixed = pure.where(pure.index != int(np.flatnonzero(y == 3)[0]), "a")  # one "a" with y 3
+    rare = pure.where(pure.index >= 4, "d")
+    gappy = pd.Series(pure.where(rng.random(600) > 0.1), dtype="str")
+    single = pd.Series(["a"] * 600)
+    y_classes = pd.factorize(y)[0].astype(np.int64)
+    for x in (pure, finer, coarser, mixed, rare, gappy, single, pd.Series(rng.integers(0, 9, 600))):
+        assert pure_values(x, y_classes) == by_groupby(x, y), x.head()
+    assert pure_values(pure, y_classes) == 4 and pure_values(finer, y_classes) == 8
+    assert pure_values(gappy, y_classes) == 4
+    assert pure_values(coarser, y_classes) == pure_values(mixed, y_classes) == 0
+
+
 def test_verdict_levels() -> None:
     from components.validate.quality import Anomaly
 
