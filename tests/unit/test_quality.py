@@ -121,6 +121,22 @@ def test_numeric_leak_and_label_imbalance(diamonds_sample: pd.DataFrame) -> None
     assert kinds(imbalanced)[("premium", "label_imbalance")] == "warning"
 
 
+def test_leak_correlation_equals_pandas() -> None:
+    """The elementwise Pearson r (no BLAS call) is pandas' Series.corr: gaps on either side,
+    a perfect and a negative relation, a constant column (no correlation)."""
+    from components.validate.quality import correlation
+
+    rng = np.random.default_rng(7)
+    y = pd.Series(rng.normal(size=5000))
+    y[rng.random(5000) < 0.1] = np.nan
+    noisy = y * -0.5 + rng.normal(size=5000)
+    noisy[rng.random(5000) < 0.1] = np.nan
+    for x in (noisy, y * 3 + 1, pd.Series(rng.normal(size=5000))):
+        assert correlation(x.to_numpy(), y.to_numpy()) == pytest.approx(x.corr(y), abs=1e-12)
+    assert correlation((y * 3 + 1).to_numpy(), y.to_numpy()) == pytest.approx(1.0)
+    assert np.isnan(correlation(np.ones(5000), y.to_numpy()))
+
+
 def test_categorical_leak_counting_agrees_with_a_groupby() -> None:
     """pure_values (integer codes) decides exactly as grouping the pairs would: pure columns,
     one mixed value, a value seen too rarely, missing values on either side, one value only."""
