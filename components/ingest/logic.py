@@ -691,7 +691,7 @@ def ingest_arrow(
     checks and cleaning as `ingest`, at the speed of the readers themselves."""
     import pyarrow.parquet as pq
 
-    from components.ingest.streaming import clean_table, written_statistics
+    from components.ingest.streaming import clean_table, large_strings, written_statistics
 
     fmt = table_format(source)
     with unreadable_as_bad_input(source, fmt):  # pandas metadata may be broken too
@@ -713,6 +713,7 @@ def ingest_arrow(
         raise BadInputError(
             f"--target column {target!r} has no values: all {table.num_rows} rows are missing"
         )
+    kept = large_strings(kept)
     sha256, duplicates = write_beside_counts(
         lambda partial: pq.write_table(
             kept, partial, write_statistics=written_statistics(kept.schema)

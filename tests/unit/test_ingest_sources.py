@@ -106,7 +106,7 @@ def test_streaming_matches_reading_whole(
     assert not list(tmp_path.glob("*.partial"))
 
 
-def test_parquet_statistics_are_kept_for_numbers_and_left_out_for_strings(
+def test_parquet_output_keeps_number_statistics_and_pandas_string_type(
     titanic_csv: Path, tmp_path: Path
 ) -> None:
     """Both write paths (whole and streamed) keep min/max for the numeric columns a reader
@@ -122,6 +122,8 @@ def test_parquet_statistics_are_kept_for_numbers_and_left_out_for_strings(
         assert columns["sibsp"].statistics.min == 0, name
         assert not columns["sex"].is_stats_set, name
         assert not columns["pclass"].is_stats_set, name
+        # strings are written as pandas holds them, so reading them back copies nothing
+        assert pq.read_schema(out).field("sex").type == "large_string", name
 
 
 def test_streaming_parquet_and_its_errors(tmp_path: Path, titanic: pd.DataFrame) -> None:
