@@ -42,6 +42,7 @@ TABLE_SUFFIXES = {
 }
 SNIFFED_DELIMITERS = ",;\t|"
 SNIFFED_LINES = 50  # lines the delimiter and header sniffers read
+SCAN_BYTES = 4 << 20  # the buffer a file is scanned through for quotes
 # pyarrow reads CSV in blocks (in parallel, and ahead of the consumer when streaming); one row
 # must fit in a block. Small blocks parse in parallel and keep streaming memory flat; a file
 # with longer rows is read again with blocks of MAX_BLOCK_BYTES.
@@ -417,14 +418,25 @@ def may_quote_newlines(path: Path, encoding: str) -> bool:
     """Whether a quoted value could span lines: False only when no quote follows the first line
     break (a value that spans lines closes its quote after a break, so after the first one).
     Parsing with newlines in values allowed is ~25% slower, so a file without quotes in its
-    data (most machine-written CSVs quote the header at most) is read without it."""
-    import mmap
+    data (most machine-written CSVs quote the header at most) is read without it.
 
+    The file is scanned through one reused buffer, not mapped: a mapped file's pages count in
+    the process's resident memory, which must stay flat however large the file."""
     if not plain_byte_lines(path, encoding):
         return True
-    with open(path, "rb") as handle, mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as data:
-        first_break = data.find(b"\n")
-        return first_break < 0 or data.find(b'"', first_break) >= 0
+    buffer = bytearray(SCAN_BYTES)
+    seen_break = False
+    with open(path, "rb") as handle:
+        while size := handle.readinto(buffer):
+            start = 0
+            if not seen_break:
+                start = buffer.find(b"\n", 0, size)
+                if start < 0:
+                    continue
+                seen_break = True
+            if buffer.find(b'"', start, size) >= 0:
+                return True
+    return not seen_break
 
 
 def read_delimited(path: Path, source: str, fmt: str, options: ReadOptions) -> pd.DataFrame:

@@ -253,15 +253,20 @@ def test_arrow_ingest_keeps_a_named_parquet_index_and_rejects_broken_footers(
         ('a,b,y\n1,"x\ny",0\n2,z,1\n', True),  # a value spanning lines
         ('a,b,y\n1,"x, y",0\n2,z,1\n', True),  # quotes in the data: allowed, to be safe
         ('"a\nb",c,y\n1,x,0\n2,z,1\n', True),  # a header name spanning lines
+        ('"alpha","beta","y"\n1,x,0\n2,z,1\n', False),  # a header longer than the buffer
+        ('a,b,y\n1,x,0\n2,z,"1"\n', True),  # the only quote at the end
     ],
 )
+@pytest.mark.parametrize("scan_bytes", [4 << 20, 3])  # one buffer; a few bytes at a time
 def test_values_spanning_lines_are_read_whichever_parse_is_chosen(
-    tmp_path: Path, text: str, quoted_newlines: bool
+    tmp_path: Path, text: str, quoted_newlines: bool, scan_bytes: int, monkeypatch
 ) -> None:
     """Files without quotes after the first line are parsed without multi-line values (the
-    faster parse); any quote after it keeps them allowed, and every file reads correctly."""
+    faster parse); any quote after it keeps them allowed, and every file reads correctly. The
+    scan finds the first line break and a later quote across its buffer's boundaries too."""
     from components.ingest.logic import may_quote_newlines
 
+    monkeypatch.setattr("components.ingest.logic.SCAN_BYTES", scan_bytes)
     path = tmp_path / "data.csv"
     path.write_text(text, encoding="utf-8")
     assert may_quote_newlines(path, "utf-8") is quoted_newlines
