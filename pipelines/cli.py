@@ -45,6 +45,11 @@ def add_data_arguments(parser: argparse.ArgumentParser) -> None:
     add("--header", help="auto|yes|no: does the CSV's first line name the columns (default: auto)")
     add("--sheet", help="Excel sheet name (default: the first)")
     add(
+        "--decimal",
+        help=". or ,: the decimal mark of CSV/TSV numbers (default: sniffed; a comma when the "
+        "delimiter is another character and numbers are written 1,5)",
+    )
+    add(
         "--stream-above-mb",
         type=float,
         help="stream local CSV/TSV/Parquet files at least this large in bounded memory "

@@ -128,6 +128,7 @@ def training_pipeline(
     encoding: str = "",
     header: str = "auto",
     sheet: str = "",
+    decimal: str = "",
     files: list = [],  # noqa: B006 (KFP reads the default; it is never mutated)
     stream_above_mb: float = 256.0,
     schema_file: str = "",
@@ -175,6 +176,7 @@ def training_pipeline(
             encoding=encoding,
             header=header,
             sheet=sheet,
+            decimal=decimal,
             files=files,
             stream_above_mb=stream_above_mb,
         )

@@ -44,6 +44,7 @@ class RunConfig:
     encoding: str = ""
     header: str = "auto"
     sheet: str = ""
+    decimal: str = ""
     stream_above_mb: float = 256.0
     incremental: bool = False
     window: int = 0
@@ -274,6 +275,10 @@ def check_config(config: RunConfig) -> RunConfig:
         (
             config.header in HEADER_CHOICES,
             f"--header must be one of {', '.join(HEADER_CHOICES)}; got {config.header!r}",
+        ),
+        (
+            config.decimal in ("", ".", ","),
+            f"--decimal must be . or , (or empty: sniffed); got {config.decimal!r}",
         ),
         (
             config.fail_on in FAIL_ON_CHOICES,

@@ -42,6 +42,9 @@ TABLE_SUFFIXES = {
 }
 SNIFFED_DELIMITERS = ",;\t|"
 SNIFFED_LINES = 50  # lines the delimiter and header sniffers read
+DECIMAL_CHOICES = ("", ".", ",")
+COMMA_NUMBER = re.compile(r"[+-]?\d*,\d+")
+POINT_NUMBER = re.compile(r"[+-]?\d*\.\d+")
 SCAN_BYTES = 4 << 20  # the buffer a file is scanned through for quotes
 # pyarrow reads CSV in blocks (in parallel, and ahead of the consumer when streaming); one row
 # must fit in a block. Small blocks parse in parallel and keep streaming memory flat; a file
@@ -222,6 +225,7 @@ class ReadOptions:
     encoding: str = ""
     header: str = "auto"  # auto | yes | no
     sheet: str = ""
+    decimal: str = ""  # the decimal mark of CSV/TSV numbers: "." or ","; "" = sniffed
     table: str = ""
     query: str = ""
     # incremental runs: the files of a folder or prefix to read (relative names); () = all
@@ -234,6 +238,14 @@ class ReadOptions:
             )
         if len(self.delimiter) > 1:
             raise BadInputError(f"--delimiter must be one character; got {self.delimiter!r}")
+        if self.decimal not in DECIMAL_CHOICES:
+            raise BadInputError(
+                f"--decimal must be . or , (or empty: sniffed); got {self.decimal!r}"
+            )
+        if self.decimal == "," and self.delimiter == ",":
+            raise BadInputError(
+                "--decimal , needs another --delimiter (e.g. ';'): the comma cannot mark both"
+            )
         if self.encoding:
             import codecs
 
@@ -375,6 +387,13 @@ class CsvSettings:
     delimiter: str
     first_line: str
     encoding: str
+    decimal: str = "."
+
+    def convert(self, **types: Any) -> Any:
+        """pyarrow's conversion options for this file (column_types=... passed through)."""
+        from pyarrow import csv as pa_csv
+
+        return pa_csv.ConvertOptions(strings_can_be_null=True, decimal_point=self.decimal, **types)
 
     def names(self, raw: list[str]) -> list[str]:
         if not self.header:
@@ -385,7 +404,8 @@ class CsvSettings:
 def csv_read_settings(
     path: Path, source: str, fmt: str, options: ReadOptions, block_size: int = 0
 ) -> CsvSettings:
-    """Encoding, delimiter and header from the options, else sniffed from the first 1 MB."""
+    """Encoding, delimiter, header and decimal mark from the options, else sniffed from the
+    first 1 MB."""
     from pyarrow import csv as pa_csv
 
     sample = raw_head(path)
@@ -403,7 +423,28 @@ def csv_read_settings(
         delimiter=sep, newlines_in_values=may_quote_newlines(path, encoding)
     )
     first_line = lines[0] if lines else ""
-    return CsvSettings(read, parse, header, sep, first_line, encoding)
+    decimal = options.decimal or sniff_decimal(lines[1:] if header else lines, sep)
+    if decimal == sep:
+        raise BadInputError(
+            f"--data file {source!r}: the decimal mark {decimal!r} is also its delimiter; pass "
+            "--delimiter or --decimal"
+        )
+    return CsvSettings(read, parse, header, sep, first_line, encoding, decimal)
+
+
+def sniff_decimal(lines: list[str], sep: str) -> str:
+    """ "," when the sampled values write numbers with a decimal comma (1,5 or -0,25) and none
+    with a decimal point, as spreadsheets in much of Europe save CSV (with ";" between
+    fields); else ".". A comma delimiter rules the comma out."""
+    if sep == ",":
+        return "."
+    commas = points = 0
+    for fields in csv.reader(lines, delimiter=sep):
+        for field in fields:
+            value = field.strip()
+            commas += bool(COMMA_NUMBER.fullmatch(value))
+            points += bool(POINT_NUMBER.fullmatch(value))
+    return "," if commas and not points else "."
 
 
 def plain_byte_lines(path: Path, encoding: str) -> bool:
@@ -448,21 +489,19 @@ def delimited_table(path: Path, source: str, fmt: str, options: ReadOptions) -> 
     """CSV/TSV as an Arrow table, with pyarrow's multithreaded reader; ragged rows are an
     error, not silently padded; a truncated last row names its line."""
     import pyarrow as pa
-    from pyarrow import csv as pa_csv
 
     settings = csv_read_settings(path, source, fmt, options)
     check_complete_last_row(
         path, source, settings.delimiter, settings.first_line, settings.encoding
     )
-    convert = pa_csv.ConvertOptions(strings_can_be_null=True)
     try:
         try:
-            table = read_csv_table(path, settings, convert)
+            table = read_csv_table(path, settings, settings.convert())
         except pa.ArrowInvalid as error:
             if not row_too_long(error):
                 raise
             settings = csv_read_settings(path, source, fmt, options, MAX_BLOCK_BYTES)
-            table = read_csv_table(path, settings, convert)
+            table = read_csv_table(path, settings, settings.convert())
     except pa.ArrowInvalid as error:
         message = str(error).strip().splitlines()[0]
         if row_too_long(error):

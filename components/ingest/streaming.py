@@ -48,7 +48,7 @@ def csv_batches(
     from components.ingest.logic import csv_read_settings, open_text_stream
 
     settings = csv_read_settings(path, source, fmt, options, block_size)
-    convert = pa_csv.ConvertOptions(strings_can_be_null=True, column_types=column_types)
+    convert = settings.convert(column_types=column_types)
     stack = open_text_stream(path)
     stream = stack.__enter__()
     try:
