@@ -56,7 +56,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from pandas.api import types as ptypes
-from scipy import stats
 
 PROFILE_VERSION = 1
 DRIFT_ROLES = ("numeric", "categorical", "text", "datetime")
@@ -441,6 +440,8 @@ def ks_at_quantiles(
     largest gap there is a lower bound of the full statistic: conservative, never inflated.
     `at_or_below`/`below` count the current values <= and < each point of `grid`.
     """
+    from scipy import stats  # here, not at the top: half a second that only drift needs
+
     n_ref = int(profile["n"])
     if n_ref == 0 or n_cur == 0:
         return 0.0, 1.0
@@ -473,6 +474,8 @@ def missing_p_value(
     missing_ref: int, rows_ref: int, missing_cur: int, rows_cur: int
 ) -> float | None:
     """Two-sided two-proportion z-test of the missing shares; None when there is nothing to test."""
+    from scipy import stats
+
     if rows_ref == 0 or rows_cur == 0 or missing_ref * rows_cur == missing_cur * rows_ref:
         return None
     pooled = (missing_ref + missing_cur) / (rows_ref + rows_cur)
@@ -512,6 +515,8 @@ def chi2_goodness_of_fit(
     statistic is scaled by rows_ref / (rows_ref + rows_cur), the same effective size as the KS
     test; unscaled, two random halves of one table differ "significantly" far too often.
     """
+    from scipy import stats
+
     total = int(observed.sum())
     if total == 0 or rows_ref == 0:
         return 0.0, 1.0
