@@ -9,7 +9,6 @@ import numpy as np
 import pandas as pd
 
 from components.common.errors import BadInputError
-from components.features.timeseries import infer_frequency, parse_times, season_of, time_steps
 
 # A forecast needs this many seasons-or-horizons of history per series, at the least.
 MIN_HISTORY_FACTOR = 2
@@ -29,6 +28,10 @@ def check_time_series(
     season: int,
 ) -> dict[str, Any]:
     """The schema's `timeseries` entry; BadInputError names the first problem."""
+    # here, not at the top: that module holds scikit-learn transformers, and a validate that
+    # forecasts nothing should not pay scikit-learn's import (0.8 s per stage process)
+    from components.features.timeseries import infer_frequency, parse_times, season_of, time_steps
+
     keys = split_keys(series_key)
     for flag, name in [("--time-column", time_column)] + [("--series-key", k) for k in keys]:
         if name not in frame.columns:
