@@ -356,7 +356,7 @@ def parameter_importances(studies: list[Any], family: str) -> dict[str, float]:
     import optuna
     from optuna.trial import TrialState
 
-    from components.tune.logic import param_prefix
+    from components.tune.trials import param_prefix
 
     def trials_of(study: Any) -> list[Any]:
         complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))

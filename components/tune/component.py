@@ -88,7 +88,7 @@ def collect(study: Input[Artifact], study_names: list[str], best: Output[Artifac
 
     from components.common.stage import stage
     from components.create_study.logic import load_study, study_spec
-    from components.tune.logic import best_configuration
+    from components.tune.trials import best_configuration
 
     with stage("collect") as log:
         studies = [load_study(study.path, name) for name in sorted(set(study_names))]

@@ -59,7 +59,8 @@ from components.evaluate.logic import score
 from components.features.text import TextFeatures
 from components.preprocess.logic import as_category_strings
 from components.train.logic import input_columns, train_model
-from components.tune.logic import best_configuration, run_worker
+from components.tune.logic import run_worker
+from components.tune.trials import best_configuration
 from components.validate.logic import feature_columns
 from tests.benchmarks.conftest import report
 from tests.benchmarks.tune_worker import prepare, search_data

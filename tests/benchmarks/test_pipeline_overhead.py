@@ -24,7 +24,8 @@ def in_process(csv: Path, target: str, workdir: Path) -> dict:
     from components.evaluate.logic import evaluate_run
     from components.train.logic import train_model
     from components.train.model_io import save_model
-    from components.tune.logic import best_configuration, cv_metric, run_worker
+    from components.tune.logic import cv_metric, run_worker
+    from components.tune.trials import best_configuration
     from tests.benchmarks.tune_worker import prepare
 
     schema, train, test, data = prepare(str(csv), target)

@@ -201,7 +201,8 @@ def test_reruns_with_other_seeds_do_not_flip_the_champion(
     import optuna
 
     from components.create_study.logic import create_study, cv_metric, load_study
-    from components.tune.logic import SearchData, best_configuration, run_worker
+    from components.tune.logic import SearchData, run_worker
+    from components.tune.trials import best_configuration
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     schema = validate(titanic, "survived", "auto")

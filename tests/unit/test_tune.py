@@ -16,13 +16,12 @@ from components.tune.logic import (
     DEFAULT_CONFIGURATIONS,
     FAMILIES,
     SearchData,
-    best_configuration,
-    config_from_trial,
     cv_metric,
     families_for,
     make_model,
     run_worker,
 )
+from components.tune.trials import best_configuration, config_from_trial
 from components.validate.logic import validate
 
 

@@ -1,0 +1,68 @@
+"""Reading a finished search: the best trial and its configuration. Only Optuna is needed, so
+the collect step (and evaluate's importances) do not import scikit-learn's estimators, which
+the search module does (a second of every stage process's start-up)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import optuna
+
+
+def param_prefix(family: str) -> str:
+    """The prefix of a family's parameter names in the study (spaces of families stay apart)."""
+    return {"hist_gradient_boosting": "hgb"}.get(family, family) + "_"
+
+
+def config_from_trial(trial: optuna.trial.FrozenTrial) -> tuple[str, dict[str, Any]]:
+    """(family, estimator params) from a trial's flat, prefixed parameters."""
+    family = str(trial.params["model"])
+    prefix = param_prefix(family)
+    params = {k.removeprefix(prefix): v for k, v in trial.params.items() if k.startswith(prefix)}
+    return family, params
+
+
+def best_configuration(studies: list[optuna.Study], metric: str) -> dict[str, Any]:
+    """The best complete trial of the search's studies, its fold spread and the tallies."""
+    trials = [t for study in studies for t in study.get_trials(deepcopy=False)]
+    states = [t.state for t in trials]
+    complete = [
+        t for t in trials if t.state == optuna.trial.TrialState.COMPLETE and t.value is not None
+    ]
+    if not complete:
+        raise RuntimeError(
+            f"the search finished no trial ({len(trials)} started); raise --time-budget or --trials"
+        )
+    minimise = studies[0].direction == optuna.study.StudyDirection.MINIMIZE
+    best = min(complete, key=lambda t: (t.value if minimise else -t.value, t.number))  # type: ignore[operator]
+    family, params = config_from_trial(best)
+    workers = [int(t.user_attrs.get("worker", 0)) for t in trials]
+    warm = [t for t in trials if t.user_attrs.get("warm_start")]
+    return {
+        "model": family,
+        "params": params,
+        "metric": metric,
+        "cv_score": float(best.value),  # type: ignore[arg-type]
+        "cv_std": float(best.user_attrs.get("cv_std", float("nan"))),
+        "fold_scores": list(best.user_attrs.get("fold_scores", [])),
+        "trial": best.number,
+        "studies": [study.study_name for study in studies],
+        # the champion's configuration, tried first: its score, and whether it won again
+        "warm_start": (
+            {
+                "trial": warm[0].number,
+                "state": warm[0].state.name,
+                "cv_score": warm[0].value,
+                "won": warm[0] is best,
+            }
+            if warm
+            else None
+        ),
+        "trials": {
+            "total": len(trials),
+            "complete": len(complete),
+            "pruned": states.count(optuna.trial.TrialState.PRUNED),
+            "failed": states.count(optuna.trial.TrialState.FAIL),
+            "per_worker": [workers.count(i) for i in range(max(workers, default=0) + 1)],
+        },
+    }
