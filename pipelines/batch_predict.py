@@ -23,10 +23,11 @@ def batch_predict_pipeline(
     source: str,
     model: str = "models/target/champion",
     s3_endpoint: str = "http://minio-service.kubeflow:9000",
+    decimal: str = ".",
 ) -> Dataset:
     # Both read state that changes under the same name (a file, the champion pointer): a
     # cached result could be stale, so they always run.
-    rows = load_rows(source=source, s3_endpoint=s3_endpoint).set_caching_options(
+    rows = load_rows(source=source, s3_endpoint=s3_endpoint, decimal=decimal).set_caching_options(
         enable_caching=False
     )
     with_database_credentials(with_s3_credentials(rows))

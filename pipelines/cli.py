@@ -46,8 +46,8 @@ def add_data_arguments(parser: argparse.ArgumentParser) -> None:
     add("--sheet", help="Excel sheet name (default: the first)")
     add(
         "--decimal",
-        help=". or ,: the decimal mark of CSV/TSV numbers (default: sniffed; a comma when the "
-        "delimiter is another character and numbers are written 1,5)",
+        help=". or ,: the decimal mark of CSV/TSV numbers, e.g. , for 29,5 in a ;-separated "
+        "file (default: .; never sniffed)",
     )
     add(
         "--stream-above-mb",
@@ -211,6 +211,12 @@ def build_parser() -> OneLineParser:
         help="file to write: Parquet for a .parquet name (exact values), else CSV",
     )
     predict.add_argument(
+        "--decimal",
+        default=".",
+        help=". or ,: the decimal mark of CSV/TSV numbers, as the model's training data was read "
+        "(default: .)",
+    )
+    predict.add_argument(
         "--s3-endpoint", default=DEFAULT_S3_ENDPOINT, help="S3 endpoint for s3:// models or data"
     )
     return parser
@@ -309,7 +315,7 @@ def command_compile(args: argparse.Namespace) -> int:
 
 
 def command_predict(args: argparse.Namespace) -> int:
-    from components.ingest.logic import read_table
+    from components.ingest.logic import ReadOptions, read_table
     from components.predict.logic import score_rows, write_predictions
     from components.promote.logic import fetch_model
 
@@ -317,7 +323,7 @@ def command_predict(args: argparse.Namespace) -> int:
     if not output.parent.is_dir() or output.is_dir():
         raise BadInputError(f"--output must be a file in an existing folder; got {args.output!r}")
     model = fetch_model(args.model, args.s3_endpoint)
-    frame = read_table(args.data, args.s3_endpoint)
+    frame = read_table(args.data, args.s3_endpoint, ReadOptions(decimal=args.decimal))
     predictions = score_rows(model, frame, f"--data {args.data!r}")
     write_predictions(predictions, output)
     print(f"wrote {len(predictions)} predictions to {output}", file=sys.stderr)

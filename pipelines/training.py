@@ -128,7 +128,7 @@ def training_pipeline(
     encoding: str = "",
     header: str = "auto",
     sheet: str = "",
-    decimal: str = "",
+    decimal: str = ".",
     files: list = [],  # noqa: B006 (KFP reads the default; it is never mutated)
     stream_above_mb: float = 256.0,
     schema_file: str = "",

@@ -44,7 +44,7 @@ class RunConfig:
     encoding: str = ""
     header: str = "auto"
     sheet: str = ""
-    decimal: str = ""
+    decimal: str = "."
     stream_above_mb: float = 256.0
     incremental: bool = False
     window: int = 0
@@ -276,9 +276,10 @@ def check_config(config: RunConfig) -> RunConfig:
             config.header in HEADER_CHOICES,
             f"--header must be one of {', '.join(HEADER_CHOICES)}; got {config.header!r}",
         ),
+        (config.decimal in (".", ","), f"--decimal must be . or ,; got {config.decimal!r}"),
         (
-            config.decimal in ("", ".", ","),
-            f"--decimal must be . or , (or empty: sniffed); got {config.decimal!r}",
+            not (config.decimal == "," and config.delimiter == ","),
+            "--decimal , needs another --delimiter (e.g. ';'): the comma cannot mark both",
         ),
         (
             config.fail_on in FAIL_ON_CHOICES,

@@ -18,7 +18,7 @@ def ingest(
     encoding: str = "",
     header: str = "auto",
     sheet: str = "",
-    decimal: str = "",
+    decimal: str = ".",
     files: list = [],  # noqa: B006 (KFP reads the default; it is never mutated)
     stream_above_mb: float = 256.0,
 ):
@@ -43,8 +43,8 @@ def ingest(
         encoding: Text encoding of CSV/TSV files; empty = sniffed (BOM, UTF-8, else guessed).
         header: auto (sniffed), yes or no (columns are then named column_1, column_2, ...).
         sheet: Excel sheet name; empty = the first sheet.
-        decimal: The decimal mark of CSV/TSV numbers, . or ,; empty = sniffed (a comma when
-            the delimiter is another character and the numbers are written 1,5).
+        decimal: The decimal mark of CSV/TSV numbers, . or , (never sniffed: a comma may as
+            well sit inside a text field).
         files: Incremental runs: the files of the folder/prefix to read (relative names);
             empty = all of them.
         stream_above_mb: Local CSV/TSV/Parquet files at least this large are streamed to the

@@ -42,9 +42,7 @@ TABLE_SUFFIXES = {
 }
 SNIFFED_DELIMITERS = ",;\t|"
 SNIFFED_LINES = 50  # lines the delimiter and header sniffers read
-DECIMAL_CHOICES = ("", ".", ",")
-COMMA_NUMBER = re.compile(r"[+-]?\d*,\d+")
-POINT_NUMBER = re.compile(r"[+-]?\d*\.\d+")
+DECIMAL_CHOICES = (".", ",")
 SCAN_BYTES = 4 << 20  # the buffer a file is scanned through for quotes
 # pyarrow reads CSV in blocks (in parallel, and ahead of the consumer when streaming); one row
 # must fit in a block. Small blocks parse in parallel and keep streaming memory flat; a file
@@ -225,7 +223,7 @@ class ReadOptions:
     encoding: str = ""
     header: str = "auto"  # auto | yes | no
     sheet: str = ""
-    decimal: str = ""  # the decimal mark of CSV/TSV numbers: "." or ","; "" = sniffed
+    decimal: str = "."  # the decimal mark of CSV/TSV numbers: "." or "," (never sniffed)
     table: str = ""
     query: str = ""
     # incremental runs: the files of a folder or prefix to read (relative names); () = all
@@ -239,9 +237,7 @@ class ReadOptions:
         if len(self.delimiter) > 1:
             raise BadInputError(f"--delimiter must be one character; got {self.delimiter!r}")
         if self.decimal not in DECIMAL_CHOICES:
-            raise BadInputError(
-                f"--decimal must be . or , (or empty: sniffed); got {self.decimal!r}"
-            )
+            raise BadInputError(f"--decimal must be . or ,; got {self.decimal!r}")
         if self.decimal == "," and self.delimiter == ",":
             raise BadInputError(
                 "--decimal , needs another --delimiter (e.g. ';'): the comma cannot mark both"
@@ -404,15 +400,15 @@ class CsvSettings:
 def csv_read_settings(
     path: Path, source: str, fmt: str, options: ReadOptions, block_size: int = 0
 ) -> CsvSettings:
-    """Encoding, delimiter, header and decimal mark from the options, else sniffed from the
-    first 1 MB."""
+    """Encoding, delimiter and header from the options, else sniffed from the first 1 MB; the
+    decimal mark from the options (a comma is then never sniffed as the delimiter)."""
     from pyarrow import csv as pa_csv
 
     sample = raw_head(path)
     encoding = options.encoding or sniff_encoding(sample, source)
     text = sample.decode(encoding, errors="replace").lstrip("\ufeff")
     lines = head_lines(text)
-    sep = options.delimiter or delimiter(lines, fmt)
+    sep = options.delimiter or delimiter(lines, fmt, options.decimal, source)
     header = has_header(lines, sep) if options.header == "auto" else options.header == "yes"
     read = pa_csv.ReadOptions(
         encoding="utf8" if encoding.replace("_", "-").lower() in ("utf-8", "ascii") else encoding,
@@ -423,28 +419,7 @@ def csv_read_settings(
         delimiter=sep, newlines_in_values=may_quote_newlines(path, encoding)
     )
     first_line = lines[0] if lines else ""
-    decimal = options.decimal or sniff_decimal(lines[1:] if header else lines, sep)
-    if decimal == sep:
-        raise BadInputError(
-            f"--data file {source!r}: the decimal mark {decimal!r} is also its delimiter; pass "
-            "--delimiter or --decimal"
-        )
-    return CsvSettings(read, parse, header, sep, first_line, encoding, decimal)
-
-
-def sniff_decimal(lines: list[str], sep: str) -> str:
-    """ "," when the sampled values write numbers with a decimal comma (1,5 or -0,25) and none
-    with a decimal point, as spreadsheets in much of Europe save CSV (with ";" between
-    fields); else ".". A comma delimiter rules the comma out."""
-    if sep == ",":
-        return "."
-    commas = points = 0
-    for fields in csv.reader(lines, delimiter=sep):
-        for field in fields:
-            value = field.strip()
-            commas += bool(COMMA_NUMBER.fullmatch(value))
-            points += bool(POINT_NUMBER.fullmatch(value))
-    return "," if commas and not points else "."
+    return CsvSettings(read, parse, header, sep, first_line, encoding, options.decimal)
 
 
 def plain_byte_lines(path: Path, encoding: str) -> bool:
@@ -643,15 +618,30 @@ def checked_frame(frame: pd.DataFrame, source: str) -> pd.DataFrame:
     return frame
 
 
-def delimiter(lines: list[str], fmt: str) -> str:
-    """Tab for TSV; for CSV the delimiter sniffed from the first lines (`,` when unsure)."""
+def delimiter(lines: list[str], fmt: str, decimal: str = ".", source: str = "") -> str:
+    """Tab for TSV; for CSV the delimiter sniffed from the first lines (`,` when unsure), never
+    the decimal mark: with decimal commas a file that only looks comma-separated (`1;1,5`) is
+    sniffed again without the comma, and one that is comma-separated is refused."""
     if fmt == "tsv":
         return "\t"
     sample = "\n".join(lines)
     try:
-        return csv.Sniffer().sniff(sample, delimiters=SNIFFED_DELIMITERS).delimiter
+        found = csv.Sniffer().sniff(sample, delimiters=SNIFFED_DELIMITERS).delimiter
     except csv.Error:
-        return ","
+        found = ","
+    if found != decimal:
+        return found
+    try:
+        return (
+            csv.Sniffer()
+            .sniff(sample, delimiters=SNIFFED_DELIMITERS.replace(decimal, ""))
+            .delimiter
+        )
+    except csv.Error:
+        raise BadInputError(
+            f"--data file {source!r} is comma-separated, so its decimal mark cannot be a comma "
+            "(--decimal ,); pass --delimiter if its fields are separated by something else"
+        ) from None
 
 
 def check_complete_last_row(

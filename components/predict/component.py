@@ -33,7 +33,7 @@ def resolve_model(location: str, s3_endpoint: str, model: Output[Model]):
 
 
 @stage_component
-def load_rows(source: str, s3_endpoint: str, rows: Output[Dataset]):
+def load_rows(source: str, s3_endpoint: str, rows: Output[Dataset], decimal: str = "."):
     """Read the rows to score, as `stablepipe predict --data` reads them.
 
     Args:
@@ -41,13 +41,14 @@ def load_rows(source: str, s3_endpoint: str, rows: Output[Dataset]):
             s3://bucket/key object or prefix, or a database URL.
         s3_endpoint: The S3 endpoint for s3:// sources; credentials come from the environment.
         rows: The rows as Parquet; metadata has source, rows and columns.
+        decimal: The decimal mark of CSV/TSV numbers, . or , (as the training data was read).
     """
     from components.common.frames import write_frame
     from components.common.stage import stage
-    from components.ingest.logic import read_table
+    from components.ingest.logic import ReadOptions, read_table
 
     with stage("load_rows") as log:
-        frame = read_table(source, s3_endpoint)
+        frame = read_table(source, s3_endpoint, ReadOptions(decimal=decimal))
         write_frame(frame, rows.path)
         facts = {"source": source, "rows": len(frame), "columns": len(frame.columns)}
         rows.metadata.update(facts)

@@ -426,8 +426,13 @@ def correlation(x: np.ndarray, y: np.ndarray) -> float:
     if len(x) < 2:
         return float("nan")
     dx, dy = x - x.mean(), y - y.mean()
+    # scaled to at most 1 first, so squares of 1e200 or 1e-200 neither overflow nor vanish
+    x_scale, y_scale = np.abs(dx).max(), np.abs(dy).max()
+    if not (x_scale > 0 and y_scale > 0):
+        return float("nan")
+    dx, dy = dx / x_scale, dy / y_scale
     spread = np.sqrt(np.sum(dx * dx) * np.sum(dy * dy))
-    return float(np.sum(dx * dy) / spread) if spread > 0 else float("nan")
+    return float(np.sum(dx * dy) / spread)
 
 
 def pure_values(column: pd.Series, y_classes: np.ndarray) -> int:

@@ -50,6 +50,9 @@ def test_bad_config_files(tmp_path: Path, text: str, message: str) -> None:
         ({"workers": 0}, "--workers must be between 1 and 16; got 0"),
         ({"time_budget": -1.0}, "--time-budget must be positive"),
         ({"data": "x.csv"}, "--target is required with --data 'x.csv'"),
+        ({"decimal": ";"}, "--decimal must be . or ,; got ';'"),
+        # refused before a run (or a cluster submission) starts, not in its ingest stage
+        ({"decimal": ",", "delimiter": ","}, "--decimal , needs another --delimiter"),
     ],
 )
 def test_bad_flags(flags: dict, message: str) -> None:

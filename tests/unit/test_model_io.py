@@ -353,3 +353,21 @@ def test_a_model_folder_copies_with_its_files(trained, tmp_path: Path) -> None:
     with pytest.raises(BadInputError, match="must be a model folder"):
         download_model(str(tmp_path / "nowhere"), tmp_path / "copy2")
     shutil.rmtree(tmp_path / "copy")
+
+
+def test_predict_reads_decimal_commas_with_the_option(
+    trained, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Rows saved with ';' and decimal commas score exactly as the same rows saved plainly,
+    given --decimal , (the mark is never sniffed)."""
+    _, _, test, folder = trained
+    test.to_csv(tmp_path / "plain.csv", index=False)
+    test.to_csv(tmp_path / "eu.csv", sep=";", decimal=",", index=False)
+    outputs = {}
+    for name, extra in (("plain", []), ("eu", ["--decimal", ","])):
+        out = tmp_path / f"{name}.parquet"
+        argv = ["predict", "--model", str(folder), "--data", str(tmp_path / f"{name}.csv")]
+        code, err = run_cli([*argv, *extra, "--output", str(out)], capsys)
+        assert code == 0, err
+        outputs[name] = pd.read_parquet(out)
+    pd.testing.assert_frame_equal(outputs["eu"], outputs["plain"], check_exact=True)

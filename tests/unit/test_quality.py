@@ -135,6 +135,9 @@ def test_leak_correlation_equals_pandas() -> None:
         assert correlation(x.to_numpy(), y.to_numpy()) == pytest.approx(x.corr(y), abs=1e-12)
     assert correlation((y * 3 + 1).to_numpy(), y.to_numpy()) == pytest.approx(1.0)
     assert np.isnan(correlation(np.ones(5000), y.to_numpy()))
+    for scale in (1e150, 1e-160):  # no overflow of the squares, no underflow to zero
+        huge = (y * scale).to_numpy()
+        assert correlation(huge, y.to_numpy()) == pytest.approx(1.0)
 
 
 def test_categorical_leak_counting_agrees_with_a_groupby() -> None:
