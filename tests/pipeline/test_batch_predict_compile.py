@@ -29,6 +29,7 @@ def test_batch_predict_compiles_byte_identical_on_the_project_image(tmp_path: Pa
     # the rows and the champion pointer change under the same names: never served from cache
     assert tasks["load-rows"]["cachingOptions"] == {}
     assert tasks["resolve-model"]["cachingOptions"] == {}
-    assert set(spec["root"]["inputDefinitions"]["parameters"]) == {"source", "model", "s3_endpoint"}
+    parameters = set(spec["root"]["inputDefinitions"]["parameters"])
+    assert parameters == {"source", "model", "s3_endpoint", "decimal"}
     platform = json.dumps(documents[1:])
     assert "stablepipe-s3" in platform and "AWS_SECRET_ACCESS_KEY" in platform
