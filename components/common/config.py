@@ -29,6 +29,7 @@ MAX_TEXT_CHAR_NGRAMS = 8
 OUTLIER_CHOICES = ("clip", "none")
 SCALING_CHOICES = ("standard", "robust", "none")
 HEADER_CHOICES = ("auto", "yes", "no")
+DECIMAL_CHOICES = (".", ",")
 FAIL_ON_CHOICES = ("error", "warning", "never")
 
 
@@ -180,8 +181,19 @@ def load_config_file(path: str) -> dict[str, Any]:
     return values
 
 
+def decimal_problem(decimal: str, delimiter: str) -> str:
+    """What is wrong with a decimal mark and delimiter pair ('' when nothing): checked for a
+    run's config and again by the readers' own options."""
+    if decimal not in DECIMAL_CHOICES:
+        return f"--decimal must be . or ,; got {decimal!r}"
+    if decimal == "," and delimiter == ",":
+        return "--decimal , needs another --delimiter (e.g. ';'): the comma cannot mark both"
+    return ""
+
+
 def check_config(config: RunConfig) -> RunConfig:
     """Fail early on values no run could use, naming the flag and the value."""
+    decimal_error = decimal_problem(config.decimal, config.delimiter)
     checks: list[tuple[bool, str]] = [
         (
             config.task in TASK_CHOICES,
@@ -276,11 +288,7 @@ def check_config(config: RunConfig) -> RunConfig:
             config.header in HEADER_CHOICES,
             f"--header must be one of {', '.join(HEADER_CHOICES)}; got {config.header!r}",
         ),
-        (config.decimal in (".", ","), f"--decimal must be . or ,; got {config.decimal!r}"),
-        (
-            not (config.decimal == "," and config.delimiter == ","),
-            "--decimal , needs another --delimiter (e.g. ';'): the comma cannot mark both",
-        ),
+        (not decimal_error, decimal_error),
         (
             config.fail_on in FAIL_ON_CHOICES,
             f"--fail-on must be one of {', '.join(FAIL_ON_CHOICES)}; got {config.fail_on!r}",

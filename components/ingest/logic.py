@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from components.common.config import HEADER_CHOICES
+from components.common.config import HEADER_CHOICES, decimal_problem
 from components.common.errors import BadInputError, closest_names, missing_column_error
 from components.common.frames import file_sha256
 from components.common.storage import S3_PREFIX, Storage, open_storage, parse_s3_uri
@@ -42,7 +42,6 @@ TABLE_SUFFIXES = {
 }
 SNIFFED_DELIMITERS = ",;\t|"
 SNIFFED_LINES = 50  # lines the delimiter and header sniffers read
-DECIMAL_CHOICES = (".", ",")
 SCAN_BYTES = 4 << 20  # the buffer a file is scanned through for quotes
 # pyarrow reads CSV in blocks (in parallel, and ahead of the consumer when streaming); one row
 # must fit in a block. Small blocks parse in parallel and keep streaming memory flat; a file
@@ -236,12 +235,8 @@ class ReadOptions:
             )
         if len(self.delimiter) > 1:
             raise BadInputError(f"--delimiter must be one character; got {self.delimiter!r}")
-        if self.decimal not in DECIMAL_CHOICES:
-            raise BadInputError(f"--decimal must be . or ,; got {self.decimal!r}")
-        if self.decimal == "," and self.delimiter == ",":
-            raise BadInputError(
-                "--decimal , needs another --delimiter (e.g. ';'): the comma cannot mark both"
-            )
+        if problem := decimal_problem(self.decimal, self.delimiter):
+            raise BadInputError(problem)
         if self.encoding:
             import codecs
 

@@ -19,6 +19,13 @@ from tests.unit.test_text_wide import rotten_tomatoes, widened
 SMALL_SEARCH = ("--trials", "2", "--workers", "1", "--cv-folds", "3")
 
 
+def run_summary(workdir: Path, data: str, target: str, *flags: str) -> dict:
+    """A `stablepipe run` that must succeed; its summary."""
+    done = stablepipe("run", "--data", data, "--target", target, *flags, cwd=workdir)
+    assert done.code == 0, done.stderr
+    return only_summary(workdir / "runs")
+
+
 def stage_event(summary: dict, stage: str, event: str) -> dict:
     """The first `event` record a stage logged in this run."""
     log = Path(summary["artifacts"]["logs"]) / "stages.jsonl"
@@ -32,19 +39,8 @@ def test_rotten_tomatoes_snippets_reach_a_test_roc_auc_of_085(workdir: Path) -> 
     one-hot columns. Measured: test ROC-AUC 0.867, the linear model winning the search."""
     csv = workdir / "rotten_tomatoes.csv"
     rotten_tomatoes().to_csv(csv, index=False)
-    done = stablepipe(
-        "run",
-        "--data",
-        str(csv),
-        "--target",
-        "label",
-        "--max-categories",
-        "200",  # one column per movie (156)
-        *SMALL_SEARCH,
-        cwd=workdir,
-    )
-    assert done.code == 0, done.stderr
-    summary = only_summary(workdir / "runs")
+    # one column per movie (156)
+    summary = run_summary(workdir, str(csv), "label", "--max-categories", "200", *SMALL_SEARCH)
     schema = json.loads(Path(summary["artifacts"]["schema"]).read_text())
     roles = {c["name"]: c["role"] for c in schema["columns"]}
     assert roles["text"] == "text" and roles["movie_name"] == "categorical"
@@ -58,22 +54,9 @@ def test_rotten_tomatoes_text_alone_reaches_a_test_roc_auc_of_085(workdir: Path)
     with C=1). Measured: test ROC-AUC 0.855."""
     csv = workdir / "rotten_tomatoes_full.csv"
     rotten_tomatoes(full=True)[["text", "label"]].to_csv(csv, index=False)
-    done = stablepipe(
-        "run",
-        "--data",
-        str(csv),
-        "--target",
-        "label",
-        "--trials",
-        "1",
-        "--workers",
-        "1",
-        "--cv-folds",
-        "3",
-        cwd=workdir,
+    summary = run_summary(
+        workdir, str(csv), "label", "--trials", "1", "--workers", "1", "--cv-folds", "3"
     )
-    assert done.code == 0, done.stderr
-    summary = only_summary(workdir / "runs")
     assert summary["data"]["rows"] == 12808 and summary["best"]["model"] == "linear"
     assert summary["metrics"]["test"]["roc_auc"] >= 0.85, summary["metrics"]["test"]
 
@@ -86,21 +69,16 @@ def test_a_folder_of_snippet_files_trains_on_hashed_text(workdir: Path) -> None:
         folder = workdir / "snippets" / str(row["label"])
         folder.mkdir(parents=True, exist_ok=True)
         (folder / f"{index}.txt").write_text(str(row["text"]), encoding="utf-8")
-    done = stablepipe(
-        "run",
-        "--data",
+    summary = run_summary(
+        workdir,
         "snippets",
-        "--target",
         "label",
         "--text-vectorizer",
         "hashing",
         "--text-max-terms",
         "65536",
         *SMALL_SEARCH,
-        cwd=workdir,
     )
-    assert done.code == 0, done.stderr
-    summary = only_summary(workdir / "runs")
     assert summary["data"]["rows"] == 800
     assert summary["metrics"]["test"]["roc_auc"] > 0.7, summary["metrics"]["test"]
     from components.train.model_io import load_model
@@ -117,12 +95,7 @@ def test_selection_keeps_the_real_columns_of_widened_breast_cancer(
     the model still scores as on the real columns alone."""
     csv = workdir / "wide.csv"
     widened(breast_cancer, "target").to_csv(csv, index=False)
-    done = stablepipe(
-        "run", "--data", str(csv), "--target", "target", "--features", "select", *SMALL_SEARCH,
-        cwd=workdir,
-    )  # fmt: skip
-    assert done.code == 0, done.stderr
-    summary = only_summary(workdir / "runs")
+    summary = run_summary(workdir, str(csv), "target", "--features", "select", *SMALL_SEARCH)
     built = stage_event(summary, "features", "built")
     assert built["method"] == "select" and built["features_in"] == 330
     assert built["features_out"] < 40, built
