@@ -8,7 +8,9 @@ Compile it with `kfp.compiler.Compiler().compile(batch_predict_pipeline, "batch.
 from kfp import dsl
 from kfp.dsl import Dataset
 
-from components.predict import batch_predict, load_rows, resolve_model
+from components.batch_predict import batch_predict
+from components.load_rows import load_rows
+from components.resolve_model import resolve_model
 from pipelines.training import with_database_credentials, with_s3_credentials
 
 PIPELINE_NAME = "stablepipe-batch-predict"

@@ -315,9 +315,9 @@ def command_compile(args: argparse.Namespace) -> int:
 
 
 def command_predict(args: argparse.Namespace) -> int:
-    from components.ingest.logic import ReadOptions, read_table
-    from components.predict.logic import score_rows, write_predictions
-    from components.promote.logic import fetch_model
+    from components.core.registry import fetch_model
+    from components.core.scoring import score_rows, write_predictions
+    from components.core.source.files import ReadOptions, read_table
 
     output = Path(args.output)
     if not output.parent.is_dir() or output.is_dir():
@@ -339,8 +339,8 @@ COMMANDS = {
 
 
 def main(argv: list[str] | None = None) -> int:
+    from components.common.errors import DataRejected
     from components.common.storage import StorageUnavailable
-    from components.validate.quality import DataRejected
     from pipelines.runner import NothingToDo, RunFailed
 
     try:

@@ -8,6 +8,8 @@ from typing import NamedTuple
 from kfp import dsl, kubernetes
 from kfp.dsl import HTML, Artifact, Dataset, Input, Model
 
+from components.check_quality import check_quality
+from components.collect import collect
 from components.common.config import MAX_WORKERS
 from components.create_study import create_study
 from components.evaluate import evaluate
@@ -17,8 +19,8 @@ from components.preprocess import preprocess
 from components.promote import promote
 from components.split import split
 from components.train import train
-from components.tune import collect, tune
-from components.validate import check_quality, validate
+from components.tune import tune
+from components.validate import validate
 
 PIPELINE_NAME = "stablepipe-training"
 # Kubernetes Secrets the steps read credentials from (never pipeline parameters). Both are

@@ -28,7 +28,7 @@ def diamonds_sample() -> pd.DataFrame:
 
 @pytest.fixture(scope="session")
 def breast_cancer() -> pd.DataFrame:
-    from components.ingest.logic import load_demo
+    from components.core.source.files import load_demo
 
     return load_demo("breast_cancer")
 

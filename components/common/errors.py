@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Iterable
+from typing import Any
 
 
 class BadInputError(ValueError):
@@ -34,3 +35,12 @@ def missing_column_error(what: str, name: str, columns: Iterable[str]) -> BadInp
         shown = ", ".join(repr(c) for c in columns[:8]) + (", ..." if len(columns) > 8 else "")
         hint = f"the columns are {shown}"
     return BadInputError(f"{what} {name!r} is not a column of the data; {hint}")
+
+
+class DataRejected(BadInputError):
+    """The data-quality policy rejected the data (exit code 4). `details` travel with the
+    error to the CLI: the report's path and the verdict."""
+
+    def __init__(self, message: str, details: dict[str, Any] | None = None) -> None:
+        super().__init__(message)
+        self.details = details or {}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from pathlib import Path
 
@@ -80,3 +81,13 @@ def mix(first: np.ndarray, second: np.ndarray) -> np.ndarray:
     """One 64-bit hash of two (uint64 arithmetic wraps, as a hash's should)."""
     with np.errstate(over="ignore"):
         return first ^ (second * np.uint64(0x9E3779B97F4A7C15) + np.uint64(0x632BE59BD9B4E019))
+
+
+@functools.lru_cache(maxsize=8)
+def seeded_positions(length: int, rows: int) -> np.ndarray:
+    """`rows` distinct positions out of `length`, sorted, the same every time (numpy's
+    Generator draws them without shuffling all `length`). Cached: every column of a table
+    samples the same rows; the array is read-only so no caller can change it for the next."""
+    positions = np.sort(np.random.default_rng(0).choice(length, size=rows, replace=False))
+    positions.flags.writeable = False
+    return positions

@@ -22,8 +22,8 @@ def create_study(task: str, workers: int, study: Output[Artifact]) -> list[int]:
     from components.common.config import MAX_WORKERS
     from components.common.errors import BadInputError
     from components.common.stage import stage
-    from components.create_study.logic import create_study as make_study
-    from components.create_study.logic import cv_metric
+    from components.core.metrics import cv_metric
+    from components.core.study import create_study as make_study
 
     with stage("create_study") as log:
         if not 1 <= workers <= MAX_WORKERS:

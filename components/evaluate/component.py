@@ -50,11 +50,11 @@ def evaluate(
 
     from components.common.frames import read_frame, write_frame
     from components.common.stage import stage
-    from components.create_study.logic import load_study
+    from components.core.model_file import load_model
+    from components.core.registry import load_champion
+    from components.core.scoring import score_rows
+    from components.core.study import load_study
     from components.evaluate.logic import evaluate_run
-    from components.predict.logic import score_rows
-    from components.promote.logic import load_champion
-    from components.train.model_io import load_model
 
     with stage("evaluate") as log:
         with open(best.path, encoding="utf-8") as handle:

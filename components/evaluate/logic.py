@@ -20,50 +20,8 @@ import pandas as pd
 from sklearn import metrics as skm
 
 from components.common.errors import BadInputError
-from components.train.model_io import LoadedModel
-
-CLASSIFICATION_METRICS = ("roc_auc", "accuracy", "f1_macro", "log_loss")
-REGRESSION_METRICS = ("rmse", "mae", "r2")
-LOWER_IS_BETTER = {"rmse", "mae", "log_loss"}
-
-
-def primary_metric(task: str) -> str:
-    """The metric promotion compares: ROC-AUC for classification, RMSE for regression."""
-    return "rmse" if task == "regression" else "roc_auc"
-
-
-def score(model: Any, X: pd.DataFrame, y: pd.Series, task: str) -> dict[str, float]:
-    """Test metrics with the contract's names."""
-    if task == "regression":
-        predicted = model.predict(X)
-        return {
-            "rmse": float(skm.root_mean_squared_error(y, predicted)),
-            "mae": float(skm.mean_absolute_error(y, predicted)),
-            "r2": float(skm.r2_score(y, predicted)),
-        }
-    proba = model.predict_proba(X)
-    classes = list(model.classes_)
-    predicted = np.asarray(classes, dtype=object)[proba.argmax(axis=1)]
-    y_values = y.astype(object).to_numpy()
-    result = {
-        "accuracy": float(skm.accuracy_score(y_values, predicted)),
-        "f1_macro": float(skm.f1_score(y_values, predicted, average="macro")),
-        "log_loss": float(skm.log_loss(y_values, proba, labels=classes)),
-    }
-    if len(set(y_values)) < 2:
-        return result
-    if task == "binary":
-        result["roc_auc"] = float(skm.roc_auc_score(y_values == classes[1], proba[:, 1]))
-    else:
-        result["roc_auc"] = float(
-            skm.roc_auc_score(y_values, proba, multi_class="ovr", labels=classes)
-        )
-    return {name: result[name] for name in CLASSIFICATION_METRICS if name in result}
-
-
-def improvement(metric: str, challenger: float, champion: float) -> float:
-    """How much better the challenger is (positive = better), whatever the metric's direction."""
-    return champion - challenger if metric in LOWER_IS_BETTER else challenger - champion
+from components.core.metrics import LOWER_IS_BETTER, improvement, primary_metric, score
+from components.core.model_file import LoadedModel
 
 
 @dataclass
@@ -183,7 +141,7 @@ class WithHistory:
 def forecast_difference(champion: Any, challenger: Any) -> str:
     """How the two models' forecasting setups differ ('' when they match or neither is a
     forecast): a champion forecasting another horizon answers another question."""
-    from components.features.timeseries import forecasting_step
+    from components.core.transformers.timeseries import forecasting_step
 
     mine, theirs = forecasting_step(champion), forecasting_step(challenger)
     if mine is None and theirs is None:
@@ -201,7 +159,7 @@ def forecast_difference(champion: Any, challenger: Any) -> str:
 
 def with_history(champion: Any, challenger: Any) -> Any:
     """The champion, with the challenger's history as context when both are forecasts."""
-    from components.features.timeseries import forecasting_step
+    from components.core.transformers.timeseries import forecasting_step
 
     mine, theirs = forecasting_step(champion), forecasting_step(challenger)
     if mine is None or theirs is None:
@@ -356,7 +314,7 @@ def parameter_importances(studies: list[Any], family: str) -> dict[str, float]:
     import optuna
     from optuna.trial import TrialState
 
-    from components.tune.trials import param_prefix
+    from components.core.study import param_prefix
 
     def trials_of(study: Any) -> list[Any]:
         complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
@@ -399,7 +357,7 @@ def baseline_metrics(model: Any, X: pd.DataFrame, y: pd.Series) -> dict[str, flo
     """A forecast's seasonal-naive metrics on the same rows (None for other models). The
     forecast repeats the value one season (at least the horizon) earlier, from the same
     history the model's lags come from."""
-    from components.features.timeseries import forecasting_step, seasonal_naive
+    from components.core.transformers.timeseries import forecasting_step, seasonal_naive
 
     if forecasting_step(model) is None:
         return None
@@ -426,6 +384,8 @@ def evaluate_run(
     confidence: float = 0.95,
 ) -> Evaluation:
     """Score the model on the test split, judge it against the champion and render the report."""
+    from components.core.model_file import load_model
+    from components.core.scoring import model_input
     from components.evaluate.report import (
         classification_plots,
         importance_plot,
@@ -433,7 +393,6 @@ def evaluate_run(
         render_report,
         search_history_plot,
     )
-    from components.train.model_io import load_model, model_input
 
     loaded = load_model(model_dir)
     card, pipeline = loaded.card, loaded.pipeline

@@ -40,9 +40,8 @@ def features(
 
     from components.common.frames import read_frame
     from components.common.stage import stage
+    from components.core.transformers.timeseries import model_inputs
     from components.features.logic import build_features, feature_pipeline, fit_features
-    from components.features.timeseries import model_inputs
-    from components.validate.logic import resolve_task
 
     with stage("features") as log:
         frame = read_frame(train.path)
@@ -50,7 +49,7 @@ def features(
             method,
             pca_variance,
             seed,
-            task=resolve_task(frame[target], task) if method == "select" else task,
+            task=task,
             svd_components=svd_components,
             variance_threshold=variance_threshold,
         )

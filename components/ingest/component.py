@@ -51,7 +51,8 @@ def ingest(
             output in batches (bounded memory) instead of being read whole.
     """
     from components.common.stage import stage
-    from components.ingest.logic import ReadOptions, ingest_to_parquet
+    from components.core.source.files import ReadOptions
+    from components.ingest.logic import ingest_to_parquet
 
     with stage("ingest") as log:
         options = ReadOptions(

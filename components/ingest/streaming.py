@@ -45,7 +45,7 @@ def csv_batches(
     """The column names and a batch iterator of a delimited file, read in blocks."""
     from pyarrow import csv as pa_csv
 
-    from components.ingest.logic import csv_read_settings, open_text_stream
+    from components.core.source.files import csv_read_settings, open_text_stream
 
     settings = csv_read_settings(path, source, fmt, options, block_size)
     convert = settings.convert(column_types=column_types)
@@ -158,7 +158,7 @@ def stream_to_parquet(
     """Stream `path` into the Parquet file `output` (written whole or not at all)."""
     import pyarrow as pa
 
-    from components.ingest.logic import MAX_BLOCK_BYTES, row_too_long
+    from components.core.source.files import MAX_BLOCK_BYTES, row_too_long
 
     column_types: dict[str, Any] = {}
     block_size = 0  # the reader's default (READ_BLOCK_BYTES) until a row does not fit
@@ -186,7 +186,7 @@ def raw_column_names(path: Path, source: str, fmt: str, options: Any) -> list[st
     """The names pyarrow gives the columns (before renaming), which column_types keys use."""
     from pyarrow import csv as pa_csv
 
-    from components.ingest.logic import MAX_BLOCK_BYTES, csv_read_settings, open_text_stream
+    from components.core.source.files import MAX_BLOCK_BYTES, csv_read_settings, open_text_stream
 
     settings = csv_read_settings(path, source, fmt, options, MAX_BLOCK_BYTES)
     with open_text_stream(path) as stream:
@@ -207,7 +207,7 @@ def write_stream(
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from components.ingest.logic import check_columns
+    from components.core.source.files import check_columns
 
     if fmt == "parquet":
         names, batches = parquet_batches(path)

@@ -43,7 +43,7 @@ def preprocess(
 
     from components.common.frames import read_frame
     from components.common.stage import stage
-    from components.features.timeseries import model_inputs, with_forecasting
+    from components.core.transformers.timeseries import model_inputs, with_forecasting
     from components.preprocess.logic import build_preprocessor
 
     with stage("preprocess") as log:

@@ -7,12 +7,10 @@ the final model, so no statistic of held-out rows ever reaches a fitted step.
 
 from __future__ import annotations
 
-import warnings
 from typing import Any
 
 import numpy as np
-import pandas as pd
-from sklearn.base import BaseEstimator, TransformerMixin, clone
+from sklearn.base import clone
 from sklearn.compose import ColumnTransformer
 from sklearn.impute import SimpleImputer
 from sklearn.pipeline import Pipeline
@@ -27,58 +25,11 @@ from sklearn.preprocessing import (
 
 from components.common.config import OUTLIER_CHOICES, SCALING_CHOICES
 from components.common.errors import BadInputError
-from components.features.calendar import CalendarFeatures
-from components.features.text import TextFeatures, check_text_options
-from components.validate.logic import feature_columns, natural_order
-
-MISSING_CATEGORY = "__missing__"
-
-
-class OutlierClipper(TransformerMixin, BaseEstimator):
-    """Clip each column to Tukey's far-out fences (Q1 - k*IQR, Q3 + k*IQR) learnt in `fit`."""
-
-    def __init__(self, k: float = 3.0) -> None:
-        self.k = k
-
-    def fit(self, X: Any, y: Any = None) -> OutlierClipper:
-        values = np.asarray(X, dtype=float)
-        with warnings.catch_warnings():  # an all-missing column has no quartiles: left as is
-            warnings.simplefilter("ignore", RuntimeWarning)
-            q1, q3 = np.nanpercentile(values, [25, 75], axis=0)
-        iqr = q3 - q1
-        # A column whose middle half is one value (a sparse count, a flag) has no spread to
-        # judge outliers by: clipping it would flatten it to a constant, so it is left alone.
-        keep = ~(iqr > 0)
-        self.lower_ = np.where(keep, -np.inf, q1 - self.k * iqr)
-        self.upper_ = np.where(keep, np.inf, q3 + self.k * iqr)
-        self.n_features_in_ = values.shape[1]
-        return self
-
-    def transform(self, X: Any) -> np.ndarray:
-        return np.clip(np.asarray(X, dtype=float), self.lower_, self.upper_)
-
-    def get_feature_names_out(self, input_features: Any = None) -> np.ndarray:
-        if input_features is None:
-            input_features = [f"x{i}" for i in range(self.n_features_in_)]
-        return np.asarray(input_features, dtype=object)
-
-
-def category_codes(max_categories: int = 250) -> OrdinalEncoder:
-    """Categories as integer codes, for histogram gradient boosting's native categorical splits
-    (it takes at most 255 categories: the rarest beyond `max_categories` share one code; a
-    category not seen in training becomes missing)."""
-    return OrdinalEncoder(
-        handle_unknown="use_encoded_value",
-        unknown_value=np.nan,
-        max_categories=max_categories,
-        dtype=np.float64,
-    )
-
-
-def as_category_strings(frame: pd.DataFrame) -> pd.DataFrame:
-    """Categorical columns as strings, missing values as their own category."""
-    return frame.astype("string").fillna(MISSING_CATEGORY).astype(object)
-
+from components.core.schema import feature_columns, natural_order
+from components.core.transformers.calendar import CalendarFeatures
+from components.core.transformers.categories import as_category_strings
+from components.core.transformers.outliers import OutlierClipper
+from components.core.transformers.text import TextFeatures, check_text_options
 
 # A categorical column with more distinct values than this (and than --max-categories) is
 # target-encoded: one column of cross-fitted target means instead of a one-hot block whose rare
@@ -139,7 +90,7 @@ def datetime_columns(schema: dict[str, Any]) -> list[str]:
 def numeric_columns(schema: dict[str, Any]) -> list[str]:
     """The schema's numeric columns; in a forecast, without the time column (it becomes
     calendar terms) and with the lag and window features the forecasting step adds."""
-    from components.features.timeseries import from_settings
+    from components.core.transformers.timeseries import from_settings
 
     numeric = feature_columns(schema, "numeric")
     settings = schema.get("timeseries")

@@ -37,8 +37,8 @@ def promote(
     import json
 
     from components.common.stage import stage
-    from components.promote.logic import promote as publish
-    from components.validate.schema_file import dump_schema
+    from components.core.registry import promote as publish
+    from components.core.schema import dump_schema
 
     with stage("promote") as log:
         with open(evaluation.path, encoding="utf-8") as handle:

@@ -70,7 +70,7 @@ def split_by_time(
     """(train, test) of a forecast: the test split is the latest `test_size` share of the
     distinct times, across all series, so every test row comes strictly after every training
     row. Both come sorted by time (stable: series keep their order)."""
-    from components.features.timeseries import parse_times
+    from components.core.transformers.timeseries import parse_times
 
     if not 0.05 <= test_size <= 0.5:
         raise BadInputError(f"test_size must be between 0.05 and 0.5; got {test_size!r}")

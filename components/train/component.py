@@ -30,8 +30,8 @@ def train(
 
     from components.common.frames import read_frame
     from components.common.stage import stage
+    from components.core.model_file import save_model
     from components.train.logic import train_model
-    from components.train.model_io import save_model
 
     with stage("train") as log:
         with open(best.path, encoding="utf-8") as handle:

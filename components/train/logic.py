@@ -8,22 +8,8 @@ from typing import Any
 import pandas as pd
 from sklearn.pipeline import Pipeline
 
-from components.tune.logic import make_model
-from components.validate.logic import USED_ROLES
-
-
-def input_columns(schema: dict[str, Any]) -> list[str]:
-    """The columns the model reads: the schema's numeric, categorical and text ones, in table
-    order; a forecast also reads the time column, the series keys and the target (its
-    history: the lags come from it)."""
-    used = [c["name"] for c in schema["columns"] if c["role"] in USED_ROLES]
-    settings = schema.get("timeseries")
-    if not settings:
-        return used
-    needed = {settings["time_column"], *settings["series_keys"]}
-    order = [c["name"] for c in schema["columns"]]
-    return [c for c in order if c in needed or c in used] + [schema["target"]]
-
+from components.core.families import make_model
+from components.core.schema import input_columns
 
 # What each part of the fitted preprocessing does to its columns, for the run report.
 ENCODINGS = {

@@ -1,5 +1,5 @@
-"""The tune stage."""
+"""The tune stage: one search worker of the shared study."""
 
-from components.tune.component import collect, tune
+from components.tune.component import tune
 
-__all__ = ["collect", "tune"]
+__all__ = ["tune"]

@@ -1,6 +1,6 @@
 """KFP components of the tune stage: one search worker, and the step that collects the best."""
 
-from kfp.dsl import Artifact, Dataset, Input, Model, Output
+from kfp.dsl import Artifact, Dataset, Input, Model
 
 from components.common.kfp_component import stage_component
 
@@ -48,9 +48,9 @@ def tune(
     from components.common.errors import BadInputError
     from components.common.frames import read_frame
     from components.common.stage import stage
-    from components.create_study.logic import attempt_study
-    from components.features.timeseries import model_inputs
-    from components.promote.logic import champion_configuration
+    from components.core.registry import champion_configuration
+    from components.core.study import attempt_study
+    from components.core.transformers.timeseries import model_inputs
     from components.tune.logic import SearchData, run_worker, warm_start
 
     with stage("tune") as log:
@@ -72,34 +72,3 @@ def tune(
         outcome = run_worker(searched, data, trials, time_budget, worker_index, workers)
         log.log("searched", study=searched.study_name, warm_start=warmed, **outcome)
         return searched.study_name
-
-
-@stage_component
-def collect(study: Input[Artifact], study_names: list[str], best: Output[Artifact]):
-    """Pick the best complete trial of the shared study once every worker has finished.
-
-    Args:
-        study: The shared study's storage.
-        study_names: The study each worker searched in (collected from the ParallelFor); one
-            name unless a resumed run mixes cached and re-run workers.
-        best: JSON with the best model family, its parameters, CV score and spread.
-    """
-    import json
-
-    from components.common.stage import stage
-    from components.create_study.logic import load_study, study_spec
-    from components.tune.trials import best_configuration
-
-    with stage("collect") as log:
-        studies = [load_study(study.path, name) for name in sorted(set(study_names))]
-        config = best_configuration(studies, study_spec(study.path)["metric"])
-        with open(best.path, "w", encoding="utf-8") as handle:
-            json.dump(config, handle, indent=2)
-        best.metadata.update({"model": config["model"], "cv_score": config["cv_score"]})
-        log.log(
-            "best",
-            model=config["model"],
-            cv_score=config["cv_score"],
-            cv_std=config["cv_std"],
-            **config["trials"],
-        )

@@ -17,36 +17,22 @@ from typing import Any
 import numpy as np
 import optuna
 import pandas as pd
-from sklearn.base import clone
-from sklearn.calibration import CalibratedClassifierCV
-from sklearn.compose import TransformedTargetRegressor
-from sklearn.decomposition import PCA
-from sklearn.ensemble import (
-    ExtraTreesClassifier,
-    ExtraTreesRegressor,
-    HistGradientBoostingClassifier,
-    HistGradientBoostingRegressor,
-    RandomForestClassifier,
-    RandomForestRegressor,
-)
-from sklearn.linear_model import LogisticRegression, Ridge
 from sklearn.metrics import get_scorer
 from sklearn.model_selection import KFold, StratifiedKFold, TimeSeriesSplit
-from sklearn.neighbors import KNeighborsClassifier, KNeighborsRegressor
 from sklearn.pipeline import Pipeline
-from sklearn.preprocessing import StandardScaler
-from sklearn.svm import SVC, SVR
 from threadpoolctl import threadpool_limits
 
 from components.common.errors import BadInputError
-from components.create_study.logic import cv_metric
-from components.features.timeseries import SeasonalResidual, forecasting_step
-from components.preprocess.logic import category_codes
-from components.tune.trials import param_prefix
+from components.core.families import (
+    DEFAULT_CONFIGURATIONS,
+    families_for,
+    make_model,
+    suggest_config,
+    trial_params,
+)
+from components.core.metrics import cv_metric, scorer_name
+from components.core.transformers.timeseries import forecasting_step
 
-# k-nearest neighbours and kernel SVMs scale badly with rows; offered only below these sizes.
-KNN_MAX_ROWS = 20_000
-SVM_MAX_ROWS = 3_000
 # Trials that count against the budget; enqueued (WAITING) ones are yet to be run.
 STARTED_STATES = (
     optuna.trial.TrialState.RUNNING,
@@ -54,152 +40,6 @@ STARTED_STATES = (
     optuna.trial.TrialState.PRUNED,
     optuna.trial.TrialState.FAIL,
 )
-FAMILIES = ("linear", "random_forest", "extra_trees", "hist_gradient_boosting", "knn", "svm")
-# Tried first (after the champion's configuration), cheapest first: scikit-learn's defaults of
-# the two families that fit fast at any size. TPE's random start-up trials otherwise spend a
-# short budget on forests, and the search may end below what a default model scores.
-DEFAULT_CONFIGURATIONS = (
-    ("linear", {"C": 1.0}),
-    (
-        "hist_gradient_boosting",
-        {
-            "learning_rate": 0.1,
-            "max_leaf_nodes": 31,
-            "min_samples_leaf": 20,
-            "l2_regularization": 1e-6,
-        },
-    ),
-)
-
-
-def scorer_name(metric: str, task: str) -> str:
-    """scikit-learn's scorer for a metric (multiclass ROC-AUC is one-vs-rest)."""
-    if metric == "roc_auc" and task == "multiclass":
-        return "roc_auc_ovr"
-    return {"rmse": "neg_root_mean_squared_error"}.get(metric, metric)
-
-
-def families_for(rows: int) -> list[str]:
-    """Model families worth searching for a training split of `rows` rows."""
-    families = ["linear", "random_forest", "extra_trees", "hist_gradient_boosting"]
-    if rows <= KNN_MAX_ROWS:
-        families.append("knn")
-    if rows <= SVM_MAX_ROWS:
-        families.append("svm")
-    return families
-
-
-def suggest_config(trial: optuna.Trial, families: list[str]) -> tuple[str, dict[str, Any]]:
-    """Sample a family, then its hyperparameters (names are prefixed to keep spaces apart)."""
-    family = trial.suggest_categorical("model", families)
-    params: dict[str, Any]
-    if family == "linear":
-        params = {"C": trial.suggest_float("linear_C", 1e-3, 1e3, log=True)}
-    elif family in ("random_forest", "extra_trees"):
-        params = {
-            "n_estimators": trial.suggest_int(f"{family}_n_estimators", 50, 300, step=50),
-            "max_depth": trial.suggest_int(f"{family}_max_depth", 3, 20),
-            "min_samples_leaf": trial.suggest_int(f"{family}_min_samples_leaf", 1, 10),
-            "max_features": trial.suggest_float(f"{family}_max_features", 0.2, 1.0),
-        }
-    elif family == "hist_gradient_boosting":
-        params = {
-            "learning_rate": trial.suggest_float("hgb_learning_rate", 0.02, 0.3, log=True),
-            "max_leaf_nodes": trial.suggest_int("hgb_max_leaf_nodes", 8, 64, log=True),
-            "min_samples_leaf": trial.suggest_int("hgb_min_samples_leaf", 5, 50, log=True),
-            "l2_regularization": trial.suggest_float("hgb_l2_regularization", 1e-6, 10.0, log=True),
-        }
-    elif family == "knn":
-        params = {
-            "n_neighbors": trial.suggest_int("knn_n_neighbors", 3, 50, log=True),
-            "weights": trial.suggest_categorical("knn_weights", ["uniform", "distance"]),
-        }
-    elif family == "svm":
-        params = {
-            "C": trial.suggest_float("svm_C", 1e-2, 1e2, log=True),
-            "gamma": trial.suggest_float("svm_gamma", 1e-4, 1.0, log=True),
-        }
-    else:  # pragma: no cover - families come from FAMILIES
-        raise ValueError(f"unknown model family {family!r}")
-    return family, params
-
-
-def make_estimator(family: str, params: dict[str, Any], task: str, seed: int) -> Any:
-    """A seeded scikit-learn estimator of the family for the task."""
-    classify = task != "regression"
-    if family == "linear":
-        if classify:
-            return LogisticRegression(C=params["C"], max_iter=2000, random_state=seed)
-        return standardised_target(Ridge(alpha=1.0 / params["C"], random_state=seed))
-    if family in ("random_forest", "extra_trees"):
-        forest = {
-            ("random_forest", True): RandomForestClassifier,
-            ("random_forest", False): RandomForestRegressor,
-            ("extra_trees", True): ExtraTreesClassifier,
-            ("extra_trees", False): ExtraTreesRegressor,
-        }[(family, classify)]
-        return forest(**params, n_jobs=1, random_state=seed)
-    if family == "hist_gradient_boosting":
-        boosting = HistGradientBoostingClassifier if classify else HistGradientBoostingRegressor
-        return boosting(**params, max_iter=300, early_stopping=True, random_state=seed)
-    if family == "knn":
-        return (KNeighborsClassifier if classify else KNeighborsRegressor)(**params)
-    if family == "svm":
-        if classify:
-            # Platt-scaled probabilities, as SVC(probability=True) gave before its deprecation.
-            return CalibratedClassifierCV(
-                SVC(**params, random_state=seed), method="sigmoid", cv=3, ensemble=False
-            )
-        # On a raw target (prices in thousands) SVR's solver crawls; on a standardised one the
-        # same C and gamma mean the same thing whatever the target's unit.
-        return standardised_target(SVR(C=params["C"], gamma=params["gamma"], cache_size=500))
-    raise BadInputError(f"model family must be one of {FAMILIES}; got {family!r}")
-
-
-def standardised_target(regressor: Any) -> TransformedTargetRegressor:
-    """Fit the regressor on the standardised target and predict in the original unit."""
-    return TransformedTargetRegressor(regressor=regressor, transformer=StandardScaler())
-
-
-def make_model(
-    feature_steps: Pipeline, family: str, params: dict[str, Any], task: str, seed: int
-) -> Pipeline:
-    """The whole servable model: an unfitted clone of the feature steps plus the estimator.
-    A forecast wraps it: the forecasting step first, then the rest fitted to what the
-    seasonal-naive forecast misses (features.timeseries.SeasonalResidual)."""
-    forecasting = forecasting_step(feature_steps)
-    front = [step for step in clone(feature_steps).steps if step[0] != "timeseries"]
-    model = Pipeline([*front, ("model", make_estimator(family, params, task, seed))])
-    suit_family(model, family)
-    if forecasting is None:
-        return model
-    return Pipeline([("timeseries", clone(forecasting)), ("forecast", SeasonalResidual(model))])
-
-
-def suit_family(model: Pipeline, family: str) -> None:
-    """Family-specific inputs, set in place. Linear models take text as the sparse TF-IDF
-    matrix itself, not its SVD (unless PCA follows, which needs dense input: then every family
-    gets the same dense features); histogram gradient boosting splits natively on categorical
-    codes (only without a features step, which would move or mix the columns)."""
-    features = model.named_steps.get("features")
-    preprocess = model.named_steps["preprocess"]
-    if family == "linear" and not isinstance(features, PCA):
-        texts = [name for name, _, _ in preprocess.transformers if name.startswith("text_")]
-        model.set_params(**{f"preprocess__{name}__components": 0 for name in texts})
-    if family == "hist_gradient_boosting" and str(features) == "passthrough":
-        categorical: list[str] = next(
-            (c for n, _, c in preprocess.transformers if n == "categorical"), []
-        )
-        if categorical:
-            # native categorical splits on integer codes, placed first so that their
-            # positions are known before fitting (the numeric block's width is not: it grows
-            # by a missing-value indicator per column with gaps)
-            first = sorted(preprocess.transformers, key=lambda part: part[0] != "categorical")
-            model.set_params(
-                preprocess__transformers=first,
-                preprocess__categorical__encode=category_codes(),
-                model__categorical_features=list(range(len(categorical))),
-            )
 
 
 def cv_splitter(
@@ -355,12 +195,6 @@ def search(
         "trials_run": len(finished),
         "seconds": round(time.perf_counter() - started, 3),
     }
-
-
-def trial_params(family: str, params: dict[str, Any]) -> dict[str, Any]:
-    """The study's flat, prefixed parameters of a configuration (config_from_trial's inverse)."""
-    prefix = param_prefix(family)
-    return {"model": family, **{prefix + name: value for name, value in params.items()}}
 
 
 def warm_start(study: optuna.Study, champion: dict[str, Any] | None, rows: int) -> bool:

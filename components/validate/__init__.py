@@ -1,6 +1,5 @@
-"""The validate stage: `validate` (task, schema, roles) and `check_quality` (anomalies, drift,
-the policy)."""
+"""The validate stage."""
 
-from components.validate.component import check_quality, validate
+from components.validate.component import validate
 
-__all__ = ["check_quality", "validate"]
+__all__ = ["validate"]

@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
-import functools
 import math
 import warnings
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
 import pandas as pd
 from pandas.api import types as ptypes
 
 from components.common.config import TASK_CHOICES
 from components.common.errors import BadInputError
+from components.common.frames import seeded_positions
+from components.core.schema import USED_ROLES, logical_type, natural_order
 
 MIN_ROWS = 20
 # Enough rows that every class reaches the test split and each cross-validation fold.
@@ -31,8 +31,6 @@ TEXT_MIN_MEAN_WORDS = 4
 DATE_PARSE_SHARE = 0.95
 ROLE_SAMPLE = 2000
 DISTINCT_SAMPLE = 100_000
-USED_ROLES = ("numeric", "categorical", "ordinal", "text", "datetime")
-ROLES = ("numeric", "categorical", "ordinal", "text", "datetime", "id", "constant", "empty")
 
 
 def resolve_task(y: pd.Series, requested: str) -> str:
@@ -106,33 +104,6 @@ def check_classes(y: pd.Series, task: str, n_classes: int) -> None:
         )
 
 
-OBJECT_KINDS = {
-    "boolean": "boolean",
-    "integer": "number",
-    "floating": "number",
-    "mixed-integer-float": "number",
-    "decimal": "number",
-    "datetime": "datetime",
-    "datetime64": "datetime",
-    "date": "datetime",
-}
-
-
-def logical_type(column: pd.Series) -> str:
-    """The type a schema checks, loose enough that a gap is no change (integers turned floats,
-    booleans held as objects beside None): number, boolean, datetime or string."""
-    if ptypes.is_bool_dtype(column):
-        return "boolean"
-    if ptypes.is_numeric_dtype(column):
-        return "number"
-    if ptypes.is_datetime64_any_dtype(column):
-        return "datetime"
-    if column.dtype == object:  # Python objects: what the non-missing values are
-        kind = ptypes.infer_dtype(column, skipna=True)
-        return OBJECT_KINDS.get(kind, "string")
-    return "string"
-
-
 @dataclass(frozen=True)
 class ColumnFacts:
     """Counts over every row of a column, computed once and shared by the role, the schema
@@ -143,16 +114,6 @@ class ColumnFacts:
     distinct: int
     counts: pd.Series | None  # value counts (as strings) of string and boolean columns
     sampled: bool = False  # distinct counted in a sample (numbers in a large table)
-
-
-@functools.lru_cache(maxsize=8)
-def seeded_positions(length: int, rows: int) -> np.ndarray:
-    """`rows` distinct positions out of `length`, sorted, the same every time (numpy's
-    Generator draws them without shuffling all `length`). Cached: every column of a table
-    samples the same rows; the array is read-only so no caller can change it for the next."""
-    positions = np.sort(np.random.default_rng(0).choice(length, size=rows, replace=False))
-    positions.flags.writeable = False
-    return positions
 
 
 def column_facts(column: pd.Series) -> ColumnFacts:
@@ -217,15 +178,6 @@ def looks_like_dates(sample: pd.Series) -> bool:
         # utc: offsets that change (daylight saving) are one column, not "mixed timezones"
         parsed = pd.to_datetime(sample, errors="coerce", format="mixed", utc=True)
     return bool(parsed.notna().mean() >= DATE_PARSE_SHARE)
-
-
-def natural_order(values: list[Any]) -> list[Any]:
-    """Levels in their natural order: by number when all are numbers ('2' before '10'), else
-    as strings."""
-    try:
-        return sorted(values, key=float)
-    except (TypeError, ValueError):
-        return sorted(values, key=str)
 
 
 def describe_column(
@@ -315,11 +267,6 @@ def infer_schema(
     }
 
 
-def feature_columns(schema: dict[str, Any], role: str) -> list[str]:
-    """Names of the schema's columns with the given role, in table order."""
-    return [c["name"] for c in schema["columns"] if c["role"] == role]
-
-
 def validate(
     frame: pd.DataFrame, target: str, requested_task: str, forecasting: bool = False
 ) -> dict[str, Any]:
@@ -334,3 +281,115 @@ def validate(
         task = resolve_task(frame[target], requested_task)
         described = list(entries)
     return infer_schema(frame, target, task, described, forecasting)
+
+
+def apply_roles(schema: dict[str, Any], reference: dict[str, Any] | None) -> dict[str, Any]:
+    """The reference's roles win for columns it lists (a user marks a column `id` or `text`),
+    except for columns that are now empty or constant, which cannot be used either way."""
+    if reference is None:
+        return schema
+    roles = {c["name"]: c["role"] for c in reference["columns"]}
+    for column in schema["columns"]:
+        wanted = roles.get(column["name"])
+        if wanted == "text" and column["role"] == "empty":
+            raise BadInputError(
+                f"text column {column['name']!r} (text in the schema) is empty in every row: "
+                "no words to learn from; drop it or give it another role"
+            )
+        if not wanted or column["role"] in ("empty", "constant") or wanted == column["role"]:
+            continue
+        # a column whose type changed keeps the role its values allow (the change itself is
+        # reported as a type_change anomaly)
+        if wanted == "numeric" and column["type"] != "number":
+            continue
+        column["role"] = wanted
+    return schema
+
+
+def check_has_words(column: pd.Series, source: str) -> None:
+    """A column given the role text must hold some words."""
+    if not column.astype("string").str.strip().fillna("").str.len().any():
+        raise BadInputError(
+            f"text column {column.name!r} ({source}) is empty in all {len(column)} rows: no "
+            "words to learn from; drop it or give it another role"
+        )
+
+
+def override_roles(schema: dict[str, Any], roles: dict[str, str], frame: pd.DataFrame) -> None:
+    """The config's roles (--roles) win over the detected ones and the schema file's; each
+    named column must exist, and a column of strings cannot be numeric."""
+    from components.core.schema import USED_ROLES
+    from components.validate.logic import describe_column
+
+    entries = {c["name"]: position for position, c in enumerate(schema["columns"])}
+    for name, role in roles.items():
+        if name == schema["target"]:
+            raise BadInputError(f"--roles cannot change the target {name!r}")
+        if name not in entries:
+            shown = ", ".join(repr(c) for c in list(frame.columns)[:20])
+            raise BadInputError(
+                f"--roles names a column the data lacks: {name!r}; columns: {shown}"
+            )
+        entry = schema["columns"][entries[name]]
+        if role == "numeric" and entry.get("type") != "number":
+            raise BadInputError(
+                f"--roles cannot make {name!r} numeric: it holds {entry.get('type', 'nothing')}s"
+            )
+        if entry["role"] != role:
+            # described again under the new role: categories listed, ranges kept, ...
+            schema["columns"][entries[name]] = {**describe_column(frame[name], role), "role": role}
+    for name, role in roles.items():
+        if role == "text":
+            check_has_words(frame[name], "--roles")
+    used = [c for c in schema["columns"] if c["role"] in USED_ROLES]
+    if roles and not used and not schema.get("timeseries"):
+        raise BadInputError("--roles leaves no usable feature column besides the target")
+
+
+def infer_checked_schema(
+    frame: pd.DataFrame,
+    target: str,
+    requested_task: str,
+    user_schema: dict[str, Any] | None,
+    forecast: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The validate step: the task and schema of `frame`, with the roles (and the task, when
+    `auto`) of the user's schema file if there is one. `forecast` is the checked time-series
+    setup of a forecasting run (validate.timeseries.check_time_series): the task is then
+    regression, and the schema carries the setup for the stages after it."""
+    from components.core.schema import USED_ROLES
+    from components.validate.logic import validate
+
+    if forecast is not None:
+        if requested_task not in ("auto", "regression"):
+            raise BadInputError(
+                f"forecasting (--time-column) predicts amounts: --task must be auto or "
+                f"regression; got {requested_task!r}"
+            )
+        requested_task = "regression"
+
+    from_file = ""
+    if user_schema is not None:
+        if user_schema.get("target") and user_schema["target"] != target:
+            raise BadInputError(
+                f"--schema file is for the target {user_schema['target']!r}, not --target "
+                f"{target!r}"
+            )
+        if requested_task == "auto" and user_schema.get("task", "auto") != "auto":
+            requested_task = user_schema["task"]
+            from_file = f" (task {requested_task!r} from the --schema file)"
+    try:
+        schema = apply_roles(
+            validate(frame, target, requested_task, forecast is not None), user_schema
+        )
+    except BadInputError as error:
+        raise BadInputError(f"{error}{from_file}") from error
+    if forecast is not None:
+        schema["timeseries"] = forecast
+    elif not [c for c in schema["columns"] if c["role"] in USED_ROLES]:
+        raise BadInputError(
+            f"the --schema file's roles leave no usable feature column besides the target "
+            f"{target!r} (roles {', '.join(USED_ROLES)} are used)"
+        )
+    schema["severities"] = dict((user_schema or {}).get("severities", {}))
+    return schema

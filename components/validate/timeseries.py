@@ -30,7 +30,12 @@ def check_time_series(
     """The schema's `timeseries` entry; BadInputError names the first problem."""
     # here, not at the top: that module holds scikit-learn transformers, and a validate that
     # forecasts nothing should not pay scikit-learn's import (0.8 s per stage process)
-    from components.features.timeseries import infer_frequency, parse_times, season_of, time_steps
+    from components.core.transformers.timeseries import (
+        infer_frequency,
+        parse_times,
+        season_of,
+        time_steps,
+    )
 
     keys = split_keys(series_key)
     for flag, name in [("--time-column", time_column)] + [("--series-key", k) for k in keys]:

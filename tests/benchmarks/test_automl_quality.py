@@ -54,14 +54,14 @@ from sklearn.metrics import roc_auc_score
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import FunctionTransformer, LabelEncoder, OrdinalEncoder
 
-from components.create_study.logic import create_study, cv_metric, load_study
-from components.evaluate.logic import score
-from components.features.text import TextFeatures
-from components.preprocess.logic import as_category_strings
-from components.train.logic import input_columns, train_model
+from components.collect.logic import best_configuration
+from components.core.metrics import cv_metric, score
+from components.core.schema import feature_columns, input_columns
+from components.core.study import create_study, load_study
+from components.core.transformers.categories import as_category_strings
+from components.core.transformers.text import TextFeatures
+from components.train.logic import train_model
 from components.tune.logic import run_worker
-from components.tune.trials import best_configuration
-from components.validate.logic import feature_columns
 from tests.benchmarks.conftest import report
 from tests.benchmarks.tune_worker import prepare, search_data
 

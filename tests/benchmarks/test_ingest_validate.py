@@ -78,12 +78,12 @@ class StepClock:
 
 def instrument(clock: StepClock) -> None:
     """Timers around the functions the two stages spend their time in."""
+    import components.check_quality.drift as drift
+    import components.check_quality.logic as quality
     import components.common.frames as frames
-    import components.ingest.logic as ingest_logic
+    import components.core.source.files as ingest_logic
     import components.ingest.streaming as streaming
-    import components.validate.drift as drift
     import components.validate.logic as validate_logic
-    import components.validate.quality as quality
 
     clock.wrap(pyarrow.csv, "read_csv", "csv_parse")
     clock.wrap(ingest_logic, "delimited_table", "read_delimited")
@@ -116,10 +116,11 @@ def stablepipe(
     csv: Path, workdir: Path, reference: Any, clock: StepClock
 ) -> tuple[dict[str, float], dict[str, Any], dict[str, Any]]:
     """Both stages' work; returns the step times, the schema and the quality verdict."""
+    from components.check_quality.report import render_report
     from components.common.frames import read_frame
-    from components.ingest.logic import ReadOptions, ingest_to_parquet
-    from components.validate.quality import check_data
-    from components.validate.report import render_report
+    from components.core.source.files import ReadOptions
+    from components.ingest.logic import ingest_to_parquet
+    from tests.support.stages import check_data
 
     out = workdir / "dataset.parquet"
     clock.take()
@@ -152,7 +153,8 @@ def stablepipe(
 
 def streaming_ingest(csv: Path, workdir: Path) -> float:
     """For contrast: the ingest stage's streaming path on the same file."""
-    from components.ingest.logic import ReadOptions, ingest_to_parquet
+    from components.core.source.files import ReadOptions
+    from components.ingest.logic import ingest_to_parquet
 
     started = time.perf_counter()
     facts = ingest_to_parquet(
@@ -211,8 +213,8 @@ def step_minima(rounds: list[dict[str, float]]) -> list[tuple[str, float]]:
 def test_ingest_validate_speed(
     tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from components.validate.quality import Reference
-    from components.validate.schema_file import dump_schema, parse_schema
+    from components.check_quality.logic import Reference
+    from components.core.schema import dump_schema, parse_schema
 
     workdir = tmp_path_factory.mktemp("ingest-validate")
     csv = write_diamonds_csv(workdir / "diamonds-1m.csv", ROWS, seed=0)

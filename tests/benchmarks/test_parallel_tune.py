@@ -16,8 +16,8 @@ from pathlib import Path
 
 import optuna
 
-from components.create_study.logic import create_study, load_study
-from components.tune.logic import families_for, suggest_config
+from components.core.families import families_for, suggest_config
+from components.core.study import create_study, load_study
 from tests.benchmarks.conftest import read_summary, report, timed_cli
 from tests.benchmarks.tune_worker import search_data
 

@@ -20,12 +20,13 @@ SEED = 42
 
 def in_process(csv: Path, target: str, workdir: Path) -> dict:
     """The pipeline's work as one plain script: the same logic functions, no KFP."""
-    from components.create_study.logic import create_study, load_study
+    from components.collect.logic import best_configuration
+    from components.core.metrics import cv_metric
+    from components.core.model_file import save_model
+    from components.core.study import create_study, load_study
     from components.evaluate.logic import evaluate_run
     from components.train.logic import train_model
-    from components.train.model_io import save_model
-    from components.tune.logic import cv_metric, run_worker
-    from components.tune.trials import best_configuration
+    from components.tune.logic import run_worker
     from tests.benchmarks.tune_worker import prepare
 
     schema, train, test, data = prepare(str(csv), target)

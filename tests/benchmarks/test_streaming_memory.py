@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from components.ingest.logic import READ_BLOCK_BYTES
+from components.core.source.files import READ_BLOCK_BYTES
 from tests.benchmarks.conftest import report
 from tests.benchmarks.diamonds_csv import TARGET, write_diamonds_csv
 

@@ -10,7 +10,7 @@ import sys
 import optuna
 import pandas as pd
 
-from components.create_study.logic import load_study
+from components.core.study import load_study
 from components.features.logic import feature_pipeline
 from components.ingest.logic import ingest
 from components.preprocess.logic import build_preprocessor

@@ -9,6 +9,8 @@ import pytest
 from kfp import dsl, local
 from kfp.dsl import HTML, Artifact, ClassificationMetrics, Dataset, Metrics, Model
 
+from components.check_quality import check_quality
+from components.collect import collect
 from components.create_study import create_study
 from components.evaluate import evaluate
 from components.features import features
@@ -17,8 +19,8 @@ from components.preprocess import preprocess
 from components.promote import promote
 from components.split import split
 from components.train import train
-from components.tune import collect, tune
-from components.validate import check_quality, validate
+from components.tune import tune
+from components.validate import validate
 
 
 class ChainOutputs(NamedTuple):

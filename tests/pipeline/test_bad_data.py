@@ -198,7 +198,7 @@ def test_validate_rejects_the_corrupt_parquet_too(champion_home: Path) -> None:
 def test_the_unsniffable_file_reads_with_its_encoding(
     champion_home: Path, titanic: pd.DataFrame
 ) -> None:
-    from components.ingest.logic import ReadOptions, read_table
+    from components.core.source.files import ReadOptions, read_table
 
     source = icelandic_csv(champion_home, titanic)
     done = validate(champion_home, "--data", str(source), "--encoding", "cp1252")
@@ -334,7 +334,7 @@ def test_the_test_database_is_readable(
     postgres_server: Any, titanic_db: str, titanic: pd.DataFrame
 ) -> None:
     """The rejections above are about the inputs, not a broken fixture."""
-    from components.ingest.logic import ReadOptions, read_table
+    from components.core.source.files import ReadOptions, read_table
 
     url = postgres_server.url("postgres", titanic_db)
     frame = read_table(url, options=ReadOptions(query=f"SELECT * FROM {TABLE} LIMIT 5"))

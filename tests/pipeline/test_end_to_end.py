@@ -8,7 +8,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from components.train.model_io import load_model
+from components.core.model_file import load_model
 from tests.pipeline.conftest import QUICK, latest_summary, only_summary, stablepipe
 
 SUMMARY_KEYS = {

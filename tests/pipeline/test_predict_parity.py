@@ -16,7 +16,7 @@ import pytest
 import skops.io as sio
 from sklearn import metrics as skm
 
-from components.train.model_io import LEGACY_MODEL_FILE, MODEL_FILE, TRUSTED_TYPES
+from components.core.model_file import LEGACY_MODEL_FILE, MODEL_FILE, TRUSTED_TYPES
 from tests.pipeline.conftest import only_summary, stablepipe
 
 RUN = ("--target", "survived", "--trials", "3", "--workers", "1", "--cv-folds", "2", "--seed", "3")

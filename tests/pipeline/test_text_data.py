@@ -81,7 +81,7 @@ def test_a_folder_of_snippet_files_trains_on_hashed_text(workdir: Path) -> None:
     )
     assert summary["data"]["rows"] == 800
     assert summary["metrics"]["test"]["roc_auc"] > 0.7, summary["metrics"]["test"]
-    from components.train.model_io import load_model
+    from components.core.model_file import load_model
 
     model = load_model(summary["artifacts"]["model"]).pipeline
     text = model.named_steps["preprocess"].named_transformers_["text_text"]
@@ -100,7 +100,7 @@ def test_selection_keeps_the_real_columns_of_widened_breast_cancer(
     assert built["method"] == "select" and built["features_in"] == 330
     assert built["features_out"] < 40, built
     assert summary["metrics"]["test"]["roc_auc"] > 0.97, summary["metrics"]["test"]
-    from components.train.model_io import load_model
+    from components.core.model_file import load_model
 
     model = load_model(summary["artifacts"]["model"]).pipeline
     kept = list(model[:-1].get_feature_names_out())

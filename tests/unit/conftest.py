@@ -8,11 +8,11 @@ from typing import Any
 import pandas as pd
 import pytest
 
+from components.core.model_file import save_model
 from components.features.logic import feature_pipeline
 from components.preprocess.logic import build_preprocessor
 from components.split.logic import split_frame
 from components.train.logic import train_model
-from components.train.model_io import save_model
 from components.validate.logic import validate
 
 # The best configuration of a search that picked scikit-learn's default logistic regression.

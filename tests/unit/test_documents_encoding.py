@@ -10,8 +10,8 @@ import pandas as pd
 import pytest
 
 from components.common.errors import BadInputError
-from components.ingest.documents import Documents, is_document_folder, read_documents
-from components.ingest.encoding import looks_binary, sniff_encoding
+from components.core.source.documents import Documents, is_document_folder, read_documents
+from components.core.source.encoding import looks_binary, sniff_encoding
 
 FRENCH = (
     "Le cœur a ses raisons que la raison ne connaît point. « Déjà vu », dit-elle en ouvrant la "

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from components.validate.drift import (
+from components.check_quality.drift import (
     MAX_CATEGORIES,
     OTHER,
     QUANTILE_COUNT,

@@ -9,13 +9,15 @@ from sklearn.dummy import DummyClassifier
 from sklearn.pipeline import Pipeline
 
 from components.common.errors import BadInputError
-from components.evaluate.logic import improvement, judge, primary_metric, score
+from components.core.metrics import improvement, primary_metric, score
+from components.core.model_file import load_model, save_model
+from components.core.registry import champion_pointer, fetch_model, history, load_champion, promote
+from components.core.scoring import model_input, predict_frame
+from components.evaluate.logic import judge
 from components.features.logic import feature_pipeline
 from components.preprocess.logic import build_preprocessor
-from components.promote.logic import champion_pointer, fetch_model, history, load_champion, promote
 from components.split.logic import split_frame
 from components.train.logic import train_model
-from components.train.model_io import load_model, model_input, predict_frame, save_model
 from components.validate.logic import validate
 from tests.unit.conftest import BEST_LINEAR
 
@@ -200,9 +202,10 @@ def test_reruns_with_other_seeds_do_not_flip_the_champion(
     switches on every lucky seed."""
     import optuna
 
-    from components.create_study.logic import create_study, cv_metric, load_study
+    from components.collect.logic import best_configuration
+    from components.core.metrics import cv_metric
+    from components.core.study import create_study, load_study
     from components.tune.logic import SearchData, run_worker
-    from components.tune.trials import best_configuration
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     schema = validate(titanic, "survived", "auto")
@@ -235,7 +238,7 @@ def test_reruns_with_other_seeds_do_not_flip_the_champion(
 
 
 def test_champion_configuration_comes_from_its_card(trained, tmp_path: Path) -> None:
-    from components.promote.logic import champion_configuration
+    from components.core.registry import champion_configuration
 
     _, _, _, model_dir = trained
     registry = tmp_path / "registry"

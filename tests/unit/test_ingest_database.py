@@ -23,7 +23,7 @@ import pytest
 import sqlalchemy as sa
 
 from components.common.errors import BadInputError
-from components.ingest.database import (
+from components.core.source.database import (
     PASSWORD_ENV,
     USER_ENV,
     check_read_only_query,

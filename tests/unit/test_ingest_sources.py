@@ -14,8 +14,10 @@ import pytest
 from components.common.errors import BadInputError
 from components.common.frames import read_frame
 from components.common.storage import open_storage
-from components.ingest import incremental, streaming
-from components.ingest.logic import ReadOptions, ingest, ingest_to_parquet, read_table
+from components.core.source import incremental
+from components.core.source.files import ReadOptions, read_table
+from components.ingest import streaming
+from components.ingest.logic import ingest, ingest_to_parquet
 
 
 def test_semicolon_cp1252_file_is_sniffed(tmp_path: Path, titanic: pd.DataFrame) -> None:
@@ -116,7 +118,7 @@ def test_streaming_matches_reading_whole(
 ) -> None:
     """A large file streamed in batches gives the same table as reading it whole, including
     columns whose type only changes far down the file (the read restarts with them widened)."""
-    monkeypatch.setattr("components.ingest.logic.READ_BLOCK_BYTES", 256 << 10)  # many blocks
+    monkeypatch.setattr("components.core.source.files.READ_BLOCK_BYTES", 256 << 10)  # many blocks
     big = pd.concat([titanic] * 60, ignore_index=True)  # 78k rows, several pyarrow blocks
     big["code"] = range(len(big))
     big["ratio"] = 1
@@ -303,9 +305,9 @@ def test_values_spanning_lines_are_read_whichever_parse_is_chosen(
     """Files without quotes after the first line are parsed without multi-line values (the
     faster parse); any quote after it keeps them allowed, and every file reads correctly. The
     scan finds the first line break and a later quote across its buffer's boundaries too."""
-    from components.ingest.logic import may_quote_newlines
+    from components.core.source.files import may_quote_newlines
 
-    monkeypatch.setattr("components.ingest.logic.SCAN_BYTES", scan_bytes)
+    monkeypatch.setattr("components.core.source.files.SCAN_BYTES", scan_bytes)
     path = tmp_path / "data.csv"
     path.write_text(text, encoding="utf-8")
     assert may_quote_newlines(path, "utf-8") is quoted_newlines

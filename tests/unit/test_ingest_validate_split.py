@@ -8,7 +8,8 @@ import pandas as pd
 import pytest
 
 from components.common.errors import BadInputError
-from components.ingest.logic import ingest, read_table, source_fingerprint
+from components.core.source.files import read_table, source_fingerprint
+from components.ingest.logic import ingest
 from components.split.logic import split_frame
 from components.validate.logic import column_role, resolve_task, validate
 

@@ -24,13 +24,9 @@ from threadpoolctl import threadpool_limits
 import components
 from components.common.config import FEATURE_CHOICES, OUTLIER_CHOICES, SCALING_CHOICES
 from components.common.errors import BadInputError
-from components.evaluate.logic import evaluate_run, judge, score
-from components.features.logic import build_features, feature_pipeline
-from components.predict.logic import score_rows, write_predictions
-from components.preprocess.logic import build_preprocessor
-from components.promote.logic import champion_pointer, fetch_model, load_champion, promote
-from components.train.logic import input_columns
-from components.train.model_io import (
+from components.core.families import FAMILIES, make_model
+from components.core.metrics import score
+from components.core.model_file import (
     CARD_FILE,
     LEGACY_MODEL_FILE,
     MODEL_FILE,
@@ -38,11 +34,15 @@ from components.train.model_io import (
     LegacyModelError,
     UntrustedModelError,
     load_model,
-    model_input,
     save_model,
     untrusted_types,
 )
-from components.tune.logic import FAMILIES, make_model
+from components.core.registry import champion_pointer, fetch_model, load_champion, promote
+from components.core.schema import input_columns
+from components.core.scoring import model_input, score_rows, write_predictions
+from components.evaluate.logic import evaluate_run, judge
+from components.features.logic import build_features, feature_pipeline
+from components.preprocess.logic import build_preprocessor
 from components.validate.logic import validate
 from pipelines.cli import main
 from tests.unit.conftest import BEST_LINEAR
@@ -345,7 +345,7 @@ def test_predictions_keep_their_values_in_parquet_and_csv(trained, tmp_path: Pat
 
 
 def test_a_model_folder_copies_with_its_files(trained, tmp_path: Path) -> None:
-    from components.promote.logic import download_model
+    from components.core.registry import download_model
 
     _, _, _, folder = trained
     copied = download_model(str(folder), tmp_path / "copy")
@@ -371,3 +371,33 @@ def test_predict_reads_decimal_commas_with_the_option(
         assert code == 0, err
         outputs[name] = pd.read_parquet(out)
     pd.testing.assert_frame_equal(outputs["eu"], outputs["plain"], check_exact=True)
+
+
+EARLIER_LAYOUT = Path(__file__).parent / "data" / "earlier_layout"
+
+
+@pytest.mark.parametrize("name", ["passengers", "co2"])
+def test_a_model_written_before_our_types_moved_loads_and_predicts_the_same(name: str) -> None:
+    """Model folders written by `stablepipe run` when the transformers lived in the stages
+    (components.preprocess.logic.OutlierClipper, components.features.timeseries...): a
+    registry's champion from then must still load, and predict exactly what it did then
+    (`stablepipe predict` output recorded at the time). passengers holds the outlier
+    clipper, category strings, text, calendar and SVD steps; co2 the forecasting ones."""
+    from components.core.model_file import MOVED_TYPES, stored_types
+    from components.core.scoring import score_rows
+    from components.core.source.files import read_table
+
+    folder = EARLIER_LAYOUT / name
+    old_names = stored_types(folder / "model" / "model.skops") & set(MOVED_TYPES)
+    assert old_names, "the fixture must name types at their earlier place"
+    model = load_model(folder / "model")
+    predictions = score_rows(model, read_table(str(folder / "rows.csv")))
+    expected = pd.read_parquet(folder / "predictions.parquet")
+    pd.testing.assert_frame_equal(predictions.reset_index(drop=True), expected, check_exact=True)
+
+
+def test_every_moved_type_points_at_a_trusted_type() -> None:
+    from components.core.model_file import MOVED_TYPES
+
+    assert set(MOVED_TYPES.values()) <= TRUSTED_TYPES
+    assert not set(MOVED_TYPES) & TRUSTED_TYPES

@@ -5,8 +5,9 @@ import pandas as pd
 import pytest
 
 from components.common.errors import BadInputError
+from components.core.transformers.outliers import OutlierClipper
 from components.features.logic import build_features, feature_pipeline
-from components.preprocess.logic import OutlierClipper, build_preprocessor
+from components.preprocess.logic import build_preprocessor
 from components.split.logic import split_frame
 from components.validate.logic import validate
 

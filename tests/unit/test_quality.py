@@ -11,11 +11,12 @@ import pandas as pd
 import pytest
 import yaml
 
+from components.check_quality.logic import Reference, load_reference, verdict_of
+from components.check_quality.report import render_report
 from components.common.errors import BadInputError
-from components.promote.logic import promote
-from components.validate.quality import Reference, check_data, load_reference, verdict_of
-from components.validate.report import render_report
-from components.validate.schema_file import dump_schema, load_schema, parse_schema
+from components.core.registry import promote
+from components.core.schema import dump_schema, load_schema, parse_schema
+from tests.support.stages import check_data
 
 NO_REFERENCE = Reference(None, None, "none")
 
@@ -124,7 +125,7 @@ def test_numeric_leak_and_label_imbalance(diamonds_sample: pd.DataFrame) -> None
 def test_leak_correlation_equals_pandas() -> None:
     """The elementwise Pearson r (no BLAS call) is pandas' Series.corr: gaps on either side,
     a perfect and a negative relation, a constant column (no correlation)."""
-    from components.validate.quality import correlation
+    from components.check_quality.logic import correlation
 
     rng = np.random.default_rng(7)
     y = pd.Series(rng.normal(size=5000))
@@ -143,7 +144,7 @@ def test_leak_correlation_equals_pandas() -> None:
 def test_categorical_leak_counting_agrees_with_a_groupby() -> None:
     """pure_values (integer codes) decides exactly as grouping the pairs would: pure columns,
     one mixed value, a value seen too rarely, missing values on either side, one value only."""
-    from components.validate.quality import LEAK_MIN_ROWS_PER_VALUE, pure_values
+    from components.check_quality.logic import LEAK_MIN_ROWS_PER_VALUE, pure_values
 
     def by_groupby(x: pd.Series, y: pd.Series) -> int:
         pairs = pd.DataFrame({"x": x.astype(str), "y": y}).dropna()
@@ -171,7 +172,7 @@ def test_categorical_leak_counting_agrees_with_a_groupby() -> None:
 
 
 def test_verdict_levels() -> None:
-    from components.validate.quality import Anomaly
+    from components.check_quality.logic import Anomaly
 
     info, warning, error = (Anomaly("c", "drift", s, "") for s in ("info", "warning", "error"))
     assert verdict_of([], "error") == "pass"
@@ -314,8 +315,8 @@ def test_checks_proven_by_the_observed_schema_give_the_same_anomalies(
 ) -> None:
     """pandera skips the checks validate's full-table statistics already prove: the anomalies
     must be exactly those of checking every column."""
+    from components.check_quality.logic import pandera_schema, schema_anomalies
     from components.validate.logic import validate
-    from components.validate.quality import pandera_schema, schema_anomalies
 
     reference = committed_schema(titanic, "survived")
     for name, frame in titanic_variants(titanic).items():

@@ -28,7 +28,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from components.common.errors import BadInputError
-from components.ingest.logic import SNIFFED_DELIMITERS, read_table
+from components.core.source.files import SNIFFED_DELIMITERS, read_table
 
 SUFFIXES = (".csv", ".tsv", ".json", ".jsonl", ".parquet", ".csv.gz", ".xlsx")
 # A hang fails the test instead of the whole suite waiting for pytest-timeout's 900 s.

@@ -11,9 +11,9 @@ from sklearn.pipeline import Pipeline
 
 from components.common.config import parse_roles
 from components.common.errors import BadInputError
-from components.features.calendar import CalendarFeatures
+from components.core.transformers.calendar import CalendarFeatures
 from components.preprocess.logic import build_preprocessor
-from components.validate.quality import infer_checked_schema, override_roles
+from components.validate.logic import infer_checked_schema, override_roles
 
 
 @pytest.fixture(scope="module")

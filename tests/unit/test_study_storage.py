@@ -18,10 +18,10 @@ import optuna
 import pandas as pd
 import pytest
 
-from components.create_study import logic as study_logic
-from components.create_study.logic import STORAGE_ENV, create_study, load_study
+from components.collect.logic import best_configuration
+from components.core import study as study_logic
+from components.core.study import STORAGE_ENV, create_study, load_study
 from components.tune.logic import run_worker
-from components.tune.trials import best_configuration
 from tests.benchmarks.tune_worker import search_data
 
 NAMES = itertools.count()

@@ -21,16 +21,12 @@ from sklearn.pipeline import Pipeline
 
 from components.common.config import RunConfig, check_config
 from components.common.errors import BadInputError
-from components.features.logic import (
-    LatentComponents,
-    build_features,
-    feature_pipeline,
-    fit_features,
-)
-from components.features.text import TextFeatures
+from components.core.families import make_model
+from components.core.transformers.latent import LatentComponents
+from components.core.transformers.text import TextFeatures
+from components.features.logic import build_features, feature_pipeline, fit_features
 from components.preprocess.logic import build_preprocessor
 from components.split.logic import split_frame
-from components.tune.logic import make_model
 from components.validate.logic import validate
 
 

@@ -12,8 +12,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import FunctionTransformer
 
 from components.common.errors import BadInputError
-from components.evaluate.logic import baseline_metrics, forecast_difference, with_history
-from components.features.timeseries import (
+from components.core.transformers.timeseries import (
     SEASONAL_NAIVE,
     SeasonalResidual,
     TimeSeriesFeatures,
@@ -22,6 +21,7 @@ from components.features.timeseries import (
     seasonal_naive,
     time_steps,
 )
+from components.evaluate.logic import baseline_metrics, forecast_difference, with_history
 from components.split.logic import split_by_time
 from components.tune.logic import cv_splitter
 from components.validate.timeseries import check_time_series
@@ -287,7 +287,8 @@ def test_a_champion_with_another_horizon_is_not_compared(co2: pd.DataFrame) -> N
 def test_a_trend_through_the_time_column_is_no_target_leak(co2: pd.DataFrame) -> None:
     """Yearly mean CO2 rises with the year almost linearly (r > 0.99): in a forecast the year is
     the time column, not an input, so it is not reported as a leak."""
-    from components.validate.quality import infer_checked_schema, leak_anomalies
+    from components.check_quality.logic import leak_anomalies
+    from components.validate.logic import infer_checked_schema
 
     yearly = co2.groupby(co2["date"].dt.year)["co2"].mean().rename_axis("year").reset_index()
     assert yearly["year"].corr(yearly["co2"]) > 0.99

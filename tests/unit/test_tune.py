@@ -8,20 +8,14 @@ import pandas as pd
 import pytest
 from sklearn.decomposition import PCA
 
-from components.create_study.logic import create_study, load_study, study_direction
+from components.collect.logic import best_configuration
+from components.core.families import DEFAULT_CONFIGURATIONS, FAMILIES, families_for, make_model
+from components.core.metrics import cv_metric, study_direction
+from components.core.study import config_from_trial, create_study, load_study
 from components.features.logic import feature_pipeline
 from components.preprocess.logic import build_preprocessor
 from components.split.logic import split_frame
-from components.tune.logic import (
-    DEFAULT_CONFIGURATIONS,
-    FAMILIES,
-    SearchData,
-    cv_metric,
-    families_for,
-    make_model,
-    run_worker,
-)
-from components.tune.trials import best_configuration, config_from_trial
+from components.tune.logic import SearchData, run_worker
 from components.validate.logic import validate
 
 

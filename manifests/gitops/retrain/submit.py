@@ -25,7 +25,7 @@ from typing import Any
 
 from components.common.config import RunConfig, build_config, load_config_file
 from components.common.errors import BadInputError
-from components.ingest.database import is_database_url
+from components.core.source.database import is_database_url
 from pipelines.runner import new_run_id, pipeline_arguments, preflight
 
 # The keys of the `stablepipe-config` ConfigMap this script reads (through envFrom).

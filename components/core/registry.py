@@ -27,7 +27,7 @@ from typing import Any
 
 from components.common.errors import BadInputError
 from components.common.storage import Storage, open_storage
-from components.train.model_io import (
+from components.core.model_file import (
     CARD_FILE,
     LEGACY_MODEL_FILE,
     LegacyModelError,

@@ -22,25 +22,8 @@ from pandas.api import types as ptypes
 from components.common.config import FAIL_ON_CHOICES
 from components.common.errors import BadInputError
 from components.common.frames import count_duplicates
+from components.core.schema import DEFAULT_SEVERITY, SEVERITIES
 
-SEVERITIES = ("info", "warning", "error")
-DEFAULT_SEVERITY = {
-    "missing_column": "error",
-    "type_change": "error",
-    "target_leak": "error",
-    "extra_column": "warning",
-    "out_of_range": "warning",
-    "unseen_category": "warning",
-    "null_fraction": "warning",
-    "duplicate_rows": "warning",
-    "constant_column": "warning",
-    "empty_column": "warning",
-    "id_column": "info",
-    "label_imbalance": "warning",
-    "drift": "warning",
-    "missing_target": "info",
-}
-ANOMALY_KINDS = tuple(DEFAULT_SEVERITY)
 # A class this much rarer than the most common one is flagged.
 IMBALANCE_RATIO = 0.1
 # A feature this correlated with the target (or mapping each value to one class) leaks it.
@@ -55,18 +38,9 @@ SAMPLE_ROWS = 100_000
 
 def seeded_sample(frame: pd.DataFrame, rows: int = SAMPLE_ROWS) -> pd.DataFrame:
     """At most `rows` rows of `frame` in table order, the same ones every time."""
-    from components.validate.logic import seeded_positions
+    from components.common.frames import seeded_positions
 
     return frame if len(frame) <= rows else frame.take(seeded_positions(len(frame), rows))
-
-
-class DataRejected(BadInputError):
-    """The data-quality policy rejected the data (exit code 4). `details` travel with the
-    error to the CLI: the report's path and the verdict."""
-
-    def __init__(self, message: str, details: dict[str, Any] | None = None) -> None:
-        super().__init__(message)
-        self.details = details or {}
 
 
 @dataclass(frozen=True)
@@ -118,7 +92,7 @@ def pandera_schema(
     """
     import pandera.pandas as pa
 
-    from components.validate.logic import logical_type
+    from components.core.schema import logical_type
 
     seen = schema_entries(observed) if observed is not None else {}
     columns = {}
@@ -178,7 +152,7 @@ def pandera_schema(
 
 def column_type(frame: pd.DataFrame, name: str) -> str | None:
     """The logical type of a column of `frame`, None when it has no such column."""
-    from components.validate.logic import logical_type
+    from components.core.schema import logical_type
 
     return logical_type(frame[name]) if name in frame.columns else None
 
@@ -238,7 +212,7 @@ def failures_to_anomalies(
 ) -> list[Anomaly]:
     """pandera's failure cases (one row per failing value) folded into one anomaly per column
     and kind, with counts and a few example values."""
-    from components.validate.logic import logical_type
+    from components.core.schema import logical_type
 
     entries = schema_entries(reference)
     found: list[Anomaly] = []
@@ -482,7 +456,7 @@ def assess(
 ) -> dict[str, Any]:
     """The data-quality verdict of `frame` (already validated into `schema`); `duplicates` is
     the duplicate-row count when ingest already took it."""
-    from components.validate.drift import SortedNumbers, data_profile, drift_report
+    from components.check_quality.drift import SortedNumbers, data_profile, drift_report
 
     severities = dict((reference_schema or {}).get("severities", {}))
     anomalies: list[Anomaly] = []
@@ -576,8 +550,8 @@ def load_reference(schema_uri: str, registry: str, endpoint: str = "") -> Refere
     import json
 
     from components.common.storage import MissingObject, open_storage
-    from components.promote.logic import champion_pointer
-    from components.validate.schema_file import load_schema, parse_schema
+    from components.core.registry import champion_pointer
+    from components.core.schema import load_schema, parse_schema
 
     schema = load_schema(schema_uri, endpoint) if schema_uri else None
     origin = schema_uri
@@ -596,116 +570,6 @@ def load_reference(schema_uri: str, registry: str, endpoint: str = "") -> Refere
         except MissingObject:  # a champion promoted before profiles were kept
             pass
     return Reference(schema, profile, origin or "none", from_user)
-
-
-def apply_roles(schema: dict[str, Any], reference: dict[str, Any] | None) -> dict[str, Any]:
-    """The reference's roles win for columns it lists (a user marks a column `id` or `text`),
-    except for columns that are now empty or constant, which cannot be used either way."""
-    if reference is None:
-        return schema
-    roles = {c["name"]: c["role"] for c in reference["columns"]}
-    for column in schema["columns"]:
-        wanted = roles.get(column["name"])
-        if wanted == "text" and column["role"] == "empty":
-            raise BadInputError(
-                f"text column {column['name']!r} (text in the schema) is empty in every row: "
-                "no words to learn from; drop it or give it another role"
-            )
-        if not wanted or column["role"] in ("empty", "constant") or wanted == column["role"]:
-            continue
-        # a column whose type changed keeps the role its values allow (the change itself is
-        # reported as a type_change anomaly)
-        if wanted == "numeric" and column["type"] != "number":
-            continue
-        column["role"] = wanted
-    return schema
-
-
-def check_has_words(column: pd.Series, source: str) -> None:
-    """A column given the role text must hold some words."""
-    if not column.astype("string").str.strip().fillna("").str.len().any():
-        raise BadInputError(
-            f"text column {column.name!r} ({source}) is empty in all {len(column)} rows: no "
-            "words to learn from; drop it or give it another role"
-        )
-
-
-def override_roles(schema: dict[str, Any], roles: dict[str, str], frame: pd.DataFrame) -> None:
-    """The config's roles (--roles) win over the detected ones and the schema file's; each
-    named column must exist, and a column of strings cannot be numeric."""
-    from components.validate.logic import USED_ROLES, describe_column
-
-    entries = {c["name"]: position for position, c in enumerate(schema["columns"])}
-    for name, role in roles.items():
-        if name == schema["target"]:
-            raise BadInputError(f"--roles cannot change the target {name!r}")
-        if name not in entries:
-            shown = ", ".join(repr(c) for c in list(frame.columns)[:20])
-            raise BadInputError(
-                f"--roles names a column the data lacks: {name!r}; columns: {shown}"
-            )
-        entry = schema["columns"][entries[name]]
-        if role == "numeric" and entry.get("type") != "number":
-            raise BadInputError(
-                f"--roles cannot make {name!r} numeric: it holds {entry.get('type', 'nothing')}s"
-            )
-        if entry["role"] != role:
-            # described again under the new role: categories listed, ranges kept, ...
-            schema["columns"][entries[name]] = {**describe_column(frame[name], role), "role": role}
-    for name, role in roles.items():
-        if role == "text":
-            check_has_words(frame[name], "--roles")
-    used = [c for c in schema["columns"] if c["role"] in USED_ROLES]
-    if roles and not used and not schema.get("timeseries"):
-        raise BadInputError("--roles leaves no usable feature column besides the target")
-
-
-def infer_checked_schema(
-    frame: pd.DataFrame,
-    target: str,
-    requested_task: str,
-    user_schema: dict[str, Any] | None,
-    forecast: dict[str, Any] | None = None,
-) -> dict[str, Any]:
-    """The validate step: the task and schema of `frame`, with the roles (and the task, when
-    `auto`) of the user's schema file if there is one. `forecast` is the checked time-series
-    setup of a forecasting run (validate.timeseries.check_time_series): the task is then
-    regression, and the schema carries the setup for the stages after it."""
-    from components.validate.logic import USED_ROLES, validate
-
-    if forecast is not None:
-        if requested_task not in ("auto", "regression"):
-            raise BadInputError(
-                f"forecasting (--time-column) predicts amounts: --task must be auto or "
-                f"regression; got {requested_task!r}"
-            )
-        requested_task = "regression"
-
-    from_file = ""
-    if user_schema is not None:
-        if user_schema.get("target") and user_schema["target"] != target:
-            raise BadInputError(
-                f"--schema file is for the target {user_schema['target']!r}, not --target "
-                f"{target!r}"
-            )
-        if requested_task == "auto" and user_schema.get("task", "auto") != "auto":
-            requested_task = user_schema["task"]
-            from_file = f" (task {requested_task!r} from the --schema file)"
-    try:
-        schema = apply_roles(
-            validate(frame, target, requested_task, forecast is not None), user_schema
-        )
-    except BadInputError as error:
-        raise BadInputError(f"{error}{from_file}") from error
-    if forecast is not None:
-        schema["timeseries"] = forecast
-    elif not [c for c in schema["columns"] if c["role"] in USED_ROLES]:
-        raise BadInputError(
-            f"the --schema file's roles leave no usable feature column besides the target "
-            f"{target!r} (roles {', '.join(USED_ROLES)} are used)"
-        )
-    schema["severities"] = dict((user_schema or {}).get("severities", {}))
-    return schema
 
 
 def check_policy(fail_on: str) -> None:
@@ -737,21 +601,3 @@ def judge_data(
     )
     quality["reference"] = reference.origin
     return quality
-
-
-def check_data(
-    frame: pd.DataFrame,
-    target: str,
-    requested_task: str,
-    reference: Reference,
-    fail_on: str = "error",
-    rows_dropped_missing_target: int = 0,
-    duplicates: int | None = None,
-) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Both steps: the schema of `frame` and its data-quality verdict."""
-    check_policy(fail_on)  # before the work, not after it
-    user_schema = reference.schema if reference.from_user else None
-    schema = infer_checked_schema(frame, target, requested_task, user_schema)
-    return schema, judge_data(
-        frame, schema, reference, fail_on, rows_dropped_missing_target, duplicates
-    )

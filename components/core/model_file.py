@@ -15,6 +15,7 @@ next run, which replaces it (see components/evaluate/logic.py `judge`).
 
 from __future__ import annotations
 
+import io
 import json
 import shutil
 import zipfile
@@ -24,7 +25,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 
 from components.common.errors import BadInputError
 
@@ -46,14 +46,15 @@ CARD_FILE = "model.json"
 TRUSTED_TYPES: frozenset[str] = frozenset(
     {
         # --- our own code (components/) ---
-        "components.preprocess.logic.OutlierClipper",
-        "components.preprocess.logic.as_category_strings",  # FunctionTransformer's function
-        "components.features.text.TextFeatures",
+        "components.core.transformers.outliers.OutlierClipper",
+        # FunctionTransformer's function (categorical columns as strings)
+        "components.core.transformers.categories.as_category_strings",
+        "components.core.transformers.text.TextFeatures",
         # forecasting: lag features with the series' recent history; the residual regressor
-        "components.features.timeseries.TimeSeriesFeatures",
-        "components.features.timeseries.SeasonalResidual",
-        "components.features.logic.LatentComponents",  # --features svd
-        "components.features.calendar.CalendarFeatures",  # datetime columns
+        "components.core.transformers.timeseries.TimeSeriesFeatures",
+        "components.core.transformers.timeseries.SeasonalResidual",
+        "components.core.transformers.latent.LatentComponents",  # --features svd
+        "components.core.transformers.calendar.CalendarFeatures",  # datetime columns
         # --- scikit-learn: what build_preprocessor, build_features and make_model build ---
         "sklearn.pipeline.Pipeline",
         "sklearn.compose._column_transformer.ColumnTransformer",
@@ -168,7 +169,7 @@ def save_model(folder: str | Path, pipeline: Any, card: dict[str, Any]) -> None:
     if untrusted:
         raise TypeError(
             f"the fitted model holds types missing from TRUSTED_TYPES in "
-            f"components/train/model_io.py: {', '.join(untrusted)}; review them and add them"
+            f"components/core/model_file.py: {', '.join(untrusted)}; review them and add them"
         )
     (partial / CARD_FILE).write_text(json.dumps(card, indent=2, default=str), encoding="utf-8")
     if target.exists():
@@ -176,17 +177,48 @@ def save_model(folder: str | Path, pipeline: Any, card: dict[str, Any]) -> None:
     partial.rename(target)
 
 
+# Types of ours that moved since a model file naming them was written: the name the file holds
+# -> where the type lives now. A file is read as if it named the new place (nothing else in it
+# changes), so a champion trained by an earlier stablepipe still loads and can be compared.
+MOVED_TYPES: dict[str, str] = {
+    "components.preprocess.logic.OutlierClipper": (
+        "components.core.transformers.outliers.OutlierClipper"
+    ),
+    "components.preprocess.logic.as_category_strings": (
+        "components.core.transformers.categories.as_category_strings"
+    ),
+    "components.features.text.TextFeatures": "components.core.transformers.text.TextFeatures",
+    "components.features.timeseries.TimeSeriesFeatures": (
+        "components.core.transformers.timeseries.TimeSeriesFeatures"
+    ),
+    "components.features.timeseries.SeasonalResidual": (
+        "components.core.transformers.timeseries.SeasonalResidual"
+    ),
+    "components.features.logic.LatentComponents": (
+        "components.core.transformers.latent.LatentComponents"
+    ),
+    "components.features.calendar.CalendarFeatures": (
+        "components.core.transformers.calendar.CalendarFeatures"
+    ),
+}
+
+
+def skops_schema(data: bytes, shown: str) -> Any:
+    """The object descriptions of a skops file's bytes; UntrustedModelError when the bytes are
+    not a skops file."""
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            return json.loads(archive.read("schema.json"))
+    except (zipfile.BadZipFile, KeyError, json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise UntrustedModelError(
+            f"{shown!r} is not a skops model file: {type(error).__name__}: {error}"
+        ) from error
+
+
 def stored_types(path: str | Path) -> set[str]:
     """Every type a skops file names (module.name), read from its schema without building
     anything; UntrustedModelError when the file is not a skops file."""
-    try:
-        with zipfile.ZipFile(path) as archive:
-            schema = json.loads(archive.read("schema.json"))
-    except (zipfile.BadZipFile, KeyError, json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise UntrustedModelError(
-            f"{str(path)!r} is not a skops model file: {type(error).__name__}: {error}"
-        ) from error
-    return set(named_types(schema))
+    return set(named_types(skops_schema(Path(path).read_bytes(), str(path))))
 
 
 def named_types(node: Any) -> Iterator[str]:
@@ -203,11 +235,50 @@ def named_types(node: Any) -> Iterator[str]:
             yield from named_types(value)
 
 
-def untrusted_types(path: str | Path) -> list[str]:
-    """The types of a skops file outside TRUSTED_TYPES: ours and skops's own verdict."""
+def rename_moved(node: Any) -> int:
+    """Point the descriptions of MOVED_TYPES at where the types live now; returns how many."""
+    renamed = 0
+    if isinstance(node, dict):
+        module, name = node.get("__module__"), node.get("__class__")
+        moved = MOVED_TYPES.get(f"{module}.{name}") if isinstance(name, str) else None
+        if moved is not None:
+            node["__module__"] = moved.rpartition(".")[0]
+            renamed += 1
+        renamed += sum(rename_moved(value) for value in node.values())
+    elif isinstance(node, list):
+        renamed += sum(rename_moved(value) for value in node)
+    return renamed
+
+
+def current_bytes(path: str | Path) -> bytes:
+    """A skops file's bytes, with the types that moved since it was written renamed (the same
+    bytes when none did)."""
+    data = Path(path).read_bytes()
+    schema = skops_schema(data, str(path))
+    if not rename_moved(schema):
+        return data
+    rewritten = io.BytesIO()
+    with (
+        zipfile.ZipFile(io.BytesIO(data)) as source,
+        zipfile.ZipFile(rewritten, "w", zipfile.ZIP_DEFLATED) as target,
+    ):
+        for member in source.infolist():
+            content = source.read(member.filename)
+            if member.filename == "schema.json":
+                content = json.dumps(schema).encode()
+            target.writestr(member, content)
+    return rewritten.getvalue()
+
+
+def untrusted_types(path: str | Path, data: bytes | None = None) -> list[str]:
+    """The types of a skops file (or of its `data`) outside TRUSTED_TYPES: ours and skops's
+    own verdict."""
     import skops.io as sio
 
-    found = stored_types(path) | set(sio.get_untrusted_types(file=path))
+    data = Path(path).read_bytes() if data is None else data
+    found = set(named_types(skops_schema(data, str(path)))) | set(
+        sio.get_untrusted_types(data=data)
+    )
     return sorted(found - TRUSTED_TYPES)
 
 
@@ -218,14 +289,15 @@ def load_pipeline(path: str | Path, shown: str | None = None) -> Any:
     from skops.io.exceptions import UntrustedTypesFoundException
 
     name = repr(shown or str(path))
-    untrusted = untrusted_types(path)
+    data = current_bytes(path)
+    untrusted = untrusted_types(path, data)
     if untrusted:
         raise UntrustedModelError(
             f"refusing to load {name}: it holds types outside stablepipe's trusted list "
             f"(TRUSTED_TYPES): {', '.join(untrusted)}"
         )
     try:
-        return sio.load(path, trusted=sorted(TRUSTED_TYPES))
+        return sio.loads(data, trusted=sorted(TRUSTED_TYPES))
     except UntrustedTypesFoundException as error:  # skops's own audit, after ours
         raise UntrustedModelError(f"refusing to load {name}: {error}") from error
     except (MemoryError, KeyboardInterrupt):
@@ -271,34 +343,3 @@ def load_model(folder: str | Path, shown: str | None = None) -> LoadedModel:
     card = read_card(path)
     pipeline = load_pipeline(path / MODEL_FILE, f"{name.rstrip('/')}/{MODEL_FILE}")
     return LoadedModel(pipeline=pipeline, card=card)
-
-
-def model_input(frame: pd.DataFrame, card: dict[str, Any]) -> pd.DataFrame:
-    """The columns the model was trained on, in training order; extra columns are ignored.
-    Infinite numbers become missing values, as ingest made them for training."""
-    needed = list(card["input_columns"])
-    missing = [c for c in needed if c not in frame.columns]
-    if missing:
-        shown = ", ".join(repr(c) for c in missing[:5]) + (" ..." if len(missing) > 5 else "")
-        raise BadInputError(
-            f"--data lacks {len(missing)} column(s) the model was trained on: {shown}"
-        )
-    X = frame[needed]
-    numeric = X.select_dtypes("number").columns
-    infinite = [c for c in numeric if np.isinf(X[c].to_numpy(dtype=float, na_value=np.nan)).any()]
-    if infinite:
-        X = X.copy()
-        X[infinite] = X[infinite].replace([np.inf, -np.inf], np.nan)
-    return X
-
-
-def predict_frame(model: Any, X: pd.DataFrame, task: str) -> pd.DataFrame:
-    """`prediction` plus, for classification, one `proba_<class>` column per class, in row order."""
-    if task == "regression":
-        return pd.DataFrame({"prediction": model.predict(X)}, index=X.index)
-    proba = model.predict_proba(X)
-    classes = list(model.classes_)
-    out = pd.DataFrame({"prediction": [classes[i] for i in proba.argmax(axis=1)]}, index=X.index)
-    for column, cls in enumerate(classes):
-        out[f"proba_{cls}"] = proba[:, column]
-    return out

@@ -1,21 +1,53 @@
-"""predict: score rows with a saved model.
+"""Scoring rows with a saved model: one path for every consumer.
 
-One path for every consumer: `stablepipe predict`, the batch-predict component and evaluate's
-saved test-split predictions all go through `score_rows`, so they give the same numbers, bit
-for bit, for the same rows.
+`stablepipe predict`, the batch-predict stage and evaluate's saved test-split predictions all go
+through `score_rows`, so they give the same numbers, bit for bit, for the same rows.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from components.common.errors import BadInputError
 from components.common.frames import write_frame
-from components.train.model_io import LoadedModel, model_input, predict_frame
+from components.core.model_file import LoadedModel
 
 PARQUET_SUFFIXES = (".parquet", ".pq")
+
+
+def model_input(frame: pd.DataFrame, card: dict[str, Any]) -> pd.DataFrame:
+    """The columns the model was trained on, in training order; extra columns are ignored.
+    Infinite numbers become missing values, as ingest made them for training."""
+    needed = list(card["input_columns"])
+    missing = [c for c in needed if c not in frame.columns]
+    if missing:
+        shown = ", ".join(repr(c) for c in missing[:5]) + (" ..." if len(missing) > 5 else "")
+        raise BadInputError(
+            f"--data lacks {len(missing)} column(s) the model was trained on: {shown}"
+        )
+    X = frame[needed]
+    numeric = X.select_dtypes("number").columns
+    infinite = [c for c in numeric if np.isinf(X[c].to_numpy(dtype=float, na_value=np.nan)).any()]
+    if infinite:
+        X = X.copy()
+        X[infinite] = X[infinite].replace([np.inf, -np.inf], np.nan)
+    return X
+
+
+def predict_frame(model: Any, X: pd.DataFrame, task: str) -> pd.DataFrame:
+    """`prediction` plus, for classification, one `proba_<class>` column per class, in row order."""
+    if task == "regression":
+        return pd.DataFrame({"prediction": model.predict(X)}, index=X.index)
+    proba = model.predict_proba(X)
+    classes = list(model.classes_)
+    out = pd.DataFrame({"prediction": [classes[i] for i in proba.argmax(axis=1)]}, index=X.index)
+    for column, cls in enumerate(classes):
+        out[f"proba_{cls}"] = proba[:, column]
+    return out
 
 
 def score_rows(model: LoadedModel, frame: pd.DataFrame, source: str = "--data") -> pd.DataFrame:
@@ -44,7 +76,7 @@ def check_history(model: LoadedModel, X: pd.DataFrame, source: str) -> None:
     forecasts (the rows with an empty target), from the rows given or the history kept in the
     model. BadInputError says which rows lack it. Rows with a target (a backtest, evaluate's
     test split) are scored whatever their history: a gap in a series is no error."""
-    from components.features.timeseries import forecasting_step
+    from components.core.transformers.timeseries import forecasting_step
 
     step = forecasting_step(model.pipeline)
     if step is None:

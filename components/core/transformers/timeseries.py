@@ -27,7 +27,7 @@ from pandas.api import types as ptypes
 from sklearn.base import BaseEstimator, RegressorMixin, TransformerMixin, clone
 
 from components.common.errors import BadInputError
-from components.features.calendar import as_datetimes
+from components.core.transformers.calendar import as_datetimes
 
 NUMBER = "number"  # the frequency of a numeric time column (years as 1990, 1991, ...)
 # Steps per season of each frequency (period alias -> steps); yearly data has no season.

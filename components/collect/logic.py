@@ -8,18 +8,7 @@ from typing import Any
 
 import optuna
 
-
-def param_prefix(family: str) -> str:
-    """The prefix of a family's parameter names in the study (spaces of families stay apart)."""
-    return {"hist_gradient_boosting": "hgb"}.get(family, family) + "_"
-
-
-def config_from_trial(trial: optuna.trial.FrozenTrial) -> tuple[str, dict[str, Any]]:
-    """(family, estimator params) from a trial's flat, prefixed parameters."""
-    family = str(trial.params["model"])
-    prefix = param_prefix(family)
-    params = {k.removeprefix(prefix): v for k, v in trial.params.items() if k.startswith(prefix)}
-    return family, params
+from components.core.study import config_from_trial
 
 
 def best_configuration(studies: list[optuna.Study], metric: str) -> dict[str, Any]:

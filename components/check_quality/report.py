@@ -120,7 +120,7 @@ def render_report(frame: pd.DataFrame, schema: dict[str, Any], quality: dict[str
     counts = quality["counts"]
     roles = {c["name"]: c for c in schema["columns"]}
     roles[schema["target"]] = {**schema["target_column"], "role": "target"}
-    from components.validate.quality import seeded_sample
+    from components.check_quality.logic import seeded_sample
 
     # plots and summaries from a sample; missing shares from all rows
     sample = seeded_sample(frame, REPORT_SAMPLE_ROWS)

@@ -36,7 +36,7 @@ class Selection:
 
 def listing(source: str, endpoint: str = "") -> dict[str, str]:
     """{file name relative to the source: tag} for the source's table files."""
-    from components.ingest.logic import folder_tables, s3_table_objects
+    from components.core.source.files import folder_tables, s3_table_objects
 
     if source.startswith(S3_PREFIX):
         store, keys = s3_table_objects(source, endpoint)

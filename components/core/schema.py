@@ -13,7 +13,9 @@ import json
 from pathlib import PurePosixPath
 from typing import Any
 
+import pandas as pd
 import yaml
+from pandas.api import types as ptypes
 
 from components.common.errors import BadInputError, closest_names
 from components.common.storage import MissingObject, open_parent
@@ -102,7 +104,7 @@ def parse_schema(text: str, uri: str) -> dict[str, Any]:
 
 def check_column(entry: Any, index: int, uri: str) -> dict[str, Any]:
     """One column entry: known keys, a role and type we know, numbers where numbers go."""
-    from components.validate.logic import ROLES
+    from components.core.schema import ROLES
 
     where = f"--schema file {uri!r} column #{index + 1}"
     if not isinstance(entry, dict) or not isinstance(entry.get("name"), str | int):
@@ -141,7 +143,7 @@ def check_column(entry: Any, index: int, uri: str) -> dict[str, Any]:
 
 def check_severities(severities: Any, uri: str) -> dict[str, str]:
     """`{anomaly kind: error|warning|info}` with known kinds only."""
-    from components.validate.quality import ANOMALY_KINDS, SEVERITIES
+    from components.core.schema import ANOMALY_KINDS, SEVERITIES
 
     if not isinstance(severities, dict):
         raise BadInputError(
@@ -162,3 +164,87 @@ def check_severities(severities: Any, uri: str) -> dict[str, str]:
             )
         checked[str(kind)] = str(severity)
     return checked
+
+
+USED_ROLES = ("numeric", "categorical", "ordinal", "text", "datetime")
+
+
+ROLES = ("numeric", "categorical", "ordinal", "text", "datetime", "id", "constant", "empty")
+
+
+def natural_order(values: list[Any]) -> list[Any]:
+    """Levels in their natural order: by number when all are numbers ('2' before '10'), else
+    as strings."""
+    try:
+        return sorted(values, key=float)
+    except (TypeError, ValueError):
+        return sorted(values, key=str)
+
+
+def feature_columns(schema: dict[str, Any], role: str) -> list[str]:
+    """Names of the schema's columns with the given role, in table order."""
+    return [c["name"] for c in schema["columns"] if c["role"] == role]
+
+
+SEVERITIES = ("info", "warning", "error")
+
+
+DEFAULT_SEVERITY = {
+    "missing_column": "error",
+    "type_change": "error",
+    "target_leak": "error",
+    "extra_column": "warning",
+    "out_of_range": "warning",
+    "unseen_category": "warning",
+    "null_fraction": "warning",
+    "duplicate_rows": "warning",
+    "constant_column": "warning",
+    "empty_column": "warning",
+    "id_column": "info",
+    "label_imbalance": "warning",
+    "drift": "warning",
+    "missing_target": "info",
+}
+
+
+ANOMALY_KINDS = tuple(DEFAULT_SEVERITY)
+
+
+def input_columns(schema: dict[str, Any]) -> list[str]:
+    """The columns the model reads: the schema's numeric, categorical and text ones, in table
+    order; a forecast also reads the time column, the series keys and the target (its
+    history: the lags come from it)."""
+    used = [c["name"] for c in schema["columns"] if c["role"] in USED_ROLES]
+    settings = schema.get("timeseries")
+    if not settings:
+        return used
+    needed = {settings["time_column"], *settings["series_keys"]}
+    order = [c["name"] for c in schema["columns"]]
+    return [c for c in order if c in needed or c in used] + [schema["target"]]
+
+
+OBJECT_KINDS = {
+    "boolean": "boolean",
+    "integer": "number",
+    "floating": "number",
+    "mixed-integer-float": "number",
+    "decimal": "number",
+    "datetime": "datetime",
+    "datetime64": "datetime",
+    "date": "datetime",
+}
+
+
+def logical_type(column: pd.Series) -> str:
+    """The type a schema checks, loose enough that a gap is no change (integers turned floats,
+    booleans held as objects beside None): number, boolean, datetime or string."""
+    if ptypes.is_bool_dtype(column):
+        return "boolean"
+    if ptypes.is_numeric_dtype(column):
+        return "number"
+    if ptypes.is_datetime64_any_dtype(column):
+        return "datetime"
+    if column.dtype == object:  # Python objects: what the non-missing values are
+        kind = ptypes.infer_dtype(column, skipna=True)
+        return OBJECT_KINDS.get(kind, "string")
+    return "string"

@@ -19,7 +19,7 @@ from pathlib import Path
 import pandas as pd
 
 from components.common.errors import BadInputError
-from components.ingest.encoding import looks_binary, sniff_encoding
+from components.core.source.encoding import looks_binary, sniff_encoding
 
 # A folder holding these at top level is a folder of tables (read by logic.read_table).
 TABLE_SUFFIXES = (".csv", ".tsv", ".parquet", ".pq", ".json", ".jsonl", ".ndjson", ".xlsx")

@@ -20,6 +20,7 @@ from optuna.storages.journal import JournalFileBackend, JournalFileOpenLock, Jou
 from optuna.study import StudyDirection
 
 from components.common.stage import RUN_ID_ENV
+from components.core.metrics import study_direction
 
 STORAGE_ENV = "STABLEPIPE_OPTUNA_STORAGE"
 # A database study's workers record a heartbeat; a RUNNING trial whose worker has been silent
@@ -43,16 +44,6 @@ def open_storage(study_dir: str | Path) -> optuna.storages.BaseStorage:
     journal.parent.mkdir(parents=True, exist_ok=True)
     backend = JournalFileBackend(str(journal), lock_obj=JournalFileOpenLock(str(journal)))
     return JournalStorage(backend)
-
-
-def cv_metric(task: str) -> str:
-    """The score the search optimises."""
-    return {"binary": "roc_auc", "multiclass": "roc_auc", "regression": "rmse"}[task]
-
-
-def study_direction(metric: str) -> str:
-    """Error metrics are minimised, scores maximised."""
-    return "minimize" if metric in ("rmse", "mae", "log_loss") else "maximize"
 
 
 def create_study(study_dir: str | Path, study_name: str, metric: str) -> dict[str, Any]:
@@ -98,3 +89,16 @@ def attempt_study(study_dir: str | Path) -> optuna.Study:
         direction=StudyDirection[spec["direction"].upper()],
         load_if_exists=True,
     )
+
+
+def param_prefix(family: str) -> str:
+    """The prefix of a family's parameter names in the study (spaces of families stay apart)."""
+    return {"hist_gradient_boosting": "hgb"}.get(family, family) + "_"
+
+
+def config_from_trial(trial: optuna.trial.FrozenTrial) -> tuple[str, dict[str, Any]]:
+    """(family, estimator params) from a trial's flat, prefixed parameters."""
+    family = str(trial.params["model"])
+    prefix = param_prefix(family)
+    params = {k.removeprefix(prefix): v for k, v in trial.params.items() if k.startswith(prefix)}
+    return family, params

@@ -1,0 +1,1 @@
+"""A data source: what `--data` names (its kind), its files, its fingerprint, and reading it."""
