@@ -1,7 +1,11 @@
-"""The `stablepipe` command: run, validate, compile, predict.
+"""The `stablepipe` command: run, validate, predict, compile, submit.
 
 Exit codes: 0 success; 2 bad input or usage (one line on stderr, no traceback); 4 data rejected by
-the quality policy; 1 internal failure.
+the quality policy; 1 internal failure; 130 interrupted.
+
+The flags of run, validate, predict and submit are the run settings' declarations
+(components/common/settings.py): the same names, types, choices, defaults and checks as the
+config file's keys and the pipelines' parameters.
 """
 
 from __future__ import annotations
@@ -12,229 +16,180 @@ import sys
 from pathlib import Path
 from typing import Any, NoReturn
 
-from components.common.errors import BadInputError
-from components.common.storage import DEFAULT_S3_ENDPOINT
+from components.common.errors import BadInputError, closest_names
+from components.common.settings import (
+    GROUPS,
+    PREDICT,
+    RUN,
+    SUBMIT,
+    VALIDATE,
+    Setting,
+    settings_of,
+)
 
 EXIT_OK, EXIT_INTERNAL, EXIT_BAD_INPUT, EXIT_REJECTED = 0, 1, 2, 4
+COMMAND_HELP = {
+    RUN: "run the whole pipeline locally (under kfp.local)",
+    VALIDATE: "check data quality without training (ingest, validate, check_quality)",
+    PREDICT: "score rows with a saved model",
+    "compile": "write the training pipeline's KFP IR YAML for Kubeflow",
+    SUBMIT: "submit a training run to Kubeflow Pipelines",
+}
+
+
+def package_version() -> str:
+    from components.common.kfp_component import PACKAGE_VERSION
+
+    return PACKAGE_VERSION
 
 
 class OneLineParser(argparse.ArgumentParser):
-    """argparse, but a usage error is one line naming the problem (and still exit code 2)."""
+    """argparse, but a usage error is one line naming the problem (and still exit code 2), an
+    unknown flag gets the closest known one, and flags are never abbreviated."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
 
     def error(self, message: str) -> NoReturn:
         raise BadInputError(f"{self.prog}: {message}")
 
+    def flags(self) -> list[str]:
+        return [flag for action in self._actions for flag in action.option_strings]
 
-def add_data_arguments(parser: argparse.ArgumentParser) -> None:
-    """Where the data comes from, how to read it and how to judge it (run and validate)."""
-    add = parser.add_argument
-    add("--config", help="YAML file with any of the keys below (flags override it)")
-    add(
-        "--data",
-        help="a file (CSV/TSV/Parquet/JSON/JSON Lines/Excel, .gz/.zip), a folder of them or of "
-        "documents (one subfolder per label), s3://bucket/key-or-prefix/, a database URL "
-        "(sqlite:///file.db, postgresql://host/db), or demo:<breast_cancer|diabetes|wine|iris> "
-        "(default: demo:breast_cancer)",
-    )
-    add("--target", help="column to predict (default for demo data: target)")
-    add("--task", help="auto|binary|multiclass|regression (default: auto)")
-    add("--table", help="with a database URL: the table to read")
-    add("--query", help="with a database URL: a read-only SELECT to read instead")
-    add("--delimiter", help="CSV delimiter (default: sniffed)")
-    add("--encoding", help="text encoding of CSV/TSV (default: sniffed)")
-    add("--header", help="auto|yes|no: does the CSV's first line name the columns (default: auto)")
-    add("--sheet", help="Excel sheet name (default: the first)")
-    add(
-        "--decimal",
-        help=". or ,: the decimal mark of CSV/TSV numbers, e.g. , for 29,5 in a ;-separated "
-        "file (default: .; never sniffed)",
-    )
-    add(
-        "--stream-above-mb",
-        type=float,
-        help="stream local CSV/TSV/Parquet files at least this large in bounded memory "
-        "(default: 256)",
-    )
-    add(
-        "--incremental",
-        action="store_const",
-        const=True,
-        help="folder or s3:// prefix: take only the files earlier runs have not taken",
-    )
-    add("--window", type=int, help="with --incremental: also take the N latest earlier files")
-    add(
-        "--schema",
-        help="schema YAML to check the data against; written from this data if it does not "
-        "exist yet (default: the champion's schema)",
-    )
-    add(
-        "--fail-on",
-        help="error|warning|never: the anomaly severity that rejects the data (default: error)",
-    )
+    def unknown(self, extra: list[str]) -> NoReturn:
+        """One line for the first argument the parser did not know."""
+        first = extra[0]
+        if not first.startswith("-"):
+            self.error(f"unexpected argument {first!r}")
+        name = first.partition("=")[0]
+        hint = closest_names(name, self.flags())
+        suffix = f"; did you mean {hint[0]!r}?" if hint else f"; see {self.prog} --help"
+        self.error(f"unknown flag {name!r}{suffix}")
 
 
-def add_run_arguments(parser: argparse.ArgumentParser) -> None:
-    add_data_arguments(parser)
-    add = parser.add_argument
-    add("--runs-dir", help="folder of run folders (default: ./runs)")
-    add(
-        "--registry",
-        help="model registry root; the champion lives in <registry>/<model-name> "
-        "(default: ./models)",
-    )
-    add("--model-name", help="registry entry (default: the target's name)")
-    add(
-        "--store",
-        help="s3://bucket/prefix: publish runs to <prefix>/runs/ and keep the registry "
-        "at <prefix>/models/ (credentials: AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY)",
-    )
-    add(
-        "--s3-endpoint",
-        help="S3 endpoint: http://host:port, https://host:port or host:port "
-        "(TLS) (default: http://minio-service.kubeflow:9000)",
-    )
-    add("--trials", type=int, help="trials of the whole search (default: 30)")
-    add("--workers", type=int, help="parallel search workers, 1 to 16 (default: 2)")
-    add("--time-budget", type=float, help="seconds after which no new trial starts (default: 600)")
-    add("--seed", type=int, help="random seed of split, search and models (default: 42)")
-    add("--test-size", type=float, help="held-out share of rows (default: 0.2)")
-    add("--cv-folds", type=int, help="cross-validation folds of the search (default: 5)")
-    add(
-        "--features",
-        help="after preprocessing: none|variance|pca|svd|select (select: the columns a seeded "
-        "tree ensemble ranks above the mean importance) (default: none)",
-    )
-    add("--pca-variance", type=float, help="variance share PCA keeps (default: 0.95)")
-    add("--svd-components", type=int, help="most dimensions --features svd keeps (default: 100)")
-    add(
-        "--variance-threshold",
-        type=float,
-        help="--features variance drops columns whose training variance is at most this "
-        "(default: 0, the constant ones)",
-    )
-    add(
-        "--text-vectorizer",
-        help="text columns: tfidf (a vocabulary) or hashing (no vocabulary, for huge ones) "
-        "(default: tfidf)",
-    )
-    add(
-        "--text-word-ngrams",
-        type=int,
-        help="longest word n-gram of text columns, 0 for none (default: 2)",
-    )
-    add(
-        "--text-char-ngrams",
-        type=int,
-        help="longest character n-gram (from 2) of text columns, 0 for none (default: 5)",
-    )
-    add(
-        "--text-max-terms",
-        type=int,
-        help="term columns per kind of n-gram: vocabulary or hash size (default: 20000)",
-    )
-    add(
-        "--text-components",
-        type=int,
-        help="SVD dimensions of text for non-linear models; linear models take every term "
-        "(default: 100)",
-    )
-    add("--outliers", help="clip|none (default: clip)")
-    add("--scaling", help="standard|robust|none (default: standard)")
-    add("--max-categories", type=int, help="one-hot columns per categorical (default: 20)")
-    add(
-        "--min-improvement",
-        type=float,
-        help="gain over the champion's primary metric needed to promote (default: 0)",
-    )
-    add(
-        "--confidence",
-        type=float,
-        help="level of the bootstrap interval of the gain that must lie above zero to "
-        "promote (default: 0.95)",
-    )
-    add(
-        "--roles",
-        help="override detected column roles: column=role pairs, comma-separated (roles: "
-        "numeric, categorical, ordinal, text, datetime, id)",
-    )
-    add(
-        "--time-column",
-        help="forecast: the column of dates or time steps (then the test split is the latest "
-        "period and the model gets lags of the target)",
-    )
-    add("--series-key", help="forecast: column(s), comma-separated, naming each series")
-    add("--horizon", type=int, help="forecast: how many steps ahead (default: 1)")
-    add("--season", type=int, help="forecast: steps per season (default: from the frequency)")
-    add(
-        "--no-cache",
-        dest="cache",
-        action="store_const",
-        const=False,
-        help="run every stage again instead of reusing finished ones",
-    )
-    add("--json", action="store_true", help="print summary.json on stdout at the end")
+def help_text(spec: Setting) -> str:
+    """The setting's help with its default (argparse's %(default)s would show None: a flag's
+    default is None so that a config file's value is kept when the flag is not given)."""
+    text = spec.help.replace("%", "%%")
+    if spec.kind is bool:
+        return text
+    shown = spec.default if spec.default != "" else "empty"
+    return f"{text} (default: {shown})"
 
 
-def build_parser() -> OneLineParser:
+def add_settings(
+    parser: argparse.ArgumentParser, command: str, required: tuple[str, ...] = ()
+) -> None:
+    """The command's settings as flags, in --help's sections."""
+    groups = {name: parser.add_argument_group(name) for name in GROUPS}
+    for spec in settings_of(command):
+        group = groups[spec.group]
+        if spec.kind is bool:
+            group.add_argument(
+                spec.flag,
+                dest=spec.name,
+                action="store_const",
+                const=not spec.default,
+                default=None,
+                help=help_text(spec),
+            )
+            continue
+        group.add_argument(
+            spec.flag,
+            dest=spec.name,
+            default=None,
+            required=spec.name in required,
+            metavar="{" + "|".join(spec.choices) + "}" if spec.choices else spec.name.upper(),
+            help=spec.help.replace("%", "%%") if spec.name in required else help_text(spec),
+        )
+
+
+def build_parser() -> tuple[OneLineParser, dict[str, OneLineParser]]:
     parser = OneLineParser(prog="stablepipe", description=__doc__.splitlines()[0])
-    commands = parser.add_subparsers(dest="command", required=True, parser_class=OneLineParser)
-    add_run_arguments(commands.add_parser("run", help="run the whole pipeline locally"))
-    check = commands.add_parser("validate", help="check data quality without training")
-    add_data_arguments(check)
-    check.add_argument("--runs-dir", help="folder of run records (default: ./runs)")
-    check.add_argument("--registry", help="model registry root (default: ./models)")
-    check.add_argument("--model-name", help="registry entry (default: the target's name)")
-    check.add_argument("--store", help="s3://bucket/prefix of run records and registry")
-    check.add_argument(
-        "--s3-endpoint", help="S3 endpoint (default: http://minio-service.kubeflow:9000)"
+    parser.add_argument("--version", action="version", version=f"stablepipe {package_version()}")
+    commands = parser.add_subparsers(dest="command", parser_class=OneLineParser, metavar="COMMAND")
+    made: dict[str, OneLineParser] = {}
+
+    def command(name: str) -> OneLineParser:
+        made[name] = commands.add_parser(
+            name, help=COMMAND_HELP[name], description=COMMAND_HELP[name]
+        )
+        return made[name]
+
+    run = command(RUN)
+    run.add_argument(
+        "--config", help="YAML file with any of the settings below (flags override it)"
     )
+    run.add_argument("--json", action="store_true", help="print summary.json on stdout at the end")
+    add_settings(run, RUN)
+
+    check = command(VALIDATE)
+    check.add_argument("--config", help="YAML file with any of the settings (flags override it)")
     check.add_argument(
         "--report", default="data_quality.html", help="HTML report to write (default: %(default)s)"
     )
     check.add_argument(
         "--json", action="store_true", help="print {verdict, anomalies, drift} on stdout"
     )
-    compile_parser = commands.add_parser("compile", help="write the KFP IR YAML for Kubeflow")
-    compile_parser.add_argument(
-        "--output", default="pipeline.yaml", help="(default: pipeline.yaml)"
-    )
-    predict = commands.add_parser("predict", help="predict with a saved model")
-    predict.add_argument(
-        "--model",
-        required=True,
-        help="a model folder (runs/<run_id>/model) or <registry>/<name>/champion",
-    )
-    predict.add_argument("--data", required=True, help="CSV/TSV/Parquet file of rows to score")
+    add_settings(check, VALIDATE)
+
+    predict = command(PREDICT)
     predict.add_argument(
         "--output",
         required=True,
         help="file to write: Parquet for a .parquet name (exact values), else CSV",
     )
-    predict.add_argument(
-        "--decimal",
-        default=".",
-        help=". or ,: the decimal mark of CSV/TSV numbers, as the model's training data was read "
-        "(default: .)",
+    add_settings(predict, PREDICT, required=("data", "model"))
+
+    compile_parser = command("compile")
+    compile_parser.add_argument(
+        "--output", default="pipeline.yaml", help="the YAML file to write (default: %(default)s)"
     )
-    predict.add_argument(
-        "--s3-endpoint", default=DEFAULT_S3_ENDPOINT, help="S3 endpoint for s3:// models or data"
+
+    submit = command(SUBMIT)
+    submit.add_argument(
+        "--config", help="YAML file with the run's settings (as for run; flags override it)"
     )
-    return parser
+    submit.add_argument("--host", help="the KFP API (default: $STABLEPIPE_KFP_HOST)")
+    submit.add_argument(
+        "--namespace", help="the Kubeflow namespace (default: $STABLEPIPE_KFP_NAMESPACE)"
+    )
+    submit.add_argument(
+        "--experiment", default="stablepipe", help="KFP experiment (default: %(default)s)"
+    )
+    submit.add_argument(
+        "--wait",
+        default="0",
+        help="seconds to wait for the run to finish; 0: do not wait (default: %(default)s)",
+    )
+    add_settings(submit, SUBMIT)
+    return parser, made
 
 
-def config_of(args: argparse.Namespace) -> Any:
-    from components.common.config import RunConfig, build_config, load_config_file
+def flag_values(args: argparse.Namespace, command: str) -> dict[str, Any]:
+    """The settings given as flags (None: not given), converted to their types."""
+    from components.common.settings import coerce
 
-    flags = {k: v for k, v in vars(args).items() if k in RunConfig.__dataclass_fields__}
-    file_values = load_config_file(args.config) if args.config else {}
-    return build_config(file_values, flags)
+    values: dict[str, Any] = {}
+    for spec in settings_of(command):
+        given = getattr(args, spec.name, None)
+        values[spec.name] = None if given is None else coerce(spec.name, given, spec.shown)
+    return values
+
+
+def config_of(args: argparse.Namespace, command: str, target_from_schema: bool = False) -> Any:
+    """Defaults < the config file < the flags, checked."""
+    from components.common.settings import build_config, load_config_file
+
+    file_values = load_config_file(args.config) if getattr(args, "config", None) else {}
+    return build_config(file_values, flag_values(args, command), target_from_schema)
 
 
 def command_run(args: argparse.Namespace) -> int:
-    from pipelines.runner import execute
+    from pipelines.local import run_locally
 
-    config = config_of(args)
-    result = execute(config)
+    result = run_locally(config_of(args, RUN, target_from_schema=True))
     print_summary(result.summary, result.run_dir)
     if args.json:
         print(json.dumps(result.summary, indent=2, default=str))
@@ -273,29 +228,40 @@ def print_summary(summary: dict[str, Any], run_dir: Path) -> None:
     print("\n".join(lines), file=sys.stderr)
 
 
+def writable_file(value: str, flag: str) -> Path:
+    """A file to write, in a folder that exists."""
+    path = Path(value)
+    if not path.parent.is_dir() or path.is_dir():
+        raise BadInputError(f"{flag} must be a file in an existing folder; got {value!r}")
+    return path
+
+
 def command_validate(args: argparse.Namespace) -> int:
     """Check the data; exit 0 when it passes (warnings allowed by the policy), 4 when the
     policy rejects it."""
-    from pipelines.runner import validate_only
+    from pipelines.local import validate_locally
+    from pipelines.record import compact_quality
 
-    report = Path(args.report)
-    if not report.parent.is_dir() or report.is_dir():
-        raise BadInputError(f"--report must be a file in an existing folder; got {args.report!r}")
-    result = validate_only(config_of(args), report)
+    report = writable_file(args.report, "--report")
+    config = config_of(args, VALIDATE, target_from_schema=True)
+    result = validate_locally(config, report, target_given=bool(config.target))
     quality = result.quality
     counts = quality["counts"]
+    serving = (
+        "; rows to score: no target column, its checks skipped"
+        if quality.get("environment") == "serving"
+        else ""
+    )
     print(
         f"data quality: {quality['verdict']} ({counts['error']} errors, {counts['warning']} "
-        f"warnings, drift: {quality['drift']['verdict']}); report: {result.report}"
+        f"warnings, drift: {quality['drift']['verdict']}{serving}); report: {result.report}"
         + (f"; schema written to {result.schema_file}" if result.schema_file else ""),
         file=sys.stderr,
     )
     if args.json:
-        from pipelines.runner import compact_quality
-
         compact = compact_quality(quality)
-        verdict = {k: compact[k] for k in ("verdict", "anomalies", "drift")}
-        print(json.dumps(verdict, indent=2, default=str))
+        shown = ("verdict", "anomalies", "drift", "environment", "skipped_checks")
+        print(json.dumps({k: compact[k] for k in shown if k in compact}, indent=2, default=str))
     return EXIT_REJECTED if quality["verdict"] == "fail" else EXIT_OK
 
 
@@ -304,47 +270,76 @@ def command_compile(args: argparse.Namespace) -> int:
 
     from pipelines.training import training_pipeline
 
-    output = Path(args.output)
+    output = writable_file(args.output, "--output")
     if output.suffix not in (".yaml", ".yml"):
         raise BadInputError(f"--output must be a .yaml file; got {args.output!r}")
-    if not output.parent.is_dir() or output.is_dir():
-        raise BadInputError(f"--output must be a file in an existing folder; got {args.output!r}")
     compiler.Compiler().compile(training_pipeline, str(output))
     print(f"wrote {output}", file=sys.stderr)
     return EXIT_OK
 
 
 def command_predict(args: argparse.Namespace) -> int:
+    from components.common.settings import DEFAULTS, check_settings
     from components.core.registry import fetch_model
     from components.core.scoring import score_rows, write_predictions
-    from components.core.source.files import ReadOptions, read_table
+    from components.load_rows.logic import load_scoring_rows
 
-    output = Path(args.output)
-    if not output.parent.is_dir() or output.is_dir():
-        raise BadInputError(f"--output must be a file in an existing folder; got {args.output!r}")
-    model = fetch_model(args.model, args.s3_endpoint)
-    frame = read_table(args.data, args.s3_endpoint, ReadOptions(decimal=args.decimal))
+    output = writable_file(args.output, "--output")
+    values = {k: v for k, v in flag_values(args, PREDICT).items() if v is not None}
+    check_settings(values)
+    model = fetch_model(values.pop("model"), values.get("s3_endpoint", DEFAULTS.s3_endpoint))
+    frame = load_scoring_rows(**values)
     predictions = score_rows(model, frame, f"--data {args.data!r}")
     write_predictions(predictions, output)
     print(f"wrote {len(predictions)} predictions to {output}", file=sys.stderr)
     return EXIT_OK
 
 
+def command_submit(args: argparse.Namespace) -> int:
+    from pipelines.cluster import submit_run
+
+    return submit_run(args, flag_values(args, SUBMIT))
+
+
 COMMANDS = {
-    "run": command_run,
-    "validate": command_validate,
+    RUN: command_run,
+    VALIDATE: command_validate,
     "compile": command_compile,
-    "predict": command_predict,
+    PREDICT: command_predict,
+    SUBMIT: command_submit,
 }
+
+
+def usage() -> str:
+    listed = "\n".join(f"  {name:<10} {text}" for name, text in COMMAND_HELP.items())
+    return (
+        f"usage: stablepipe COMMAND [flags]   (stablepipe COMMAND --help for its flags)\n"
+        f"commands:\n{listed}"
+    )
+
+
+def parse(argv: list[str]) -> argparse.Namespace:
+    parser, commands = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    if extra:
+        commands[args.command].unknown(extra) if args.command else parser.unknown(extra)
+    if args.command is None:
+        parser.error(f"give a command: {', '.join(COMMAND_HELP)}")
+    return args
 
 
 def main(argv: list[str] | None = None) -> int:
     from components.common.errors import DataRejected
     from components.common.storage import StorageUnavailable
-    from pipelines.runner import NothingToDo, RunFailed
+    from pipelines.local import RunFailed
+    from pipelines.plan import NothingToDo
 
+    argv = sys.argv[1:] if argv is None else argv
     try:
-        args = build_parser().parse_args(argv)
+        if not argv:
+            print(usage(), file=sys.stderr)
+            return EXIT_BAD_INPUT
+        args = parse(argv)
         return COMMANDS[args.command](args)
     except NothingToDo as nothing:  # an incremental run with no new files: not an error
         print(f"stablepipe: {nothing}", file=sys.stderr)

@@ -13,16 +13,19 @@ from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 from pandas.api import types as ptypes
 
-from components.common.config import FAIL_ON_CHOICES
-from components.common.errors import BadInputError
+from components.common.errors import DataRejected
 from components.common.frames import count_duplicates
+from components.common.settings import DEFAULTS, check_setting
 from components.core.schema import DEFAULT_SEVERITY, SEVERITIES
+
+__all__ = ["judge_quality"]
 
 # A class this much rarer than the most common one is flagged.
 IMBALANCE_RATIO = 0.1
@@ -291,9 +294,11 @@ def table_anomalies(
     severities: dict[str, str],
     sample: pd.DataFrame | None = None,
     duplicates: int | None = None,
+    target_checks: bool = True,
 ) -> list[Anomaly]:
     """Anomalies that need no reference: duplicates (`duplicates` when already counted),
-    unusable columns, imbalance, leaks (the last on `sample`, a seeded sample of the frame)."""
+    unusable columns, and with `target_checks` imbalance and leaks (the last on `sample`, a
+    seeded sample of the frame)."""
     target, task = schema["target"], schema["task"]
     found: list[Anomaly] = []
     if duplicates is None:
@@ -321,6 +326,8 @@ def table_anomalies(
                     column["name"], "id_column", "nearly all values distinct; dropped", severities
                 )
             )
+    if not target_checks:
+        return found
     if task != "regression":
         counts = frame[target].value_counts()
         counts = counts[counts > 0]
@@ -469,6 +476,10 @@ def assess(
                 severities,
             )
         )
+    # rows to score have no target column: nothing about the target can be checked
+    serving = schema["target"] not in frame.columns
+    if serving and reference_schema is not None:
+        reference_schema = {**reference_schema, "target_column": None}
     sample = seeded_sample(frame)
     roles = roles_of(schema)
     drift: dict[str, Any] = {"verdict": "no_reference", "top": [], "columns": []}
@@ -484,7 +495,12 @@ def assess(
         )
         profiled = pool.submit(data_profile, sample, roles, numbers)
         found = table_anomalies(
-            frame, schema, severities, sample, counted.result() if counted else duplicates
+            frame,
+            schema,
+            severities,
+            sample,
+            counted.result() if counted else duplicates,
+            target_checks=not serving,
         )
         profile = profiled.result()  # the drift tests reuse the profile's sorted numbers
         if reference_profile is not None:
@@ -510,6 +526,9 @@ def assess(
         "anomalies": [a.as_dict() for a in anomalies],
         "drift": drift,
         "profile": profile,
+        # rows to score (no target column) skip the checks of the target
+        "environment": "serving" if serving else "training",
+        "skipped_checks": list(SKIPPED_WHEN_SERVING) if serving else [],
     }
 
 
@@ -549,34 +568,23 @@ def load_reference(schema_uri: str, registry: str, endpoint: str = "") -> Refere
     has a champion (promote stores both beside the model); otherwise nothing."""
     import json
 
-    from components.common.storage import MissingObject, open_storage
-    from components.core.registry import champion_pointer
+    from components.core.registry import PROFILE_FILE, SCHEMA_FILE, champion_attachments
     from components.core.schema import load_schema, parse_schema
 
     schema = load_schema(schema_uri, endpoint) if schema_uri else None
     origin = schema_uri
     from_user = schema is not None
     profile = None
-    pointer = champion_pointer(registry, endpoint) if registry else None
-    if pointer is not None:
-        store = open_storage(registry, endpoint)
-        version = f"versions/{pointer['version']}"
-        try:
-            profile = json.loads(store.get_bytes(f"{version}/data_profile.json"))
-            if schema is None:
-                text = store.get_bytes(f"{version}/schema.yaml").decode("utf-8")
-                schema = parse_schema(text, f"{registry}/{version}/schema.yaml")
-                origin = f"champion {pointer['version']}"
-        except MissingObject:  # a champion promoted before profiles were kept
-            pass
+    champion = champion_attachments(registry, endpoint) if registry else None
+    if champion is not None:
+        version, files = champion
+        if PROFILE_FILE in files:  # a champion promoted before profiles were kept has none
+            profile = json.loads(files[PROFILE_FILE])
+            if schema is None and SCHEMA_FILE in files:
+                where = f"{registry}/versions/{version}/{SCHEMA_FILE}"
+                schema = parse_schema(files[SCHEMA_FILE].decode("utf-8"), where)
+                origin = f"champion {version}"
     return Reference(schema, profile, origin or "none", from_user)
-
-
-def check_policy(fail_on: str) -> None:
-    if fail_on not in FAIL_ON_CHOICES:
-        raise BadInputError(
-            f"--fail-on must be one of {', '.join(FAIL_ON_CHOICES)}; got {fail_on!r}"
-        )
 
 
 def judge_data(
@@ -589,7 +597,7 @@ def judge_data(
 ) -> dict[str, Any]:
     """The quality step: the verdict on `frame` (validated into `schema`) against `reference`;
     `duplicates` is ingest's duplicate-row count when it took one."""
-    check_policy(fail_on)
+    check_setting("fail_on", fail_on)
     quality = assess(
         frame,
         schema,
@@ -601,3 +609,45 @@ def judge_data(
     )
     quality["reference"] = reference.origin
     return quality
+
+
+SKIPPED_WHEN_SERVING = ("missing_target", "label_imbalance", "target_leak", "the target's schema")
+
+
+def judge_quality(
+    frame: pd.DataFrame,
+    table_schema: dict[str, Any],
+    report: str | Path,
+    *,
+    target: str,
+    schema: str = DEFAULTS.schema,
+    registry: str = DEFAULTS.registry,
+    model_name: str = DEFAULTS.model_name,
+    store: str = DEFAULTS.store,
+    s3_endpoint: str = DEFAULTS.s3_endpoint,
+    fail_on: str = DEFAULTS.fail_on,
+    rows_dropped_missing_target: int = 0,
+    duplicates: int | None = None,
+) -> dict[str, Any]:
+    """The check_quality stage: the verdict on `frame` (validated into `table_schema`) against
+    the `schema` file, else the champion's schema, and the champion's data (drift); the HTML
+    report is written to `report`, and DataRejected raised (after it is written) when the
+    `fail_on` policy rejects the data. `duplicates` is ingest's duplicate-row count when it
+    took one. Rows without the target column (rows to score) skip the checks that need it."""
+    from components.check_quality.report import render_report
+    from components.core.registry import registry_uri
+
+    champion = registry_uri(registry, store, model_name, target)
+    reference = load_reference(schema, champion, s3_endpoint)
+    verdict = judge_data(
+        frame, table_schema, reference, fail_on, rows_dropped_missing_target, duplicates
+    )
+    partial = Path(report).with_name(Path(report).name + ".partial")
+    partial.write_text(render_report(frame, table_schema, verdict), encoding="utf-8")
+    partial.replace(report)
+    if verdict["verdict"] == "fail":
+        raise DataRejected(
+            rejection_message(verdict, str(report)),
+            details={"kind": "data_rejected", "report": str(report), "quality": verdict},
+        )
+    return verdict

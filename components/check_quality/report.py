@@ -119,7 +119,7 @@ def render_report(frame: pd.DataFrame, schema: dict[str, Any], quality: dict[str
     verdict = quality["verdict"]
     counts = quality["counts"]
     roles = {c["name"]: c for c in schema["columns"]}
-    roles[schema["target"]] = {**schema["target_column"], "role": "target"}
+    roles[schema["target"]] = {**(schema.get("target_column") or {}), "role": "target"}
     from components.check_quality.logic import seeded_sample
 
     # plots and summaries from a sample; missing shares from all rows
@@ -143,6 +143,13 @@ def render_report(frame: pd.DataFrame, schema: dict[str, Any], quality: dict[str
             f"<td>{column_plot(column, plot_role)}</td></tr>"
         )
     drift = quality["drift"]
+    serving = ""
+    if quality.get("environment") == "serving":
+        serving = (
+            f"<p class='muted'><b>Rows to score:</b> the data has no target column "
+            f"{html.escape(schema['target'])!r}; the checks that need it were not made "
+            f"({html.escape(', '.join(quality.get('skipped_checks', [])))}).</p>"
+        )
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8">
 <title>Data quality: {html.escape(schema["target"])}</title>
@@ -152,6 +159,7 @@ def render_report(frame: pd.DataFrame, schema: dict[str, Any], quality: dict[str
 <div class="muted">target <b>{html.escape(schema["target"])}</b> · task {schema["task"]} ·
 checked against: {html.escape(str(quality.get("reference", "none")))} · policy: fail on
 {quality["fail_on"]}</div>
+{serving}
 <div class="cards">
 <div class="card">rows<b>{len(frame):,}</b></div>
 <div class="card">columns<b>{len(frame.columns):,}</b></div>

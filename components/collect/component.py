@@ -17,13 +17,11 @@ def collect(study: Input[Artifact], study_names: list[str], best: Output[Artifac
     """
     import json
 
-    from components.collect.logic import best_configuration
+    from components.collect.logic import collect_best
     from components.common.stage import stage
-    from components.core.study import load_study, study_spec
 
     with stage("collect") as log:
-        studies = [load_study(study.path, name) for name in sorted(set(study_names))]
-        config = best_configuration(studies, study_spec(study.path)["metric"])
+        config = collect_best(study.path, study_names)
         with open(best.path, "w", encoding="utf-8") as handle:
             json.dump(config, handle, indent=2)
         best.metadata.update({"model": config["model"], "cv_score": config["cv_score"]})

@@ -1,14 +1,18 @@
-"""Reading a finished search: the best trial and its configuration. Only Optuna is needed, so
-the collect step (and evaluate's importances) do not import scikit-learn's estimators, which
-the search module does (a second of every stage process's start-up)."""
+"""collect: the best trial of the finished search and its configuration. Only Optuna is needed,
+so this stage does not import scikit-learn's estimators, which the search does (a second of
+every stage process's start-up)."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from pathlib import Path
 from typing import Any
 
 import optuna
 
-from components.core.study import config_from_trial
+from components.core.study import config_from_trial, load_study, study_spec
+
+__all__ = ["collect_best"]
 
 
 def best_configuration(studies: list[optuna.Study], metric: str) -> dict[str, Any]:
@@ -55,3 +59,9 @@ def best_configuration(studies: list[optuna.Study], metric: str) -> dict[str, An
             "per_worker": [workers.count(i) for i in range(max(workers, default=0) + 1)],
         },
     }
+
+
+def collect_best(study_dir: str | Path, study_names: Iterable[str]) -> dict[str, Any]:
+    """The collect stage: the best configuration over the studies the workers searched in."""
+    studies = [load_study(study_dir, name) for name in sorted(set(study_names))]
+    return best_configuration(studies, study_spec(study_dir)["metric"])

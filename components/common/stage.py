@@ -60,12 +60,17 @@ def report_bad_input(stage_name: str, error: BadInputError) -> None:
 
 
 @contextmanager
-def stage(stage_name: str) -> Iterator[StageLogger]:
-    """Run a stage body with start/finish/failure events and the bad-input hand-off."""
+def stage(stage_name: str, inputs: dict[str, Any] | None = None) -> Iterator[StageLogger]:
+    """Run a stage body with start/finish/failure events and the bad-input hand-off. The
+    `inputs` that are run settings (a component passes its `locals()`) are checked first: a
+    value typed into the Kubeflow UI gets the same message as the same flag."""
+    from components.common.settings import check_settings
+
     logger = StageLogger(stage_name)
     started = time.perf_counter()
     logger.log("started")
     try:
+        check_settings(inputs or {})
         yield logger
     except BadInputError as error:
         report_bad_input(stage_name, error)

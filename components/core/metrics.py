@@ -3,11 +3,16 @@ direction, the search's metric, the promotion's metric, and scoring a model with
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
-from sklearn import metrics as skm
+
+if TYPE_CHECKING:  # the stages that only read a study (collect) do not import pandas
+    import pandas as pd
+
+CLASSIFICATION_METRICS = ("roc_auc", "accuracy", "f1_macro", "log_loss")
+REGRESSION_METRICS = ("rmse", "mae", "r2")
+LOWER_IS_BETTER = {"rmse", "mae", "log_loss"}
 
 
 def cv_metric(task: str) -> str:
@@ -17,16 +22,7 @@ def cv_metric(task: str) -> str:
 
 def study_direction(metric: str) -> str:
     """Error metrics are minimised, scores maximised."""
-    return "minimize" if metric in ("rmse", "mae", "log_loss") else "maximize"
-
-
-CLASSIFICATION_METRICS = ("roc_auc", "accuracy", "f1_macro", "log_loss")
-
-
-REGRESSION_METRICS = ("rmse", "mae", "r2")
-
-
-LOWER_IS_BETTER = {"rmse", "mae", "log_loss"}
+    return "minimize" if metric in LOWER_IS_BETTER else "maximize"
 
 
 def primary_metric(task: str) -> str:
@@ -36,6 +32,9 @@ def primary_metric(task: str) -> str:
 
 def score(model: Any, X: pd.DataFrame, y: pd.Series, task: str) -> dict[str, float]:
     """Test metrics with the contract's names."""
+    # here, not at the top: the stages that only read a study (collect) skip scikit-learn
+    from sklearn import metrics as skm
+
     if task == "regression":
         predicted = model.predict(X)
         return {

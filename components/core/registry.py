@@ -19,6 +19,7 @@ overwrite each other's files; the pointer names whichever promotion finished las
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import tempfile
 import time
@@ -38,6 +39,41 @@ from components.core.model_file import (
 
 POINTER = "champion.json"
 COMPLETE = "version.json"
+# What promote stores beside a version's model for later runs: the data schema they are checked
+# against and the statistics of the version's data, the drift reference.
+SCHEMA_FILE = "schema.yaml"
+PROFILE_FILE = "data_profile.json"
+
+
+def entry_name(model_name: str, target: str) -> str:
+    """The registry entry's name: the model name, else the target's name made path-safe."""
+    name = model_name or re.sub(r"[^A-Za-z0-9_.-]+", "-", target).strip("-").strip(".")
+    return name or "model"
+
+
+def registry_uri(registry: str, store: str, model_name: str, target: str) -> str:
+    """Where a run's champion lives: `<store>/models/<entry>` with a store, else
+    `<registry>/<entry>`."""
+    root = f"{store.rstrip('/')}/models" if store else registry.rstrip("/")
+    return f"{root}/{entry_name(model_name, target)}"
+
+
+def champion_attachments(
+    registry: str | Path, endpoint: str = ""
+) -> tuple[str, dict[str, bytes]] | None:
+    """The champion's version and the files promote stored beside its model (SCHEMA_FILE,
+    PROFILE_FILE; one promoted before they were kept lacks them); None without a champion."""
+    pointer = champion_pointer(registry, endpoint)
+    if pointer is None:
+        return None
+    store = open_storage(str(registry), endpoint)
+    version = str(pointer["version"])
+    found = {}
+    for name in (SCHEMA_FILE, PROFILE_FILE):
+        key = f"versions/{version}/{name}"
+        if store.exists(key):
+            found[name] = store.get_bytes(key)
+    return version, found
 
 
 def champion_pointer(registry: str | Path, endpoint: str = "") -> dict[str, Any] | None:
@@ -145,7 +181,7 @@ def model_card(version: str, card: dict[str, Any], evaluation: dict[str, Any]) -
     return "\n".join(lines) + "\n"
 
 
-def promote(
+def publish_version(
     registry: str | Path,
     model_dir: str | Path,
     version: str,

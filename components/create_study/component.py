@@ -10,25 +10,19 @@ def create_study(task: str, workers: int, study: Output[Artifact]) -> list[int]:
     """Create the shared Optuna study before any search worker starts.
 
     Args:
-        task: binary, multiclass or regression; decides the metric and its direction.
-        workers: Number of parallel search workers (1 to 16).
+        task: The task validate resolved; decides the metric and its direction.
         study: Folder with the study spec and, locally, its journal file.
 
     Returns:
         The worker indices, one per worker (the items of the search's ParallelFor).
     """
-    import uuid
-
-    from components.common.config import MAX_WORKERS
-    from components.common.errors import BadInputError
+    from components.common.settings import settings_in
     from components.common.stage import stage
-    from components.core.metrics import cv_metric
-    from components.core.study import create_study as make_study
+    from components.create_study.logic import create_search_study
 
-    with stage("create_study") as log:
-        if not 1 <= workers <= MAX_WORKERS:
-            raise BadInputError(f"--workers must be between 1 and {MAX_WORKERS}; got {workers!r}")
-        spec = make_study(study.path, f"stablepipe-{uuid.uuid4().hex[:12]}", cv_metric(task))
+    settings = settings_in(locals())
+    with stage("create_study", settings) as log:
+        spec, worker_ids = create_search_study(study.path, **settings)
         study.metadata.update(spec)
         log.log("created", workers=workers, **spec)
-        return list(range(workers))
+        return worker_ids

@@ -6,14 +6,18 @@ from __future__ import annotations
 
 from typing import Any
 
+import pandas as pd
 from sklearn.decomposition import PCA
 from sklearn.ensemble import ExtraTreesClassifier, ExtraTreesRegressor
 from sklearn.feature_selection import SelectFromModel, VarianceThreshold
 from sklearn.pipeline import Pipeline
 
-from components.common.config import FEATURE_CHOICES, TASKS
 from components.common.errors import BadInputError
+from components.common.settings import DEFAULTS, TASKS, check_setting
 from components.core.transformers.latent import LatentComponents
+from components.core.transformers.timeseries import model_inputs
+
+__all__ = ["fit_feature_steps"]
 
 # Trees of the ensemble whose impurity importances pick the columns `select` keeps.
 SELECTION_TREES = 100
@@ -41,9 +45,9 @@ def build_features(
     pca_variance: float,
     seed: int,
     *,
-    task: str = "auto",
-    svd_components: int = 100,
-    variance_threshold: float = 0.0,
+    task: str = DEFAULTS.task,
+    svd_components: int = DEFAULTS.svd_components,
+    variance_threshold: float = DEFAULTS.variance_threshold,
 ) -> Any:
     """The unfitted features step of `method`:
 
@@ -55,22 +59,18 @@ def build_features(
     - select: the columns a seeded tree ensemble finds more important than average (needs
       the resolved `task`).
     """
-    if method not in FEATURE_CHOICES:
-        raise BadInputError(f"features must be one of {FEATURE_CHOICES}; got {method!r}")
+    check_setting("features", method)
     if method == "none":
         return "passthrough"
     if method == "variance":
-        if not variance_threshold >= 0:
-            raise BadInputError(f"variance_threshold must be 0 or more; got {variance_threshold!r}")
+        check_setting("variance_threshold", variance_threshold)
         return VarianceThreshold(threshold=variance_threshold)
     if method == "svd":
-        if svd_components < 1:
-            raise BadInputError(f"svd_components must be at least 1; got {svd_components!r}")
+        check_setting("svd_components", svd_components)
         return LatentComponents(n_components=svd_components, random_state=seed)
     if method == "select":
         return selection_model(task, seed)
-    if not 0.0 < pca_variance < 1.0:
-        raise BadInputError(f"pca_variance must be between 0 and 1; got {pca_variance!r}")
+    check_setting("pca_variance", pca_variance)
     return PCA(n_components=pca_variance, svd_solver="full", random_state=seed)
 
 
@@ -95,3 +95,34 @@ def feature_pipeline(preprocessor: Any, features: Any) -> Pipeline:
     if isinstance(preprocessor, Pipeline) and "timeseries" in preprocessor.named_steps:
         return Pipeline([*preprocessor.steps, ("features", features)])
     return Pipeline([("preprocess", preprocessor), ("features", features)])
+
+
+def fit_feature_steps(
+    train: pd.DataFrame,
+    preprocessor: Any,
+    *,
+    target: str,
+    task: str,
+    features: str = DEFAULTS.features,
+    pca_variance: float = DEFAULTS.pca_variance,
+    seed: int = DEFAULTS.seed,
+    svd_components: int = DEFAULTS.svd_components,
+    variance_threshold: float = DEFAULTS.variance_threshold,
+) -> tuple[Pipeline, dict[str, Any]]:
+    """The features stage: the Pipeline [preprocess, features] fitted on the training rows
+    (the search and train clone it, so it is refitted inside every fold), with the facts the
+    run reports."""
+    chosen = build_features(
+        features,
+        pca_variance,
+        seed,
+        task=task,
+        svd_components=svd_components,
+        variance_threshold=variance_threshold,
+    )
+    steps = feature_pipeline(preprocessor, chosen)
+    out = fit_features(steps, model_inputs(train, target, steps), train[target])
+    facts: dict[str, Any] = {"method": features, "features_out": int(out.shape[1])}
+    if features != "none":  # the width it reduced, for the record
+        facts["features_in"] = int(steps.named_steps["features"].n_features_in_)
+    return steps, facts

@@ -3,7 +3,7 @@ write it as the stage's Parquet table (streamed in bounded memory for large file
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -11,8 +11,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from components.common.errors import BadInputError, missing_column_error
-from components.core.source.database import is_database_url
+from components.common.errors import BadInputError
+from components.common.settings import DEFAULTS
+from components.core.source import DATABASE, source_kind
 from components.core.source.files import (
     ReadOptions,
     arrow_readable,
@@ -25,6 +26,9 @@ from components.core.source.files import (
     table_format,
     unreadable_as_bad_input,
 )
+from components.ingest.streaming import kept_target
+
+__all__ = ["ingest_data"]
 
 
 @dataclass(frozen=True)
@@ -40,16 +44,20 @@ class IngestResult:
     skipped: dict[str, int] | None = None
 
 
-def ingest(
-    source: str, target: str, endpoint: str = "", options: ReadOptions | None = None
+def read_training_rows(
+    source: str,
+    target: str,
+    endpoint: str = "",
+    options: ReadOptions | None = None,
+    target_optional: bool = False,
 ) -> IngestResult:
-    """Read `source`, check `target` exists and has values, drop rows with a missing target."""
+    """Read `source`, check `target` exists and has values, drop rows with a missing target
+    (with `target_optional`, data without the target column keeps every row)."""
     options = options or ReadOptions()
     frame = read_table(source, endpoint, options)
-    if target not in frame.columns:
-        raise missing_column_error("--target", target, frame.columns)
-    missing_target = frame[target].isna()
-    if missing_target.all():
+    cleaned_by = kept_target(target, list(frame.columns), target_optional)
+    missing_target = frame[cleaned_by].isna() if cleaned_by else pd.Series(False, index=frame.index)
+    if cleaned_by and missing_target.all():
         raise BadInputError(
             f"--target column {target!r} has no values: all {len(frame)} rows are missing"
         )
@@ -69,7 +77,7 @@ def ingest(
 
 def fingerprint_of(frame: pd.DataFrame, source: str, endpoint: str, options: ReadOptions) -> str:
     """The source's fingerprint; for a database, of the rows already read (not a second read)."""
-    if is_database_url(source):
+    if source_kind(source) == DATABASE:
         from components.core.source.database import frame_fingerprint
 
         return frame_fingerprint(frame, source, options.table, options.query)
@@ -77,7 +85,12 @@ def fingerprint_of(frame: pd.DataFrame, source: str, endpoint: str, options: Rea
 
 
 def ingest_arrow(
-    path: Path, source: str, target: str, output: Path, options: ReadOptions
+    path: Path,
+    source: str,
+    target: str,
+    output: Path,
+    options: ReadOptions,
+    target_optional: bool = False,
 ) -> dict[str, Any]:
     """Read, check, clean and write a local CSV/TSV/Parquet file as Arrow tables: the same
     checks and cleaning as `ingest`, at the speed of the readers themselves."""
@@ -98,9 +111,8 @@ def ingest_arrow(
     if table.num_rows == 0:
         raise BadInputError(f"--data file has a header but no rows: {source!r}")
     check_columns(names, source)
-    if target not in names:
-        raise missing_column_error("--target", target, names)
-    kept, dropped = clean_table(table.rename_columns(names), target)
+    cleaned_by = kept_target(target, names, target_optional)
+    kept, dropped = clean_table(table.rename_columns(names), cleaned_by)
     if kept.num_rows == 0:
         raise BadInputError(
             f"--target column {target!r} has no values: all {table.num_rows} rows are missing"
@@ -170,28 +182,44 @@ def ingest_facts(
     return facts
 
 
-def ingest_to_parquet(
-    source: str,
-    target: str,
+def ingest_data(
     output: str | Path,
-    endpoint: str = "",
-    options: ReadOptions | None = None,
-    stream_above_bytes: int = 256 << 20,
+    *,
+    data: str,
+    target: str,
+    table: str = DEFAULTS.table,
+    query: str = DEFAULTS.query,
+    delimiter: str = DEFAULTS.delimiter,
+    encoding: str = DEFAULTS.encoding,
+    header: str = DEFAULTS.header,
+    sheet: str = DEFAULTS.sheet,
+    decimal: str = DEFAULTS.decimal,
+    stream_above_mb: float = DEFAULTS.stream_above_mb,
+    s3_endpoint: str = DEFAULTS.s3_endpoint,
+    files: Iterable[str] = (),
+    target_optional: bool = False,
 ) -> dict[str, Any]:
-    """The ingest stage's work: the source as one Parquet file at `output` (all or nothing),
-    streamed in bounded memory when it is a local CSV/TSV/Parquet file of at least
-    `stream_above_bytes`; returns the facts the run reports."""
+    """The ingest stage: `data` as one Parquet file at `output` (all or nothing), streamed in
+    bounded memory when it is a local CSV/TSV/Parquet file of at least `stream_above_mb`;
+    returns the facts the run reports. `files` are the files of a folder or prefix to read
+    (all when empty). With `target_optional`, data without the target column is taken whole
+    (rows to score, checked against the schema that names the target)."""
+    options = ReadOptions.pick(locals(), files)
+    source, endpoint = data, s3_endpoint
+    stream_above_bytes = int(stream_above_mb * 2**20)
     from components.common.frames import write_frame
     from components.ingest.streaming import stream_to_parquet
 
-    options = (options or ReadOptions()).check()
+    options = options.check()
     output = Path(output)
     output.parent.mkdir(parents=True, exist_ok=True)
     if arrow_readable(source):
         path = check_file(source)
         if path.stat().st_size < stream_above_bytes or source.lower().endswith(".zip"):
-            return ingest_arrow(path, source, target, output, options)
-        streamed = stream_to_parquet(path, source, table_format(source), target, output, options)
+            return ingest_arrow(path, source, target, output, options, target_optional)
+        streamed = stream_to_parquet(
+            path, source, table_format(source), target, output, options, target_optional
+        )
         return ingest_facts(
             source,
             streamed.rows_read,
@@ -200,7 +228,7 @@ def ingest_to_parquet(
             source_fingerprint(source, endpoint, options),
             streamed=True,
         )
-    result = ingest(source, target, endpoint, options)
+    result = read_training_rows(source, target, endpoint, options, target_optional)
     _, duplicates = write_beside_counts(
         lambda partial: write_frame(result.frame, partial),
         output,

@@ -74,7 +74,17 @@ def parquet_batches(path: Path) -> tuple[list[str], Iterator[Any]]:
     return list(file.schema_arrow.names), file.iter_batches(batch_size=BATCH_ROWS)
 
 
-def clean_batch(batch: Any, names: list[str], target: str) -> tuple[Any, int]:
+def kept_target(target: str, names: list[str], optional: bool) -> str | None:
+    """The target column rows are cleaned by; None when the data lacks it and may (rows to
+    score, validated against a schema that names the target)."""
+    if target in names:
+        return target
+    if optional:
+        return None
+    raise missing_column_error("--target", target, names)
+
+
+def clean_batch(batch: Any, names: list[str], target: str | None) -> tuple[Any, int]:
     """One streamed batch, renamed and cleaned (see clean_table), strings as pandas holds them."""
     import pyarrow as pa
 
@@ -127,20 +137,23 @@ def written_statistics(schema: Any) -> list[str]:
     ]
 
 
-def clean_table(table: Any, target: str) -> tuple[Any, int]:
-    """Rows with a target value, infinities as missing; returns the table and rows dropped.
-    Columns without anything to change are passed through untouched (no copy)."""
+def clean_table(table: Any, target: str | None) -> tuple[Any, int]:
+    """Rows with a target value (all rows without a target), infinities as missing; returns
+    the table and rows dropped. Columns without anything to change are passed through
+    untouched (no copy)."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    column = table[target]
-    missing = column.null_count
-    keep = pc.is_valid(column)
-    if pa.types.is_floating(column.type):
-        nan = pc.is_nan(column)
-        missing += pc.sum(nan).as_py() or 0
-        keep = pc.and_(keep, pc.invert(nan))
-    kept = filter_columns(table, keep) if missing else table
+    kept, missing = table, 0
+    if target is not None:
+        column = table[target]
+        missing = column.null_count
+        keep = pc.is_valid(column)
+        if pa.types.is_floating(column.type):
+            nan = pc.is_nan(column)
+            missing += pc.sum(nan).as_py() or 0
+            keep = pc.and_(keep, pc.invert(nan))
+        kept = filter_columns(table, keep) if missing else table
     for index, field in enumerate(kept.schema):
         if pa.types.is_floating(field.type) and field.name != target:
             values = kept.column(index)
@@ -153,7 +166,13 @@ def clean_table(table: Any, target: str) -> tuple[Any, int]:
 
 
 def stream_to_parquet(
-    path: Path, source: str, fmt: str, target: str, output: Path, options: Any
+    path: Path,
+    source: str,
+    fmt: str,
+    target: str,
+    output: Path,
+    options: Any,
+    target_optional: bool = False,
 ) -> StreamFacts:
     """Stream `path` into the Parquet file `output` (written whole or not at all)."""
     import pyarrow as pa
@@ -165,7 +184,15 @@ def stream_to_parquet(
     for _ in range(64):  # each restart widens one column; a table has few that need it
         try:
             return write_stream(
-                path, source, fmt, target, output, options, column_types, block_size
+                path,
+                source,
+                fmt,
+                target,
+                output,
+                options,
+                column_types,
+                block_size,
+                target_optional,
             )
         except pa.ArrowInvalid as error:
             if fmt != "parquet" and row_too_long(error) and block_size != MAX_BLOCK_BYTES:
@@ -203,6 +230,7 @@ def write_stream(
     options: Any,
     column_types: dict[str, Any],
     block_size: int = 0,
+    target_optional: bool = False,
 ) -> StreamFacts:
     import pyarrow as pa
     import pyarrow.parquet as pq
@@ -214,8 +242,7 @@ def write_stream(
     else:
         names, batches = csv_batches(path, source, fmt, options, column_types, block_size)
     check_columns(names, source)
-    if target not in names:
-        raise missing_column_error("--target", target, names)
+    cleaned_by = kept_target(target, names, target_optional)
     partial = output.with_name(output.name + ".partial")
     rows_read = dropped = 0
     writer = None
@@ -235,7 +262,7 @@ def write_stream(
 
     try:
         for batch in batches:
-            kept, lost = clean_batch(batch, names, target)
+            kept, lost = clean_batch(batch, names, cleaned_by)
             rows_read += batch.num_rows
             dropped += lost
             pending.append(kept)

@@ -6,23 +6,32 @@ from components.common.kfp_component import stage_component
 
 
 @stage_component
-def load_rows(source: str, s3_endpoint: str, rows: Output[Dataset], decimal: str = "."):
+def load_rows(
+    data: str,
+    table: str,
+    query: str,
+    delimiter: str,
+    encoding: str,
+    header: str,
+    sheet: str,
+    decimal: str,
+    s3_endpoint: str,
+    rows: Output[Dataset],
+):
     """Read the rows to score, as `stablepipe predict --data` reads them.
 
     Args:
-        source: A local file (CSV/TSV/Parquet/JSON/JSON Lines/Excel) or folder of them, an
-            s3://bucket/key object or prefix, or a database URL.
-        s3_endpoint: The S3 endpoint for s3:// sources; credentials come from the environment.
         rows: The rows as Parquet; metadata has source, rows and columns.
-        decimal: The decimal mark of CSV/TSV numbers, . or , (as the training data was read).
     """
     from components.common.frames import write_frame
+    from components.common.settings import settings_in
     from components.common.stage import stage
-    from components.core.source.files import ReadOptions, read_table
+    from components.load_rows.logic import load_scoring_rows
 
-    with stage("load_rows") as log:
-        frame = read_table(source, s3_endpoint, ReadOptions(decimal=decimal))
+    settings = settings_in(locals())
+    with stage("load_rows", settings) as log:
+        frame = load_scoring_rows(**settings)
         write_frame(frame, rows.path)
-        facts = {"source": source, "rows": len(frame), "columns": len(frame.columns)}
+        facts = {"source": data, "rows": len(frame), "columns": len(frame.columns)}
         rows.metadata.update(facts)
         log.log("read", **facts)

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+import pandas as pd
 from sklearn.base import clone
 from sklearn.compose import ColumnTransformer
 from sklearn.impute import SimpleImputer
@@ -23,13 +24,15 @@ from sklearn.preprocessing import (
     TargetEncoder,
 )
 
-from components.common.config import OUTLIER_CHOICES, SCALING_CHOICES
-from components.common.errors import BadInputError
+from components.common.settings import DEFAULTS, check_settings
 from components.core.schema import feature_columns, natural_order
 from components.core.transformers.calendar import CalendarFeatures
 from components.core.transformers.categories import as_category_strings
 from components.core.transformers.outliers import OutlierClipper
 from components.core.transformers.text import TextFeatures, check_text_options
+from components.core.transformers.timeseries import model_inputs, with_forecasting
+
+__all__ = ["fit_preprocessing"]
 
 # A categorical column with more distinct values than this (and than --max-categories) is
 # target-encoded: one column of cross-fitted target means instead of a one-hot block whose rare
@@ -102,26 +105,26 @@ def numeric_columns(schema: dict[str, Any]) -> list[str]:
 
 def build_preprocessor(
     schema: dict[str, Any],
-    outliers: str = "clip",
-    scaling: str = "standard",
-    max_categories: int = 20,
-    text_vectorizer: str = "tfidf",
-    text_word_ngrams: int = 2,
-    text_char_ngrams: int = 5,
-    text_max_terms: int = 20000,
-    text_components: int = 100,
+    outliers: str = DEFAULTS.outliers,
+    scaling: str = DEFAULTS.scaling,
+    max_categories: int = DEFAULTS.max_categories,
+    text_vectorizer: str = DEFAULTS.text_vectorizer,
+    text_word_ngrams: int = DEFAULTS.text_word_ngrams,
+    text_char_ngrams: int = DEFAULTS.text_char_ngrams,
+    text_max_terms: int = DEFAULTS.text_max_terms,
+    text_components: int = DEFAULTS.text_components,
 ) -> ColumnTransformer:
     """An unfitted transformer for the schema's numeric, categorical and text columns (each
     text column through its own TextFeatures with the `text_*` options)."""
-    if outliers not in OUTLIER_CHOICES:
-        raise BadInputError(f"outliers must be one of {OUTLIER_CHOICES}; got {outliers!r}")
-    if scaling not in SCALING_CHOICES:
-        raise BadInputError(f"scaling must be one of {SCALING_CHOICES}; got {scaling!r}")
-    if max_categories < 2:
-        raise BadInputError(f"max_categories must be at least 2; got {max_categories!r}")
+    check_settings(
+        {
+            "outliers": outliers,
+            "scaling": scaling,
+            "max_categories": max_categories,
+            "text_components": text_components,
+        }
+    )
     check_text_options(text_vectorizer, text_word_ngrams, text_char_ngrams, text_max_terms)
-    if text_components < 1:
-        raise BadInputError(f"text_components must be at least 1; got {text_components!r}")
     # Clip before imputing: the fences come from observed values only, and the missing-value
     # indicators the imputer adds are never clipped.
     numeric_steps: list[tuple[str, Any]] = (
@@ -197,3 +200,41 @@ def build_preprocessor(
         # sparse whenever a part is (sparse TF-IDF for linear models): never densified
         sparse_threshold=1.0,
     )
+
+
+def fit_preprocessing(
+    train: pd.DataFrame,
+    table_schema: dict[str, Any],
+    *,
+    target: str,
+    outliers: str = DEFAULTS.outliers,
+    scaling: str = DEFAULTS.scaling,
+    max_categories: int = DEFAULTS.max_categories,
+    text_vectorizer: str = DEFAULTS.text_vectorizer,
+    text_word_ngrams: int = DEFAULTS.text_word_ngrams,
+    text_char_ngrams: int = DEFAULTS.text_char_ngrams,
+    text_max_terms: int = DEFAULTS.text_max_terms,
+    text_components: int = DEFAULTS.text_components,
+) -> tuple[Any, dict[str, int]]:
+    """The preprocess stage: the imputing, clipping, scaling and encoding transformer of the
+    schema's columns (behind the forecasting step for a forecast), fitted on the training
+    rows; with the facts the run reports."""
+    columns = build_preprocessor(
+        table_schema,
+        outliers,
+        scaling,
+        max_categories,
+        text_vectorizer=text_vectorizer,
+        text_word_ngrams=text_word_ngrams,
+        text_char_ngrams=text_char_ngrams,
+        text_max_terms=text_max_terms,
+        text_components=text_components,
+    )
+    transformer = with_forecasting(table_schema, columns)
+    transformed = transformer.fit_transform(model_inputs(train, target, transformer), train[target])
+    facts = {
+        "rows": len(train),
+        "features_out": int(transformed.shape[1]),
+        "missing_values_imputed": int(train.drop(columns=[target]).isna().sum().sum()),
+    }
+    return transformer, facts

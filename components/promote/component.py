@@ -7,13 +7,16 @@ from components.common.kfp_component import stage_component
 
 @stage_component
 def promote(
-    model: Input[Model],
+    trained_model: Input[Model],
     evaluation: Input[Artifact],
-    schema: Input[Artifact],
+    table_schema: Input[Artifact],
     quality: Input[Artifact],
+    target: str,
     registry: str,
+    model_name: str,
+    store: str,
     s3_endpoint: str,
-    version: str,
+    run_id: str,
 ) -> str:
     """Publish the model as a new registry version and make it the champion.
 
@@ -21,37 +24,33 @@ def promote(
     the champion pointer switched last.
 
     Args:
-        model: The trained model folder.
+        trained_model: The trained model folder.
         evaluation: evaluate's JSON (test metrics and verdict), stored beside the model.
-        schema: validate's schema; stored as schema.yaml, the contract later runs are checked
-            against.
-        quality: validate's verdict; its data profile is stored as data_profile.json, the
+        table_schema: validate's schema; stored as schema.yaml, the contract later runs are
+            checked against.
+        quality: check_quality's verdict; its data profile is stored as data_profile.json, the
             reference later runs measure drift against.
-        registry: The model registry: a folder or s3://bucket/prefix/models/<name>.
-        s3_endpoint: The S3 endpoint when the registry is on S3.
-        version: The new version's name (the run id).
+        run_id: The run's id, the new version's name.
 
     Returns:
         The promoted version.
     """
     import json
 
+    from components.common.settings import settings_in
     from components.common.stage import stage
-    from components.core.registry import promote as publish
-    from components.core.schema import dump_schema
+    from components.promote.logic import promote_model
 
-    with stage("promote") as log:
-        with open(evaluation.path, encoding="utf-8") as handle:
-            evaluated = json.load(handle)
-        evaluated["run_id"] = version
-        with open(schema.path, encoding="utf-8") as handle:
-            schema_yaml = dump_schema(json.load(handle))
-        with open(quality.path, encoding="utf-8") as handle:
-            profile = json.load(handle)["profile"]
-        attachments = {
-            "schema.yaml": schema_yaml.encode(),
-            "data_profile.json": json.dumps(profile, indent=1).encode(),
-        }
-        pointer = publish(registry, model.path, version, evaluated, s3_endpoint, attachments)
+    settings = settings_in(locals())
+    with stage("promote", settings) as log:
+        loaded = {}
+        for name, artifact in [
+            ("evaluation", evaluation),
+            ("table_schema", table_schema),
+            ("quality", quality),
+        ]:
+            with open(artifact.path, encoding="utf-8") as handle:
+                loaded[name] = json.load(handle)
+        pointer = promote_model(trained_model.path, run_id=run_id, **loaded, **settings)
         log.log("promoted", **pointer)
         return str(pointer["version"])

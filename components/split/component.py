@@ -11,34 +11,28 @@ def split(
     target: str,
     task: str,
     test_size: float,
+    time_column: str,
     train: Output[Dataset],
     test: Output[Dataset],
-    time_column: str = "",
 ):
     """Hold out a test split chosen by each row's content (the same rows for every seed and
-    row order), stratified on the target for classification.
+    row order), stratified on the target for classification; for a forecast, the latest
+    period, both splits in time order.
 
     Args:
         dataset: The validated table.
-        target: The column to predict.
-        task: binary, multiclass or regression.
-        test_size: Share of rows held out for the test split (0.05 to 0.5).
+        task: The task validate resolved: binary, multiclass or regression.
         train: The training split (Parquet).
         test: The held-out test split (Parquet).
-        time_column: Forecasting: the test split is the latest period of this column instead,
-            and both splits are in time order. Empty = not a forecast.
     """
     from components.common.frames import read_frame, write_frame
+    from components.common.settings import settings_in
     from components.common.stage import stage
-    from components.split.logic import split_by_time, split_frame
+    from components.split.logic import split_data
 
-    with stage("split") as log:
-        frame = read_frame(dataset.path)
-        train_frame, test_frame = (
-            split_by_time(frame, time_column, test_size)
-            if time_column
-            else split_frame(frame, target, task, test_size)
-        )
+    settings = settings_in(locals())
+    with stage("split", settings) as log:
+        train_frame, test_frame = split_data(read_frame(dataset.path), **settings)
         write_frame(train_frame, train.path)
         write_frame(test_frame, test.path)
         train.metadata["rows"] = len(train_frame)

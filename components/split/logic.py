@@ -21,6 +21,9 @@ import numpy as np
 import pandas as pd
 
 from components.common.errors import BadInputError
+from components.common.settings import DEFAULTS, check_setting
+
+__all__ = ["split_data"]
 
 
 def split_frame(
@@ -28,8 +31,7 @@ def split_frame(
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Return (train, test), each in the frame's row order; the test split is never seen by
     fitting or search."""
-    if not 0.05 <= test_size <= 0.5:
-        raise BadInputError(f"test_size must be between 0.05 and 0.5; got {test_size!r}")
+    check_setting("test_size", test_size)
     keys = row_keys(frame)
     held_out = np.zeros(len(frame), dtype=bool)
     if task == "regression":
@@ -72,8 +74,7 @@ def split_by_time(
     row. Both come sorted by time (stable: series keep their order)."""
     from components.core.transformers.timeseries import parse_times
 
-    if not 0.05 <= test_size <= 0.5:
-        raise BadInputError(f"test_size must be between 0.05 and 0.5; got {test_size!r}")
+    check_setting("test_size", test_size)
     times = parse_times(frame[time_column].reset_index(drop=True), time_column)
     distinct = np.sort(times.unique())
     held = max(1, round(test_size * len(distinct)))
@@ -86,3 +87,18 @@ def split_by_time(
     order = np.argsort(times.to_numpy(), kind="stable")
     ordered, later = frame.iloc[order], (times >= cutoff).to_numpy()[order]
     return ordered[~later].reset_index(drop=True), ordered[later].reset_index(drop=True)
+
+
+def split_data(
+    frame: pd.DataFrame,
+    *,
+    target: str,
+    task: str,
+    test_size: float = DEFAULTS.test_size,
+    time_column: str = DEFAULTS.time_column,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The split stage: (train, test), the test split held out by content (stratified for
+    classification), or for a forecast (`time_column`) the latest period."""
+    if time_column:
+        return split_by_time(frame, time_column, test_size)
+    return split_frame(frame, target, task, test_size)

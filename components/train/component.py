@@ -10,9 +10,9 @@ def train(
     train_split: Input[Dataset],
     feature_steps: Input[Model],
     best: Input[Artifact],
-    schema: Input[Artifact],
+    table_schema: Input[Artifact],
     seed: int,
-    model: Output[Model],
+    trained_model: Output[Model],
 ):
     """Refit the best configuration on the whole training split.
 
@@ -20,31 +20,32 @@ def train(
         train_split: The training split.
         feature_steps: Preprocessing + features (cloned, then fitted here).
         best: The best configuration found by the search.
-        schema: The validated schema (target, task, input columns).
-        seed: Random seed of the estimator.
-        model: Folder with the fitted Pipeline (model.skops) and its card (model.json).
+        table_schema: The validated schema (target, task, input columns).
+        trained_model: Folder with the fitted Pipeline (model.skops) and its card (model.json).
     """
     import json
 
     import joblib
 
     from components.common.frames import read_frame
+    from components.common.settings import settings_in
     from components.common.stage import stage
     from components.core.model_file import save_model
     from components.train.logic import train_model
 
-    with stage("train") as log:
+    settings = settings_in(locals())
+    with stage("train", settings) as log:
         with open(best.path, encoding="utf-8") as handle:
             best_config = json.load(handle)
-        with open(schema.path, encoding="utf-8") as handle:
-            table_schema = json.load(handle)
+        with open(table_schema.path, encoding="utf-8") as handle:
+            schema = json.load(handle)
         fitted, card = train_model(
             read_frame(train_split.path),
             joblib.load(feature_steps.path),
             best_config,
-            table_schema,
-            seed,
+            schema,
+            **settings,
         )
-        save_model(model.path, fitted, card)
-        model.metadata.update({"family": best_config["model"], "task": card["task"]})
+        save_model(trained_model.path, fitted, card)
+        trained_model.metadata.update({"family": best_config["model"], "task": card["task"]})
         log.log("trained", model=best_config["model"], rows=card["training_rows"])

@@ -8,8 +8,11 @@ from typing import Any
 import pandas as pd
 from sklearn.pipeline import Pipeline
 
+from components.common.settings import DEFAULTS
 from components.core.families import make_model
 from components.core.schema import input_columns
+
+__all__ = ["train_model"]
 
 # What each part of the fitted preprocessing does to its columns, for the run report.
 ENCODINGS = {
@@ -50,9 +53,11 @@ def train_model(
     feature_steps: Pipeline,
     best: dict[str, Any],
     schema: dict[str, Any],
-    seed: int,
+    *,
+    seed: int = DEFAULTS.seed,
 ) -> tuple[Pipeline, dict[str, Any]]:
-    """Fit preprocessing + features + the best estimator; return it with its model card."""
+    """The train stage: preprocessing + features + the best configuration's estimator fitted
+    on the whole training split, as one servable Pipeline, with its model card."""
     target, task = schema["target"], schema["task"]
     columns = input_columns(schema)
     model = make_model(feature_steps, best["model"], best["params"], task, seed)

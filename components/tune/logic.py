@@ -12,6 +12,7 @@ import os
 import time
 import warnings
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -22,7 +23,7 @@ from sklearn.model_selection import KFold, StratifiedKFold, TimeSeriesSplit
 from sklearn.pipeline import Pipeline
 from threadpoolctl import threadpool_limits
 
-from components.common.errors import BadInputError
+from components.common.settings import DEFAULTS, check_settings
 from components.core.families import (
     DEFAULT_CONFIGURATIONS,
     families_for,
@@ -31,7 +32,11 @@ from components.core.families import (
     trial_params,
 )
 from components.core.metrics import cv_metric, scorer_name
-from components.core.transformers.timeseries import forecasting_step
+from components.core.registry import champion_configuration, registry_uri
+from components.core.study import attempt_study
+from components.core.transformers.timeseries import forecasting_step, model_inputs
+
+__all__ = ["tune_worker"]
 
 # Trials that count against the budget; enqueued (WAITING) ones are yet to be run.
 STARTED_STATES = (
@@ -152,10 +157,7 @@ def search(
     study: optuna.Study, data: SearchData, n_trials: int, time_budget: float, worker_index: int
 ) -> dict[str, Any]:
     """The body of `run_worker`, with the thread limits in place."""
-    if n_trials < 1:
-        raise BadInputError(f"--trials must be a positive integer; got {n_trials!r}")
-    if time_budget <= 0:
-        raise BadInputError(f"--time-budget must be positive seconds; got {time_budget!r}")
+    check_settings({"trials": n_trials, "time_budget": time_budget})
     with warnings.catch_warnings():
         # multivariate/group TPE and stale-trial handling are marked experimental by Optuna.
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
@@ -207,3 +209,42 @@ def warm_start(study: optuna.Study, champion: dict[str, Any] | None, rows: int) 
     if not champion:
         return False
     return enqueue(study, champion["model"], champion.get("params", {}), rows, "warm_start")
+
+
+def tune_worker(
+    study_dir: str | Path,
+    train: pd.DataFrame,
+    feature_steps: Pipeline,
+    worker_index: int,
+    *,
+    target: str,
+    task: str,
+    trials: int = DEFAULTS.trials,
+    time_budget: float = DEFAULTS.time_budget,
+    cv_folds: int = DEFAULTS.cv_folds,
+    seed: int = DEFAULTS.seed,
+    workers: int = DEFAULTS.workers,
+    registry: str = DEFAULTS.registry,
+    model_name: str = DEFAULTS.model_name,
+    store: str = DEFAULTS.store,
+    s3_endpoint: str = DEFAULTS.s3_endpoint,
+) -> tuple[str, dict[str, Any]]:
+    """The tune stage, one worker of the shared study: trials until the study holds `trials`
+    or `time_budget` is spent, each scored by `cv_folds`-fold cross-validation of the whole
+    Pipeline on the training split; the champion's configuration (when it predicts the same
+    target and task) is the study's first trial. Returns the study searched and the facts."""
+    champion = registry_uri(registry, store, model_name, target)
+    data = SearchData(
+        X=model_inputs(train, target, feature_steps),
+        y=train[target],
+        feature_steps=feature_steps,
+        task=task,
+        folds=cv_folds,
+        seed=seed,
+    )
+    searched = attempt_study(study_dir)
+    warmed = warm_start(
+        searched, champion_configuration(champion, s3_endpoint, target, task), len(train)
+    )
+    outcome = run_worker(searched, data, trials, time_budget, worker_index, workers)
+    return searched.study_name, {"warm_start": warmed, **outcome}

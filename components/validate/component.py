@@ -1,7 +1,6 @@
-"""KFP components of the validate stage: `validate` (task, schema, roles) and `check_quality`
-(anomalies, drift, the policy). They are two steps so that a new champion, which changes the
-quality reference, re-runs only the check: the training steps depend on the schema alone and
-stay cached."""
+"""KFP component of the validate stage (task, schema, roles). It is a step of its own, apart
+from check_quality, so that a new champion, which changes the quality reference, re-runs only
+the check: the training steps depend on the schema alone and stay cached."""
 
 from kfp.dsl import Artifact, Dataset, Input, Output
 
@@ -13,62 +12,42 @@ def validate(
     dataset: Input[Dataset],
     target: str,
     task: str,
-    schema: Output[Artifact],
-    schema_file: str = "",
-    schema_version: str = "",
-    s3_endpoint: str = "",
-    roles: str = "",
-    time_column: str = "",
-    series_columns: str = "",
-    horizon: int = 1,
-    season: int = 0,
+    schema: str,
+    s3_endpoint: str,
+    roles: str,
+    time_column: str,
+    series_key: str,
+    horizon: int,
+    season: int,
+    schema_version: str,
+    table_schema: Output[Artifact],
 ) -> str:
     """Check the target suits the task; infer the schema and column roles.
 
     Args:
         dataset: The ingested table.
-        target: The column to predict.
-        task: auto, binary, multiclass or regression; auto infers it from the target (or takes
-            the schema file's task).
-        schema: JSON schema of the table: columns, types, roles, nullability, ranges, categories.
-        schema_file: The user's schema YAML/JSON (local path or s3:// URI); its roles win over
-            the inferred ones. Empty = none.
-        schema_version: A digest of the schema file's content, computed by the caller (part of
-            the cache key, so an edited file is never served from cache); not read otherwise.
-        s3_endpoint: The S3 endpoint when the schema file is on S3.
-        roles: column=role pairs, comma-separated, that override the detected (and the schema
-            file's) roles: numeric, categorical, ordinal, text, datetime or id. Empty = none.
-        time_column: Forecasting: the column of dates or time steps. Empty = not a forecast.
-        series_columns: Forecasting: the column(s), comma-separated, that name each series.
-        horizon: Forecasting: how many steps ahead the model predicts.
-        season: Forecasting: steps per season; 0 = from the data's frequency.
+        schema_version: A digest of the schema file's content, computed by the runner (part
+            of the cache key, so an edited file is never served from the cache); not read.
+        table_schema: JSON schema of the table: columns, types, roles, nullability, ranges,
+            categories (and a forecast's time-series setup).
 
     Returns:
         The resolved task: binary, multiclass or regression.
     """
     import json
 
-    from components.common.config import parse_roles
     from components.common.frames import read_frame
+    from components.common.settings import settings_in
     from components.common.stage import stage
-    from components.core.schema import load_schema
-    from components.validate.logic import infer_checked_schema, override_roles
-    from components.validate.timeseries import check_time_series
+    from components.validate.logic import validate_data
 
-    with stage("validate") as log:
-        frame = read_frame(dataset.path)
-        user_schema = load_schema(schema_file, s3_endpoint) if schema_file else None
-        forecast = (
-            check_time_series(frame, target, time_column, series_columns, horizon, season)
-            if time_column
-            else None
-        )
-        inferred = infer_checked_schema(frame, target, task, user_schema, forecast)
-        override_roles(inferred, parse_roles(roles), frame)
-        with open(schema.path, "w", encoding="utf-8") as handle:
+    settings = settings_in(locals())
+    with stage("validate", settings) as log:
+        inferred = validate_data(read_frame(dataset.path), **settings)
+        with open(table_schema.path, "w", encoding="utf-8") as handle:
             json.dump(inferred, handle, indent=2)
         found = [c["role"] for c in inferred["columns"]]
-        schema.metadata.update({"task": inferred["task"], "rows": inferred["rows"]})
+        table_schema.metadata.update({"task": inferred["task"], "rows": inferred["rows"]})
         log.log(
             "validated",
             task=inferred["task"],

@@ -10,10 +10,13 @@ from typing import Any
 import pandas as pd
 from pandas.api import types as ptypes
 
-from components.common.config import TASK_CHOICES
-from components.common.errors import BadInputError
+from components.common.errors import BadInputError, missing_column_error
 from components.common.frames import seeded_positions
-from components.core.schema import USED_ROLES, logical_type, natural_order
+from components.common.settings import DEFAULTS, check_setting, parse_roles
+from components.core.schema import USED_ROLES, load_schema, logical_type, natural_order
+from components.validate.timeseries import check_time_series
+
+__all__ = ["validate_data"]
 
 MIN_ROWS = 20
 # Enough rows that every class reaches the test split and each cross-validation fold.
@@ -35,8 +38,7 @@ DISTINCT_SAMPLE = 100_000
 
 def resolve_task(y: pd.Series, requested: str) -> str:
     """The task for target `y`: `requested` checked against the data, or inferred when 'auto'."""
-    if requested not in TASK_CHOICES:
-        raise BadInputError(f"--task must be one of {', '.join(TASK_CHOICES)}; got {requested!r}")
+    check_setting("task", requested)
     numeric = ptypes.is_numeric_dtype(y) and not ptypes.is_bool_dtype(y)
     n_classes = class_count(y, numeric and requested in ("auto", "regression"))
     if requested == "auto":
@@ -267,7 +269,7 @@ def infer_schema(
     }
 
 
-def validate(
+def infer_table_schema(
     frame: pd.DataFrame, target: str, requested_task: str, forecasting: bool = False
 ) -> dict[str, Any]:
     """Resolve the task and infer the schema; BadInputError names the first blocking problem.
@@ -357,9 +359,6 @@ def infer_checked_schema(
     `auto`) of the user's schema file if there is one. `forecast` is the checked time-series
     setup of a forecasting run (validate.timeseries.check_time_series): the task is then
     regression, and the schema carries the setup for the stages after it."""
-    from components.core.schema import USED_ROLES
-    from components.validate.logic import validate
-
     if forecast is not None:
         if requested_task not in ("auto", "regression"):
             raise BadInputError(
@@ -380,7 +379,7 @@ def infer_checked_schema(
             from_file = f" (task {requested_task!r} from the --schema file)"
     try:
         schema = apply_roles(
-            validate(frame, target, requested_task, forecast is not None), user_schema
+            infer_table_schema(frame, target, requested_task, forecast is not None), user_schema
         )
     except BadInputError as error:
         raise BadInputError(f"{error}{from_file}") from error
@@ -393,3 +392,67 @@ def infer_checked_schema(
         )
     schema["severities"] = dict((user_schema or {}).get("severities", {}))
     return schema
+
+
+def serving_schema(
+    frame: pd.DataFrame, target: str, user_schema: dict[str, Any] | None, time_column: str
+) -> dict[str, Any]:
+    """The schema of rows to score, which lack the target column: the features inferred as
+    for training, the task and the target's entry taken from the schema file that names the
+    target (TFDV's serving environment). The checks that need the target are not made."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    if user_schema is None or user_schema.get("target") != target:
+        raise missing_column_error("--target", target, frame.columns)
+    if time_column:
+        raise BadInputError(
+            f"a forecast's data needs its target column {target!r} (the history the lags come "
+            "from); the data lacks it"
+        )
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        described = list(pool.map(describe_feature, [frame[c] for c in frame.columns]))
+    schema = apply_roles(
+        {
+            "version": 1,
+            "target": target,
+            "task": user_schema.get("task", "auto"),
+            "rows": len(frame),
+            "target_column": user_schema.get("target_column"),
+            "columns": described,
+            "serving": True,
+        },
+        user_schema,
+    )
+    schema["severities"] = dict(user_schema.get("severities", {}))
+    return schema
+
+
+def validate_data(
+    frame: pd.DataFrame,
+    *,
+    target: str,
+    task: str = DEFAULTS.task,
+    schema: str = DEFAULTS.schema,
+    s3_endpoint: str = DEFAULTS.s3_endpoint,
+    roles: str = DEFAULTS.roles,
+    time_column: str = DEFAULTS.time_column,
+    series_key: str = DEFAULTS.series_key,
+    horizon: int = DEFAULTS.horizon,
+    season: int = DEFAULTS.season,
+) -> dict[str, Any]:
+    """The validate stage: the task and the schema of `frame` (columns, types, roles), with
+    the roles (and, for task auto, the task) of the `schema` file when one is given, the
+    `roles` override, and for a forecast the checked time series. Data without the target
+    column, when the schema file names that target, is validated as rows to score."""
+    user_schema = load_schema(schema, s3_endpoint) if schema else None
+    if target not in frame.columns:
+        inferred = serving_schema(frame, target, user_schema, time_column)
+    else:
+        forecast = (
+            check_time_series(frame, target, time_column, series_key, horizon, season)
+            if time_column
+            else None
+        )
+        inferred = infer_checked_schema(frame, target, task, user_schema, forecast)
+    override_roles(inferred, parse_roles(roles), frame)
+    return inferred

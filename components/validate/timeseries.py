@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 
 from components.common.errors import BadInputError
+from components.common.settings import check_settings
 
 # A forecast needs this many seasons-or-horizons of history per series, at the least.
 MIN_HISTORY_FACTOR = 2
@@ -46,10 +47,7 @@ def check_time_series(
             )
     if target in (time_column, *keys):
         raise BadInputError(f"--target {target!r} cannot also be the time column or a series key")
-    if horizon < 1:
-        raise BadInputError(f"--horizon must be a positive number of steps; got {horizon!r}")
-    if season < 0:
-        raise BadInputError(f"--season must be 0 (from the frequency) or more; got {season!r}")
+    check_settings({"horizon": horizon, "season": season})
     times = parse_times(frame[time_column].reset_index(drop=True), time_column)
     groups = (
         pd.Series(np.zeros(len(frame), dtype=int))

@@ -36,7 +36,7 @@ def peak_rss() -> int:
 
 def ingest(mode: str, source: str, target: str, output: Path) -> dict[str, Any]:
     from components.core.source.files import ReadOptions
-    from components.ingest.logic import ingest_to_parquet
+    from tests.support.stages import ingest_to_parquet
 
     threshold = 0 if mode == "stream" else NEVER_STREAM
     facts = ingest_to_parquet(

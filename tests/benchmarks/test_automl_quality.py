@@ -351,7 +351,7 @@ def run_case(case: Case, workdir: Path) -> Result:
     X_test, y_test = test[columns], test[target]
 
     best = stablepipe_search(path, target, task, workdir / "study")
-    model, _ = train_model(train, data.feature_steps, best, schema, SEED)
+    model, _ = train_model(train, data.feature_steps, best, schema, seed=SEED)
     ours = score(model, X_test, y_test, task)[metric]
     our_predictions = predictions(model, X_test, task)
 

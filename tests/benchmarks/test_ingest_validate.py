@@ -119,8 +119,7 @@ def stablepipe(
     from components.check_quality.report import render_report
     from components.common.frames import read_frame
     from components.core.source.files import ReadOptions
-    from components.ingest.logic import ingest_to_parquet
-    from tests.support.stages import check_data
+    from tests.support.stages import check_data, ingest_to_parquet
 
     out = workdir / "dataset.parquet"
     clock.take()
@@ -154,7 +153,7 @@ def stablepipe(
 def streaming_ingest(csv: Path, workdir: Path) -> float:
     """For contrast: the ingest stage's streaming path on the same file."""
     from components.core.source.files import ReadOptions
-    from components.ingest.logic import ingest_to_parquet
+    from tests.support.stages import ingest_to_parquet
 
     started = time.perf_counter()
     facts = ingest_to_parquet(

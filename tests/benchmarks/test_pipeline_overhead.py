@@ -37,7 +37,7 @@ def in_process(csv: Path, target: str, workdir: Path) -> dict:
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     run_worker(study, data, TRIALS, 3600.0, 0)
     best = best_configuration([study], cv_metric(schema["task"]))
-    model, card = train_model(train, steps, best, schema, SEED)
+    model, card = train_model(train, steps, best, schema, seed=SEED)
     save_model(workdir / "model", model, card)
     result = evaluate_run(workdir / "model", test, [study], best, None, 0.0)
     (workdir / "report.html").write_text(result.report_html)

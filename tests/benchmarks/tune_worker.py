@@ -12,19 +12,19 @@ import pandas as pd
 
 from components.core.study import load_study
 from components.features.logic import feature_pipeline
-from components.ingest.logic import ingest
+from components.ingest.logic import read_training_rows
 from components.preprocess.logic import build_preprocessor
 from components.split.logic import split_frame
 from components.tune.logic import SearchData, run_worker
-from components.validate.logic import validate
+from components.validate.logic import infer_table_schema
 
 SEED = 42
 
 
 def prepare(csv: str, target: str) -> tuple[dict, pd.DataFrame, pd.DataFrame, SearchData]:
     """What the pipeline does before the search: (schema, train, test, the search's data)."""
-    frame = ingest(csv, target).frame
-    schema = validate(frame, target, "auto")
+    frame = read_training_rows(csv, target).frame
+    schema = infer_table_schema(frame, target, "auto")
     train, test = split_frame(frame, target, schema["task"], 0.2)
     steps = feature_pipeline(build_preprocessor(schema), "passthrough")
     data = SearchData(

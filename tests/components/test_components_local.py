@@ -11,6 +11,7 @@ from kfp.dsl import HTML, Artifact, ClassificationMetrics, Dataset, Metrics, Mod
 
 from components.check_quality import check_quality
 from components.collect import collect
+from components.common.settings import BY_NAME, DEFAULTS
 from components.create_study import create_study
 from components.evaluate import evaluate
 from components.features import features
@@ -43,78 +44,84 @@ class ChainOutputs(NamedTuple):
     version: str
 
 
+# The settings the chain runs with besides the declared defaults.
+OVERRIDES: dict[str, Any] = {
+    "target": "survived",
+    "trials": 6,
+    "time_budget": 120.0,
+    "cv_folds": 3,
+    "seed": 1,
+    "workers": 2,
+    "s3_endpoint": "",
+}
+
+
+def settings(component: Any, **given: Any) -> dict[str, Any]:
+    """The component's setting inputs: `given`, else OVERRIDES, else the declared default."""
+    names = [name for name in component.component_spec.inputs if name in BY_NAME]
+    return {name: given.get(name, OVERRIDES.get(name, getattr(DEFAULTS, name))) for name in names}
+
+
 @dsl.pipeline
 def stage_chain(data: str, registry: str) -> ChainOutputs:
     """Every component once, wired by hand (kfp.local runs a lone component only with
     parameter inputs, so components that take artifacts are exercised inside this DAG)."""
-    ingested = ingest(source=data, target="survived", data_fingerprint="", s3_endpoint="")
+    ingested = ingest(**settings(ingest, data=data), files=[], data_fingerprint="")
     dataset = ingested.outputs["dataset"]
-    validated = validate(dataset=dataset, target="survived", task="auto")
-    checked = check_quality(dataset=dataset, schema=validated.outputs["schema"], registry=registry)
-    splits = split(
-        dataset=dataset, target="survived", task=validated.outputs["Output"], test_size=0.2
+    validated = validate(dataset=dataset, schema_version="", **settings(validate))
+    table_schema = validated.outputs["table_schema"]
+    task = validated.outputs["Output"]
+    checked = check_quality(
+        dataset=dataset,
+        table_schema=table_schema,
+        reference_version="",
+        **settings(check_quality, registry=registry),
     )
+    splits = split(dataset=dataset, **settings(split, task=task))
     prep = preprocess(
-        train=splits.outputs["train"],
-        schema=validated.outputs["schema"],
-        target="survived",
-        outliers="clip",
-        scaling="standard",
-        max_categories=20,
+        train=splits.outputs["train"], table_schema=table_schema, **settings(preprocess)
     )
     feats = features(
         train=splits.outputs["train"],
         preprocessor=prep.outputs["preprocessor"],
-        target="survived",
-        method="none",
-        pca_variance=0.95,
-        seed=1,
+        **settings(features, task=task),
     )
-    study = create_study(task=validated.outputs["Output"], workers=2)
+    study = create_study(**settings(create_study, task=task))
     with dsl.ParallelFor(items=[0, 1]) as index:
         worker = tune(
             study=study.outputs["study"],
             train=splits.outputs["train"],
             feature_steps=feats.outputs["feature_steps"],
-            target="survived",
-            task="binary",
-            trials=6,
-            time_budget=120.0,
-            cv_folds=3,
-            seed=1,
             worker_index=index,
-            workers=2,
+            **settings(tune, task="binary", registry=registry),
         )
     best = collect(study=study.outputs["study"], study_names=dsl.Collected(worker.output))
     trained = train(
         train_split=splits.outputs["train"],
         feature_steps=feats.outputs["feature_steps"],
         best=best.outputs["best"],
-        schema=validated.outputs["schema"],
-        seed=1,
+        table_schema=table_schema,
+        **settings(train),
     )
     evaluated = evaluate(
-        model=trained.outputs["model"],
+        trained_model=trained.outputs["trained_model"],
         test=splits.outputs["test"],
         study=study.outputs["study"],
         best=best.outputs["best"],
-        registry=registry,
-        s3_endpoint="",
-        min_improvement=0.0,
+        **settings(evaluate, registry=registry),
     )
     promoted = promote(
-        model=trained.outputs["model"],
+        trained_model=trained.outputs["trained_model"],
         evaluation=evaluated.outputs["evaluation"],
-        schema=validated.outputs["schema"],
+        table_schema=table_schema,
         quality=checked.outputs["quality"],
-        registry=registry,
-        s3_endpoint="",
-        version="v1",
+        run_id="v1",
+        **settings(promote, registry=registry),
     )
     return ChainOutputs(
         dataset=dataset,
-        task=validated.outputs["Output"],
-        schema=validated.outputs["schema"],
+        task=task,
+        schema=table_schema,
         quality=checked.outputs["quality"],
         quality_report=checked.outputs["quality_report"],
         train_split=splits.outputs["train"],
@@ -123,7 +130,7 @@ def stage_chain(data: str, registry: str) -> ChainOutputs:
         feature_steps=feats.outputs["feature_steps"],
         worker_ids=study.outputs["Output"],
         best=best.outputs["best"],
-        model=trained.outputs["model"],
+        model=trained.outputs["trained_model"],
         decision=evaluated.outputs["Output"],
         metrics=evaluated.outputs["metrics"],
         classification_metrics=evaluated.outputs["classification_metrics"],
@@ -140,7 +147,7 @@ def stages(tmp_path_factory: pytest.TempPathFactory, titanic: pd.DataFrame) -> d
     local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(root / "outputs"))
     registry = root / "registry"
     outputs = dict(stage_chain(data=str(data), registry=str(registry)).outputs)
-    outputs["registry"] = registry
+    outputs["registry"] = registry / "survived"
     return outputs
 
 

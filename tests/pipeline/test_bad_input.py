@@ -83,7 +83,7 @@ CASES = {
         lambda d: ["--data", str(d / "titanic.csv"), "--target", "survived", "--trials", "0"],
         "--trials must be a positive integer; got 0",
     ),
-    "non-integer trials": (lambda d: ["--trials", "ten"], "invalid int value: 'ten'"),
+    "non-integer trials": (lambda d: ["--trials", "ten"], "--trials must be an integer; got 'ten'"),
     "missing file": (
         lambda d: ["--data", str(d / "nope.csv"), "--target", "survived"],
         "does not exist",
@@ -96,7 +96,10 @@ CASES = {
         lambda d: ["--data", str(write(d / "c.parquet", b"PAR1 broken")), "--target", "survived"],
         "not a readable parquet",
     ),
-    "unknown flag": (lambda d: ["--trails", "5"], "unrecognized arguments: --trails 5"),
+    "unknown flag": (
+        lambda d: ["--trails", "5"],
+        "unknown flag '--trails'; did you mean '--trials'?",
+    ),
     "bad config key": (
         lambda d: ["--config", str(write(d / "c.yaml", "trails: 5\n"))],
         "did you mean 'trials'",

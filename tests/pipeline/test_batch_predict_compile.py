@@ -30,6 +30,18 @@ def test_batch_predict_compiles_byte_identical_on_the_project_image(tmp_path: Pa
     assert tasks["load-rows"]["cachingOptions"] == {}
     assert tasks["resolve-model"]["cachingOptions"] == {}
     parameters = set(spec["root"]["inputDefinitions"]["parameters"])
-    assert parameters == {"source", "model", "s3_endpoint", "decimal"}
+    # the batch-prediction settings, under their flags' names (and the reading settings)
+    assert parameters == {
+        "data",
+        "model",
+        "s3_endpoint",
+        "decimal",
+        "table",
+        "query",
+        "delimiter",
+        "encoding",
+        "header",
+        "sheet",
+    }
     platform = json.dumps(documents[1:])
     assert "stablepipe-s3" in platform and "AWS_SECRET_ACCESS_KEY" in platform

@@ -41,7 +41,9 @@ def test_compile_is_byte_identical_and_names_the_project_image(tmp_path: Path) -
     assert "stablepipe-s3" in platform and "AWS_SECRET_ACCESS_KEY" in platform
     assert "stablepipe-optuna" in platform and "STABLEPIPE_OPTUNA_STORAGE" in platform
     parameters = spec["root"]["inputDefinitions"]["parameters"]
-    assert not any("secret" in name or "key" in name for name in parameters)
+    # (series_key names columns, not a credential)
+    credential_words = ("secret", "password", "passwd", "access_key", "token")
+    assert not any(word in name for name in parameters for word in credential_words)
 
 
 def test_compiled_yaml_runs_under_kfp_local(tmp_path: Path) -> None:
@@ -50,7 +52,7 @@ def test_compiled_yaml_runs_under_kfp_local(tmp_path: Path) -> None:
     pipeline = components.load_component_from_file(str(path))
     local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(tmp_path / "out"))
     run = pipeline(
-        source="demo:wine",
+        data="demo:wine",
         trials=4,
         workers=1,
         cv_folds=3,
@@ -60,5 +62,6 @@ def test_compiled_yaml_runs_under_kfp_local(tmp_path: Path) -> None:
     evaluation = json.loads(Path(run.outputs["evaluation"].path).read_text())
     assert evaluation["verdict"]["decision"] == "promote"
     assert set(evaluation["metrics"]["test"]) == {"roc_auc", "accuracy", "f1_macro", "log_loss"}
-    pointer = json.loads((tmp_path / "registry" / "champion.json").read_text())
+    # the registry is a root: the champion of the target "target" lives in registry/target
+    pointer = json.loads((tmp_path / "registry" / "target" / "champion.json").read_text())
     assert pointer["version"] == "yaml-run"

@@ -125,7 +125,7 @@ def test_the_batch_predict_pipeline_gives_the_same_predictions(titanic_run: Tita
         enable_caching=False,
     )
     run = batch_predict_pipeline(
-        source=str(titanic_run.test_rows),
+        data=str(titanic_run.test_rows),
         model=str(workdir / "models" / "survived" / "champion"),
         s3_endpoint="",
     )

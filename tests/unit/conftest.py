@@ -13,7 +13,7 @@ from components.features.logic import feature_pipeline
 from components.preprocess.logic import build_preprocessor
 from components.split.logic import split_frame
 from components.train.logic import train_model
-from components.validate.logic import validate
+from components.validate.logic import infer_table_schema
 
 # The best configuration of a search that picked scikit-learn's default logistic regression.
 BEST_LINEAR: dict[str, Any] = {
@@ -29,7 +29,7 @@ BEST_LINEAR: dict[str, Any] = {
 def trained(titanic: pd.DataFrame, tmp_path: Path):
     """A linear model trained on titanic's training split and saved: (model, card, the test
     split, the model folder)."""
-    schema = validate(titanic, "survived", "auto")
+    schema = infer_table_schema(titanic, "survived", "auto")
     train, test = split_frame(titanic, "survived", "binary", 0.2)
     steps = feature_pipeline(build_preprocessor(schema), "passthrough")
     model, card = train_model(train, steps, BEST_LINEAR, schema, seed=0)

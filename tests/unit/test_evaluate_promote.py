@@ -11,14 +11,20 @@ from sklearn.pipeline import Pipeline
 from components.common.errors import BadInputError
 from components.core.metrics import improvement, primary_metric, score
 from components.core.model_file import load_model, save_model
-from components.core.registry import champion_pointer, fetch_model, history, load_champion, promote
+from components.core.registry import (
+    champion_pointer,
+    fetch_model,
+    history,
+    load_champion,
+    publish_version,
+)
 from components.core.scoring import model_input, predict_frame
 from components.evaluate.logic import judge
 from components.features.logic import feature_pipeline
 from components.preprocess.logic import build_preprocessor
 from components.split.logic import split_frame
 from components.train.logic import train_model
-from components.validate.logic import validate
+from components.validate.logic import infer_table_schema
 from tests.unit.conftest import BEST_LINEAR
 
 
@@ -45,7 +51,7 @@ def test_first_model_is_promoted_then_a_worse_one_is_kept(trained, tmp_path: Pat
     verdict = judge(model, metrics, None, test, X, "binary", "survived", 0.0)
     assert verdict.decision == "promote"
     registry = tmp_path / "registry"
-    promote(registry, model_dir, "v1", {"verdict": verdict.as_dict()})
+    publish_version(registry, model_dir, "v1", {"verdict": verdict.as_dict()})
     champion = load_champion(registry)
     assert champion is not None and champion.version == "v1"
 
@@ -63,7 +69,9 @@ def test_first_model_is_promoted_then_a_worse_one_is_kept(trained, tmp_path: Pat
 def test_equal_model_is_not_promoted_and_margin_is_respected(trained, tmp_path: Path) -> None:
     model, card, test, model_dir = trained
     registry = tmp_path / "registry"
-    promote(registry, model_dir, "v1", {"verdict": {"metric": "roc_auc", "challenger": 0.8}})
+    publish_version(
+        registry, model_dir, "v1", {"verdict": {"metric": "roc_auc", "challenger": 0.8}}
+    )
     metrics = score(model, model_input(test, card), test["survived"], "binary")
     X = model_input(test, card)
     same = judge(model, metrics, load_champion(registry), test, X, "binary", "survived", 0.0)
@@ -77,7 +85,9 @@ def test_equal_model_is_not_promoted_and_margin_is_respected(trained, tmp_path: 
 def test_champion_for_another_target_is_not_replaced(trained, tmp_path: Path) -> None:
     _model, _card, test, model_dir = trained
     registry = tmp_path / "registry"
-    promote(registry, model_dir, "v1", {"verdict": {"metric": "roc_auc", "challenger": 0.8}})
+    publish_version(
+        registry, model_dir, "v1", {"verdict": {"metric": "roc_auc", "challenger": 0.8}}
+    )
     champion = load_champion(registry)
     verdict = judge(None, {"rmse": 1.0}, champion, test, test, "regression", "age", 0.0)
     assert verdict.decision == "keep" and "use another --registry" in verdict.reason
@@ -86,8 +96,10 @@ def test_champion_for_another_target_is_not_replaced(trained, tmp_path: Path) ->
 def test_promotion_switches_pointer_last_and_keeps_history(trained, tmp_path: Path) -> None:
     _, _, _, model_dir = trained
     registry = tmp_path / "registry"
-    promote(registry, model_dir, "v1", {"verdict": {"metric": "roc_auc", "challenger": 0.8}})
-    promote(
+    publish_version(
+        registry, model_dir, "v1", {"verdict": {"metric": "roc_auc", "challenger": 0.8}}
+    )
+    publish_version(
         registry,
         model_dir,
         "v2",
@@ -109,10 +121,12 @@ def test_promotion_switches_pointer_last_and_keeps_history(trained, tmp_path: Pa
 def test_failed_copy_leaves_the_registry_untouched(trained, tmp_path: Path) -> None:
     _, _, _, model_dir = trained
     registry = tmp_path / "registry"
-    promote(registry, model_dir, "v1", {"verdict": {"metric": "roc_auc", "challenger": 0.8}})
+    publish_version(
+        registry, model_dir, "v1", {"verdict": {"metric": "roc_auc", "challenger": 0.8}}
+    )
     before = (registry / "champion.json").read_bytes()
     with pytest.raises(FileNotFoundError):
-        promote(
+        publish_version(
             registry,
             tmp_path / "missing",
             "v2",
@@ -182,8 +196,8 @@ def test_a_clear_gain_is_promoted_and_the_gate_is_symmetric(trained, tmp_path: P
     weak.fit(X, y)
     save_model(tmp_path / "weak", weak, card)
     first = {"verdict": {"metric": "roc_auc", "challenger": 0.5}}
-    promote(tmp_path / "a", tmp_path / "weak", "weak", first)
-    promote(tmp_path / "b", model_dir, "strong", first)
+    publish_version(tmp_path / "a", tmp_path / "weak", "weak", first)
+    publish_version(tmp_path / "b", model_dir, "strong", first)
     strong, weak_champion = load_champion(tmp_path / "b"), load_champion(tmp_path / "a")
     up = judge(model, score(model, X, y, "binary"), weak_champion, test, X, "binary", "survived", 0)
     down = judge(weak, score(weak, X, y, "binary"), strong, test, X, "binary", "survived", 0)
@@ -208,7 +222,7 @@ def test_reruns_with_other_seeds_do_not_flip_the_champion(
     from components.tune.logic import SearchData, run_worker
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    schema = validate(titanic, "survived", "auto")
+    schema = infer_table_schema(titanic, "survived", "auto")
     train, test = split_frame(titanic, "survived", "binary", 0.2)
     steps = feature_pipeline(build_preprocessor(schema), "passthrough")
     registry, champions, naive_switches, naive_best = tmp_path / "registry", [], 0, None
@@ -225,7 +239,9 @@ def test_reruns_with_other_seeds_do_not_flip_the_champion(
         verdict = judge(model, metrics, load_champion(registry), test, X, "binary", "survived", 0)
         if verdict.decision == "promote":
             save_model(tmp_path / f"model{seed}", model, card)
-            promote(registry, tmp_path / f"model{seed}", f"v{seed}", {"verdict": verdict.as_dict()})
+            publish_version(
+                registry, tmp_path / f"model{seed}", f"v{seed}", {"verdict": verdict.as_dict()}
+            )
             champions.append(metrics["roc_auc"])
         if naive_best is not None and metrics["roc_auc"] > naive_best:
             naive_switches += 1
@@ -243,6 +259,8 @@ def test_champion_configuration_comes_from_its_card(trained, tmp_path: Path) -> 
     _, _, _, model_dir = trained
     registry = tmp_path / "registry"
     assert champion_configuration(registry, "", "survived", "binary") is None
-    promote(registry, model_dir, "v1", {"verdict": {"metric": "roc_auc", "challenger": 0.8}})
+    publish_version(
+        registry, model_dir, "v1", {"verdict": {"metric": "roc_auc", "challenger": 0.8}}
+    )
     assert champion_configuration(registry, "", "survived", "binary") == BEST_LINEAR
     assert champion_configuration(registry, "", "age", "regression") is None

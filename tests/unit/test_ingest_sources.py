@@ -17,7 +17,8 @@ from components.common.storage import open_storage
 from components.core.source import incremental
 from components.core.source.files import ReadOptions, read_table
 from components.ingest import streaming
-from components.ingest.logic import ingest, ingest_to_parquet
+from components.ingest.logic import read_training_rows
+from tests.support.stages import ingest_to_parquet
 
 
 def test_semicolon_cp1252_file_is_sniffed(tmp_path: Path, titanic: pd.DataFrame) -> None:
@@ -186,7 +187,7 @@ def test_document_folder_reads_as_text_and_label(tmp_path: Path) -> None:
         for i in range(6):
             (tmp_path / "docs" / label / f"{i}.txt").write_text(f"{words} number {i}")
     (tmp_path / "docs" / "fresh" / "cover.png").write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(64))
-    result = ingest(str(tmp_path / "docs"), "label")
+    result = read_training_rows(str(tmp_path / "docs"), "label")
     assert list(result.frame.columns) == ["document", "text", "label"]
     assert len(result.frame) == 12 and result.skipped == {"binary": 1, "undecodable": 0, "empty": 0}
 

@@ -9,9 +9,9 @@ import pytest
 
 from components.common.errors import BadInputError
 from components.core.source.files import read_table, source_fingerprint
-from components.ingest.logic import ingest
+from components.ingest.logic import read_training_rows
 from components.split.logic import split_frame
-from components.validate.logic import column_role, resolve_task, validate
+from components.validate.logic import column_role, infer_table_schema, resolve_task
 
 
 def test_ingest_drops_and_counts_rows_with_missing_target(
@@ -21,7 +21,7 @@ def test_ingest_drops_and_counts_rows_with_missing_target(
     frame.loc[:9, "survived"] = None
     path = tmp_path / "t.csv"
     frame.to_csv(path, index=False)
-    result = ingest(str(path), "survived")
+    result = read_training_rows(str(path), "survived")
     assert result.rows_read == len(titanic)
     assert result.rows_dropped_missing_target == 10
     assert len(result.frame) == len(titanic) - 10
@@ -61,24 +61,24 @@ def test_unreadable_files_are_bad_input(
     path = tmp_path / name
     path.write_bytes(content)
     with pytest.raises(BadInputError, match=message):
-        ingest(str(path), "target")
+        read_training_rows(str(path), "target")
 
 
 def test_missing_file_names_the_path(tmp_path: Path) -> None:
     with pytest.raises(BadInputError, match=r"does not exist: .*nope\.csv"):
-        ingest(str(tmp_path / "nope.csv"), "target")
+        read_training_rows(str(tmp_path / "nope.csv"), "target")
 
 
 def test_misspelt_target_suggests_the_closest_column(titanic_csv: Path) -> None:
     with pytest.raises(BadInputError, match=r"'survivd' is not a column.*did you mean 'survived'"):
-        ingest(str(titanic_csv), "survivd")
+        read_training_rows(str(titanic_csv), "survivd")
 
 
 def test_all_missing_target_is_bad_input(tmp_path: Path) -> None:
     path = tmp_path / "d.csv"
     pd.DataFrame({"x": range(30), "y": [None] * 30}).to_csv(path, index=False)
     with pytest.raises(BadInputError, match="no values: all 30 rows are missing"):
-        ingest(str(path), "y")
+        read_training_rows(str(path), "y")
 
 
 def test_task_inference_on_real_targets(
@@ -140,7 +140,7 @@ def test_test_split_must_hold_every_class() -> None:
 
 def test_schema_roles_and_ranges(titanic: pd.DataFrame) -> None:
     frame = titanic.assign(passenger=[f"p{i}" for i in range(len(titanic))], constant=1)
-    schema = validate(frame, "survived", "auto")
+    schema = infer_table_schema(frame, "survived", "auto")
     roles = {c["name"]: c["role"] for c in schema["columns"]}
     assert roles == {
         "pclass": "categorical",
@@ -160,7 +160,7 @@ def test_schema_roles_and_ranges(titanic: pd.DataFrame) -> None:
 def test_schema_needs_a_usable_feature() -> None:
     frame = pd.DataFrame({"id": [f"r{i}" for i in range(40)], "y": [0, 1] * 20})
     with pytest.raises(BadInputError, match="no usable feature column"):
-        validate(frame, "y", "auto")
+        infer_table_schema(frame, "y", "auto")
 
 
 def test_column_role_of_booleans_and_dates() -> None:
@@ -264,5 +264,5 @@ def test_a_file_cut_in_the_middle_of_a_row_names_the_line(tmp_path: Path) -> Non
 
 
 def test_all_empty_columns_are_not_used(titanic: pd.DataFrame) -> None:
-    schema = validate(titanic.assign(blank=None), "survived", "auto")
+    schema = infer_table_schema(titanic.assign(blank=None), "survived", "auto")
     assert {c["name"]: c["role"] for c in schema["columns"]}["blank"] == "empty"

@@ -22,8 +22,8 @@ from sklearn.preprocessing import FunctionTransformer
 from threadpoolctl import threadpool_limits
 
 import components
-from components.common.config import FEATURE_CHOICES, OUTLIER_CHOICES, SCALING_CHOICES
 from components.common.errors import BadInputError
+from components.common.settings import FEATURE_CHOICES, OUTLIER_CHOICES, SCALING_CHOICES
 from components.core.families import FAMILIES, make_model
 from components.core.metrics import score
 from components.core.model_file import (
@@ -37,13 +37,13 @@ from components.core.model_file import (
     save_model,
     untrusted_types,
 )
-from components.core.registry import champion_pointer, fetch_model, load_champion, promote
+from components.core.registry import champion_pointer, fetch_model, load_champion, publish_version
 from components.core.schema import input_columns
 from components.core.scoring import model_input, score_rows, write_predictions
 from components.evaluate.logic import evaluate_run, judge
 from components.features.logic import build_features, feature_pipeline
 from components.preprocess.logic import build_preprocessor
-from components.validate.logic import validate
+from components.validate.logic import infer_table_schema
 from pipelines.cli import main
 from tests.unit.conftest import BEST_LINEAR
 
@@ -123,7 +123,7 @@ def fitted_models(passengers: pd.DataFrame) -> Iterator[tuple[str, Pipeline, pd.
         for text in (False, True):
             frame = passengers.dropna(subset=[target]).reset_index(drop=True)
             frame = frame if text else frame.drop(columns=["note"])
-            schema = validate(frame, target, task)
+            schema = infer_table_schema(frame, target, task)
             roles = {c["role"] for c in schema["columns"]}
             assert roles >= {"numeric", "categorical", *(["text"] if text else [])}, roles
             columns = input_columns(schema)
@@ -290,7 +290,7 @@ def test_a_legacy_champion_is_replaced_by_the_next_run_and_kept_on_a_failed_one(
     the old version stays in the registry. A legacy champion of another target is kept."""
     model, card, test, folder = trained
     registry = tmp_path / "registry"
-    promote(registry, folder, "old", {"verdict": {"metric": "roc_auc", "challenger": 0.8}})
+    publish_version(registry, folder, "old", {"verdict": {"metric": "roc_auc", "challenger": 0.8}})
     make_legacy(registry / "versions" / "old" / "model")
     pointer = (registry / "champion.json").read_bytes()
 
@@ -315,7 +315,7 @@ def test_a_legacy_champion_is_replaced_by_the_next_run_and_kept_on_a_failed_one(
         evaluate_run(tmp_path / "missing", test, [], BEST_LINEAR, champion, 0.0)
     assert (registry / "champion.json").read_bytes() == pointer
 
-    new = promote(registry, folder, "new", {"verdict": verdict.as_dict()})
+    new = publish_version(registry, folder, "new", {"verdict": verdict.as_dict()})
     assert new["previous"] == "old" and champion_pointer(registry) == new
     assert (registry / "versions" / "old" / "model" / LEGACY_MODEL_FILE).is_file()
     assert fetch_model(str(registry / "champion")).version == "new"

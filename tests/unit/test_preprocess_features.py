@@ -9,12 +9,12 @@ from components.core.transformers.outliers import OutlierClipper
 from components.features.logic import build_features, feature_pipeline
 from components.preprocess.logic import build_preprocessor
 from components.split.logic import split_frame
-from components.validate.logic import validate
+from components.validate.logic import infer_table_schema
 
 
 @pytest.fixture()
 def titanic_split(titanic: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
-    schema = validate(titanic, "survived", "auto")
+    schema = infer_table_schema(titanic, "survived", "auto")
     train, test = split_frame(titanic, "survived", "binary", 0.2)
     return train, test, schema
 
@@ -74,7 +74,7 @@ def test_outlier_clipper_clips_to_far_out_fences() -> None:
 
 
 def test_pca_features_reduce_breast_cancer(breast_cancer: pd.DataFrame) -> None:
-    schema = validate(breast_cancer, "target", "auto")
+    schema = infer_table_schema(breast_cancer, "target", "auto")
     steps = feature_pipeline(build_preprocessor(schema), build_features("pca", 0.9, seed=0))
     out = steps.fit_transform(breast_cancer.drop(columns=["target"]))
     assert 1 < out.shape[1] < 30
@@ -85,7 +85,7 @@ def test_pca_features_reduce_breast_cancer(breast_cancer: pd.DataFrame) -> None:
     [
         ({"outliers": "winsorize"}, "outliers must be one of"),
         ({"scaling": "minmax"}, "scaling must be one of"),
-        ({"max_categories": 1}, "max_categories must be at least 2"),
+        ({"max_categories": 1}, "--max-categories must be at least 2; got 1"),
     ],
 )
 def test_bad_preprocess_options(titanic_split, kwargs, message) -> None:

@@ -14,7 +14,7 @@ import yaml
 from components.check_quality.logic import Reference, load_reference, verdict_of
 from components.check_quality.report import render_report
 from components.common.errors import BadInputError
-from components.core.registry import promote
+from components.core.registry import publish_version
 from components.core.schema import dump_schema, load_schema, parse_schema
 from tests.support.stages import check_data
 
@@ -221,7 +221,7 @@ def test_champion_schema_and_profile_are_the_reference(
         "data_profile.json": json.dumps(quality["profile"]).encode(),
     }
     verdict = {"metric": "roc_auc", "challenger": 0.8}
-    promote(registry, model_dir, "v1", {"verdict": verdict}, "", attachments)
+    publish_version(registry, model_dir, "v1", {"verdict": verdict}, "", attachments)
     reference = load_reference("", str(registry))
     assert reference.origin == "champion v1" and reference.profile is not None
     _, same = check_data(titanic, "survived", "auto", reference)
@@ -316,16 +316,16 @@ def test_checks_proven_by_the_observed_schema_give_the_same_anomalies(
     """pandera skips the checks validate's full-table statistics already prove: the anomalies
     must be exactly those of checking every column."""
     from components.check_quality.logic import pandera_schema, schema_anomalies
-    from components.validate.logic import validate
+    from components.validate.logic import infer_table_schema
 
     reference = committed_schema(titanic, "survived")
     for name, frame in titanic_variants(titanic).items():
-        observed = validate(frame, "survived", "binary")
+        observed = infer_table_schema(frame, "survived", "binary")
         every = schema_anomalies(frame, reference, {})
         screened = schema_anomalies(frame, reference, {}, observed)
         assert screened == every, name
         assert bool(every) == (name not in ("same", "half")), name
-    observed = validate(titanic, "survived", "binary")
+    observed = infer_table_schema(titanic, "survived", "binary")
     proven = pandera_schema(titanic, reference, observed)
     assert not [c for c in proven.columns.values() if c.checks]  # nothing left to scan
     unproven = pandera_schema(titanic, reference)

@@ -9,8 +9,8 @@ import pytest
 from sklearn.linear_model import Ridge
 from sklearn.pipeline import Pipeline
 
-from components.common.config import parse_roles
 from components.common.errors import BadInputError
+from components.common.settings import parse_roles
 from components.core.transformers.calendar import CalendarFeatures
 from components.preprocess.logic import build_preprocessor
 from components.validate.logic import infer_checked_schema, override_roles

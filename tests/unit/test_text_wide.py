@@ -19,15 +19,15 @@ from sklearn.linear_model import LogisticRegression, Ridge
 from sklearn.metrics import r2_score, roc_auc_score
 from sklearn.pipeline import Pipeline
 
-from components.common.config import RunConfig, check_config
 from components.common.errors import BadInputError
+from components.common.settings import RunConfig, check_config
 from components.core.families import make_model
 from components.core.transformers.latent import LatentComponents
 from components.core.transformers.text import TextFeatures
 from components.features.logic import build_features, feature_pipeline, fit_features
 from components.preprocess.logic import build_preprocessor
 from components.split.logic import split_frame
-from components.validate.logic import validate
+from components.validate.logic import infer_table_schema
 
 
 def rotten_tomatoes(full: bool = False) -> pd.DataFrame:
@@ -146,7 +146,7 @@ def test_text_mixes_with_tabular_columns() -> None:
     """The snippet's terms and the movie's one-hot columns side by side, from one preprocessor
     built with the text options."""
     frame = rotten_tomatoes().head(1500)
-    schema = validate(frame, "label", "binary")
+    schema = infer_table_schema(frame, "label", "binary")
     roles = {c["name"]: c["role"] for c in schema["columns"]}
     assert roles["text"] == "text" and roles["movie_name"] == "categorical"
     transformer = build_preprocessor(
@@ -166,16 +166,22 @@ def test_text_mixes_with_tabular_columns() -> None:
 @pytest.mark.parametrize(
     ("options", "message"),
     [
-        ({"text_vectorizer": "bow"}, "text_vectorizer must be one of tfidf, hashing; got 'bow'"),
-        ({"text_word_ngrams": 5}, "text_word_ngrams must be between 0 and 4; got 5"),
-        ({"text_char_ngrams": 1}, "text_char_ngrams must be 0 or between 2 and 8; got 1"),
+        ({"text_vectorizer": "bow"}, "--text-vectorizer must be one of tfidf, hashing; got 'bow'"),
+        (
+            {"text_word_ngrams": 5},
+            r"--text-word-ngrams must be between 0 \(no word n-grams\) and 4; got 5",
+        ),
+        (
+            {"text_char_ngrams": 1},
+            r"--text-char-ngrams must be 0 \(no character n-grams\) or between 2 and 8; got 1",
+        ),
         ({"text_word_ngrams": 0, "text_char_ngrams": 0}, "cannot both be 0"),
-        ({"text_max_terms": 1}, "text_max_terms must be at least 2; got 1"),
-        ({"text_components": 0}, "text_components must be at least 1; got 0"),
+        ({"text_max_terms": 1}, "--text-max-terms must be at least 2; got 1"),
+        ({"text_components": 0}, "--text-components must be at least 1; got 0"),
     ],
 )
 def test_bad_text_options(options, message) -> None:
-    schema = validate(rotten_tomatoes().head(200), "label", "binary")
+    schema = infer_table_schema(rotten_tomatoes().head(200), "label", "binary")
     with pytest.raises(BadInputError, match=message):
         build_preprocessor(schema, **options)  # type: ignore[arg-type]
 
@@ -215,7 +221,7 @@ def fit_and_score(
 ) -> tuple[list[str], float]:
     """Preprocess + the features step + a linear model, fitted on the training split; the
     columns the features step passes on, and the test score (ROC-AUC, or R² for regression)."""
-    schema = validate(frame, target, task)
+    schema = infer_table_schema(frame, target, task)
     train, test = split_frame(frame, target, task, 0.25)
     steps = feature_pipeline(
         build_preprocessor(schema),
@@ -270,7 +276,7 @@ def test_variance_filter_drops_the_columns_that_barely_vary_in_training() -> Non
     """On raw pixel intensities the near-empty border pixels go; the threshold is judged on the
     training rows' variance."""
     frame = digits()
-    schema = validate(frame, "target", "multiclass")
+    schema = infer_table_schema(frame, "target", "multiclass")
     train, _ = split_frame(frame, "target", "multiclass", 0.25)
     steps = feature_pipeline(
         build_preprocessor(schema, outliers="none", scaling="none"),
@@ -309,7 +315,7 @@ def test_linear_models_get_sparse_terms_unless_pca_follows() -> None:
     """Every features step but PCA takes the sparse terms, so linear models keep them; the
     other families (and everything before PCA) get the SVD's dense components."""
     frame = rotten_tomatoes().head(800)
-    schema = validate(frame, "label", "binary")
+    schema = infer_table_schema(frame, "label", "binary")
     X, y = frame.drop(columns=["label"]), frame["label"]
     for method in ("variance", "svd", "select"):
         steps = feature_pipeline(
@@ -331,10 +337,13 @@ def test_linear_models_get_sparse_terms_unless_pca_follows() -> None:
     [
         (lambda: build_features("umap", 0.9, 0), "features must be one of"),
         (lambda: build_features("select", 0.9, 0), "features 'select' needs the task"),
-        (lambda: build_features("svd", 0.9, 0, svd_components=0), "svd_components must be"),
+        (
+            lambda: build_features("svd", 0.9, 0, svd_components=0),
+            "--svd-components must be at least 1; got 0",
+        ),
         (
             lambda: build_features("variance", 0.9, 0, variance_threshold=-1.0),
-            "variance_threshold must be 0 or more; got -1.0",
+            "--variance-threshold must be 0 or more; got -1.0",
         ),
     ],
 )
@@ -344,7 +353,7 @@ def test_bad_feature_options(call, message) -> None:
 
 
 def test_fitted_feature_steps_survive_pickling(breast_cancer) -> None:
-    schema = validate(breast_cancer, "target", "binary")
+    schema = infer_table_schema(breast_cancer, "target", "binary")
     X, y = breast_cancer.drop(columns=["target"]), breast_cancer["target"]
     for method in ("variance", "svd", "select"):
         steps = feature_pipeline(

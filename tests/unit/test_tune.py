@@ -16,11 +16,11 @@ from components.features.logic import feature_pipeline
 from components.preprocess.logic import build_preprocessor
 from components.split.logic import split_frame
 from components.tune.logic import SearchData, run_worker
-from components.validate.logic import validate
+from components.validate.logic import infer_table_schema
 
 
 def search_data(frame: pd.DataFrame, target: str, seed: int = 0) -> SearchData:
-    schema = validate(frame, target, "auto")
+    schema = infer_table_schema(frame, target, "auto")
     train, _ = split_frame(frame, target, schema["task"], 0.2)
     return SearchData(
         X=train.drop(columns=[target]),
@@ -113,7 +113,7 @@ def test_every_family_fits_and_predicts_for_every_task(
         "svm": {"C": 1.0, "gamma": 0.1},
     }
     frame = titanic.dropna(subset=[target]).sample(n=300, random_state=0)
-    schema = validate(frame, target, task)
+    schema = infer_table_schema(frame, target, task)
     steps = feature_pipeline(build_preprocessor(schema), "passthrough")
     model = make_model(steps, family, params[family], task, seed=0)
     X = frame.drop(columns=[target])
@@ -252,7 +252,7 @@ def test_linear_models_take_text_as_sparse_tfidf_and_others_as_svd() -> None:
     from components.features.logic import feature_pipeline as features_then
 
     frame = reviews()
-    schema = validate(frame, "score", "binary")
+    schema = infer_table_schema(frame, "score", "binary")
     assert [c["role"] for c in schema["columns"]] == ["text"]
     X, y = frame[["review"]], frame["score"]
     steps = features_then(build_preprocessor(schema), "passthrough")
@@ -282,7 +282,7 @@ def test_default_configurations_come_first(tmp_path: Path, breast_cancer: pd.Dat
 def test_gradient_boosting_splits_categories_natively(diamonds_sample: pd.DataFrame) -> None:
     """Histogram gradient boosting gets the categoricals as integer codes it splits on natively
     (placed first), not one-hot columns; an unseen category is treated as missing."""
-    schema = validate(diamonds_sample, "price", "regression")
+    schema = infer_table_schema(diamonds_sample, "price", "regression")
     steps = feature_pipeline(build_preprocessor(schema), "passthrough")
     params = dict(DEFAULT_CONFIGURATIONS)["hist_gradient_boosting"]
     X, y = diamonds_sample.drop(columns=["price"]), diamonds_sample["price"]

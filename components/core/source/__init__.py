@@ -1,1 +1,69 @@
-"""A data source: what `--data` names (its kind), its files, its fingerprint, and reading it."""
+"""A data source: what `--data` names. `source_kind` is the one place that decides what kind of
+source a location is; `Source` owns what a run does with one: list its files (incremental
+runs), fingerprint its content (the cache key) and read it as a table.
+
+Kinds: `demo` (a data set shipped with scikit-learn, `demo:<name>`), `database` (a SQLAlchemy
+URL), `s3` (an object or prefix, `s3://bucket/key`) and `local` (a file, a folder of tables, or
+a folder of documents with one subfolder per label).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from components.common.settings import DEFAULTS
+from components.common.storage import S3_PREFIX
+from components.core.source.database import is_database_url
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from components.core.source.files import ReadOptions
+
+DEMO_PREFIX = "demo:"
+DEMO, DATABASE, OBJECT_STORE, LOCAL = "demo", "database", "s3", "local"
+
+
+def source_kind(location: str) -> str:
+    """demo, database, s3 or local."""
+    if location.startswith(DEMO_PREFIX):
+        return DEMO
+    if is_database_url(location):
+        return DATABASE
+    if location.startswith(S3_PREFIX):
+        return OBJECT_STORE
+    return LOCAL
+
+
+@dataclass(frozen=True)
+class Source:
+    """The data a run reads, and the S3 endpoint an `s3://` source is read through."""
+
+    location: str
+    s3_endpoint: str = DEFAULTS.s3_endpoint
+
+    @property
+    def kind(self) -> str:
+        return source_kind(self.location)
+
+    def listing(self) -> dict[str, str]:
+        """{file name relative to the folder or prefix: a tag that changes with its content}."""
+        from components.core.source.incremental import listing
+
+        return listing(self.location, self.s3_endpoint)
+
+    def fingerprint(self, options: ReadOptions | None = None) -> str:
+        """SHA-256 of what the source holds now (see files.source_fingerprint)."""
+        from components.core.source.files import source_fingerprint
+
+        return source_fingerprint(self.location, self.s3_endpoint, options)
+
+    def read(self, options: ReadOptions | None = None) -> pd.DataFrame:
+        """The source as one table."""
+        from components.core.source.files import read_table
+
+        return read_table(self.location, self.s3_endpoint, options)
+
+    def facts(self) -> dict[str, Any]:
+        return {"source": self.location, "kind": self.kind}

@@ -7,21 +7,27 @@ import csv
 import hashlib
 import re
 import tempfile
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, fields
 from pathlib import Path, PurePosixPath
 from typing import Any
 
 import pandas as pd
 
-from components.common.config import HEADER_CHOICES, decimal_problem
 from components.common.errors import BadInputError, closest_names
 from components.common.frames import file_sha256
+from components.common.settings import DEFAULTS, check_settings, decimal_problem
 from components.common.storage import S3_PREFIX, Storage, open_storage, parse_s3_uri
-from components.core.source.database import is_database_url
+from components.core.source import (
+    DATABASE,
+    DEMO,
+    DEMO_PREFIX,
+    LOCAL,
+    OBJECT_STORE,
+    source_kind,
+)
 from components.core.source.encoding import sniff_encoding
 
-DEMO_PREFIX = "demo:"
 DEMO_DATASETS = ("breast_cancer", "diabetes", "wine", "iris")
 TABLE_SUFFIXES = {
     ".csv": "csv",
@@ -70,15 +76,16 @@ def source_fingerprint(source: str, endpoint: str = "", options: ReadOptions | N
     sizes (no download); a database query's rows; the data set's name and scikit-learn's
     version for a demo."""
     options = options or ReadOptions()
-    if source.startswith(DEMO_PREFIX):
+    kind = source_kind(source)
+    if kind == DEMO:
         import sklearn
 
         return hashlib.sha256(f"{source}@sklearn-{sklearn.__version__}".encode()).hexdigest()
-    if is_database_url(source):
+    if kind == DATABASE:
         from components.core.source.database import database_fingerprint
 
         return database_fingerprint(source, options.table, options.query)
-    if source.startswith(S3_PREFIX):
+    if kind == OBJECT_STORE:
         store, keys = s3_table_objects(source, endpoint, options.files)
         listing = "\n".join(f"{key}\t{store.version_tag(key)}" for key in keys)
         return hashlib.sha256(listing.encode()).hexdigest()
@@ -202,46 +209,39 @@ def load_demo(name: str) -> pd.DataFrame:
 
 @dataclass(frozen=True)
 class ReadOptions:
-    """How to read a source; empty values mean "sniff it" (or, for a sheet, the first one)."""
+    """How to read a source (the reading settings); empty values mean "sniff it" (or, for a
+    sheet, the first one)."""
 
-    delimiter: str = ""
-    encoding: str = ""
-    header: str = "auto"  # auto | yes | no
-    sheet: str = ""
-    decimal: str = "."  # the decimal mark of CSV/TSV numbers: "." or "," (never sniffed)
-    table: str = ""
-    query: str = ""
+    delimiter: str = DEFAULTS.delimiter
+    encoding: str = DEFAULTS.encoding
+    header: str = DEFAULTS.header  # auto | yes | no
+    sheet: str = DEFAULTS.sheet
+    decimal: str = DEFAULTS.decimal  # the decimal mark of CSV/TSV numbers (never sniffed)
+    table: str = DEFAULTS.table
+    query: str = DEFAULTS.query
     # incremental runs: the files of a folder or prefix to read (relative names); () = all
     files: tuple[str, ...] = ()
 
+    @classmethod
+    def pick(cls, values: dict[str, Any], files: Iterable[str] = ()) -> ReadOptions:
+        """The reading settings among `values` (a run's settings, a component's inputs)."""
+        names = [f.name for f in fields(cls) if f.name != "files"]
+        return cls(**{n: values[n] for n in names if n in values}, files=tuple(map(str, files)))
+
     def check(self) -> ReadOptions:
-        if self.header not in HEADER_CHOICES:
-            raise BadInputError(
-                f"--header must be one of {', '.join(HEADER_CHOICES)}; got {self.header!r}"
-            )
-        if len(self.delimiter) > 1:
-            raise BadInputError(f"--delimiter must be one character; got {self.delimiter!r}")
+        check_settings({f.name: getattr(self, f.name) for f in fields(self) if f.name != "files"})
         if problem := decimal_problem(self.decimal, self.delimiter):
             raise BadInputError(problem)
-        if self.encoding:
-            import codecs
-
-            try:
-                codecs.lookup(self.encoding)
-            except LookupError as error:
-                raise BadInputError(
-                    f"--encoding {self.encoding!r} is not an encoding Python knows "
-                    "(e.g. utf-8, cp1252, latin-1, utf-16)"
-                ) from error
         return self
 
 
 def read_table(source: str, endpoint: str = "", options: ReadOptions | None = None) -> pd.DataFrame:
     """Read a local file or folder, an `s3://` object or prefix, a database, or a demo set."""
     options = (options or ReadOptions()).check()
-    if source.startswith(DEMO_PREFIX):
+    kind = source_kind(source)
+    if kind == DEMO:
         return load_demo(source.removeprefix(DEMO_PREFIX))
-    if is_database_url(source):
+    if kind == DATABASE:
         from components.core.source.database import read_database
 
         return checked_frame(read_database(source, options.table, options.query), source)
@@ -250,7 +250,7 @@ def read_table(source: str, endpoint: str = "", options: ReadOptions | None = No
             f"--table and --query need a database URL in --data (e.g. sqlite:///data.db or "
             f"postgresql://host/db); got {source!r}"
         )
-    if source.startswith(S3_PREFIX):
+    if kind == OBJECT_STORE:
         return read_s3_table(source, endpoint, options)
     path = check_file(source)
     if path.is_dir():
@@ -664,7 +664,7 @@ def count_lines(path: Path) -> int:
 
 def arrow_readable(source: str) -> bool:
     """A local CSV/TSV/Parquet file: ingest reads and writes it in Arrow, never in pandas."""
-    if source.startswith((DEMO_PREFIX, S3_PREFIX)) or is_database_url(source):
+    if source_kind(source) != LOCAL:
         return False
     path = Path(source)
     return path.is_file() and table_format(source) in ("csv", "tsv", "parquet")

@@ -36,9 +36,10 @@ class Selection:
 
 def listing(source: str, endpoint: str = "") -> dict[str, str]:
     """{file name relative to the source: tag} for the source's table files."""
+    from components.core.source import OBJECT_STORE, source_kind
     from components.core.source.files import folder_tables, s3_table_objects
 
-    if source.startswith(S3_PREFIX):
+    if source_kind(source) == OBJECT_STORE:
         store, keys = s3_table_objects(source, endpoint)
         prefix = source.removeprefix(S3_PREFIX).partition("/")[2]
         return {key.removeprefix(prefix).lstrip("/"): store.version_tag(key) for key in keys}

@@ -8,41 +8,22 @@ import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator, TransformerMixin
 
-from components.common.config import (
-    MAX_TEXT_CHAR_NGRAMS,
-    MAX_TEXT_WORD_NGRAMS,
-    TEXT_VECTORIZER_CHOICES,
-)
 from components.common.errors import BadInputError
+from components.common.settings import check_settings, text_ngrams_problem
 
 
 def check_text_options(vectorizer: str, word_ngrams: int, char_ngrams: int, max_terms: int) -> None:
-    """Fail early on text options no fit could use, naming the option and the value."""
-    checks = [
-        (
-            vectorizer in TEXT_VECTORIZER_CHOICES,
-            f"text_vectorizer must be one of {', '.join(TEXT_VECTORIZER_CHOICES)}; "
-            f"got {vectorizer!r}",
-        ),
-        (
-            0 <= word_ngrams <= MAX_TEXT_WORD_NGRAMS,
-            f"text_word_ngrams must be between 0 and {MAX_TEXT_WORD_NGRAMS}; got {word_ngrams!r}",
-        ),
-        (
-            char_ngrams == 0 or 2 <= char_ngrams <= MAX_TEXT_CHAR_NGRAMS,
-            f"text_char_ngrams must be 0 or between 2 and {MAX_TEXT_CHAR_NGRAMS}; "
-            f"got {char_ngrams!r}",
-        ),
-        (
-            word_ngrams > 0 or char_ngrams > 0,
-            "text_word_ngrams and text_char_ngrams cannot both be 0 (no text features); "
-            f"got {word_ngrams!r} and {char_ngrams!r}",
-        ),
-        (max_terms >= 2, f"text_max_terms must be at least 2; got {max_terms!r}"),
-    ]
-    for ok, message in checks:
-        if not ok:
-            raise BadInputError(message)
+    """Fail early on text options no fit could use, with the settings' messages."""
+    check_settings(
+        {
+            "text_vectorizer": vectorizer,
+            "text_word_ngrams": word_ngrams,
+            "text_char_ngrams": char_ngrams,
+            "text_max_terms": max_terms,
+        }
+    )
+    if problem := text_ngrams_problem(word_ngrams, char_ngrams):
+        raise BadInputError(problem)
 
 
 class TextFeatures(TransformerMixin, BaseEstimator):

@@ -5,9 +5,9 @@ from pathlib import Path
 
 import pytest
 
-from components.common.config import RunConfig, build_config, load_config_file
 from components.common.errors import BadInputError
-from pipelines.runner import ProgressTee
+from components.common.settings import RunConfig, build_config, load_config_file
+from pipelines.local import ProgressTee
 
 
 def test_flags_override_the_config_file(tmp_path: Path) -> None:
@@ -61,9 +61,13 @@ def test_bad_flags(flags: dict, message: str) -> None:
 
 
 def test_registry_entry_defaults_to_the_target_name() -> None:
-    assert RunConfig(target="churn flag").registry_uri() == str(Path("models/churn-flag").resolve())
-    assert (
-        RunConfig(model_name="m", store="s3://ml/churn/").registry_uri() == "s3://ml/churn/models/m"
+    from pipelines.plan import registry_location
+
+    assert registry_location(RunConfig(target="churn flag")) == str(
+        Path("models/churn-flag").resolve()
+    )
+    assert registry_location(RunConfig(model_name="m", store="s3://ml/churn/")) == (
+        "s3://ml/churn/models/m"
     )
 
 
@@ -106,7 +110,7 @@ def test_progress_reads_kfp_local_lines_including_parallel_and_cached_tasks() ->
     ],
 )
 def test_schema_locations(schema: str, message: str) -> None:
-    from pipelines.runner import schema_location
+    from pipelines.plan import schema_location
 
     with pytest.raises(BadInputError, match=message):
         schema_location(schema)

@@ -1,0 +1,44 @@
+"""promote: publish the model as a new registry version and make it the champion (only when
+evaluate's verdict is "promote": the pipeline gates this stage on it)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from components.common.settings import DEFAULTS
+from components.core.registry import PROFILE_FILE, SCHEMA_FILE, publish_version, registry_uri
+from components.core.schema import dump_schema
+
+__all__ = ["promote_model"]
+
+
+def promote_model(
+    model_dir: str | Path,
+    evaluation: dict[str, Any],
+    table_schema: dict[str, Any],
+    quality: dict[str, Any],
+    run_id: str,
+    *,
+    target: str,
+    registry: str = DEFAULTS.registry,
+    model_name: str = DEFAULTS.model_name,
+    store: str = DEFAULTS.store,
+    s3_endpoint: str = DEFAULTS.s3_endpoint,
+) -> dict[str, Any]:
+    """The promote stage: the model, its evaluation, its schema (the contract later runs are
+    checked against) and its data profile (their drift reference) as the registry version
+    `run_id`, written first; the champion pointer switched last. Returns the new pointer."""
+    attachments = {
+        SCHEMA_FILE: dump_schema(table_schema).encode(),
+        PROFILE_FILE: json.dumps(quality["profile"], indent=1).encode(),
+    }
+    return publish_version(
+        registry_uri(registry, store, model_name, target),
+        model_dir,
+        run_id,
+        {**evaluation, "run_id": run_id},
+        s3_endpoint,
+        attachments,
+    )

@@ -1,0 +1,358 @@
+"""Running locally: the training pipeline under kfp.local, or the data stages in this process.
+
+`LocalExecutor` runs a compiled-in-memory pipeline under kfp.local's SubprocessRunner: each task
+is a child process of the current environment (the same code the cluster's image runs). It
+shows one line per stage as kfp.local reports it, keeps everything the tasks print in the run's
+log, and turns a failed task into the error the stage meant: a stage that refused its input
+leaves its one line in the run's error file. The executor is an object with one method, `run`,
+so that another (one that keeps warm worker processes, say) can stand in for it.
+
+`run_locally` is `stablepipe run`: plan, execute, record. `validate_locally` is `stablepipe
+validate`: the ingest, validate and check_quality stages' own entry functions, in this process.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import logging
+import os
+import re
+import sys
+import tempfile
+import threading
+import time
+import warnings
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol, TextIO
+
+from components.common.errors import BadInputError, DataRejected
+from components.common.settings import RunConfig, arguments_for
+from components.common.stage import ERROR_FILE_ENV, LOG_DIR_ENV, RUN_ID_ENV
+from pipelines.plan import pipeline_arguments, plan_run
+from pipelines.record import RunRecord, read_json, write_schema_file
+
+ANSI = re.compile(r"\x1b\[[0-9;]*m")
+STARTED = re.compile(r"Executing task '([^']+)'")
+FINISHED = re.compile(r"Task '([^']+)' finished with status (\w+)")
+CACHE_HIT = re.compile(r"Task '?([\w-]+)'? cache hit")
+STAGE_ORDER = (
+    "ingest",
+    "validate",
+    "check_quality",
+    "split",
+    "preprocess",
+    "features",
+    "create_study",
+    "tune",
+    "collect",
+    "train",
+    "evaluate",
+    "promote",
+)
+
+
+class RunFailed(Exception):
+    """The pipeline failed for a reason that is not the user's input (exit code 1)."""
+
+
+@dataclass
+class StageTiming:
+    name: str
+    status: str = "running"
+    started: float = 0.0
+    finished: float = 0.0
+    tasks: int = 0
+
+    def as_dict(self) -> dict[str, Any]:
+        entry: dict[str, Any] = {
+            "name": self.name,
+            "status": self.status,
+            "seconds": round(max(0.0, self.finished - self.started), 3),
+        }
+        if self.tasks > 1:
+            entry["tasks"] = self.tasks
+        return entry
+
+
+@dataclass
+class ProgressTee(io.TextIOBase):
+    """Stands in for stdout during the run: everything goes to the log file; stage starts and
+    ends are picked out of kfp.local's lines and shown as one line per stage."""
+
+    log: TextIO
+    terminal: TextIO
+    stages: dict[str, StageTiming] = field(default_factory=dict)
+    running: dict[str, int] = field(default_factory=dict)
+    _buffer: str = ""
+    # kfp.local runs the ParallelFor's tasks on threads that print at the same time.
+    _lock: Any = field(default_factory=threading.RLock)
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, text: str) -> int:
+        with self._lock:
+            self.log.write(text)
+            self._buffer += text
+            while "\n" in self._buffer:
+                line, self._buffer = self._buffer.split("\n", 1)
+                self.observe(ANSI.sub("", line))
+        return len(text)
+
+    def flush(self) -> None:
+        self.log.flush()
+
+    def observe(self, line: str) -> None:
+        now = time.perf_counter()
+        if match := STARTED.search(line):
+            name = match.group(1).replace("-", "_")
+            timing = self.stages.setdefault(name, StageTiming(name, started=now))
+            timing.tasks += 1
+            self.running[name] = self.running.get(name, 0) + 1
+        elif match := CACHE_HIT.search(line):
+            name = match.group(1).replace("-", "_")
+            timing = self.stages.setdefault(name, StageTiming(name, started=now))
+            first_hit = timing.status != "cached"
+            timing.status, timing.finished = "cached", now
+            timing.tasks += 1
+            if first_hit:
+                self.show(timing)
+        elif match := FINISHED.search(line):
+            name = match.group(1).replace("-", "_")
+            timing = self.stages.setdefault(name, StageTiming(name, started=now))
+            self.running[name] = self.running.get(name, 1) - 1
+            failed = match.group(2) != "SUCCESS"
+            if failed:
+                timing.status = "failed"
+            elif timing.status != "cached" and self.running[name] <= 0:
+                timing.status = "succeeded"
+            if self.running[name] <= 0 or failed:
+                timing.finished = now
+                self.show(timing)
+
+    def show(self, timing: StageTiming) -> None:
+        mark = {"succeeded": "✓", "cached": "↺", "failed": "✗"}.get(timing.status, "·")
+        extra = (
+            f"  ({timing.tasks} workers)" if timing.tasks > 1 and timing.status != "cached" else ""
+        )
+        note = "  cached" if timing.status == "cached" else ""
+        seconds = timing.finished - timing.started
+        # Not print(): kfp.local swaps builtins.print for an indenting wrapper that writes to
+        # sys.stdout (this object) while its tasks run, which would re-enter write().
+        self.terminal.write(f"  {mark} {timing.name:<13}{seconds:6.1f}s{note}{extra}\n")
+        self.terminal.flush()
+
+    def stage_list(self) -> list[dict[str, Any]]:
+        names = sorted(self.stages, key=lambda n: STAGE_ORDER.index(n) if n in STAGE_ORDER else 99)
+        listed = [self.stages[n].as_dict() for n in names]
+        seen = {entry["name"] for entry in listed}
+        listed += [
+            {"name": n, "status": "skipped", "seconds": 0.0} for n in STAGE_ORDER if n not in seen
+        ]
+        return listed
+
+
+@contextlib.contextmanager
+def kfp_messages_to(stream: io.TextIOBase) -> Iterator[None]:
+    """Route kfp.local's log records that it emits outside its own logger context (cache hits,
+    skipped conditional tasks) to `stream`, which otherwise the root logger's level drops."""
+    root = logging.getLogger()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(logging.Formatter("%(asctime)s - %(levelname)s - %(message)s"))
+    saved_level = root.level
+    root.addHandler(handler)
+    root.setLevel(logging.INFO)
+    try:
+        yield
+    finally:
+        root.removeHandler(handler)
+        root.setLevel(saved_level)
+
+
+@contextlib.contextmanager
+def task_environment(run_id: str, log_dir: Path, error_file: Path) -> Iterator[None]:
+    """Tell the tasks (child processes) where to log and where to leave a bad-input message."""
+    values = {RUN_ID_ENV: run_id, LOG_DIR_ENV: str(log_dir), ERROR_FILE_ENV: str(error_file)}
+    saved = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+@dataclass
+class Execution:
+    """What an executor hands back: the pipeline's outputs and each stage's timing."""
+
+    outputs: dict[str, Any]
+    stages: list[dict[str, Any]]
+
+
+class ExecutionFailed(Exception):
+    """A task failed: `stages` as far as they got, `problem` the stage's own one line when it
+    refused its input (else None), `cause` what the executor saw."""
+
+    def __init__(
+        self, stages: list[dict[str, Any]], problem: dict[str, Any] | None, cause: Exception
+    ) -> None:
+        super().__init__(ANSI.sub("", str(cause)))
+        self.stages, self.problem, self.cause = stages, problem, cause
+
+
+class Executor(Protocol):
+    def run(
+        self, pipeline: Callable[..., Any], arguments: dict[str, Any], record: RunRecord
+    ) -> Execution: ...
+
+
+@dataclass
+class LocalExecutor:
+    """kfp.local's SubprocessRunner in the current environment; the task cache and pipeline
+    root under `<runs-dir>/.kfp/` (shared by runs, so a rerun resumes)."""
+
+    terminal: TextIO = sys.stderr
+
+    def run(
+        self, pipeline: Callable[..., Any], arguments: dict[str, Any], record: RunRecord
+    ) -> Execution:
+        from kfp import local
+
+        config = record.plan.config
+        kfp_root = Path(config.runs_dir).resolve() / ".kfp"
+        local.init(
+            runner=local.SubprocessRunner(use_venv=False),
+            pipeline_root=str(kfp_root / "outputs"),
+            enable_caching=config.cache,
+            cache_root=str(kfp_root / "cache"),
+        )
+        with open(record.log_dir / "pipeline.log", "w", encoding="utf-8") as log:
+            tee = ProgressTee(log=log, terminal=self.terminal)
+            try:
+                with (
+                    task_environment(record.plan.run_id, record.log_dir, record.error_file),
+                    contextlib.redirect_stdout(tee),
+                    kfp_messages_to(tee),
+                    warnings.catch_warnings(),
+                ):
+                    # The component image is the project's own; locally the same code runs in
+                    # this environment, which is what kfp's "non-Python base image" warning is
+                    # about.
+                    warnings.filterwarnings(
+                        "ignore", message="You may be attemping", category=RuntimeWarning
+                    )
+                    task = pipeline(**arguments)
+            except Exception as error:
+                problem = read_json(record.error_file) if record.error_file.exists() else None
+                raise ExecutionFailed(tee.stage_list(), problem, error) from error
+        return Execution(dict(task.outputs), tee.stage_list())
+
+
+@dataclass
+class RunResult:
+    run_dir: Path
+    summary: dict[str, Any]
+
+
+def run_locally(
+    config: RunConfig, executor: Executor | None = None, terminal: TextIO = sys.stderr
+) -> RunResult:
+    """`stablepipe run`: plan the run, run the training pipeline, record it.
+
+    Raises BadInputError (exit 2) for data a stage refused, DataRejected (exit 4) for data the
+    quality policy rejected and RunFailed (exit 1) for anything else; in each case summary.json
+    says "failed" and the champion and the watermark are untouched.
+    """
+    from pipelines.training import training_pipeline
+
+    plan = plan_run(config)
+    record = RunRecord(plan)
+    print(
+        f"stablepipe run {plan.run_id}: {config.data} -> {config.target!r} "
+        f"({config.trials} trials, {config.workers} workers)",
+        file=terminal,
+        flush=True,
+    )
+    executor = executor or LocalExecutor(terminal)
+    try:
+        execution = executor.run(training_pipeline, pipeline_arguments(plan), record)
+    except ExecutionFailed as failure:
+        if failure.problem is not None:
+            rejected = record.rejected(failure.problem)
+            problem = rejected["problem"]
+            record.failed(failure.stages, {"kind": "bad_input", **problem})
+            if rejected["quality"] is not None:
+                raise DataRejected(problem["message"], problem) from failure.cause
+            raise BadInputError(problem["message"]) from failure.cause
+        record.failed(failure.stages, {"kind": "internal", "message": str(failure)})
+        raise RunFailed(
+            f"{failure} (run {plan.run_id}; log: {record.log_dir / 'pipeline.log'})"
+        ) from failure.cause
+    try:
+        record.succeeded(execution.outputs, execution.stages)
+    except Exception as error:
+        record.failed(execution.stages, {"kind": "internal", "message": str(error)})
+        raise RunFailed(
+            f"the pipeline finished but its outputs could not be gathered or published: "
+            f"{error} (run {plan.run_id})"
+        ) from error
+    return RunResult(record.run_dir, record.summary)
+
+
+@dataclass
+class ValidationResult:
+    quality: dict[str, Any]
+    report: Path
+    schema_file: str
+    target_given: bool
+
+
+def validate_locally(
+    config: RunConfig, report: Path, target_given: bool = True
+) -> ValidationResult:
+    """`stablepipe validate`: the ingest, validate and check_quality stages through their own
+    entry functions, in this process (no pipeline run). Writes the HTML report (and, with
+    --schema naming a file that does not exist yet, the inferred schema there). When the
+    target came from the schema file (`target_given` false), data without the target column
+    is validated as rows to score."""
+    from components.check_quality.logic import judge_quality
+    from components.common.frames import read_frame
+    from components.ingest.logic import ingest_data
+    from components.validate.logic import validate_data
+
+    plan = plan_run(config)
+    config = plan.config
+    with tempfile.TemporaryDirectory(prefix="stablepipe-validate-") as scratch:
+        table = Path(scratch) / "dataset.parquet"
+        facts = ingest_data(
+            table,
+            files=plan.files,
+            target_optional=not target_given,
+            **arguments_for(ingest_data, config),
+        )
+        frame = read_frame(table)
+    stage_settings = {**arguments_for(validate_data, config), "schema": plan.schema_file}
+    schema = validate_data(frame, **stage_settings)
+    quality_settings = {**arguments_for(judge_quality, config), "schema": plan.schema_file}
+    try:
+        quality = judge_quality(
+            frame,
+            schema,
+            report,
+            rows_dropped_missing_target=facts["rows_dropped_missing_target"],
+            duplicates=facts.get("duplicate_rows"),
+            **quality_settings,
+        )
+    except DataRejected as rejected:
+        quality = rejected.details["quality"]
+    written = ""
+    if config.schema and not plan.schema_file:
+        written = write_schema_file(config.schema, config.s3_endpoint, schema)
+    return ValidationResult(quality, report, written, target_given)

@@ -1,0 +1,235 @@
+"""A run's records: its folder, `summary.json`, publishing to the store, the watermark.
+
+<runs-dir>/<run_id>/
+  summary.json     written last; its presence with status "succeeded" means the run is whole
+  report.html      the evaluation report
+  data_quality.html  the data-quality report
+  schema.json      the inferred schema
+  test_predictions.parquet  the model's predictions for the test split (as `predict` gives)
+  model/           the fitted Pipeline and its card
+  logs/pipeline.log  everything kfp.local and the tasks printed
+  logs/stages.jsonl  one structured line per stage event
+
+summary.json is written whole or not at all (a partial file replaced in one step), on success
+and on failure; a failed run leaves the champion and the watermark as they were.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+from components.core.registry import champion_pointer
+from pipelines.plan import Plan, records_store, schema_location
+
+SUMMARY = "summary.json"
+
+
+def now() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+
+def read_json(path: str | Path) -> dict[str, Any]:
+    return dict(json.loads(Path(path).read_text(encoding="utf-8")))
+
+
+def write_json_atomic(path: Path, payload: dict[str, Any]) -> None:
+    partial = path.with_name(path.name + ".partial")
+    partial.write_text(json.dumps(payload, indent=2, default=str), encoding="utf-8")
+    partial.replace(path)
+
+
+def compact_quality(quality: dict[str, Any]) -> dict[str, Any]:
+    """summary.json's data_quality: the verdict, every anomaly, drift without the per-bin
+    detail (the full verdict and profile stay in the check_quality stage's artifact)."""
+    drift = quality.get("drift", {})
+    compact = {
+        "verdict": quality["verdict"],
+        "fail_on": quality.get("fail_on"),
+        "reference": quality.get("reference"),
+        "counts": quality.get("counts"),
+        "anomalies": quality["anomalies"],
+        "drift": {
+            "verdict": drift.get("verdict"),
+            "drifted_share": drift.get("drifted_share"),
+            "top": drift.get("top", []),
+            "columns": [
+                {k: c.get(k) for k in ("column", "test", "psi", "p_value", "severity")}
+                for c in drift.get("columns", [])
+                if c.get("drifted")
+            ],
+        },
+    }
+    if quality.get("environment") == "serving":
+        compact["environment"] = "serving"
+        compact["skipped_checks"] = quality.get("skipped_checks", [])
+    return compact
+
+
+class RunRecord:
+    """The run folder and its summary, from the start of a run to its end."""
+
+    def __init__(self, plan: Plan) -> None:
+        config = plan.config
+        self.plan = plan
+        self.run_dir = Path(config.runs_dir).resolve() / plan.run_id
+        self.log_dir = self.run_dir / "logs"
+        self.log_dir.mkdir(parents=True)
+        self.started = time.perf_counter()
+        self.summary: dict[str, Any] = {
+            "run_id": plan.run_id,
+            "status": "running",
+            "target": config.target,
+            "task": None if config.task == "auto" else config.task,
+            "data": {"source": config.data, "sha256": plan.fingerprint},
+            "data_quality": None,
+            # filled in by a run that succeeds; a failed run keeps the keys, empty
+            "best": None,
+            "metrics": {"test": {}},
+            "promoted": False,
+            "artifacts": {},
+            "config": config.as_dict(),
+            "started_at": now(),
+        }
+
+    @property
+    def error_file(self) -> Path:
+        """Where a stage leaves the user's one line when it refuses its input."""
+        return self.log_dir / "error.json"
+
+    def seconds(self) -> float:
+        return round(time.perf_counter() - self.started, 3)
+
+    def failed(self, stages: list[dict[str, Any]], error: dict[str, Any]) -> None:
+        """Record a failed run: its stages and the error (kind bad_input or internal)."""
+        self.summary.update(status="failed", stages=stages, seconds=self.seconds(), error=error)
+        write_json_atomic(self.run_dir / SUMMARY, self.summary)
+
+    def rejected(self, problem: dict[str, Any]) -> dict[str, Any]:
+        """A stage's bad-input problem, recorded; when the quality policy rejected the data,
+        its report is kept in the run folder (the message names that copy)."""
+        quality = problem.pop("quality", None)
+        if quality is not None:
+            kept = self.run_dir / "data_quality.html"
+            shutil.copyfile(problem["report"], kept)
+            problem["message"] = problem["message"].replace(problem["report"], str(kept))
+            problem["report"] = str(kept)
+            self.summary["data_quality"] = compact_quality(quality)
+            self.summary["artifacts"] = {"data_quality": str(kept)}
+        return {"problem": problem, "quality": quality}
+
+    def succeeded(self, outputs: dict[str, Any], stages: list[dict[str, Any]]) -> None:
+        """Gather the outputs into the run folder, write the schema file a first run with
+        --schema writes, advance the watermark, publish, and write the summary last."""
+        plan, config = self.plan, self.plan.config
+        self.summary.update(self.assemble(outputs))
+        self.summary.update(
+            stages=stages, seconds=self.seconds(), finished_at=now(), status="succeeded"
+        )
+        if config.schema and not plan.schema_file:
+            self.summary["artifacts"]["schema_file"] = write_schema_file(
+                config.schema, config.s3_endpoint, read_json(outputs["table_schema"].path)
+            )
+        if plan.incremental is not None:
+            self.summary["incremental"] = advance_watermark(plan)
+        if config.store:
+            self.summary["published"] = self.publish()
+        write_json_atomic(self.run_dir / SUMMARY, self.summary)
+
+    def assemble(self, outputs: dict[str, Any]) -> dict[str, Any]:
+        """Copy the run's artifacts into its folder and gather the summary's facts."""
+        run_dir, plan = self.run_dir, self.plan
+        shutil.copytree(outputs["model"].path, run_dir / "model")
+        copies = {
+            "report": ("report", "report.html"),
+            "schema": ("table_schema", "schema.json"),
+            "data_quality": ("quality_report", "data_quality.html"),
+            "test_predictions": ("test_predictions", "test_predictions.parquet"),
+        }
+        for output, name in copies.values():
+            shutil.copyfile(outputs[output].path, run_dir / name)
+        quality = read_json(outputs["quality"].path)
+        schema, best = read_json(run_dir / "schema.json"), read_json(outputs["best"].path)
+        evaluation = read_json(outputs["evaluation"].path)
+        data = dict(outputs["dataset"].metadata)
+        for key in (
+            "rows",
+            "columns",
+            "rows_read",
+            "rows_dropped_missing_target",
+            "duplicate_rows",
+        ):
+            if key in data:
+                data[key] = int(data[key])
+        pointer = champion_pointer(plan.registry, plan.config.s3_endpoint)
+        return {
+            "task": schema["task"],
+            "data": data,
+            "best": best,
+            "metrics": evaluation["metrics"],
+            "promoted": pointer is not None and pointer.get("version") == plan.run_id,
+            "promotion": evaluation["verdict"],
+            "data_quality": compact_quality(quality),
+            "registry": plan.registry,
+            "champion": pointer,
+            "artifacts": {
+                "model": str(run_dir / "model"),
+                **{key: str(run_dir / name) for key, (_, name) in copies.items()},
+                "logs": str(self.log_dir),
+            },
+        }
+
+    def publish(self) -> dict[str, str]:
+        """Upload the run folder to `<store>/runs/<run_id>/`, summary.json last (its presence
+        means the run's outputs are all there); return the published artifacts' URIs."""
+        from components.common.storage import open_storage
+
+        config = self.plan.config
+        store = open_storage(config.store, config.s3_endpoint)
+        prefix = f"runs/{self.plan.run_id}"
+        for path in sorted(p for p in self.run_dir.rglob("*") if p.is_file()):
+            relative = path.relative_to(self.run_dir).as_posix()
+            if relative != SUMMARY:
+                store.put_file(path, f"{prefix}/{relative}")
+        published = {
+            name: store.uri_of(f"{prefix}/{key}")
+            for name, key in [
+                ("summary", SUMMARY),
+                ("model", "model"),
+                ("report", "report.html"),
+                ("schema", "schema.json"),
+                ("data_quality", "data_quality.html"),
+                ("test_predictions", "test_predictions.parquet"),
+                ("logs", "logs"),
+            ]
+        }
+        document = {**self.summary, "published": published}
+        store.put_bytes(json.dumps(document, indent=2, default=str).encode(), f"{prefix}/{SUMMARY}")
+        return published
+
+
+def write_schema_file(schema_setting: str, s3_endpoint: str, schema: dict[str, Any]) -> str:
+    """The first run with --schema FILE writes the inferred schema there for the user to
+    commit (never over an existing file)."""
+    from components.common.storage import open_parent
+    from components.core.schema import dump_schema
+
+    location = schema_location(schema_setting)
+    store, name = open_parent(location, s3_endpoint)
+    if not store.exists(name):
+        store.put_bytes(dump_schema(schema, name).encode(), name)
+    return location
+
+
+def advance_watermark(plan: Plan) -> dict[str, Any]:
+    """Record the files this successful run took; return the summary's incremental entry."""
+    from components.core.source import incremental
+
+    progress = plan.incremental or {}
+    chosen = incremental.Selection(progress["new_files"], progress["window_files"])
+    updated = incremental.advance(progress["watermark"], progress["current"], chosen, plan.run_id)
+    uri = incremental.save_watermark(records_store(plan.config), plan.config.data, updated)
+    return {"new_files": chosen.new, "window_files": chosen.window, "watermark": uri}
