@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from components.core.registry import champion_pointer
+from components.core.schema import TableSchema, read_table_schema
 from pipelines.plan import Plan, records_store, schema_location
 
 SUMMARY = "summary.json"
@@ -131,7 +132,7 @@ class RunRecord:
         )
         if config.schema and not plan.schema_file:
             self.summary["artifacts"]["schema_file"] = write_schema_file(
-                config.schema, config.s3_endpoint, read_json(outputs["table_schema"].path)
+                config.schema, config.s3_endpoint, read_table_schema(outputs["table_schema"].path)
             )
         if plan.incremental is not None:
             self.summary["incremental"] = advance_watermark(plan)
@@ -211,7 +212,7 @@ class RunRecord:
         return published
 
 
-def write_schema_file(schema_setting: str, s3_endpoint: str, schema: dict[str, Any]) -> str:
+def write_schema_file(schema_setting: str, s3_endpoint: str, schema: TableSchema) -> str:
     """The first run with --schema FILE writes the inferred schema there for the user to
     commit (never over an existing file)."""
     from components.common.storage import open_parent

@@ -38,12 +38,12 @@ def check_quality(
     from components.common.frames import read_frame
     from components.common.settings import settings_in
     from components.common.stage import stage
+    from components.core.schema import read_table_schema
 
     settings = settings_in(locals())
     with stage("check_quality", settings) as log:
         frame = read_frame(dataset.path)
-        with open(table_schema.path, encoding="utf-8") as handle:
-            validated = json.load(handle)
+        validated = read_table_schema(table_schema.path)
         counted = dataset.metadata.get("duplicate_rows")  # ingest counts them as it writes
         verdict = judge_quality(
             frame,

@@ -11,6 +11,7 @@ severity of a kind. The policy `fail_on` decides which severity rejects the data
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -23,7 +24,7 @@ from pandas.api import types as ptypes
 from components.common.errors import DataRejected
 from components.common.frames import count_duplicates
 from components.common.settings import DEFAULTS, check_setting
-from components.core.schema import DEFAULT_SEVERITY, SEVERITIES
+from components.core.schema import DEFAULT_SEVERITY, SEVERITIES, ColumnEntry, TableSchema
 
 __all__ = ["judge_quality"]
 
@@ -82,7 +83,7 @@ def anomaly(column: str, kind: str, detail: str, severities: dict[str, str]) -> 
 
 
 def pandera_schema(
-    frame: pd.DataFrame, reference: dict[str, Any], observed: dict[str, Any] | None = None
+    frame: pd.DataFrame, reference: TableSchema, observed: TableSchema | None = None
 ) -> Any:
     """A pandera DataFrameSchema for the reference's columns. Value checks (range, categories)
     are added only where the column still has its reference type: a type change is reported
@@ -101,7 +102,7 @@ def pandera_schema(
     columns = {}
     for entry in [*reference["columns"], *filter(None, [reference.get("target_column")])]:
         name, expected = entry["name"], entry.get("type")
-        now = seen.get(name, {})
+        now: Mapping[str, Any] = seen.get(name, {})
         checks = []
         if expected is not None and now.get("type") != expected:
             checks.append(
@@ -160,15 +161,15 @@ def column_type(frame: pd.DataFrame, name: str) -> str | None:
     return logical_type(frame[name]) if name in frame.columns else None
 
 
-def schema_entries(schema: dict[str, Any]) -> dict[str, dict[str, Any]]:
+def schema_entries(schema: TableSchema) -> dict[str, ColumnEntry]:
     """A schema's column entries (the target's too) by name."""
     entries = {e["name"]: e for e in schema["columns"]}
-    if schema.get("target_column"):
-        entries[schema["target_column"]["name"]] = schema["target_column"]
+    if target := schema.get("target_column"):
+        entries[target["name"]] = target
     return entries
 
 
-def nulls_within(observed: dict[str, Any], bound: float) -> bool:
+def nulls_within(observed: Mapping[str, Any], bound: float) -> bool:
     """The observed missing share is within `bound`: exactly none (not nullable), or a share
     (rounded to 6 places) with that much to spare."""
     if observed.get("nullable") is False:
@@ -176,7 +177,7 @@ def nulls_within(observed: dict[str, Any], bound: float) -> bool:
     return bool(observed.get("missing_fraction", 1.0) + 1e-6 <= bound)
 
 
-def within_range(observed: dict[str, Any], entry: dict[str, Any]) -> bool:
+def within_range(observed: Mapping[str, Any], entry: Mapping[str, Any]) -> bool:
     """The observed minimum and maximum lie inside the reference entry's range."""
     if "min" not in observed or "max" not in observed:
         return False
@@ -192,9 +193,9 @@ def categories_of(column: pd.Series) -> pd.Series:
 
 def schema_anomalies(
     frame: pd.DataFrame,
-    reference: dict[str, Any],
+    reference: TableSchema,
     severities: dict[str, str],
-    observed: dict[str, Any] | None = None,
+    observed: TableSchema | None = None,
 ) -> list[Anomaly]:
     """Every way `frame` breaks the reference schema, one anomaly per column and kind
     (`observed`: validate's schema of `frame`, see pandera_schema)."""
@@ -210,7 +211,7 @@ def schema_anomalies(
 def failures_to_anomalies(
     failures: pd.DataFrame,
     frame: pd.DataFrame,
-    reference: dict[str, Any],
+    reference: TableSchema,
     severities: dict[str, str],
 ) -> list[Anomaly]:
     """pandera's failure cases (one row per failing value) folded into one anomaly per column
@@ -290,7 +291,7 @@ def failures_to_anomalies(
 
 def table_anomalies(
     frame: pd.DataFrame,
-    schema: dict[str, Any],
+    schema: TableSchema,
     severities: dict[str, str],
     sample: pd.DataFrame | None = None,
     duplicates: int | None = None,
@@ -348,7 +349,7 @@ def table_anomalies(
 
 
 def leak_anomalies(
-    frame: pd.DataFrame, schema: dict[str, Any], severities: dict[str, str]
+    frame: pd.DataFrame, schema: TableSchema, severities: dict[str, str]
 ) -> list[Anomaly]:
     """Features that give the target away: a numeric one correlated with it at |r| >= 0.99, or
     a categorical one whose every value (seen at least 5 times) goes with a single class or
@@ -365,8 +366,8 @@ def leak_anomalies(
     y_classes = pd.factorize(y_codes)[0].astype(np.int64) if categorical else np.empty(0)
     found = []
     # a forecast's time column and series keys are not model inputs: a trend is no leak
-    settings = schema.get("timeseries") or {}
-    skipped = {settings.get("time_column"), *settings.get("series_keys", [])}
+    settings = schema.get("timeseries")
+    skipped = {settings["time_column"], *settings["series_keys"]} if settings else set()
     for column in schema["columns"]:
         name, role = column["name"], column["role"]
         if name in skipped:
@@ -435,7 +436,7 @@ def pure_values(column: pd.Series, y_classes: np.ndarray) -> int:
 # ---------------------------------------------------------------- the verdict
 
 
-def roles_of(schema: dict[str, Any]) -> dict[str, str]:
+def roles_of(schema: TableSchema) -> dict[str, str]:
     """Column -> role for the roles drift is measured on."""
     return {
         c["name"]: c["role"]
@@ -454,8 +455,8 @@ def verdict_of(anomalies: list[Anomaly], fail_on: str) -> str:
 
 def assess(
     frame: pd.DataFrame,
-    schema: dict[str, Any],
-    reference_schema: dict[str, Any] | None,
+    schema: TableSchema,
+    reference_schema: TableSchema | None,
     reference_profile: dict[str, Any] | None,
     fail_on: str = "error",
     rows_dropped_missing_target: int = 0,
@@ -465,7 +466,7 @@ def assess(
     the duplicate-row count when ingest already took it."""
     from components.check_quality.drift import SortedNumbers, data_profile, drift_report
 
-    severities = dict((reference_schema or {}).get("severities", {}))
+    severities = dict(reference_schema.get("severities", {})) if reference_schema else {}
     anomalies: list[Anomaly] = []
     if rows_dropped_missing_target:
         anomalies.append(
@@ -555,7 +556,7 @@ class Reference:
     """What new data is checked against: a schema (the user's file, else the champion's) and
     the champion's data profile for drift."""
 
-    schema: dict[str, Any] | None
+    schema: TableSchema | None
     profile: dict[str, Any] | None
     origin: str
     # the user's own file: its roles and task also shape the schema (the champion's do not,
@@ -589,7 +590,7 @@ def load_reference(schema_uri: str, registry: str, endpoint: str = "") -> Refere
 
 def judge_data(
     frame: pd.DataFrame,
-    schema: dict[str, Any],
+    schema: TableSchema,
     reference: Reference,
     fail_on: str = "error",
     rows_dropped_missing_target: int = 0,
@@ -616,7 +617,7 @@ SKIPPED_WHEN_SERVING = ("missing_target", "label_imbalance", "target_leak", "the
 
 def judge_quality(
     frame: pd.DataFrame,
-    table_schema: dict[str, Any],
+    table_schema: TableSchema,
     report: str | Path,
     *,
     target: str,

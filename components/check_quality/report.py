@@ -4,11 +4,14 @@ the Kubeflow UI renders as an HTML artifact and a browser opens locally."""
 from __future__ import annotations
 
 import html
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 import pandas as pd
 from pandas.api import types as ptypes
+
+from components.core.schema import TableSchema
 
 SEVERITY_COLOURS = {"error": "#c0392b", "warning": "#d68910", "info": "#5d6d7e"}
 VERDICT_COLOURS = {"pass": "#1e8449", "warn": "#d68910", "fail": "#c0392b"}
@@ -108,17 +111,17 @@ def drift_rows(drift: dict[str, Any]) -> str:
     )
 
 
-def missing_share(column: pd.Series, entry: dict[str, Any]) -> float:
+def missing_share(column: pd.Series, entry: Mapping[str, Any]) -> float:
     """The column's missing share over all rows: the schema's, else counted."""
     share = entry.get("missing_fraction")
     return float(column.isna().mean()) if share is None else float(share)
 
 
-def render_report(frame: pd.DataFrame, schema: dict[str, Any], quality: dict[str, Any]) -> str:
+def render_report(frame: pd.DataFrame, schema: TableSchema, quality: dict[str, Any]) -> str:
     """The report page for a validated table."""
     verdict = quality["verdict"]
     counts = quality["counts"]
-    roles = {c["name"]: c for c in schema["columns"]}
+    roles: dict[str, Mapping[str, Any]] = {c["name"]: c for c in schema["columns"]}
     roles[schema["target"]] = {**(schema.get("target_column") or {}), "role": "target"}
     from components.check_quality.logic import seeded_sample
 

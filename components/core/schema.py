@@ -1,21 +1,28 @@
-"""The schema file a user commits: written from the first run's inferred schema, read back (and
-checked) by later runs.
+"""The schema: the contract between the data and the stages, and the file a user commits.
 
-The file is YAML meant for people: one entry per column with its type, role, how many missing
-values it may have, and the range or categories it was seen with. Editing it is how a user
-tightens or loosens the checks; `severities` turns a kind of anomaly into an error (fails the
-run), a warning or info.
+`TableSchema` is what the validate stage infers and every later stage reads (the columns with
+their type and role, the target, the task, a forecast's setup), typed so that a key read by
+name is a key that exists; `read_table_schema` checks the artifact it is read from.
+
+The schema file a user commits is written from the first run's inferred schema and read back
+(and checked) by later runs. The file is YAML meant for people: one entry per column with its
+type, role, how many missing values it may have, and the range or categories it was seen with.
+Editing it is how a user tightens or loosens the checks; `severities` turns a kind of anomaly
+into an error (fails the run), a warning or info.
 """
 
 from __future__ import annotations
 
 import json
-from pathlib import PurePosixPath
-from typing import Any
+from pathlib import Path, PurePosixPath
+from typing import Any, Literal, NotRequired, cast
 
 import pandas as pd
 import yaml
 from pandas.api import types as ptypes
+
+# typing_extensions, not typing: pydantic reads these TypedDicts only from there on Python 3.11
+from typing_extensions import TypedDict
 
 from components.common.errors import BadInputError, closest_names
 from components.common.storage import MissingObject, open_parent
@@ -33,11 +40,78 @@ HEADER = """\
 COLUMN_KEYS = ("name", "type", "role", "nullable", "max_null_fraction", "min", "max", "categories")
 
 
-def schema_document(schema: dict[str, Any]) -> dict[str, Any]:
+class ColumnEntry(TypedDict):
+    """One column of a schema: a feature's or the target's."""
+
+    name: str
+    role: str  # ROLES, or "target" in a schema file
+    type: NotRequired[str]  # TYPES; none for a column with no values
+    dtype: NotRequired[str]
+    nullable: NotRequired[bool]
+    missing_fraction: NotRequired[float]
+    max_null_fraction: NotRequired[float]  # the missing share a later batch may have
+    distinct: NotRequired[int]
+    distinct_in_sample_of: NotRequired[int]  # distinct counted in a sample of this many rows
+    min: NotRequired[float]
+    max: NotRequired[float]
+    order: NotRequired[list[str]]  # an ordinal column's levels, lowest first
+    categories: NotRequired[list[str]]
+    class_counts: NotRequired[dict[str, int]]  # the target of a classification
+
+
+class TimeSeriesSetup(TypedDict):
+    """A forecast's setup, checked by the validate stage."""
+
+    time_column: str
+    series_keys: list[str]
+    horizon: int
+    season: int
+    frequency: str
+    step: float
+    series: int
+
+
+class TableSchema(TypedDict):
+    """The schema of a table (inferred by validate, or read from a schema file)."""
+
+    version: int
+    target: str
+    task: str
+    columns: list[ColumnEntry]
+    target_column: ColumnEntry | None
+    severities: NotRequired[dict[str, str]]  # anomaly kind -> severity (from a schema file)
+    rows: NotRequired[int]
+    timeseries: NotRequired[TimeSeriesSetup]
+    serving: NotRequired[Literal[True]]  # rows to score: the data has no target column
+
+
+# pydantic's config of the three (read when an artifact is checked; set here rather than with
+# pydantic's decorator so that importing the schema does not import pydantic): a key they do not
+# declare is an error, never dropped without a word.
+for declared in (ColumnEntry, TimeSeriesSetup, TableSchema):
+    setattr(declared, "__pydantic_config__", {"extra": "forbid"})  # noqa: B010
+
+
+def read_table_schema(path: str | Path) -> TableSchema:
+    """The validate stage's schema artifact, checked against TableSchema (a file that is not
+    one is an internal failure naming the file and the first problem)."""
+    from pydantic import TypeAdapter, ValidationError
+
+    try:
+        return TypeAdapter(TableSchema).validate_json(Path(path).read_bytes())
+    except ValidationError as error:
+        first = error.errors()[0]
+        where = ".".join(str(part) for part in first["loc"])
+        raise ValueError(f"{str(path)!r} is not a table schema: {where}: {first['msg']}") from error
+
+
+def schema_document(schema: TableSchema) -> dict[str, Any]:
     """The parts of an inferred schema a user reads and edits (no run-specific counts)."""
+    entry = schema["target_column"]  # a serving schema may have none of its own
+    target = [] if entry is None else [{**entry, "role": "target"}]
     columns = [
         {key: column[key] for key in COLUMN_KEYS if key in column}
-        for column in [*schema["columns"], {**schema["target_column"], "role": "target"}]
+        for column in [*schema["columns"], *target]
     ]
     return {
         "version": SCHEMA_VERSION,
@@ -48,7 +122,7 @@ def schema_document(schema: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def dump_schema(schema: dict[str, Any], name: str = "schema.yaml") -> str:
+def dump_schema(schema: TableSchema, name: str = "schema.yaml") -> str:
     """The schema as commented YAML, columns in table order (JSON for a `.json` name, which
     parse_schema reads back as JSON)."""
     if PurePosixPath(name).suffix == ".json":
@@ -57,7 +131,7 @@ def dump_schema(schema: dict[str, Any], name: str = "schema.yaml") -> str:
     return HEADER + body
 
 
-def load_schema(uri: str, endpoint: str = "") -> dict[str, Any]:
+def load_schema(uri: str, endpoint: str = "") -> TableSchema:
     """Read and check a schema file (YAML or JSON) from a local path or s3:// URI."""
     store, name = open_parent(uri, endpoint)
     try:
@@ -69,7 +143,7 @@ def load_schema(uri: str, endpoint: str = "") -> dict[str, Any]:
     return parse_schema(text, uri)
 
 
-def parse_schema(text: str, uri: str) -> dict[str, Any]:
+def parse_schema(text: str, uri: str) -> TableSchema:
     """A schema document from YAML/JSON text, every field checked, errors naming the field."""
     try:
         document = (
@@ -102,7 +176,7 @@ def parse_schema(text: str, uri: str) -> dict[str, Any]:
     }
 
 
-def check_column(entry: Any, index: int, uri: str) -> dict[str, Any]:
+def check_column(entry: Any, index: int, uri: str) -> ColumnEntry:
     """One column entry: known keys, a role and type we know, numbers where numbers go."""
     from components.core.schema import ROLES
 
@@ -138,7 +212,7 @@ def check_column(entry: Any, index: int, uri: str) -> dict[str, Any]:
         if not isinstance(categories, list):
             raise BadInputError(f"{where} categories must be a list; got {categories!r}")
         column["categories"] = [str(value) for value in categories]
-    return column
+    return cast(ColumnEntry, column)  # every key checked above
 
 
 def check_severities(severities: Any, uri: str) -> dict[str, str]:
@@ -181,7 +255,7 @@ def natural_order(values: list[Any]) -> list[Any]:
         return sorted(values, key=str)
 
 
-def feature_columns(schema: dict[str, Any], role: str) -> list[str]:
+def feature_columns(schema: TableSchema, role: str) -> list[str]:
     """Names of the schema's columns with the given role, in table order."""
     return [c["name"] for c in schema["columns"] if c["role"] == role]
 
@@ -210,7 +284,7 @@ DEFAULT_SEVERITY = {
 ANOMALY_KINDS = tuple(DEFAULT_SEVERITY)
 
 
-def input_columns(schema: dict[str, Any]) -> list[str]:
+def input_columns(schema: TableSchema) -> list[str]:
     """The columns the model reads: the schema's numeric, categorical and text ones, in table
     order; a forecast also reads the time column, the series keys and the target (its
     history: the lags come from it)."""

@@ -27,19 +27,17 @@ def preprocess(
         table_schema: The validated schema with each column's role.
         preprocessor: The fitted scikit-learn transformer (joblib).
     """
-    import json
-
     import joblib
 
     from components.common.frames import read_frame
     from components.common.settings import settings_in
     from components.common.stage import stage
+    from components.core.schema import read_table_schema
     from components.preprocess.logic import fit_preprocessing
 
     settings = settings_in(locals())
     with stage("preprocess", settings) as log:
-        with open(table_schema.path, encoding="utf-8") as handle:
-            schema = json.load(handle)
+        schema = read_table_schema(table_schema.path)
         transformer, facts = fit_preprocessing(read_frame(train.path), schema, **settings)
         joblib.dump(transformer, preprocessor.path)
         preprocessor.metadata.update(facts)

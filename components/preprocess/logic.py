@@ -25,7 +25,7 @@ from sklearn.preprocessing import (
 )
 
 from components.common.settings import DEFAULTS, check_settings
-from components.core.schema import feature_columns, natural_order
+from components.core.schema import TableSchema, feature_columns, natural_order
 from components.core.transformers.calendar import CalendarFeatures
 from components.core.transformers.categories import as_category_strings
 from components.core.transformers.outliers import OutlierClipper
@@ -40,11 +40,12 @@ __all__ = ["fit_preprocessing"]
 HIGH_CARDINALITY = 50
 
 
-def categorical_columns(schema: dict[str, Any], max_categories: int) -> tuple[list[str], list[str]]:
+def categorical_columns(schema: TableSchema, max_categories: int) -> tuple[list[str], list[str]]:
     """(few-valued, many-valued) categorical columns; the series keys of a forecast stay
     few-valued (one-hot or native codes), whatever their count."""
     limit = max(max_categories, HIGH_CARDINALITY)
-    keys = set((schema.get("timeseries") or {}).get("series_keys", []))
+    forecast = schema.get("timeseries")
+    keys = set(forecast["series_keys"]) if forecast else set()
     few: list[str] = []
     many: list[str] = []
     for column in schema["columns"]:
@@ -65,7 +66,7 @@ def target_encoder(task: str) -> TargetEncoder:
     return TargetEncoder(target_type="binary" if task == "binary" else "multiclass", cv=folds)
 
 
-def ordinal_encoder(schema: dict[str, Any]) -> tuple[OrdinalEncoder, list[str]]:
+def ordinal_encoder(schema: TableSchema) -> tuple[OrdinalEncoder, list[str]]:
     """Ordinal columns as their level's position (the schema's `order`, else the natural
     order of the levels seen); an unseen level is missing, then imputed."""
     columns = [c for c in schema["columns"] if c["role"] == "ordinal"]
@@ -84,13 +85,14 @@ def ordinal_encoder(schema: dict[str, Any]) -> tuple[OrdinalEncoder, list[str]]:
     return encoder, [c["name"] for c in columns]
 
 
-def datetime_columns(schema: dict[str, Any]) -> list[str]:
+def datetime_columns(schema: TableSchema) -> list[str]:
     """Date columns that become calendar features (a forecast's time column has its own)."""
-    time_column = (schema.get("timeseries") or {}).get("time_column")
+    forecast = schema.get("timeseries")
+    time_column = forecast["time_column"] if forecast else None
     return [c for c in feature_columns(schema, "datetime") if c != time_column]
 
 
-def numeric_columns(schema: dict[str, Any]) -> list[str]:
+def numeric_columns(schema: TableSchema) -> list[str]:
     """The schema's numeric columns; in a forecast, without the time column (it becomes
     calendar terms) and with the lag and window features the forecasting step adds."""
     from components.core.transformers.timeseries import from_settings
@@ -104,7 +106,7 @@ def numeric_columns(schema: dict[str, Any]) -> list[str]:
 
 
 def build_preprocessor(
-    schema: dict[str, Any],
+    schema: TableSchema,
     outliers: str = DEFAULTS.outliers,
     scaling: str = DEFAULTS.scaling,
     max_categories: int = DEFAULTS.max_categories,
@@ -204,7 +206,7 @@ def build_preprocessor(
 
 def fit_preprocessing(
     train: pd.DataFrame,
-    table_schema: dict[str, Any],
+    table_schema: TableSchema,
     *,
     target: str,
     outliers: str = DEFAULTS.outliers,

@@ -39,18 +39,22 @@ def promote(
 
     from components.common.settings import settings_in
     from components.common.stage import stage
+    from components.core.schema import read_table_schema
     from components.promote.logic import promote_model
 
     settings = settings_in(locals())
     with stage("promote", settings) as log:
-        loaded = {}
-        for name, artifact in [
-            ("evaluation", evaluation),
-            ("table_schema", table_schema),
-            ("quality", quality),
-        ]:
-            with open(artifact.path, encoding="utf-8") as handle:
-                loaded[name] = json.load(handle)
-        pointer = promote_model(trained_model.path, run_id=run_id, **loaded, **settings)
+        with open(evaluation.path, encoding="utf-8") as handle:
+            evaluated = json.load(handle)
+        with open(quality.path, encoding="utf-8") as handle:
+            verdict = json.load(handle)
+        pointer = promote_model(
+            trained_model.path,
+            evaluated,
+            read_table_schema(table_schema.path),
+            verdict,
+            run_id,
+            **settings,
+        )
         log.log("promoted", **pointer)
         return str(pointer["version"])

@@ -9,7 +9,7 @@ from typing import Any
 
 from components.common.settings import DEFAULTS
 from components.core.registry import PROFILE_FILE, SCHEMA_FILE, publish_version, registry_uri
-from components.core.schema import dump_schema
+from components.core.schema import TableSchema, dump_schema
 
 __all__ = ["promote_model"]
 
@@ -17,7 +17,7 @@ __all__ = ["promote_model"]
 def promote_model(
     model_dir: str | Path,
     evaluation: dict[str, Any],
-    table_schema: dict[str, Any],
+    table_schema: TableSchema,
     quality: dict[str, Any],
     run_id: str,
     *,

@@ -31,14 +31,14 @@ def train(
     from components.common.settings import settings_in
     from components.common.stage import stage
     from components.core.model_file import save_model
+    from components.core.schema import read_table_schema
     from components.train.logic import train_model
 
     settings = settings_in(locals())
     with stage("train", settings) as log:
         with open(best.path, encoding="utf-8") as handle:
             best_config = json.load(handle)
-        with open(table_schema.path, encoding="utf-8") as handle:
-            schema = json.load(handle)
+        schema = read_table_schema(table_schema.path)
         fitted, card = train_model(
             read_frame(train_split.path),
             joblib.load(feature_steps.path),

@@ -10,7 +10,7 @@ from sklearn.pipeline import Pipeline
 
 from components.common.settings import DEFAULTS
 from components.core.families import make_model
-from components.core.schema import input_columns
+from components.core.schema import TableSchema, input_columns
 
 __all__ = ["train_model"]
 
@@ -32,14 +32,14 @@ def preprocessing_of(model: Any) -> Any:
     return steps.get("preprocess")
 
 
-def column_roles(model: Any, schema: dict[str, Any]) -> list[dict[str, str]]:
+def column_roles(model: Any, schema: TableSchema) -> list[dict[str, str]]:
     """Each column's role and what the fitted model does with it."""
     used: dict[str, str] = {}
     preprocessing = preprocessing_of(model)
     for name, _, columns in getattr(preprocessing, "transformers_", []):
         for column in columns if isinstance(columns, list) else []:
             used[column] = "TF-IDF terms" if name.startswith("text_") else ENCODINGS.get(name, name)
-    settings = schema.get("timeseries") or {}
+    settings = schema.get("timeseries")
     if settings:
         used[settings["time_column"]] = "time: lags, windows, calendar and seasonal terms"
     return [
@@ -52,7 +52,7 @@ def train_model(
     train: pd.DataFrame,
     feature_steps: Pipeline,
     best: dict[str, Any],
-    schema: dict[str, Any],
+    schema: TableSchema,
     *,
     seed: int = DEFAULTS.seed,
 ) -> tuple[Pipeline, dict[str, Any]]:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import math
 import warnings
 from dataclasses import dataclass
-from typing import Any
 
 import pandas as pd
 from pandas.api import types as ptypes
@@ -13,7 +12,15 @@ from pandas.api import types as ptypes
 from components.common.errors import BadInputError, missing_column_error
 from components.common.frames import seeded_positions
 from components.common.settings import DEFAULTS, check_setting, parse_roles
-from components.core.schema import USED_ROLES, load_schema, logical_type, natural_order
+from components.core.schema import (
+    USED_ROLES,
+    ColumnEntry,
+    TableSchema,
+    TimeSeriesSetup,
+    load_schema,
+    logical_type,
+    natural_order,
+)
 from components.validate.timeseries import check_time_series
 
 __all__ = ["validate_data"]
@@ -182,13 +189,11 @@ def looks_like_dates(sample: pd.Series) -> bool:
     return bool(parsed.notna().mean() >= DATE_PARSE_SHARE)
 
 
-def describe_column(
-    column: pd.Series, role: str, facts: ColumnFacts | None = None
-) -> dict[str, Any]:
+def describe_column(column: pd.Series, role: str, facts: ColumnFacts | None = None) -> ColumnEntry:
     """Schema entry: type, role, nullability and the range or categories seen."""
     facts = facts or column_facts(column)
     missing = 1 - facts.non_null / len(column) if len(column) else 0.0
-    entry: dict[str, Any] = {
+    entry: ColumnEntry = {
         "name": str(column.name),
         "type": facts.kind,
         "dtype": str(column.dtype),
@@ -227,7 +232,7 @@ def null_bound(observed: float) -> float:
     return min(1.0, math.ceil((observed + max(0.05, observed / 2)) * 100) / 100)
 
 
-def describe_feature(column: pd.Series) -> dict[str, Any]:
+def describe_feature(column: pd.Series) -> ColumnEntry:
     """A feature column's schema entry, with its role."""
     facts = column_facts(column)
     return describe_column(column, column_role(column, facts), facts)
@@ -237,9 +242,9 @@ def infer_schema(
     frame: pd.DataFrame,
     target: str,
     task: str,
-    described: list[dict[str, Any]] | None = None,
+    described: list[ColumnEntry] | None = None,
     forecasting: bool = False,
-) -> dict[str, Any]:
+) -> TableSchema:
     """The schema a later run can be checked against, with the role of every column
     (`described`: the feature columns' entries when the caller already made them). A
     forecasting run needs no feature column: the target's own history gives its features."""
@@ -271,7 +276,7 @@ def infer_schema(
 
 def infer_table_schema(
     frame: pd.DataFrame, target: str, requested_task: str, forecasting: bool = False
-) -> dict[str, Any]:
+) -> TableSchema:
     """Resolve the task and infer the schema; BadInputError names the first blocking problem.
 
     The columns are described on two threads, beside the task: their counts run mostly in
@@ -285,7 +290,7 @@ def infer_table_schema(
     return infer_schema(frame, target, task, described, forecasting)
 
 
-def apply_roles(schema: dict[str, Any], reference: dict[str, Any] | None) -> dict[str, Any]:
+def apply_roles(schema: TableSchema, reference: TableSchema | None) -> TableSchema:
     """The reference's roles win for columns it lists (a user marks a column `id` or `text`),
     except for columns that are now empty or constant, which cannot be used either way."""
     if reference is None:
@@ -317,7 +322,7 @@ def check_has_words(column: pd.Series, source: str) -> None:
         )
 
 
-def override_roles(schema: dict[str, Any], roles: dict[str, str], frame: pd.DataFrame) -> None:
+def override_roles(schema: TableSchema, roles: dict[str, str], frame: pd.DataFrame) -> None:
     """The config's roles (--roles) win over the detected ones and the schema file's; each
     named column must exist, and a column of strings cannot be numeric."""
     from components.core.schema import USED_ROLES
@@ -352,9 +357,9 @@ def infer_checked_schema(
     frame: pd.DataFrame,
     target: str,
     requested_task: str,
-    user_schema: dict[str, Any] | None,
-    forecast: dict[str, Any] | None = None,
-) -> dict[str, Any]:
+    user_schema: TableSchema | None,
+    forecast: TimeSeriesSetup | None = None,
+) -> TableSchema:
     """The validate step: the task and schema of `frame`, with the roles (and the task, when
     `auto`) of the user's schema file if there is one. `forecast` is the checked time-series
     setup of a forecasting run (validate.timeseries.check_time_series): the task is then
@@ -390,13 +395,13 @@ def infer_checked_schema(
             f"the --schema file's roles leave no usable feature column besides the target "
             f"{target!r} (roles {', '.join(USED_ROLES)} are used)"
         )
-    schema["severities"] = dict((user_schema or {}).get("severities", {}))
+    schema["severities"] = dict(user_schema.get("severities", {})) if user_schema else {}
     return schema
 
 
 def serving_schema(
-    frame: pd.DataFrame, target: str, user_schema: dict[str, Any] | None, time_column: str
-) -> dict[str, Any]:
+    frame: pd.DataFrame, target: str, user_schema: TableSchema | None, time_column: str
+) -> TableSchema:
     """The schema of rows to score, which lack the target column: the features inferred as
     for training, the task and the target's entry taken from the schema file that names the
     target (TFDV's serving environment). The checks that need the target are not made."""
@@ -439,7 +444,7 @@ def validate_data(
     series_key: str = DEFAULTS.series_key,
     horizon: int = DEFAULTS.horizon,
     season: int = DEFAULTS.season,
-) -> dict[str, Any]:
+) -> TableSchema:
     """The validate stage: the task and the schema of `frame` (columns, types, roles), with
     the roles (and, for task auto, the task) of the `schema` file when one is given, the
     `roles` override, and for a forecast the checked time series. Data without the target

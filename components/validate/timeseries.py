@@ -10,6 +10,7 @@ import pandas as pd
 
 from components.common.errors import BadInputError
 from components.common.settings import check_settings
+from components.core.schema import TimeSeriesSetup
 
 # A forecast needs this many seasons-or-horizons of history per series, at the least.
 MIN_HISTORY_FACTOR = 2
@@ -27,7 +28,7 @@ def check_time_series(
     series_key: str,
     horizon: int,
     season: int,
-) -> dict[str, Any]:
+) -> TimeSeriesSetup:
     """The schema's `timeseries` entry; BadInputError names the first problem."""
     # here, not at the top: that module holds scikit-learn transformers, and a validate that
     # forecasts nothing should not pay scikit-learn's import (0.8 s per stage process)

@@ -185,3 +185,94 @@ def test_document_folder_trains_on_text(tmp_path: Path) -> None:
     roles = {c["name"]: c["role"] for c in schema["columns"]}
     assert roles == {"document": "id", "text": "text"}
     assert summary["metrics"]["test"]["roc_auc"] > 0.6
+
+
+def test_validate_takes_the_target_from_the_schema_file(home: Path) -> None:
+    done = stablepipe(
+        "validate", "--data", "titanic.csv", "--schema", "schema.yaml", "--json", cwd=home
+    )  # fmt: skip
+    assert done.code == 0, done.stderr
+    verdict = json.loads(done.stdout)
+    assert set(verdict) == {"verdict", "anomalies", "drift"}  # training data: every check ran
+    assert verdict["drift"]["verdict"] == "no_drift"
+
+
+def test_validate_checks_rows_to_score_that_lack_the_target(
+    home: Path, titanic: pd.DataFrame
+) -> None:
+    """A batch about to be scored has no target column: with the target named by the schema
+    file it is validated as serving data (the target's checks skipped and said so), and the
+    checks of the features still run against the schema."""
+    batch = titanic.drop(columns=["survived"]).head(300).copy()
+    batch.loc[:4, "sex"] = "unknown"  # a category the schema has never seen
+    batch.to_csv(home / "batch.csv", index=False)
+    done = stablepipe(
+        "validate", "--data", "batch.csv", "--schema", "schema.yaml", "--json",
+        "--report", "batch_quality.html", cwd=home,
+    )  # fmt: skip
+    assert done.code == 0, done.stderr
+    verdict = json.loads(done.stdout)
+    assert verdict["environment"] == "serving"
+    assert set(verdict["skipped_checks"]) >= {"label_imbalance", "target_leak"}
+    kinds = {(a["column"], a["kind"]) for a in verdict["anomalies"]}
+    assert ("sex", "unseen_category") in kinds
+    assert not {kind for _, kind in kinds} & {"missing_column", "label_imbalance", "target_leak"}
+    assert "rows to score" in done.stderr
+    assert "Rows to score" in (home / "batch_quality.html").read_text()
+
+    # an explicit --target the data lacks stays an error
+    done = stablepipe(
+        "validate", "--data", "batch.csv", "--schema", "schema.yaml", "--target", "survived",
+        cwd=home,
+    )  # fmt: skip
+    assert done.code == 2
+    assert done.stderr.strip() == (
+        "error: --target 'survived' is not a column of the data; the columns are 'pclass', "
+        "'sex', 'age', 'sibsp', 'parch'"
+    )
+    # without a schema file there is nothing to name the target
+    done = stablepipe("validate", "--data", "batch.csv", cwd=home)
+    assert done.code == 2 and "--target is required with --data 'batch.csv'" in done.stderr
+
+
+@pytest.fixture(scope="module")
+def series_csv(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """statsmodels' weekly co2 readings, with a site column."""
+    import statsmodels.api as sm
+
+    home = tmp_path_factory.mktemp("series")
+    co2 = sm.datasets.co2.load_pandas().data.rename_axis("date").reset_index().iloc[-600:]
+    co2 = co2.assign(co2=co2["co2"].interpolate(), site="mauna loa").reset_index(drop=True)
+    co2.to_csv(home / "co2.csv", index=False)
+    return home / "co2.csv"
+
+
+def test_validate_takes_the_role_and_time_settings_run_takes(
+    series_csv: Path, tmp_path: Path
+) -> None:
+    """--roles, --time-column, --horizon as flags or config keys: the same checks as run."""
+    flags = ("--time-column", "date", "--horizon", "4", "--roles", "site=categorical")
+    done = stablepipe(
+        "validate", "--data", str(series_csv), "--target", "co2", *flags, cwd=tmp_path
+    )
+    assert done.code == 0, done.stderr
+
+    config = tmp_path / "validate.yaml"
+    config.write_text("time-column: date\nhorizon: 400\nroles:\n  site: categorical\n")
+    done = stablepipe(
+        "validate", "--data", str(series_csv), "--target", "co2", "--config", str(config),
+        cwd=tmp_path,
+    )  # fmt: skip
+    assert done.code == 2  # the config's horizon is read: the history is too short for it
+    assert done.stderr.startswith("error: --horizon 400 is too long for the history")
+    done = stablepipe(
+        "validate", "--data", str(series_csv), "--target", "co2", "--time-column", "when",
+        cwd=tmp_path,
+    )  # fmt: skip
+    assert done.code == 2
+    assert "--time-column names a column the data lacks: 'when'" in done.stderr
+    done = stablepipe(
+        "validate", "--data", str(series_csv), "--target", "co2", "--roles", "site=numeric",
+        cwd=tmp_path,
+    )  # fmt: skip
+    assert done.code == 2 and "--roles cannot make 'site' numeric" in done.stderr

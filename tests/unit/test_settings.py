@@ -114,3 +114,68 @@ def test_schema_locations(schema: str, message: str) -> None:
 
     with pytest.raises(BadInputError, match=message):
         schema_location(schema)
+
+
+def run_cli(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+    from pipelines.cli import main
+
+    code = main(argv)
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_stablepipe_alone_lists_the_commands_and_exits_2(capsys) -> None:
+    code, out, err = run_cli([], capsys)
+    assert code == 2 and out == ""
+    for command in ("run", "validate", "predict", "compile", "submit"):
+        assert f"  {command} " in err
+
+
+def test_stablepipe_version(capsys) -> None:
+    from components.common.kfp_component import PACKAGE_VERSION
+
+    with pytest.raises(SystemExit) as done:
+        run_cli(["--version"], capsys)
+    assert done.value.code == 0
+    assert capsys.readouterr().out.strip() == f"stablepipe {PACKAGE_VERSION}"
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["run", "--trails", "5"], "unknown flag '--trails'; did you mean '--trials'?"),
+        (["validate", "--time-colum", "d"], "unknown flag '--time-colum'; did you mean"),
+        # no abbreviations: --trial is not taken for --trials
+        (["run", "--trial", "5"], "unknown flag '--trial'; did you mean '--trials'?"),
+        (["run", "--trials", "many"], "--trials must be an integer; got 'many'"),
+        (["run", "--task", "ranking"], "--task must be one of auto, binary, multiclass"),
+        (["run", "extra"], "unexpected argument 'extra'"),
+        (["frobnicate"], "invalid choice: 'frobnicate'"),
+    ],
+)
+def test_command_line_mistakes_are_one_line_like_config_mistakes(
+    argv: list[str], message: str, capsys
+) -> None:
+    code, _, err = run_cli(argv, capsys)
+    assert code == 2 and message in err and len(err.strip().splitlines()) == 1, err
+
+
+def test_help_shows_the_allowed_values_and_the_defaults(capsys) -> None:
+    with pytest.raises(SystemExit):
+        run_cli(["run", "--help"], capsys)
+    shown = " ".join(capsys.readouterr().out.split())
+    assert "--task {auto|binary|multiclass|regression}" in shown
+    assert "(default: 600.0)" in shown and "--no-cache" in shown
+
+
+def test_a_flag_and_a_config_key_are_one_setting(tmp_path: Path) -> None:
+    from pipelines.cli import build_parser, config_of
+
+    path = tmp_path / "run.yaml"
+    path.write_text("time-budget: 30\nseries_key: store\ntime-column: day\n")
+    parser, _ = build_parser()
+    args = parser.parse_args(["run", "--config", str(path), "--data", "x.csv", "--target", "y"])
+    config = config_of(args, "run")
+    assert (config.time_budget, config.series_key, config.time_column) == (30.0, "store", "day")
+    args = parser.parse_args(["run", "--config", str(path), "--time-budget", "9"])
+    assert config_of(args, "run").time_budget == 9.0

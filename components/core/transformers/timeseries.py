@@ -27,6 +27,7 @@ from pandas.api import types as ptypes
 from sklearn.base import BaseEstimator, RegressorMixin, TransformerMixin, clone
 
 from components.common.errors import BadInputError
+from components.core.schema import TableSchema, TimeSeriesSetup
 from components.core.transformers.calendar import as_datetimes
 
 NUMBER = "number"  # the frequency of a numeric time column (years as 1990, 1991, ...)
@@ -412,7 +413,7 @@ def model_inputs(frame: pd.DataFrame, target: str, steps: Any) -> pd.DataFrame:
     return frame if forecasting_step(steps) is not None else frame.drop(columns=[target])
 
 
-def with_forecasting(schema: dict[str, Any], preprocessor: Any) -> Any:
+def with_forecasting(schema: TableSchema, preprocessor: Any) -> Any:
     """The preprocessor, behind the forecasting step when the schema describes a forecast."""
     from sklearn.pipeline import Pipeline
 
@@ -423,7 +424,7 @@ def with_forecasting(schema: dict[str, Any], preprocessor: Any) -> Any:
     return Pipeline([("timeseries", step), ("preprocess", preprocessor)])
 
 
-def from_settings(settings: dict[str, Any], target: str) -> TimeSeriesFeatures:
+def from_settings(settings: TimeSeriesSetup, target: str) -> TimeSeriesFeatures:
     """The transformer a schema's `timeseries` entry describes."""
     return TimeSeriesFeatures(
         target=target,
