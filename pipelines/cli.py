@@ -279,7 +279,7 @@ def command_compile(args: argparse.Namespace) -> int:
 
 
 def command_predict(args: argparse.Namespace) -> int:
-    from components.common.settings import DEFAULTS, check_settings
+    from components.common.settings import RunConfig, check_settings
     from components.core.registry import fetch_model
     from components.core.scoring import score_rows, write_predictions
     from components.load_rows.logic import load_scoring_rows
@@ -287,8 +287,9 @@ def command_predict(args: argparse.Namespace) -> int:
     output = writable_file(args.output, "--output")
     values = {k: v for k, v in flag_values(args, PREDICT).items() if v is not None}
     check_settings(values)
-    model = fetch_model(values.pop("model"), values.get("s3_endpoint", DEFAULTS.s3_endpoint))
-    frame = load_scoring_rows(**values)
+    settings = RunConfig(**values)
+    model = fetch_model(settings.model, settings.s3_endpoint)
+    frame = load_scoring_rows(settings)
     predictions = score_rows(model, frame, f"--data {args.data!r}")
     write_predictions(predictions, output)
     print(f"wrote {len(predictions)} predictions to {output}", file=sys.stderr)

@@ -24,12 +24,12 @@ import threading
 import time
 import warnings
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol, TextIO
 
 from components.common.errors import BadInputError, DataRejected
-from components.common.settings import RunConfig, arguments_for
+from components.common.settings import RunConfig
 from components.common.stage import ERROR_FILE_ENV, LOG_DIR_ENV, RUN_ID_ENV
 from pipelines.plan import pipeline_arguments, plan_run
 from pipelines.record import RunRecord, read_json, write_schema_file
@@ -328,30 +328,26 @@ def validate_locally(
     from components.validate.logic import validate_data
 
     plan = plan_run(config)
-    config = plan.config
+    # the schema file only once it exists (a first run with --schema writes it), as the
+    # pipeline is given it
+    settings = replace(plan.config, schema=plan.schema_file)
     with tempfile.TemporaryDirectory(prefix="stablepipe-validate-") as scratch:
         table = Path(scratch) / "dataset.parquet"
-        facts = ingest_data(
-            table,
-            files=plan.files,
-            target_optional=not target_given,
-            **arguments_for(ingest_data, config),
-        )
+        facts = ingest_data(table, settings, plan.files, target_optional=not target_given)
         frame = read_frame(table)
-    stage_settings = {**arguments_for(validate_data, config), "schema": plan.schema_file}
-    schema = validate_data(frame, **stage_settings)
-    quality_settings = {**arguments_for(judge_quality, config), "schema": plan.schema_file}
+    schema = validate_data(frame, settings)
     try:
         quality = judge_quality(
             frame,
             schema,
             report,
+            settings,
             rows_dropped_missing_target=facts["rows_dropped_missing_target"],
             duplicates=facts.get("duplicate_rows"),
-            **quality_settings,
         )
     except DataRejected as rejected:
         quality = rejected.details["quality"]
+    config = plan.config
     written = ""
     if config.schema and not plan.schema_file:
         written = write_schema_file(config.schema, config.s3_endpoint, schema)

@@ -121,7 +121,7 @@ class Plan:
 
     @property
     def read_options(self) -> ReadOptions:
-        return ReadOptions.pick(self.config.as_dict(), self.files)
+        return ReadOptions.of(self.config, self.files)
 
 
 def incremental_selection(config: RunConfig) -> dict[str, Any]:
@@ -153,9 +153,7 @@ def plan_run(config: RunConfig) -> Plan:
     progress = incremental_selection(config) if config.incremental else None
     files = progress["files"] if progress else []
     # fails early on a missing or non-table file, and on a store that cannot be reached
-    fingerprint = Source(config.data, config.s3_endpoint).fingerprint(
-        ReadOptions.pick(config.as_dict(), files)
-    )
+    fingerprint = Source(config.data, config.s3_endpoint).fingerprint(ReadOptions.of(config, files))
     if config.store:
         open_storage(config.store, config.s3_endpoint).keys("runs/none")
     schema_file, content = existing_schema(config)

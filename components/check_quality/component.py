@@ -36,7 +36,7 @@ def check_quality(
 
     from components.check_quality.logic import judge_quality
     from components.common.frames import read_frame
-    from components.common.settings import settings_in
+    from components.common.settings import RunConfig, settings_in
     from components.common.stage import stage
     from components.core.schema import read_table_schema
 
@@ -49,9 +49,9 @@ def check_quality(
             frame,
             validated,
             quality_report.path,
+            RunConfig(**settings),
             rows_dropped_missing_target=int(dataset.metadata.get("rows_dropped_missing_target", 0)),
             duplicates=None if counted is None else int(counted),
-            **settings,
         )
         with open(quality.path, "w", encoding="utf-8") as handle:
             json.dump(verdict, handle, indent=2, default=str)

@@ -23,7 +23,7 @@ from pandas.api import types as ptypes
 
 from components.common.errors import DataRejected
 from components.common.frames import count_duplicates
-from components.common.settings import DEFAULTS, check_setting
+from components.common.settings import RunConfig, check_setting
 from components.core.schema import DEFAULT_SEVERITY, SEVERITIES, ColumnEntry, TableSchema
 
 __all__ = ["judge_quality"]
@@ -619,29 +619,23 @@ def judge_quality(
     frame: pd.DataFrame,
     table_schema: TableSchema,
     report: str | Path,
-    *,
-    target: str,
-    schema: str = DEFAULTS.schema,
-    registry: str = DEFAULTS.registry,
-    model_name: str = DEFAULTS.model_name,
-    store: str = DEFAULTS.store,
-    s3_endpoint: str = DEFAULTS.s3_endpoint,
-    fail_on: str = DEFAULTS.fail_on,
+    settings: RunConfig,
     rows_dropped_missing_target: int = 0,
     duplicates: int | None = None,
 ) -> dict[str, Any]:
     """The check_quality stage: the verdict on `frame` (validated into `table_schema`) against
-    the `schema` file, else the champion's schema, and the champion's data (drift); the HTML
-    report is written to `report`, and DataRejected raised (after it is written) when the
-    `fail_on` policy rejects the data. `duplicates` is ingest's duplicate-row count when it
-    took one. Rows without the target column (rows to score) skip the checks that need it."""
+    the settings' `schema` file, else the champion's schema, and the champion's data (drift);
+    the HTML report is written to `report`, and DataRejected raised (after it is written) when
+    the `fail_on` policy rejects the data. `duplicates` is ingest's duplicate-row count when
+    it took one. Rows without the target column (rows to score) skip the checks that need
+    it."""
     from components.check_quality.report import render_report
-    from components.core.registry import registry_uri
+    from components.core.registry import settings_registry
 
-    champion = registry_uri(registry, store, model_name, target)
-    reference = load_reference(schema, champion, s3_endpoint)
+    champion = settings_registry(settings)
+    reference = load_reference(settings.schema, champion, settings.s3_endpoint)
     verdict = judge_data(
-        frame, table_schema, reference, fail_on, rows_dropped_missing_target, duplicates
+        frame, table_schema, reference, settings.fail_on, rows_dropped_missing_target, duplicates
     )
     partial = Path(report).with_name(Path(report).name + ".partial")
     partial.write_text(render_report(frame, table_schema, verdict), encoding="utf-8")

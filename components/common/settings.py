@@ -578,18 +578,6 @@ def pipeline_settings(pipeline: str) -> list[Setting]:
     return [s for s in SETTINGS if pipeline in s.pipelines]
 
 
-def arguments_for(function: Callable[..., Any], config: RunConfig) -> dict[str, Any]:
-    """The settings `function` takes (its keyword-only parameters that are settings), from
-    `config`: how a command calls a stage's entry function with a run's settings."""
-    import inspect
-
-    return {
-        name: getattr(config, name)
-        for name, parameter in inspect.signature(function).parameters.items()
-        if parameter.kind is parameter.KEYWORD_ONLY and name in BY_NAME
-    }
-
-
 def coerce(name: str, value: Any, shown: str) -> Any:
     """A value of the setting `name`'s type, from YAML or a flag's text; `shown` names where
     it came from (`--trials`, `config key 'trials'`)."""

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from components.common.errors import BadInputError
+from components.common.settings import RunConfig
 from components.common.storage import Storage, open_storage
 from components.core.model_file import (
     CARD_FILE,
@@ -56,6 +57,11 @@ def registry_uri(registry: str, store: str, model_name: str, target: str) -> str
     `<registry>/<entry>`."""
     root = f"{store.rstrip('/')}/models" if store else registry.rstrip("/")
     return f"{root}/{entry_name(model_name, target)}"
+
+
+def settings_registry(settings: RunConfig) -> str:
+    """Where the champion of a run with these settings lives (see registry_uri)."""
+    return registry_uri(settings.registry, settings.store, settings.model_name, settings.target)
 
 
 def champion_attachments(

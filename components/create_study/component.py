@@ -16,13 +16,13 @@ def create_study(task: str, workers: int, study: Output[Artifact]) -> list[int]:
     Returns:
         The worker indices, one per worker (the items of the search's ParallelFor).
     """
-    from components.common.settings import settings_in
+    from components.common.settings import RunConfig, settings_in
     from components.common.stage import stage
     from components.create_study.logic import create_search_study
 
     settings = settings_in(locals())
     with stage("create_study", settings) as log:
-        spec, worker_ids = create_search_study(study.path, **settings)
+        spec, worker_ids = create_search_study(study.path, RunConfig(**settings))
         study.metadata.update(spec)
         log.log("created", workers=workers, **spec)
         return worker_ids

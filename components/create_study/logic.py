@@ -6,7 +6,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from components.common.settings import DEFAULTS
+from components.common.settings import RunConfig
 from components.core.metrics import cv_metric
 from components.core.study import create_study
 
@@ -14,9 +14,10 @@ __all__ = ["create_search_study"]
 
 
 def create_search_study(
-    study_dir: str | Path, *, task: str, workers: int = DEFAULTS.workers
+    study_dir: str | Path, settings: RunConfig
 ) -> tuple[dict[str, Any], list[int]]:
     """The create_study stage: a study of its own name, optimising the task's search metric;
     returns its spec and the workers' indices (the items of the search's ParallelFor)."""
-    spec = create_study(study_dir, f"stablepipe-{uuid.uuid4().hex[:12]}", cv_metric(task))
-    return spec, list(range(workers))
+    metric = cv_metric(settings.task)
+    spec = create_study(study_dir, f"stablepipe-{uuid.uuid4().hex[:12]}", metric)
+    return spec, list(range(settings.workers))

@@ -44,7 +44,7 @@ def evaluate(
     import json
 
     from components.common.frames import read_frame, write_frame
-    from components.common.settings import settings_in
+    from components.common.settings import RunConfig, settings_in
     from components.common.stage import stage
     from components.evaluate.logic import evaluate_model
 
@@ -53,7 +53,11 @@ def evaluate(
         with open(best.path, encoding="utf-8") as handle:
             best_config = json.load(handle)
         result, predictions = evaluate_model(
-            trained_model.path, read_frame(test.path), study.path, best_config, **settings
+            trained_model.path,
+            read_frame(test.path),
+            study.path,
+            best_config,
+            RunConfig(**settings),
         )
         for name, value in result.metrics.items():
             metrics.log_metric(name, value)

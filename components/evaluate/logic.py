@@ -20,10 +20,10 @@ import pandas as pd
 from sklearn import metrics as skm
 
 from components.common.errors import BadInputError
-from components.common.settings import DEFAULTS
+from components.common.settings import RunConfig
 from components.core.metrics import LOWER_IS_BETTER, improvement, primary_metric, score
 from components.core.model_file import LoadedModel, load_model
-from components.core.registry import load_champion, registry_uri
+from components.core.registry import load_champion, settings_registry
 from components.core.scoring import score_rows
 from components.core.study import load_study
 
@@ -463,28 +463,20 @@ def evaluate_model(
     test: pd.DataFrame,
     study_dir: str | Path,
     best: dict[str, Any],
-    *,
-    target: str,
-    registry: str = DEFAULTS.registry,
-    model_name: str = DEFAULTS.model_name,
-    store: str = DEFAULTS.store,
-    s3_endpoint: str = DEFAULTS.s3_endpoint,
-    min_improvement: float = DEFAULTS.min_improvement,
-    confidence: float = DEFAULTS.confidence,
+    settings: RunConfig,
 ) -> tuple[Evaluation, pd.DataFrame]:
     """The evaluate stage: the model's test metrics, the verdict against the registry's
     champion (promote only when the gain's bootstrap interval lies above zero and beyond
     `min_improvement`) and the report; with the test rows' predictions as serving gives them."""
-    champion_at = registry_uri(registry, store, model_name, target)
     studies = [load_study(study_dir, name) for name in best["studies"]]
     result = evaluate_run(
         model_dir,
         test,
         studies,
         best,
-        load_champion(champion_at, s3_endpoint),
-        min_improvement,
-        confidence,
+        load_champion(settings_registry(settings), settings.s3_endpoint),
+        settings.min_improvement,
+        settings.confidence,
     )
     # through the serving path: the model file loaded again, as predict loads it
     return result, score_rows(load_model(model_dir), test, "test")

@@ -31,14 +31,14 @@ def features(
     import joblib
 
     from components.common.frames import read_frame
-    from components.common.settings import settings_in
+    from components.common.settings import RunConfig, settings_in
     from components.common.stage import stage
     from components.features.logic import fit_feature_steps
 
     settings = settings_in(locals())
     with stage("features", settings) as log:
         steps, facts = fit_feature_steps(
-            read_frame(train.path), joblib.load(preprocessor.path), **settings
+            read_frame(train.path), joblib.load(preprocessor.path), RunConfig(**settings)
         )
         joblib.dump(steps, feature_steps.path)
         feature_steps.metadata.update(facts)

@@ -13,7 +13,7 @@ from sklearn.feature_selection import SelectFromModel, VarianceThreshold
 from sklearn.pipeline import Pipeline
 
 from components.common.errors import BadInputError
-from components.common.settings import DEFAULTS, TASKS, check_setting
+from components.common.settings import DEFAULTS, TASKS, RunConfig, check_setting
 from components.core.transformers.latent import LatentComponents
 from components.core.transformers.timeseries import model_inputs
 
@@ -26,7 +26,7 @@ SELECTION_TREES = 100
 def selection_model(task: str, seed: int) -> SelectFromModel:
     """Keep the columns whose importance in a seeded extremely-randomised-trees ensemble is
     above the mean importance. Trees judge every column on any scale and any kind of
-    relation; on breast_cancer widened by 300 noise columns they kept 25 of the 30 real ones
+    relation; on breast_cancer widened by 300 noise columns they kept 24 of the 30 real ones
     and no noise column (an L1-logistic kept 58 noise columns at C=1, and 6 real at C=0.1)."""
     if task not in TASKS:
         raise BadInputError(
@@ -98,31 +98,23 @@ def feature_pipeline(preprocessor: Any, features: Any) -> Pipeline:
 
 
 def fit_feature_steps(
-    train: pd.DataFrame,
-    preprocessor: Any,
-    *,
-    target: str,
-    task: str,
-    features: str = DEFAULTS.features,
-    pca_variance: float = DEFAULTS.pca_variance,
-    seed: int = DEFAULTS.seed,
-    svd_components: int = DEFAULTS.svd_components,
-    variance_threshold: float = DEFAULTS.variance_threshold,
+    train: pd.DataFrame, preprocessor: Any, settings: RunConfig
 ) -> tuple[Pipeline, dict[str, Any]]:
     """The features stage: the Pipeline [preprocess, features] fitted on the training rows
     (the search and train clone it, so it is refitted inside every fold), with the facts the
     run reports."""
+    s = settings
     chosen = build_features(
-        features,
-        pca_variance,
-        seed,
-        task=task,
-        svd_components=svd_components,
-        variance_threshold=variance_threshold,
+        s.features,
+        s.pca_variance,
+        s.seed,
+        task=s.task,
+        svd_components=s.svd_components,
+        variance_threshold=s.variance_threshold,
     )
     steps = feature_pipeline(preprocessor, chosen)
-    out = fit_features(steps, model_inputs(train, target, steps), train[target])
-    facts: dict[str, Any] = {"method": features, "features_out": int(out.shape[1])}
-    if features != "none":  # the width it reduced, for the record
+    out = fit_features(steps, model_inputs(train, s.target, steps), train[s.target])
+    facts: dict[str, Any] = {"method": s.features, "features_out": int(out.shape[1])}
+    if s.features != "none":  # the width it reduced, for the record
         facts["features_in"] = int(steps.named_steps["features"].n_features_in_)
     return steps, facts

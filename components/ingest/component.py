@@ -32,13 +32,13 @@ def ingest(
         dataset: The ingested table as Parquet; metadata has source, rows, columns, sha256,
             rows read and the rows dropped for a missing target.
     """
-    from components.common.settings import settings_in
+    from components.common.settings import RunConfig, settings_in
     from components.common.stage import stage
     from components.ingest.logic import ingest_data
 
     settings = settings_in(locals())
     with stage("ingest", settings) as log:
-        facts = ingest_data(dataset.path, files=files, **settings)
+        facts = ingest_data(dataset.path, RunConfig(**settings), files)
         if data_fingerprint and data_fingerprint != facts["sha256"]:
             log.log("fingerprint_changed", expected=data_fingerprint, actual=facts["sha256"])
         dataset.metadata.update(facts)

@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 
 from components.common.errors import BadInputError
-from components.common.settings import DEFAULTS
+from components.common.settings import RunConfig
 from components.core.source import DATABASE, source_kind
 from components.core.source.files import (
     ReadOptions,
@@ -184,38 +184,27 @@ def ingest_facts(
 
 def ingest_data(
     output: str | Path,
-    *,
-    data: str,
-    target: str,
-    table: str = DEFAULTS.table,
-    query: str = DEFAULTS.query,
-    delimiter: str = DEFAULTS.delimiter,
-    encoding: str = DEFAULTS.encoding,
-    header: str = DEFAULTS.header,
-    sheet: str = DEFAULTS.sheet,
-    decimal: str = DEFAULTS.decimal,
-    stream_above_mb: float = DEFAULTS.stream_above_mb,
-    s3_endpoint: str = DEFAULTS.s3_endpoint,
+    settings: RunConfig,
     files: Iterable[str] = (),
     target_optional: bool = False,
 ) -> dict[str, Any]:
-    """The ingest stage: `data` as one Parquet file at `output` (all or nothing), streamed in
-    bounded memory when it is a local CSV/TSV/Parquet file of at least `stream_above_mb`;
-    returns the facts the run reports. `files` are the files of a folder or prefix to read
-    (all when empty). With `target_optional`, data without the target column is taken whole
-    (rows to score, checked against the schema that names the target)."""
-    options = ReadOptions.pick(locals(), files)
-    source, endpoint = data, s3_endpoint
-    stream_above_bytes = int(stream_above_mb * 2**20)
+    """The ingest stage: the settings' `data` as one Parquet file at `output` (all or
+    nothing), streamed in bounded memory when it is a local CSV/TSV/Parquet file of at least
+    `stream_above_mb`; returns the facts the run reports. `files` are the files of a folder or
+    prefix to read (all when empty). With `target_optional`, data without the target column
+    is taken whole (rows to score, checked against the schema that names the target)."""
     from components.common.frames import write_frame
     from components.ingest.streaming import stream_to_parquet
 
-    options = options.check()
+    source, target, endpoint = settings.data, settings.target, settings.s3_endpoint
+    options = ReadOptions.of(settings, files).check()
     output = Path(output)
     output.parent.mkdir(parents=True, exist_ok=True)
     if arrow_readable(source):
         path = check_file(source)
-        if path.stat().st_size < stream_above_bytes or source.lower().endswith(".zip"):
+        if path.stat().st_size < settings.stream_above_mb * 2**20 or source.lower().endswith(
+            ".zip"
+        ):
             return ingest_arrow(path, source, target, output, options, target_optional)
         streamed = stream_to_parquet(
             path, source, table_format(source), target, output, options, target_optional

@@ -24,13 +24,13 @@ def load_rows(
         rows: The rows as Parquet; metadata has source, rows and columns.
     """
     from components.common.frames import write_frame
-    from components.common.settings import settings_in
+    from components.common.settings import RunConfig, settings_in
     from components.common.stage import stage
     from components.load_rows.logic import load_scoring_rows
 
     settings = settings_in(locals())
     with stage("load_rows", settings) as log:
-        frame = load_scoring_rows(**settings)
+        frame = load_scoring_rows(RunConfig(**settings))
         write_frame(frame, rows.path)
         facts = {"source": data, "rows": len(frame), "columns": len(frame.columns)}
         rows.metadata.update(facts)

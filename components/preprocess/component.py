@@ -30,7 +30,7 @@ def preprocess(
     import joblib
 
     from components.common.frames import read_frame
-    from components.common.settings import settings_in
+    from components.common.settings import RunConfig, settings_in
     from components.common.stage import stage
     from components.core.schema import read_table_schema
     from components.preprocess.logic import fit_preprocessing
@@ -38,7 +38,9 @@ def preprocess(
     settings = settings_in(locals())
     with stage("preprocess", settings) as log:
         schema = read_table_schema(table_schema.path)
-        transformer, facts = fit_preprocessing(read_frame(train.path), schema, **settings)
+        transformer, facts = fit_preprocessing(
+            read_frame(train.path), schema, RunConfig(**settings)
+        )
         joblib.dump(transformer, preprocessor.path)
         preprocessor.metadata.update(facts)
         log.log("fitted", **facts)

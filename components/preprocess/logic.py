@@ -24,7 +24,7 @@ from sklearn.preprocessing import (
     TargetEncoder,
 )
 
-from components.common.settings import DEFAULTS, check_settings
+from components.common.settings import DEFAULTS, RunConfig, check_settings
 from components.core.schema import TableSchema, feature_columns, natural_order
 from components.core.transformers.calendar import CalendarFeatures
 from components.core.transformers.categories import as_category_strings
@@ -205,32 +205,22 @@ def build_preprocessor(
 
 
 def fit_preprocessing(
-    train: pd.DataFrame,
-    table_schema: TableSchema,
-    *,
-    target: str,
-    outliers: str = DEFAULTS.outliers,
-    scaling: str = DEFAULTS.scaling,
-    max_categories: int = DEFAULTS.max_categories,
-    text_vectorizer: str = DEFAULTS.text_vectorizer,
-    text_word_ngrams: int = DEFAULTS.text_word_ngrams,
-    text_char_ngrams: int = DEFAULTS.text_char_ngrams,
-    text_max_terms: int = DEFAULTS.text_max_terms,
-    text_components: int = DEFAULTS.text_components,
+    train: pd.DataFrame, table_schema: TableSchema, settings: RunConfig
 ) -> tuple[Any, dict[str, int]]:
     """The preprocess stage: the imputing, clipping, scaling and encoding transformer of the
     schema's columns (behind the forecasting step for a forecast), fitted on the training
     rows; with the facts the run reports."""
+    s, target = settings, settings.target
     columns = build_preprocessor(
         table_schema,
-        outliers,
-        scaling,
-        max_categories,
-        text_vectorizer=text_vectorizer,
-        text_word_ngrams=text_word_ngrams,
-        text_char_ngrams=text_char_ngrams,
-        text_max_terms=text_max_terms,
-        text_components=text_components,
+        s.outliers,
+        s.scaling,
+        s.max_categories,
+        text_vectorizer=s.text_vectorizer,
+        text_word_ngrams=s.text_word_ngrams,
+        text_char_ngrams=s.text_char_ngrams,
+        text_max_terms=s.text_max_terms,
+        text_components=s.text_components,
     )
     transformer = with_forecasting(table_schema, columns)
     transformed = transformer.fit_transform(model_inputs(train, target, transformer), train[target])

@@ -37,7 +37,7 @@ def promote(
     """
     import json
 
-    from components.common.settings import settings_in
+    from components.common.settings import RunConfig, settings_in
     from components.common.stage import stage
     from components.core.schema import read_table_schema
     from components.promote.logic import promote_model
@@ -54,7 +54,7 @@ def promote(
             read_table_schema(table_schema.path),
             verdict,
             run_id,
-            **settings,
+            RunConfig(**settings),
         )
         log.log("promoted", **pointer)
         return str(pointer["version"])

@@ -7,8 +7,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from components.common.settings import DEFAULTS
-from components.core.registry import PROFILE_FILE, SCHEMA_FILE, publish_version, registry_uri
+from components.common.settings import RunConfig
+from components.core.registry import PROFILE_FILE, SCHEMA_FILE, publish_version, settings_registry
 from components.core.schema import TableSchema, dump_schema
 
 __all__ = ["promote_model"]
@@ -20,12 +20,7 @@ def promote_model(
     table_schema: TableSchema,
     quality: dict[str, Any],
     run_id: str,
-    *,
-    target: str,
-    registry: str = DEFAULTS.registry,
-    model_name: str = DEFAULTS.model_name,
-    store: str = DEFAULTS.store,
-    s3_endpoint: str = DEFAULTS.s3_endpoint,
+    settings: RunConfig,
 ) -> dict[str, Any]:
     """The promote stage: the model, its evaluation, its schema (the contract later runs are
     checked against) and its data profile (their drift reference) as the registry version
@@ -35,10 +30,10 @@ def promote_model(
         PROFILE_FILE: json.dumps(quality["profile"], indent=1).encode(),
     }
     return publish_version(
-        registry_uri(registry, store, model_name, target),
+        settings_registry(settings),
         model_dir,
         run_id,
         {**evaluation, "run_id": run_id},
-        s3_endpoint,
+        settings.s3_endpoint,
         attachments,
     )

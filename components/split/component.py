@@ -26,13 +26,13 @@ def split(
         test: The held-out test split (Parquet).
     """
     from components.common.frames import read_frame, write_frame
-    from components.common.settings import settings_in
+    from components.common.settings import RunConfig, settings_in
     from components.common.stage import stage
     from components.split.logic import split_data
 
     settings = settings_in(locals())
     with stage("split", settings) as log:
-        train_frame, test_frame = split_data(read_frame(dataset.path), **settings)
+        train_frame, test_frame = split_data(read_frame(dataset.path), RunConfig(**settings))
         write_frame(train_frame, train.path)
         write_frame(test_frame, test.path)
         train.metadata["rows"] = len(train_frame)

@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 from components.common.errors import BadInputError
-from components.common.settings import DEFAULTS, check_setting
+from components.common.settings import RunConfig, check_setting
 
 __all__ = ["split_data"]
 
@@ -89,16 +89,9 @@ def split_by_time(
     return ordered[~later].reset_index(drop=True), ordered[later].reset_index(drop=True)
 
 
-def split_data(
-    frame: pd.DataFrame,
-    *,
-    target: str,
-    task: str,
-    test_size: float = DEFAULTS.test_size,
-    time_column: str = DEFAULTS.time_column,
-) -> tuple[pd.DataFrame, pd.DataFrame]:
+def split_data(frame: pd.DataFrame, settings: RunConfig) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The split stage: (train, test), the test split held out by content (stratified for
     classification), or for a forecast (`time_column`) the latest period."""
-    if time_column:
-        return split_by_time(frame, time_column, test_size)
-    return split_frame(frame, target, task, test_size)
+    if settings.time_column:
+        return split_by_time(frame, settings.time_column, settings.test_size)
+    return split_frame(frame, settings.target, settings.task, settings.test_size)

@@ -28,7 +28,7 @@ def train(
     import joblib
 
     from components.common.frames import read_frame
-    from components.common.settings import settings_in
+    from components.common.settings import RunConfig, settings_in
     from components.common.stage import stage
     from components.core.model_file import save_model
     from components.core.schema import read_table_schema
@@ -44,7 +44,7 @@ def train(
             joblib.load(feature_steps.path),
             best_config,
             schema,
-            **settings,
+            RunConfig(**settings),
         )
         save_model(trained_model.path, fitted, card)
         trained_model.metadata.update({"family": best_config["model"], "task": card["task"]})

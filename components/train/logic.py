@@ -8,7 +8,7 @@ from typing import Any
 import pandas as pd
 from sklearn.pipeline import Pipeline
 
-from components.common.settings import DEFAULTS
+from components.common.settings import DEFAULTS, RunConfig
 from components.core.families import make_model
 from components.core.schema import TableSchema, input_columns
 
@@ -53,14 +53,13 @@ def train_model(
     feature_steps: Pipeline,
     best: dict[str, Any],
     schema: TableSchema,
-    *,
-    seed: int = DEFAULTS.seed,
+    settings: RunConfig = DEFAULTS,
 ) -> tuple[Pipeline, dict[str, Any]]:
     """The train stage: preprocessing + features + the best configuration's estimator fitted
     on the whole training split, as one servable Pipeline, with its model card."""
     target, task = schema["target"], schema["task"]
     columns = input_columns(schema)
-    model = make_model(feature_steps, best["model"], best["params"], task, seed)
+    model = make_model(feature_steps, best["model"], best["params"], task, settings.seed)
     model.fit(train[columns], train[target])
     card = {
         "target": target,
@@ -69,7 +68,7 @@ def train_model(
         "classes": [str(c) for c in getattr(model, "classes_", [])],
         "best": {k: best[k] for k in ("model", "params", "metric", "cv_score", "cv_std")},
         "training_rows": len(train),
-        "seed": seed,
+        "seed": settings.seed,
         "timeseries": schema.get("timeseries"),
         "roles": column_roles(model, schema),
         "versions": {p: version(p) for p in ("stablepipe", "scikit-learn", "pandas", "numpy")},

@@ -40,7 +40,7 @@ def tune(
     import joblib
 
     from components.common.frames import read_frame
-    from components.common.settings import settings_in
+    from components.common.settings import RunConfig, settings_in
     from components.common.stage import stage
     from components.tune.logic import tune_worker
 
@@ -51,7 +51,7 @@ def tune(
             read_frame(train.path),
             joblib.load(feature_steps.path),
             worker_index,
-            **settings,
+            RunConfig(**settings),
         )
         log.log("searched", study=study_name, **facts)
         return study_name

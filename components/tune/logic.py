@@ -23,7 +23,7 @@ from sklearn.model_selection import KFold, StratifiedKFold, TimeSeriesSplit
 from sklearn.pipeline import Pipeline
 from threadpoolctl import threadpool_limits
 
-from components.common.settings import DEFAULTS, check_settings
+from components.common.settings import RunConfig, check_settings
 from components.core.families import (
     DEFAULT_CONFIGURATIONS,
     families_for,
@@ -32,7 +32,7 @@ from components.core.families import (
     trial_params,
 )
 from components.core.metrics import cv_metric, scorer_name
-from components.core.registry import champion_configuration, registry_uri
+from components.core.registry import champion_configuration, settings_registry
 from components.core.study import attempt_study
 from components.core.transformers.timeseries import forecasting_step, model_inputs
 
@@ -216,35 +216,23 @@ def tune_worker(
     train: pd.DataFrame,
     feature_steps: Pipeline,
     worker_index: int,
-    *,
-    target: str,
-    task: str,
-    trials: int = DEFAULTS.trials,
-    time_budget: float = DEFAULTS.time_budget,
-    cv_folds: int = DEFAULTS.cv_folds,
-    seed: int = DEFAULTS.seed,
-    workers: int = DEFAULTS.workers,
-    registry: str = DEFAULTS.registry,
-    model_name: str = DEFAULTS.model_name,
-    store: str = DEFAULTS.store,
-    s3_endpoint: str = DEFAULTS.s3_endpoint,
+    settings: RunConfig,
 ) -> tuple[str, dict[str, Any]]:
     """The tune stage, one worker of the shared study: trials until the study holds `trials`
     or `time_budget` is spent, each scored by `cv_folds`-fold cross-validation of the whole
     Pipeline on the training split; the champion's configuration (when it predicts the same
     target and task) is the study's first trial. Returns the study searched and the facts."""
-    champion = registry_uri(registry, store, model_name, target)
+    s = settings
     data = SearchData(
-        X=model_inputs(train, target, feature_steps),
-        y=train[target],
+        X=model_inputs(train, s.target, feature_steps),
+        y=train[s.target],
         feature_steps=feature_steps,
-        task=task,
-        folds=cv_folds,
-        seed=seed,
+        task=s.task,
+        folds=s.cv_folds,
+        seed=s.seed,
     )
     searched = attempt_study(study_dir)
-    warmed = warm_start(
-        searched, champion_configuration(champion, s3_endpoint, target, task), len(train)
-    )
-    outcome = run_worker(searched, data, trials, time_budget, worker_index, workers)
+    champion = champion_configuration(settings_registry(s), s.s3_endpoint, s.target, s.task)
+    warmed = warm_start(searched, champion, len(train))
+    outcome = run_worker(searched, data, s.trials, s.time_budget, worker_index, s.workers)
     return searched.study_name, {"warm_start": warmed, **outcome}

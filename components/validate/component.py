@@ -37,13 +37,13 @@ def validate(
     import json
 
     from components.common.frames import read_frame
-    from components.common.settings import settings_in
+    from components.common.settings import RunConfig, settings_in
     from components.common.stage import stage
     from components.validate.logic import validate_data
 
     settings = settings_in(locals())
     with stage("validate", settings) as log:
-        inferred = validate_data(read_frame(dataset.path), **settings)
+        inferred = validate_data(read_frame(dataset.path), RunConfig(**settings))
         with open(table_schema.path, "w", encoding="utf-8") as handle:
             json.dump(inferred, handle, indent=2)
         found = [c["role"] for c in inferred["columns"]]

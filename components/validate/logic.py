@@ -11,7 +11,7 @@ from pandas.api import types as ptypes
 
 from components.common.errors import BadInputError, missing_column_error
 from components.common.frames import seeded_positions
-from components.common.settings import DEFAULTS, check_setting, parse_roles
+from components.common.settings import RunConfig, check_setting, parse_roles
 from components.core.schema import (
     USED_ROLES,
     ColumnEntry,
@@ -86,7 +86,8 @@ def whole_numbers(y: pd.Series) -> bool:
 
 
 def check_classes(y: pd.Series, task: str, n_classes: int) -> None:
-    """Classification needs two classes (exactly two for binary), each seen at least twice."""
+    """Classification needs two classes (exactly two for binary), each with at least
+    MIN_ROWS_PER_CLASS rows."""
     if n_classes < 2:
         only = str(y.dropna().iloc[0])
         raise BadInputError(
@@ -432,32 +433,22 @@ def serving_schema(
     return schema
 
 
-def validate_data(
-    frame: pd.DataFrame,
-    *,
-    target: str,
-    task: str = DEFAULTS.task,
-    schema: str = DEFAULTS.schema,
-    s3_endpoint: str = DEFAULTS.s3_endpoint,
-    roles: str = DEFAULTS.roles,
-    time_column: str = DEFAULTS.time_column,
-    series_key: str = DEFAULTS.series_key,
-    horizon: int = DEFAULTS.horizon,
-    season: int = DEFAULTS.season,
-) -> TableSchema:
+def validate_data(frame: pd.DataFrame, settings: RunConfig) -> TableSchema:
     """The validate stage: the task and the schema of `frame` (columns, types, roles), with
-    the roles (and, for task auto, the task) of the `schema` file when one is given, the
-    `roles` override, and for a forecast the checked time series. Data without the target
-    column, when the schema file names that target, is validated as rows to score."""
-    user_schema = load_schema(schema, s3_endpoint) if schema else None
-    if target not in frame.columns:
-        inferred = serving_schema(frame, target, user_schema, time_column)
+    the roles (and, for task auto, the task) of the settings' `schema` file when there is one,
+    the `roles` override, and for a forecast (`time_column`) the checked time series. Data
+    without the target column, when the schema file names that target, is validated as rows
+    to score."""
+    s = settings
+    user_schema = load_schema(s.schema, s.s3_endpoint) if s.schema else None
+    if s.target not in frame.columns:
+        inferred = serving_schema(frame, s.target, user_schema, s.time_column)
     else:
         forecast = (
-            check_time_series(frame, target, time_column, series_key, horizon, season)
-            if time_column
+            check_time_series(frame, s.target, s.time_column, s.series_key, s.horizon, s.season)
+            if s.time_column
             else None
         )
-        inferred = infer_checked_schema(frame, target, task, user_schema, forecast)
-    override_roles(inferred, parse_roles(roles), frame)
+        inferred = infer_checked_schema(frame, s.target, s.task, user_schema, forecast)
+    override_roles(inferred, parse_roles(s.roles), frame)
     return inferred

@@ -55,6 +55,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import FunctionTransformer, LabelEncoder, OrdinalEncoder
 
 from components.collect.logic import best_configuration
+from components.common.settings import RunConfig
 from components.core.metrics import cv_metric, score
 from components.core.schema import feature_columns, input_columns
 from components.core.study import create_study, load_study
@@ -351,7 +352,7 @@ def run_case(case: Case, workdir: Path) -> Result:
     X_test, y_test = test[columns], test[target]
 
     best = stablepipe_search(path, target, task, workdir / "study")
-    model, _ = train_model(train, data.feature_steps, best, schema, seed=SEED)
+    model, _ = train_model(train, data.feature_steps, best, schema, RunConfig(seed=SEED))
     ours = score(model, X_test, y_test, task)[metric]
     our_predictions = predictions(model, X_test, task)
 

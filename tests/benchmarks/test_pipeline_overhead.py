@@ -21,6 +21,7 @@ SEED = 42
 def in_process(csv: Path, target: str, workdir: Path) -> dict:
     """The pipeline's work as one plain script: the same logic functions, no KFP."""
     from components.collect.logic import best_configuration
+    from components.common.settings import RunConfig
     from components.core.metrics import cv_metric
     from components.core.model_file import save_model
     from components.core.study import create_study, load_study
@@ -37,7 +38,7 @@ def in_process(csv: Path, target: str, workdir: Path) -> dict:
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     run_worker(study, data, TRIALS, 3600.0, 0)
     best = best_configuration([study], cv_metric(schema["task"]))
-    model, card = train_model(train, steps, best, schema, seed=SEED)
+    model, card = train_model(train, steps, best, schema, RunConfig(seed=SEED))
     save_model(workdir / "model", model, card)
     result = evaluate_run(workdir / "model", test, [study], best, None, 0.0)
     (workdir / "report.html").write_text(result.report_html)

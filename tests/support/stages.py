@@ -9,7 +9,7 @@ from typing import Any
 import pandas as pd
 
 from components.check_quality.logic import Reference, judge_data
-from components.common.settings import check_setting
+from components.common.settings import RunConfig, check_setting
 from components.core.source.files import ReadOptions
 from components.ingest.logic import ingest_data
 from components.validate.logic import infer_checked_schema
@@ -44,11 +44,12 @@ def ingest_to_parquet(
     """The ingest stage's entry, called with a file's reading options as one object and the
     streaming threshold in bytes (the tests pick it down to 0)."""
     reading = asdict(options) if options is not None else {}
-    return ingest_data(
-        output,
+    files = reading.pop("files", ())
+    settings = RunConfig(
         data=source,
         target=target,
         s3_endpoint=endpoint,
         stream_above_mb=stream_above_bytes / 2**20,
         **reading,
     )
+    return ingest_data(output, settings, files)

@@ -8,6 +8,7 @@ from typing import Any
 import pandas as pd
 import pytest
 
+from components.common.settings import RunConfig
 from components.core.model_file import save_model
 from components.features.logic import feature_pipeline
 from components.preprocess.logic import build_preprocessor
@@ -32,6 +33,6 @@ def trained(titanic: pd.DataFrame, tmp_path: Path):
     schema = infer_table_schema(titanic, "survived", "auto")
     train, test = split_frame(titanic, "survived", "binary", 0.2)
     steps = feature_pipeline(build_preprocessor(schema), "passthrough")
-    model, card = train_model(train, steps, BEST_LINEAR, schema, seed=0)
+    model, card = train_model(train, steps, BEST_LINEAR, schema, RunConfig(seed=0))
     save_model(tmp_path / "model", model, card)
     return model, card, test, tmp_path / "model"

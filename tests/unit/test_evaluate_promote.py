@@ -9,6 +9,7 @@ from sklearn.dummy import DummyClassifier
 from sklearn.pipeline import Pipeline
 
 from components.common.errors import BadInputError
+from components.common.settings import RunConfig
 from components.core.metrics import improvement, primary_metric, score
 from components.core.model_file import load_model, save_model
 from components.core.registry import (
@@ -233,7 +234,7 @@ def test_reruns_with_other_seeds_do_not_flip_the_champion(
         create_study(tmp_path / f"study{seed}", "s", cv_metric("binary"))
         run_worker(load_study(tmp_path / f"study{seed}"), data, 8, 300, 0)
         best = best_configuration([load_study(tmp_path / f"study{seed}")], "roc_auc")
-        model, card = train_model(train, steps, best, schema, seed=seed)
+        model, card = train_model(train, steps, best, schema, RunConfig(seed=seed))
         X = model_input(test, card)
         metrics = score(model, X, test["survived"], "binary")
         verdict = judge(model, metrics, load_champion(registry), test, X, "binary", "survived", 0)

@@ -57,23 +57,10 @@ def imported_packages(path: Path) -> set[str]:
 
 
 def test_the_stages_are_the_pipelines_steps() -> None:
-    assert set(STAGES) == {
-        "ingest",
-        "validate",
-        "check_quality",
-        "split",
-        "preprocess",
-        "features",
-        "create_study",
-        "tune",
-        "collect",
-        "train",
-        "evaluate",
-        "promote",
-        "resolve_model",
-        "load_rows",
-        "batch_predict",
-    }
+    """A folder per step of the training pipeline and of batch prediction, and nothing else."""
+    from pipelines.local import STAGE_ORDER
+
+    assert set(STAGES) == {*STAGE_ORDER, "resolve_model", "load_rows", "batch_predict"}
 
 
 @pytest.mark.parametrize("stage", STAGES)
@@ -208,3 +195,57 @@ def test_a_declared_default_passes_its_own_check() -> None:
     for setting in SETTINGS:
         if setting.name != "target" or setting.default:
             assert setting.message(setting.default) == "", setting.name
+
+
+# What a helper that takes the whole settings reads of them.
+READ_THROUGH = {
+    "settings_registry": {"registry", "store", "model_name", "target"},
+    "of": {"table", "query", "delimiter", "encoding", "header", "sheet", "decimal"},
+}
+
+
+def settings_read(function: ast.FunctionDef) -> set[str]:
+    """The settings an entry function reads of its `settings` argument (also as `s`)."""
+    read: set[str] = set()
+    for node in ast.walk(function):
+        if (
+            isinstance(node, ast.Attribute)
+            and isinstance(node.value, ast.Name)
+            and node.value.id in ("settings", "s")
+        ):
+            read.add(node.attr)
+        if isinstance(node, ast.Call) and any(
+            isinstance(arg, ast.Name) and arg.id in ("settings", "s") for arg in node.args
+        ):
+            called = node.func.attr if isinstance(node.func, ast.Attribute) else None
+            called = called or (node.func.id if isinstance(node.func, ast.Name) else "")
+            read |= READ_THROUGH.get(called, set())
+    return read & set(BY_NAME)
+
+
+@pytest.mark.parametrize("stage", STAGES)
+def test_an_entry_function_reads_only_the_settings_its_component_is_given(stage: str) -> None:
+    """A component builds the settings from its own parameters: a setting its stage's entry
+    reads but the component does not take would silently be the declared default."""
+    logic = importlib.import_module(f"components.{stage}.logic")
+    component = getattr(importlib.import_module(f"components.{stage}"), stage)
+    tree = ast.parse(inspect.getsource(logic))
+    entry = next(
+        node
+        for node in tree.body
+        if isinstance(node, ast.FunctionDef) and node.name == logic.__all__[0]
+    )
+    given = set(component.component_spec.inputs or {})
+    missing = settings_read(entry) - given
+    assert not missing, f"components/{stage}: the entry reads {sorted(missing)} it is not given"
+
+
+def test_the_settings_table_of_the_common_readme_is_the_declarations(capsys) -> None:
+    """components/common/README.md's settings table is what its own script prints from
+    SETTINGS now: a changed declaration shows up as a stale table here."""
+    text = (COMPONENTS / "common" / "README.md").read_text()
+    script = text.split("The script (run from the repository root", 1)[1]
+    script = script.split("```python\n", 1)[1].split("```", 1)[0]
+    exec(compile(script, "components/common/README.md", "exec"), {})
+    printed = capsys.readouterr().out.strip()
+    assert printed and printed in text, "regenerate the table with the README's script"

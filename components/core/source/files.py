@@ -16,7 +16,7 @@ import pandas as pd
 
 from components.common.errors import BadInputError, closest_names
 from components.common.frames import file_sha256
-from components.common.settings import DEFAULTS, check_settings, decimal_problem
+from components.common.settings import DEFAULTS, RunConfig, check_settings, decimal_problem
 from components.common.storage import S3_PREFIX, Storage, open_storage, parse_s3_uri
 from components.core.source import (
     DATABASE,
@@ -223,10 +223,10 @@ class ReadOptions:
     files: tuple[str, ...] = ()
 
     @classmethod
-    def pick(cls, values: dict[str, Any], files: Iterable[str] = ()) -> ReadOptions:
-        """The reading settings among `values` (a run's settings, a component's inputs)."""
+    def of(cls, settings: RunConfig, files: Iterable[str] = ()) -> ReadOptions:
+        """The reading settings of a run (or of a stage's inputs)."""
         names = [f.name for f in fields(cls) if f.name != "files"]
-        return cls(**{n: values[n] for n in names if n in values}, files=tuple(map(str, files)))
+        return cls(**{n: getattr(settings, n) for n in names}, files=tuple(map(str, files)))
 
     def check(self) -> ReadOptions:
         check_settings({f.name: getattr(self, f.name) for f in fields(self) if f.name != "files"})
