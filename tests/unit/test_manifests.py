@@ -9,15 +9,14 @@ schemas of each Kubernetes release as JSON Schema, offline and strict (an unknow
 
 Agreement with the code: the Secret names and keys come from the compiled pipeline (what
 `kfp.kubernetes.use_secret_as_env` put there), the ConfigMap keys from the retraining trigger
-(gitops/retrain/submit.py), the image from the package version. Every check is a function that
-returns problems, and each one also runs on a deliberately broken copy of the manifests, to show
-that it fails.
+(`stablepipe submit`, pipelines/cluster.py), the retraining pods' command line from the CLI's own
+parser, the image from the package version. Every check is a function that returns problems, and
+each one also runs on a deliberately broken copy of the manifests, to show that it fails.
 """
 
 from __future__ import annotations
 
 import base64
-import importlib.util
 import json
 import re
 import shutil
@@ -25,7 +24,6 @@ import subprocess
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
@@ -38,7 +36,6 @@ from tests.conftest import make_bucket
 
 ROOT = Path(__file__).resolve().parents[2]
 MANIFESTS = ROOT / "manifests"
-SUBMIT_SCRIPT = MANIFESTS / "gitops" / "retrain" / "submit.py"
 OVERLAYS = ("overlays/local", "overlays/production")
 # The oldest Kubernetes the manifests support and the newest kubernetes-validate has schemas for.
 KUBERNETES_VERSIONS = ("1.29", "1.37")
@@ -47,6 +44,9 @@ STUDY_SECRET, STUDY_KEY = "stablepipe-optuna", "url"
 STABLEPIPE_REPOSITORY = DEFAULT_IMAGE.rsplit(":", 1)[0]
 PLACEHOLDER = "CHANGE-ME"
 WAIT_ENV = "STABLEPIPE_WAIT_SECONDS"
+# the retraining pods run the image's console script: stablepipe submit --config <retrain.yaml>
+SUBMIT_COMMAND = ["stablepipe", "submit"]
+SETTINGS_FILE = "retrain.yaml"
 CREDENTIAL_NAME = re.compile(r"PASSWORD|SECRET|TOKEN|ACCESS_KEY|CREDENTIAL", re.IGNORECASE)
 PASSWORD_IN_URL = re.compile(r"://[^/@\s:]+:[^/@\s]+@")
 CUSTOM_KINDS = {("argoproj.io/v1alpha1", "Application")}
@@ -143,23 +143,11 @@ class Facts:
     config_keys: tuple[str, ...]  # the ConfigMap keys the retraining trigger reads
 
 
-def load_submit() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("stablepipe_submit", SUBMIT_SCRIPT)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.fixture(scope="module")
-def submit() -> ModuleType:
-    return load_submit()
-
-
-@pytest.fixture(scope="module")
-def facts(tmp_path_factory: pytest.TempPathFactory, submit: ModuleType) -> Facts:
+def facts(tmp_path_factory: pytest.TempPathFactory) -> Facts:
     from kfp import compiler
 
+    from pipelines.cluster import CONFIG_MAP_KEYS
     from pipelines.training import training_pipeline
 
     path = tmp_path_factory.mktemp("compiled") / "pipeline.yaml"
@@ -173,7 +161,7 @@ def facts(tmp_path_factory: pytest.TempPathFactory, submit: ModuleType) -> Facts
     return Facts(
         secrets={name: frozenset(keys) for name, keys in secrets.items()},
         parameters=frozenset(spec["root"]["inputDefinitions"]["parameters"]),
-        config_keys=tuple(submit.CONFIG_MAP_KEYS),
+        config_keys=tuple(CONFIG_MAP_KEYS),
     )
 
 
@@ -200,6 +188,22 @@ def containers(obj: Manifest) -> list[Manifest]:
 
 def literal_env(container: Manifest) -> dict[str, str]:
     return {e["name"]: e["value"] for e in container.get("env", []) if "value" in e}
+
+
+def command_line(container: Manifest) -> list[str]:
+    """The argv the container runs: command + args, with each $(NAME) of the container's literal
+    env put in as the kubelet does (an unknown name stays as written, as there)."""
+    env = literal_env(container)
+    return [
+        re.sub(r"\$\((\w+)\)", lambda m: env.get(m[1], m[0]), str(part))
+        for part in container.get("command", []) + container.get("args", [])
+    ]
+
+
+def runs_submit(container: Manifest) -> bool:
+    """Whether the container is a retraining trigger (however it calls `stablepipe submit`:
+    check_retraining holds it to the one exact form)."""
+    return " ".join(SUBMIT_COMMAND) in " ".join(command_line(container))
 
 
 def secret_data(secret: Manifest) -> dict[str, str]:
@@ -246,15 +250,27 @@ def secret_references(objects: list[Manifest]) -> dict[str, set[str]]:
 
 
 def submit_pods(tree: Tree, overlay: str) -> dict[str, Manifest]:
-    """The retraining trigger's pods (the containers that run `stablepipe compile`), by kind."""
+    """The retraining trigger's pods (the containers that run `stablepipe submit`), by kind."""
     pods = {}
     for obj in tree.rendered.get(overlay, []):
         spec = pod_spec(obj)
-        if spec and any(
-            "stablepipe compile" in " ".join(c.get("args", [])) for c in containers(obj)
-        ):
+        if spec and any(runs_submit(c) for c in containers(obj)):
             pods[obj["kind"]] = spec
     return pods
+
+
+def mounted_files(spec: Manifest, container: Manifest, tree: Tree, overlay: str) -> dict[str, str]:
+    """Path in the container -> content, for every ConfigMap key the container mounts (through
+    a projected volume)."""
+    maps = {c["metadata"]["name"]: c.get("data") or {} for c in tree.objects(overlay, "ConfigMap")}
+    volumes = {v["name"]: v for v in spec.get("volumes", [])}
+    files = {}
+    for mount in container.get("volumeMounts", []):
+        sources = volumes[mount["name"]].get("projected", {}).get("sources", [])
+        names = [s["configMap"]["name"] for s in sources if "configMap" in s]
+        for key, text in [item for n in names for item in maps.get(n, {}).items()]:
+            files[f"{mount['mountPath']}/{key}"] = text
+    return files
 
 
 def config_map_env(tree: Tree, name: str) -> dict[str, str]:
@@ -462,7 +478,7 @@ def check_no_credentials(tree: Tree, facts: Facts) -> list[str]:
 
 def check_images(tree: Tree, facts: Facts) -> list[str]:
     """Every image has a version (or digest), never latest; the trigger's image is the package's
-    version (the image's own `stablepipe compile` then names the same image for the steps)."""
+    version (the image's own `stablepipe submit` then compiles the steps with the same image)."""
     problems = []
     for name, objects in tree.rendered.items():
         for obj in objects:
@@ -476,7 +492,7 @@ def check_images(tree: Tree, facts: Facts) -> list[str]:
                 )
                 if "@sha256:" not in image and (not tag or tag == "latest"):
                     problems.append(f"{label}: image {image!r} is not pinned to a version")
-                if "stablepipe compile" in " ".join(container.get("args", [])):
+                if runs_submit(container):
                     mirror = literal_env(container).get("STABLEPIPE_IMAGE")
                     if repository != STABLEPIPE_REPOSITORY and mirror != image:
                         problems.append(
@@ -497,55 +513,25 @@ def check_images(tree: Tree, facts: Facts) -> list[str]:
     return problems
 
 
-def check_retraining(tree: Tree, facts: Facts, submit: ModuleType | None = None) -> list[str]:
+def check_retraining(tree: Tree, facts: Facts) -> list[str]:
     """Each overlay's run settings are a valid stablepipe config for the cluster; the CronJob and
-    the PostSync Job run the same pod (but for how long they wait) with the mounted files the
-    command names; their ServiceAccount may create KFP runs."""
-    submit = submit or load_submit()
+    the PostSync Job run the same pod (but for how long they wait), whose command is exactly
+    `stablepipe submit --config <the retrain.yaml a ConfigMap mounts> --wait <seconds>` as the
+    CLI parses it, with every file it names mounted; their ServiceAccount may create KFP runs."""
     problems = []
     for overlay in OVERLAYS:
         pods = submit_pods(tree, overlay)
         if "CronJob" not in pods:
             problems.append(f"{overlay}: no retraining CronJob")
             continue
-        maps = {
-            c["metadata"]["name"]: c.get("data") or {} for c in tree.objects(overlay, "ConfigMap")
-        }
-        files: dict[str, str] = {}
+        waits: dict[str, int | None] = {}
         for pod_kind, spec in pods.items():
-            container = spec["containers"][0]
-            volumes = {v["name"]: v for v in spec.get("volumes", [])}
-            for mount in container.get("volumeMounts", []):
-                sources = volumes[mount["name"]].get("projected", {}).get("sources", [])
-                names = [s["configMap"]["name"] for s in sources if "configMap" in s]
-                for key, text in [item for n in names for item in maps.get(n, {}).items()]:
-                    files[f"{mount['mountPath']}/{key}"] = text
-            command = " ".join(container.get("command", []) + container.get("args", []))
-            for path in re.findall(r"(/etc/\S+\.(?:py|yaml))", command):
-                if path not in files:
-                    problems.append(
-                        f"{overlay}: the {pod_kind} runs {path}, which no ConfigMap mounts"
-                    )
-        settings = next(
-            (text for path, text in files.items() if path.endswith("/retrain.yaml")), None
-        )
-        script = next((text for path, text in files.items() if path.endswith("/submit.py")), None)
-        if script is not None and script != SUBMIT_SCRIPT.read_text():
-            problems.append(f"{overlay}: the mounted submit.py is not gitops/retrain/submit.py")
-        if settings is not None:
-            config_file = tree.root.parent / f"{overlay.replace('/', '-')}-retrain.yaml"
-            config_file.write_text(settings)
-            try:
-                submit.run_config(str(config_file), config_map_env(tree, overlay))
-            except BadInputError as error:
-                problems.append(f"{overlay}: retrain.yaml: {error}")
-        waits = {
-            kind: literal_env(spec["containers"][0]).get(WAIT_ENV) for kind, spec in pods.items()
-        }
-        if not int(waits.get("CronJob") or 0) > 0:
+            found, waits[pod_kind] = submit_command_problems(tree, overlay, pod_kind, spec)
+            problems += found
+        if not (waits.get("CronJob") or 0) > 0:
             problems.append(f"{overlay}: the CronJob does not wait for its run ({WAIT_ENV})")
         if "Job" in pods:
-            if waits["Job"] != "0":
+            if waits["Job"] != 0:
                 problems.append(
                     f"{overlay}: the PostSync Job waits for its run; the sync would too"
                 )
@@ -555,6 +541,49 @@ def check_retraining(tree: Tree, facts: Facts, submit: ModuleType | None = None)
             tree, overlay, pods["CronJob"].get("serviceAccountName", "")
         )
     return problems
+
+
+def submit_command_problems(
+    tree: Tree, overlay: str, pod_kind: str, spec: Manifest
+) -> tuple[list[str], int | None]:
+    """What is wrong with a retraining pod's command line, read as the CLI reads it, and the
+    seconds it waits (None when that cannot be told)."""
+    from pipelines.cli import flag_values, parse
+    from pipelines.cluster import cluster_config
+
+    label = f"{overlay}: the {pod_kind}"
+    container = spec["containers"][0]
+    files = mounted_files(spec, container, tree, overlay)
+    argv = command_line(container)
+    problems = [
+        f"{label} runs {path}, which no ConfigMap mounts"
+        for path in re.findall(r"(/etc/\S+\.(?:py|yaml))", " ".join(argv))
+        if path not in files
+    ]
+    if argv[: len(SUBMIT_COMMAND)] != SUBMIT_COMMAND:
+        problems.append(f"{label} runs {argv!r}, not {' '.join(SUBMIT_COMMAND)} itself")
+        return problems, None
+    try:
+        args = parse(argv[1:])
+        wait = int(args.wait)
+    except (BadInputError, ValueError) as error:
+        problems.append(f"{label}'s command line {argv!r}: {error}")
+        return problems, None
+    if args.config not in files or not args.config.endswith(f"/{SETTINGS_FILE}"):
+        problems.append(
+            f"{label} runs stablepipe submit --config {args.config!r}, not the {SETTINGS_FILE} "
+            f"a ConfigMap mounts ({sorted(files)})"
+        )
+        return problems, wait
+    config_file = tree.root.parent / f"{overlay.replace('/', '-')}-{SETTINGS_FILE}"
+    config_file.write_text(files[args.config])
+    try:
+        cluster_config(
+            str(config_file), config_map_env(tree, overlay), flag_values(args, args.command)
+        )
+    except BadInputError as error:
+        problems.append(f"{overlay}: {SETTINGS_FILE}: {error}")
+    return problems, wait
 
 
 def without_wait(spec: Manifest) -> Manifest:
@@ -830,6 +859,50 @@ BREAKAGES = {
         'value: "600"',
         "waits for its run",
     ),
+    "a trigger that is not stablepipe submit itself": Breakage(
+        "retraining",
+        "gitops/retrain/cronjob.yaml",
+        "              command:\n                - stablepipe\n",
+        # a shell that execs it: the same process, but the command line is no longer checked
+        "              command:\n                - /bin/sh\n                - -c\n"
+        '                - exec "$0" "$@"\n                - stablepipe\n',
+        "not stablepipe submit itself",
+    ),
+    "a trigger with a flag the CLI does not know": Breakage(
+        "retraining",
+        "gitops/retrain-on-sync/job.yaml",
+        "- --wait\n",
+        "- --wiat\n",
+        "--wiat",
+    ),
+    "a trigger whose --wait is not seconds": Breakage(
+        "retraining",
+        "gitops/retrain/cronjob.yaml",
+        "$(STABLEPIPE_WAIT_SECONDS)",
+        "$(STABLEPIPE_WAIT)",
+        "$(STABLEPIPE_WAIT)",
+    ),
+    "a trigger that runs settings no ConfigMap mounts": Breakage(
+        "retraining",
+        "gitops/retrain/cronjob.yaml",
+        "- /etc/stablepipe/retrain/retrain.yaml\n",
+        "- /etc/stablepipe/retrain/nightly.yaml\n",
+        "runs /etc/stablepipe/retrain/nightly.yaml, which no ConfigMap mounts",
+    ),
+    "a trigger whose settings are not the retrain.yaml": Breakage(
+        "retraining",
+        "gitops/retrain-on-sync/job.yaml",
+        "- --config\n            - /etc/stablepipe/retrain/retrain.yaml\n",
+        "- --config\n            - /tmp/retrain.yaml\n",
+        "--config '/tmp/retrain.yaml', not the retrain.yaml a ConfigMap mounts",
+    ),
+    "a trigger without its settings file": Breakage(
+        "retraining",
+        "gitops/retrain/cronjob.yaml",
+        "                  - configMap:\n                      name: stablepipe-retrain\n",
+        "                  - configMap:\n                      name: stablepipe-config\n",
+        "not the retrain.yaml a ConfigMap mounts",
+    ),
     "a submitter that may not create runs": Breakage(
         "retraining",
         "gitops/retrain/rbac.yaml",
@@ -910,17 +983,27 @@ def cluster_env(s3_env: Any, tree: Tree) -> Iterator[dict[str, str]]:
 
 
 def test_submit_passes_every_pipeline_parameter_and_no_credential(
-    cluster_env: dict[str, str], submit: ModuleType, facts: Facts, tree: Tree
+    cluster_env: dict[str, str], facts: Facts, tree: Tree
 ) -> None:
     import os
 
-    config = submit.run_config(str(MANIFESTS / "overlays" / "local" / "retrain.yaml"), cluster_env)
-    run_id, arguments = submit.run_arguments(config)
+    from components.core.registry import registry_uri
+    from pipelines.cluster import cluster_config, run_arguments
+
+    settings = MANIFESTS / "overlays" / "local" / SETTINGS_FILE
+    config = cluster_config(str(settings), cluster_env)
+    run_id, arguments = run_arguments(config)
     assert set(arguments) == facts.parameters
     assert arguments["run_id"] == run_id
+    assert arguments["data"] == yaml.safe_load(settings.read_text())["data"]
     assert arguments["s3_endpoint"] == cluster_env["STABLEPIPE_S3_ENDPOINT"]
     bucket, prefix = cluster_env["STABLEPIPE_S3_BUCKET"], cluster_env["STABLEPIPE_S3_PREFIX"]
-    assert arguments["registry"] == f"s3://{bucket}/{prefix}/models/target"
+    assert arguments["store"] == f"s3://{bucket}/{prefix}"
+    # the steps find the champion where the registry root, the store and the entry name it
+    champion_at = registry_uri(
+        arguments["registry"], arguments["store"], arguments["model_name"], arguments["target"]
+    )
+    assert champion_at == f"s3://{bucket}/{prefix}/models/target"
     assert arguments["data_fingerprint"]
     text = json.dumps(arguments)
     assert os.environ["AWS_SECRET_ACCESS_KEY"] not in text
@@ -928,43 +1011,48 @@ def test_submit_passes_every_pipeline_parameter_and_no_credential(
 
 
 @pytest.mark.parametrize(
-    ("settings", "env_change", "message"),
+    ("settings", "flags", "env_change", "message"),
     [
-        ("data: ./churn.csv\ntarget: churn\n", {}, "a pod has no local files"),
-        ("incremental: true\ndata: s3://raw/in/\ntarget: y\n", {}, "incremental"),
-        ("schema: schema.yaml\n", {}, "schema must be an s3:// URI"),
-        ("store: s3://elsewhere/x\n", {}, "ConfigMap stablepipe-config"),
-        ("trials: 5\n", {"STABLEPIPE_S3_BUCKET": ""}, "STABLEPIPE_S3_BUCKET"),
-        ("trials: 0\n", {}, "--trials must be a positive integer"),
+        ("data: ./churn.csv\ntarget: churn\n", {}, {}, "a pod has no local files"),
+        ("target: churn\n", {"data": "./churn.csv"}, {}, "a pod has no local files"),
+        ("incremental: true\ndata: s3://raw/in/\ntarget: y\n", {}, {}, "incremental"),
+        ("data: s3://raw/in/\ntarget: y\n", {"incremental": True}, {}, "incremental"),
+        ("schema: schema.yaml\n", {}, {}, "schema must be an s3:// URI"),
+        ("store: s3://elsewhere/x\n", {}, {}, "ConfigMap stablepipe-config"),
+        ("trials: 5\n", {}, {"STABLEPIPE_S3_BUCKET": ""}, "STABLEPIPE_S3_BUCKET"),
+        ("trials: 0\n", {}, {}, "--trials must be a positive integer"),
     ],
 )
 def test_submit_rejects_settings_a_cluster_run_cannot_use(
     settings: str,
+    flags: dict[str, Any],
     env_change: dict[str, str],
     message: str,
     tmp_path: Path,
-    submit: ModuleType,
     tree: Tree,
 ) -> None:
-    config_file = tmp_path / "retrain.yaml"
+    from pipelines.cluster import cluster_config
+
+    config_file = tmp_path / SETTINGS_FILE
     config_file.write_text(settings)
     env = {**config_map_env(tree, "overlays/local"), **env_change}
     with pytest.raises(BadInputError, match=re.escape(message)):
-        submit.run_config(str(config_file), env)
+        cluster_config(str(config_file), env, flags)
 
 
 def test_submit_exits_2_with_one_line_on_bad_settings(
     tmp_path: Path,
-    submit: ModuleType,
     tree: Tree,
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    config_file = tmp_path / "retrain.yaml"
+    from pipelines.cli import main
+
+    config_file = tmp_path / SETTINGS_FILE
     config_file.write_text("trials: 5\n")
     for key, value in config_map_env(tree, "overlays/local").items():
         monkeypatch.setenv(key, value)
     monkeypatch.delenv("STABLEPIPE_S3_BUCKET")
-    assert submit.main([str(tmp_path / "pipeline.yaml"), str(config_file)]) == 2
+    assert main(["submit", "--config", str(config_file)]) == 2
     err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "STABLEPIPE_S3_BUCKET" in err
+    assert err.count("\n") == 1 and err.startswith("error: ") and "STABLEPIPE_S3_BUCKET" in err
