@@ -78,9 +78,7 @@ def help_text(spec: Setting) -> str:
     return f"{text} (default: {shown})"
 
 
-def add_settings(
-    parser: argparse.ArgumentParser, command: str, required: tuple[str, ...] = ()
-) -> None:
+def add_settings(parser: argparse.ArgumentParser, command: str) -> None:
     """The command's settings as flags, in --help's sections."""
     groups = {name: parser.add_argument_group(name) for name in GROUPS}
     for spec in settings_of(command):
@@ -99,9 +97,9 @@ def add_settings(
             spec.flag,
             dest=spec.name,
             default=None,
-            required=spec.name in required,
+            required=command in spec.required,
             metavar="{" + "|".join(spec.choices) + "}" if spec.choices else spec.name.upper(),
-            help=spec.help.replace("%", "%%") if spec.name in required else help_text(spec),
+            help=spec.help.replace("%", "%%") if command in spec.required else help_text(spec),
         )
 
 
@@ -140,7 +138,7 @@ def build_parser() -> tuple[OneLineParser, dict[str, OneLineParser]]:
         required=True,
         help="file to write: Parquet for a .parquet name (exact values), else CSV",
     )
-    add_settings(predict, PREDICT, required=("data", "model"))
+    add_settings(predict, PREDICT)
 
     compile_parser = command("compile")
     compile_parser.add_argument(

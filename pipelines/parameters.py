@@ -91,7 +91,11 @@ def signature_parameters(pipeline: str, computed: list[str]) -> list[inspect.Par
     """The pipeline's settings, then the computed values, as keyword parameters."""
     declared = [
         inspect.Parameter(
-            s.name, inspect.Parameter.POSITIONAL_OR_KEYWORD, default=s.default, annotation=s.kind
+            s.name,
+            inspect.Parameter.POSITIONAL_OR_KEYWORD,
+            # a setting the pipeline requires has no default: a run must give it
+            default=inspect.Parameter.empty if pipeline in s.required else s.default,
+            annotation=s.kind,
         )
         for s in pipeline_settings(pipeline)
     ]

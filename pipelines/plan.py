@@ -20,7 +20,12 @@ from typing import Any
 from components.common.errors import BadInputError
 from components.common.settings import TRAINING, RunConfig, pipeline_settings
 from components.common.storage import S3_PREFIX, Storage, open_parent, open_storage, parse_s3_uri
-from components.core.registry import champion_pointer, entry_name, registry_uri
+from components.core.registry import (
+    champion_pointer,
+    check_registry_root,
+    entry_name,
+    registry_uri,
+)
 from components.core.source import Source
 from components.core.source.files import ReadOptions
 
@@ -36,7 +41,10 @@ def new_run_id() -> str:
 def registry_location(config: RunConfig) -> str:
     """Where the run's champion lives: `<store>/models/<entry>`, else `<registry>/<entry>`
     with the registry folder made absolute (the stages may run in another folder)."""
-    registry = config.registry if config.store else str(Path(config.registry).resolve())
+    if config.store:
+        return registry_uri(config.registry, config.store, config.model_name, config.target)
+    registry = str(Path(config.registry).resolve())
+    check_registry_root(registry, config.s3_endpoint)
     return registry_uri(registry, config.store, config.model_name, config.target)
 
 

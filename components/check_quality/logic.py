@@ -298,8 +298,8 @@ def table_anomalies(
     target_checks: bool = True,
 ) -> list[Anomaly]:
     """Anomalies that need no reference: duplicates (`duplicates` when already counted),
-    unusable columns, and with `target_checks` imbalance and leaks (the last on `sample`, a
-    seeded sample of the frame)."""
+    and with `target_checks` (training data) unusable columns, imbalance and leaks (the last
+    on `sample`, a seeded sample of the frame)."""
     target, task = schema["target"], schema["task"]
     found: list[Anomaly] = []
     if duplicates is None:
@@ -313,7 +313,8 @@ def table_anomalies(
                 severities,
             )
         )
-    for column in schema["columns"]:
+    # rows to score are not trained on: a column constant in a small batch drops nothing
+    for column in schema["columns"] if target_checks else []:
         role = column["role"]
         if role == "empty":
             found.append(anomaly(column["name"], "empty_column", "no values; dropped", severities))
@@ -612,7 +613,15 @@ def judge_data(
     return quality
 
 
-SKIPPED_WHEN_SERVING = ("missing_target", "label_imbalance", "target_leak", "the target's schema")
+SKIPPED_WHEN_SERVING = (
+    "missing_target",
+    "label_imbalance",
+    "target_leak",
+    "the target's schema",
+    "constant_column",
+    "empty_column",
+    "id_column",
+)
 
 
 def judge_quality(

@@ -19,7 +19,6 @@ cache) are the local runner's own.
 from __future__ import annotations
 
 import codecs
-import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -50,7 +49,6 @@ DECIMAL_CHOICES = (".", ",")
 FAIL_ON_CHOICES = ("error", "warning", "never")
 # the roles --roles may give a column (the schema adds constant and empty, which it finds)
 ROLE_CHOICES = ("numeric", "categorical", "ordinal", "text", "datetime", "id")
-MODEL_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")
 
 # The commands and the pipelines a setting belongs to.
 RUN, VALIDATE, SUBMIT, PREDICT = "run", "validate", "submit", "predict"
@@ -87,6 +85,8 @@ class Setting:
     check: Callable[[Any], bool] | None = None
     expected: str = ""
     problem: Callable[[Any], str] | None = None
+    # the commands and pipelines that take no default for it (it must be given)
+    required: frozenset[str] = frozenset()
 
     @property
     def flag(self) -> str:
@@ -121,6 +121,7 @@ def setting(
     check: Callable[[Any], bool] | None = None,
     expected: str = "",
     problem: Callable[[Any], str] | None = None,
+    required: Iterable[str] = (),
 ) -> Any:
     """A RunConfig field and its declaration (the name and type come from the field)."""
     spec = {
@@ -132,6 +133,7 @@ def setting(
         "check": check,
         "expected": expected,
         "problem": problem,
+        "required": frozenset(required),
     }
     return field(default=default, metadata={"setting": spec})
 
@@ -180,10 +182,18 @@ def endpoint_problem(value: str) -> str:
 
 
 def model_name_problem(value: str) -> str:
-    if value and (not MODEL_NAME.fullmatch(value) or value in (".", "..")):
+    """The name is a folder (or folders: `team/churn`) inside the registry: never one outside
+    it (an absolute path, `..`), never an empty or `.` segment, no backslash or control
+    character."""
+    segments = value.split("/")
+    if value and (
+        any(segment in ("", ".", "..") for segment in segments)
+        or "\\" in value
+        or any(ord(char) < 32 for char in value)
+    ):
         return (
-            f"--model-name must be letters, digits, '_', '.' or '-' (it names a folder of the "
-            f"registry); got {value!r}"
+            f"--model-name names a folder inside the registry: segments separated by '/', none "
+            f"empty, '.' or '..' and no backslash; got {value!r}"
         )
     return ""
 
@@ -201,6 +211,7 @@ class RunConfig:
         "data",
         commands=READ_COMMANDS,
         pipelines=EVERY_PIPELINE,
+        required=(PREDICT, BATCH_PREDICT),
     )
     target: str = setting(
         DEMO_TARGET,
@@ -531,6 +542,7 @@ class RunConfig:
         "registry and store",
         commands=(PREDICT,),
         pipelines=(BATCH_PREDICT,),
+        required=(PREDICT,),
     )
     # --- running (the local runner's own)
     runs_dir: str = setting(
@@ -549,7 +561,8 @@ class RunConfig:
     )
 
     def as_dict(self) -> dict[str, Any]:
-        return {s.name: getattr(self, s.name) for s in SETTINGS}
+        """The run's settings (the config-file keys), as summary.json records them."""
+        return {name: getattr(self, name) for name in CONFIG_KEYS}
 
 
 KINDS = {"str": str, "int": int, "float": float, "bool": bool}
@@ -558,6 +571,9 @@ SETTINGS: tuple[Setting, ...] = tuple(
     for f in fields(RunConfig)
 )
 BY_NAME: dict[str, Setting] = {s.name: s for s in SETTINGS}
+# The keys of a run's config file: the settings of the commands that run or check a training
+# run (a config file is shared by run, validate and submit; predict takes flags only).
+CONFIG_KEYS: tuple[str, ...] = tuple(s.name for s in SETTINGS if s.commands & DATA_COMMANDS)
 # The declared defaults, for functions that take a setting (`outliers: str = DEFAULTS.outliers`).
 DEFAULTS = RunConfig()
 
@@ -662,8 +678,8 @@ def load_config_file(path: str) -> dict[str, Any]:
     values: dict[str, Any] = {}
     for key, value in raw.items():
         name = str(key).replace("-", "_")
-        if name not in BY_NAME:
-            hint = closest_names(name, BY_NAME)
+        if name not in CONFIG_KEYS:
+            hint = closest_names(name, CONFIG_KEYS)
             suffix = f"; did you mean {hint[0]!r}?" if hint else ""
             raise BadInputError(f"--config file {path!r} has an unknown key {key!r}{suffix}")
         if name == "roles":
@@ -710,6 +726,15 @@ def relation_problems(config: RunConfig) -> list[str]:
             if config.window and not config.incremental
             else ""
         ),
+        (
+            f"--s3-endpoint must name the S3 endpoint that --store or s3:// --data is read "
+            f"through; got {config.s3_endpoint!r}"
+            if not config.s3_endpoint.strip()
+            and (
+                config.store or config.data.startswith("s3://") or config.schema.startswith("s3://")
+            )
+            else ""
+        ),
     ]
     return [problem for problem in problems if problem]
 
@@ -731,13 +756,14 @@ def build_config(
     is then '' until it does)."""
     merged = {**file_values, **{k: v for k, v in flag_values.items() if v is not None}}
     data = str(merged.get("data", DEMO_SOURCE))
+    from_schema = False
     if not data.startswith("demo:") and "target" not in merged:
         if not (target_from_schema and merged.get("schema")):
             raise BadInputError(f"--target is required with --data {data!r}")
-        merged["target"] = ""
+        merged["target"], from_schema = "", True
     config = RunConfig(**merged)
     for spec in SETTINGS:
-        if spec.name != "target" or config.target:
+        if spec.name != "target" or not from_schema:  # the runner fills it in from the schema
             check_setting(spec.name, getattr(config, spec.name))
     for problem in relation_problems(config):
         raise BadInputError(problem)

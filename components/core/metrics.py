@@ -25,6 +25,13 @@ def study_direction(metric: str) -> str:
     return "minimize" if metric in LOWER_IS_BETTER else "maximize"
 
 
+def label_array(labels: Any) -> np.ndarray:
+    """Class labels as scikit-learn's metrics take them: numbers as a numeric array, text as
+    text. An object array of integers is of type 'unknown' to their checks, which refuse it
+    (a target of 0/1 codes)."""
+    return np.asarray(list(labels))
+
+
 def primary_metric(task: str) -> str:
     """The metric promotion compares: ROC-AUC for classification, RMSE for regression."""
     return "rmse" if task == "regression" else "roc_auc"
@@ -43,9 +50,9 @@ def score(model: Any, X: pd.DataFrame, y: pd.Series, task: str) -> dict[str, flo
             "r2": float(skm.r2_score(y, predicted)),
         }
     proba = model.predict_proba(X)
-    classes = list(model.classes_)
-    predicted = np.asarray(classes, dtype=object)[proba.argmax(axis=1)]
-    y_values = y.astype(object).to_numpy()
+    classes = label_array(model.classes_)
+    predicted = classes[proba.argmax(axis=1)]
+    y_values = label_array(y)
     result = {
         "accuracy": float(skm.accuracy_score(y_values, predicted)),
         "f1_macro": float(skm.f1_score(y_values, predicted, average="macro")),

@@ -48,8 +48,8 @@ PROFILE_FILE = "data_profile.json"
 
 def entry_name(model_name: str, target: str) -> str:
     """The registry entry's name: the model name, else the target's name made path-safe."""
-    name = model_name or re.sub(r"[^A-Za-z0-9_.-]+", "-", target).strip("-").strip(".")
-    return name or "model"
+    name = model_name or re.sub(r"[^A-Za-z0-9_.-]+", "-", target).strip("-")
+    return name if name not in ("", ".", "..") else "model"  # never a folder outside
 
 
 def registry_uri(registry: str, store: str, model_name: str, target: str) -> str:
@@ -60,8 +60,24 @@ def registry_uri(registry: str, store: str, model_name: str, target: str) -> str
 
 
 def settings_registry(settings: RunConfig) -> str:
-    """Where the champion of a run with these settings lives (see registry_uri)."""
+    """Where the champion of a run with these settings lives (see registry_uri), after
+    checking that `registry` is a registry's root."""
+    if not settings.store:
+        check_registry_root(settings.registry, settings.s3_endpoint)
     return registry_uri(settings.registry, settings.store, settings.model_name, settings.target)
+
+
+def check_registry_root(registry: str, endpoint: str = "") -> None:
+    """`registry` is the root that holds the entries (`<registry>/<entry>/champion.json`); one
+    holding a champion itself is an entry given where the root belongs (the pipeline's
+    `registry` parameter named the entry in stablepipe 0.1.0's first layout), which would put
+    the champion one folder down, out of sight of the one it should be compared with."""
+    if open_storage(registry, endpoint).exists(POINTER):
+        raise BadInputError(
+            f"--registry {registry!r} holds a champion itself ({POINTER}): the registry is the "
+            "folder of the entries, each champion in <registry>/<model-name, else the "
+            "target's name>; give its parent folder (and --model-name for the entry)"
+        )
 
 
 def champion_attachments(

@@ -21,7 +21,13 @@ from sklearn import metrics as skm
 
 from components.common.errors import BadInputError
 from components.common.settings import RunConfig
-from components.core.metrics import LOWER_IS_BETTER, improvement, primary_metric, score
+from components.core.metrics import (
+    LOWER_IS_BETTER,
+    improvement,
+    label_array,
+    primary_metric,
+    score,
+)
 from components.core.model_file import LoadedModel, load_model
 from components.core.registry import load_champion, settings_registry
 from components.core.scoring import score_rows
@@ -110,7 +116,7 @@ def bootstrap_interval(
 ) -> list[float]:
     """Percentile interval of the challenger's improvement over the champion, both scored on
     the same resamples of the test split (a paired bootstrap: what varies is the test rows)."""
-    values = y.to_numpy(dtype=float) if metric == "rmse" else y.astype(object).to_numpy()
+    values = y.to_numpy(dtype=float) if metric == "rmse" else label_array(y)
     gains = []
     for weights in resample_weights(len(values), resamples, seed):
         ours = resampled_metric(metric, values, challenger, classes, weights)
@@ -282,13 +288,13 @@ def judge(
 
 def roc_points(y: pd.Series, proba: np.ndarray, classes: list[Any]) -> dict[str, list[float]]:
     """ROC curve of a binary model (finite thresholds, as KFP's ClassificationMetrics wants)."""
-    fpr, tpr, thresholds = skm.roc_curve(y.astype(object) == classes[1], proba[:, 1])
+    fpr, tpr, thresholds = skm.roc_curve(label_array(y) == classes[1], proba[:, 1])
     thresholds = np.where(np.isfinite(thresholds), thresholds, 1.0)
     return {"fpr": fpr.tolist(), "tpr": tpr.tolist(), "thresholds": thresholds.tolist()}
 
 
 def confusion(y: pd.Series, predicted: np.ndarray, classes: list[Any]) -> list[list[int]]:
-    matrix = skm.confusion_matrix(y.astype(object), predicted, labels=classes)
+    matrix = skm.confusion_matrix(label_array(y), predicted, labels=classes)
     return matrix.astype(int).tolist()
 
 
@@ -416,7 +422,7 @@ def evaluate_run(
     else:
         proba = pipeline.predict_proba(X)
         plots = classification_plots(y, proba, classes)
-        matrix = confusion(y, np.asarray(classes, dtype=object)[proba.argmax(axis=1)], classes)
+        matrix = confusion(y, label_array(classes)[proba.argmax(axis=1)], classes)
         if task == "binary":
             roc = roc_points(y, proba, classes)
     direction = "minimize" if best["metric"] in LOWER_IS_BETTER else "maximize"

@@ -18,6 +18,8 @@ import numpy as np
 import pandas as pd
 from sklearn import metrics as skm
 
+from components.core.metrics import label_array
+
 PALETTE = ["#2563eb", "#f97316", "#16a34a", "#dc2626", "#9333ea", "#0891b2", "#ca8a04"]
 CSS = """
 body{font-family:-apple-system,Segoe UI,Roboto,Helvetica,Arial,sans-serif;margin:0;background:#f8fafc;color:#0f172a}
@@ -51,8 +53,8 @@ def classification_plots(
     y: pd.Series, proba: np.ndarray, classes: list[Any]
 ) -> list[tuple[str, str]]:
     """Confusion matrix, and ROC and precision-recall curves (one-vs-rest for multiclass)."""
-    y_obj = y.astype(object).to_numpy()
-    predicted = np.asarray(classes, dtype=object)[proba.argmax(axis=1)]
+    y_obj = label_array(y)
+    predicted = label_array(classes)[proba.argmax(axis=1)]
     fig, (matrix_ax, roc_ax, pr_ax) = plt.subplots(
         1, 3, figsize=(14, 4.3), gridspec_kw={"width_ratios": [1, 1.15, 1.15]}
     )

@@ -91,7 +91,7 @@ def instrument(clock: StepClock) -> None:
     clock.wrap(ingest_logic, "source_fingerprint", "fingerprint")
     clock.wrap(frames, "count_duplicates", "duplicates")
     clock.wrap(pyarrow.parquet, "write_table", "write_parquet")
-    clock.wrap(validate_logic, "validate", "validate")
+    clock.wrap(validate_logic, "infer_table_schema", "validate")
     clock.wrap(quality, "schema_anomalies", "pandera")
     clock.wrap(quality, "table_anomalies", "table_anomalies")
     clock.wrap(quality, "leak_anomalies", "leak_anomalies")

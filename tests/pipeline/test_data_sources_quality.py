@@ -220,6 +220,17 @@ def test_validate_checks_rows_to_score_that_lack_the_target(
     assert "rows to score" in done.stderr
     assert "Rows to score" in (home / "batch_quality.html").read_text()
 
+    # a batch of two rows: every column constant, which says nothing about rows to score
+    batch.iloc[10:12].to_csv(home / "two.csv", index=False)  # no unseen category in these
+    done = stablepipe(
+        "validate", "--data", "two.csv", "--schema", "schema.yaml", "--fail-on", "warning",
+        "--json", cwd=home,
+    )  # fmt: skip
+    assert done.code == 0, done.stderr
+    two = json.loads(done.stdout)
+    assert "constant_column" in two["skipped_checks"]
+    assert not {a["kind"] for a in two["anomalies"]} & {"constant_column", "id_column"}
+
     # an explicit --target the data lacks stays an error
     done = stablepipe(
         "validate", "--data", "batch.csv", "--schema", "schema.yaml", "--target", "survived",

@@ -265,3 +265,58 @@ def test_champion_configuration_comes_from_its_card(trained, tmp_path: Path) -> 
     )
     assert champion_configuration(registry, "", "survived", "binary") == BEST_LINEAR
     assert champion_configuration(registry, "", "age", "regression") is None
+
+
+@pytest.mark.parametrize(
+    ("loader", "task"), [("load_breast_cancer", "binary"), ("load_wine", "multiclass")]
+)
+def test_classes_coded_as_integers_are_scored_judged_and_reported(
+    loader: str, task: str, tmp_path: Path
+) -> None:
+    """A target of 0/1 (or 0/1/2) codes, as scikit-learn's own data sets hold it: the test
+    metrics, the bootstrap against a champion, the confusion matrix and the report all take
+    integer labels (scikit-learn's metrics refuse them in an object array)."""
+    import optuna
+    from sklearn import datasets
+
+    from components.collect.logic import best_configuration
+    from components.core.study import create_study, load_study
+    from components.evaluate.logic import evaluate_run
+
+    frame = getattr(datasets, loader)(as_frame=True).frame
+    assert pd.api.types.is_integer_dtype(frame["target"])
+    schema = infer_table_schema(frame, "target", "auto")
+    assert schema["task"] == task
+    train, test = split_frame(frame, "target", task, 0.2)
+    steps = feature_pipeline(build_preprocessor(schema), "passthrough")
+    create_study(tmp_path / "study", "s", "roc_auc")
+    study = load_study(tmp_path / "study")
+    study.add_trial(
+        optuna.trial.create_trial(
+            params={"model": "linear", "linear_C": 1.0},
+            distributions={
+                "model": optuna.distributions.CategoricalDistribution(["linear"]),
+                "linear_C": optuna.distributions.FloatDistribution(1e-3, 1e3, log=True),
+            },
+            value=0.99,
+        )
+    )
+    best = best_configuration([study], "roc_auc")
+    model, card = train_model(train, steps, best, schema)
+    save_model(tmp_path / "model", model, card)
+    publish_version(
+        tmp_path / "registry",
+        tmp_path / "model",
+        "v1",
+        {"verdict": {"metric": "roc_auc", "challenger": 0.9}},
+    )
+    result = evaluate_run(
+        tmp_path / "model", test, [study], best, load_champion(tmp_path / "registry"), 0.0
+    )
+    assert set(result.metrics) == {"roc_auc", "accuracy", "f1_macro", "log_loss"}
+    assert result.metrics["accuracy"] > 0.85
+    assert result.verdict.decision == "keep"  # the same model as the champion: no gain
+    assert result.confusion_matrix is not None
+    assert sum(map(sum, result.confusion_matrix)) == len(test)
+    assert (result.roc is not None) == (task == "binary")
+    assert "<img" in result.report_html

@@ -13,6 +13,7 @@ import pytest
 import yaml
 from kfp import compiler
 
+from components.common.errors import BadInputError
 from components.common.settings import (
     BATCH_PREDICT,
     BY_NAME,
@@ -131,7 +132,10 @@ def test_the_compiled_pipelines_parameters_are_the_declared_settings(
     for setting_name, setting in declared.items():
         parameter = parameters[setting_name]
         assert KFP_TYPES[parameter["parameterType"]] is setting.kind, setting_name
-        assert parameter.get("defaultValue", "") == setting.default, setting_name
+        if pipeline in setting.required:  # a run must give it
+            assert "defaultValue" not in parameter and not parameter.get("isOptional")
+        else:
+            assert parameter.get("defaultValue", "") == setting.default, setting_name
         assert parameter["description"] == setting.help, setting_name
     for computed_name in computed:
         assert parameters[computed_name]["description"] == COMPUTED[computed_name].help
@@ -183,12 +187,18 @@ def test_every_setting_of_a_command_is_its_flag_under_its_name(command: str) -> 
         assert flags.get(setting.name) == [setting.flag], setting.name
 
 
-def test_every_setting_is_a_config_key_under_its_name(tmp_path: Path) -> None:
+def test_every_setting_of_a_run_is_a_config_key_under_its_name(tmp_path: Path) -> None:
+    """A config file is shared by run, validate and submit: it takes every setting of those
+    (predict's own, such as `model`, are flags of predict only)."""
     path = tmp_path / "all.yaml"
-    defaults = {s.name.replace("_", "-"): s.default for s in SETTINGS}
-    path.write_text(yaml.safe_dump(defaults))
-    assert load_config_file(str(path)) == {s.name: s.default for s in SETTINGS}
+    shared = [s for s in SETTINGS if s.commands & {RUN, VALIDATE, SUBMIT}]
+    assert {s.name for s in SETTINGS} - {s.name for s in shared} == {"model"}
+    path.write_text(yaml.safe_dump({s.name.replace("_", "-"): s.default for s in shared}))
+    assert load_config_file(str(path)) == {s.name: s.default for s in shared}
     assert RunConfig(**load_config_file(str(path))) == RunConfig()
+    path.write_text("model: models/churn/champion\n")
+    with pytest.raises(BadInputError, match="unknown key 'model'; did you mean 'model_name'"):
+        load_config_file(str(path))
 
 
 def test_a_declared_default_passes_its_own_check() -> None:

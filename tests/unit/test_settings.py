@@ -179,3 +179,56 @@ def test_a_flag_and_a_config_key_are_one_setting(tmp_path: Path) -> None:
     assert (config.time_budget, config.series_key, config.time_column) == (30.0, "store", "day")
     args = parser.parse_args(["run", "--config", str(path), "--time-budget", "9"])
     assert config_of(args, "run").time_budget == 9.0
+
+
+@pytest.mark.parametrize("name", ["churn", "team/churn", "churn v2", "price.model"])
+def test_model_names_that_stay_inside_the_registry(name: str) -> None:
+    from pipelines.plan import registry_location
+
+    config = build_config({}, {"model_name": name})
+    assert registry_location(config) == str(Path("models").resolve() / name)
+
+
+@pytest.mark.parametrize("name", ["../escaped", "/abs/olute", "a//b", ".", "team/..", "a\\b"])
+def test_model_names_that_would_leave_the_registry_are_refused(name: str) -> None:
+    with pytest.raises(BadInputError, match="--model-name names a folder inside the registry"):
+        build_config({}, {"model_name": name})
+
+
+@pytest.mark.parametrize(
+    ("target", "entry"),
+    [("churn flag", "churn-flag"), ("price.", "price."), (".hidden", ".hidden"), ("..", "model")],
+)
+def test_the_registry_entry_of_a_target(target: str, entry: str) -> None:
+    """The target's name made path-safe, as before; `.` and `..` never name a folder."""
+    from components.core.registry import entry_name
+
+    assert entry_name("", target) == entry
+
+
+def test_an_explicit_empty_target_is_refused_even_with_a_schema(tmp_path: Path) -> None:
+    with pytest.raises(BadInputError, match=r"^--target must name a column; got ''$"):
+        build_config({}, {"data": "x.csv", "target": "", "schema": "s.yaml"}, True)
+
+
+def test_an_empty_s3_endpoint_is_refused_where_s3_is_used() -> None:
+    for flags in ({"store": "s3://mlops/churn"}, {"data": "s3://mlops/x.csv", "target": "y"}):
+        with pytest.raises(BadInputError, match="--s3-endpoint must name the S3 endpoint"):
+            build_config({}, {**flags, "s3_endpoint": ""})
+    assert build_config({}, {"s3_endpoint": ""}).s3_endpoint == ""  # nothing reads S3
+
+
+def test_a_registry_that_holds_a_champion_itself_is_not_a_root(tmp_path: Path) -> None:
+    """The pipeline's `registry` is the registry root: given an entry (where a champion lives)
+    it would hide the champion one folder down, so it is refused."""
+    from components.core.registry import settings_registry
+    from pipelines.plan import registry_location
+
+    entry = tmp_path / "models" / "target"
+    entry.mkdir(parents=True)
+    (entry / "champion.json").write_text('{"version": "v1"}')
+    with pytest.raises(BadInputError, match="holds a champion itself"):
+        settings_registry(RunConfig(registry=str(entry)))
+    with pytest.raises(BadInputError, match="holds a champion itself"):
+        registry_location(RunConfig(registry=str(entry)))
+    assert settings_registry(RunConfig(registry=str(tmp_path / "models"))) == str(entry)
