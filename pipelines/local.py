@@ -13,6 +13,7 @@ validate`: the ingest, validate and check_quality stages' own entry functions, i
 
 from __future__ import annotations
 
+import builtins
 import contextlib
 import io
 import logging
@@ -173,6 +174,19 @@ def kfp_messages_to(stream: io.TextIOBase) -> Iterator[None]:
 
 
 @contextlib.contextmanager
+def print_restored() -> Iterator[None]:
+    """Give `builtins.print` back as it was. kfp.local indents a task's output by swapping
+    `builtins.print` for a wrapper and back; its DAG orchestrator runs tasks in threads, so two
+    tasks' swaps interleave and the wrapper can stay installed after the run, indenting every
+    later print of the process (a notebook, a second run, the tests)."""
+    saved = builtins.print
+    try:
+        yield
+    finally:
+        builtins.print = saved
+
+
+@contextlib.contextmanager
 def task_environment(run_id: str, log_dir: Path, error_file: Path) -> Iterator[None]:
     """Tell the tasks (child processes) where to log and where to leave a bad-input message."""
     values = {RUN_ID_ENV: run_id, LOG_DIR_ENV: str(log_dir), ERROR_FILE_ENV: str(error_file)}
@@ -237,6 +251,7 @@ class LocalExecutor:
             tee = ProgressTee(log=log, terminal=self.terminal)
             try:
                 with (
+                    print_restored(),
                     task_environment(record.plan.run_id, record.log_dir, record.error_file),
                     contextlib.redirect_stdout(tee),
                     kfp_messages_to(tee),

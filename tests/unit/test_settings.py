@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import io
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -69,6 +70,36 @@ def test_registry_entry_defaults_to_the_target_name() -> None:
     assert registry_location(RunConfig(model_name="m", store="s3://ml/churn/")) == (
         "s3://ml/churn/models/m"
     )
+
+
+def test_a_local_run_gives_print_back_as_it_found_it(tmp_path: Path) -> None:
+    """kfp.local indents task output by swapping builtins.print in and out; two tasks in its
+    threads can interleave the swaps (here replayed in that order, with kfp's own context
+    manager) and leave every later print of the process indented. A run restores it."""
+    import builtins
+    from types import SimpleNamespace
+
+    from kfp.local import logging_utils
+
+    from pipelines.local import LocalExecutor
+    from pipelines.plan import Plan
+    from pipelines.record import RunRecord
+
+    original = builtins.print
+
+    def pipeline(**_: Any) -> Any:
+        first, second = logging_utils.indented_print(), logging_utils.indented_print()
+        first.__enter__()
+        second.__enter__()
+        first.__exit__(None, None, None)
+        second.__exit__(None, None, None)
+        assert builtins.print is not original  # the leak, reproduced
+        return SimpleNamespace(outputs={})
+
+    config = RunConfig(runs_dir=str(tmp_path / "runs"))
+    plan = Plan(config, "run-1", "", [], "", "", "", str(tmp_path / "models"))
+    LocalExecutor(terminal=io.StringIO()).run(pipeline, {}, RunRecord(plan))
+    assert builtins.print is original
 
 
 def test_progress_reads_kfp_local_lines_including_parallel_and_cached_tasks() -> None:
