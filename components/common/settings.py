@@ -19,6 +19,7 @@ cache) are the local runner's own.
 from __future__ import annotations
 
 import codecs
+import math
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -57,6 +58,15 @@ DATA_COMMANDS = frozenset({RUN, VALIDATE, SUBMIT})  # the commands that read a r
 TRAINING_COMMANDS = frozenset({RUN, SUBMIT})
 READ_COMMANDS = DATA_COMMANDS | {PREDICT}
 EVERY_PIPELINE = frozenset({TRAINING, BATCH_PREDICT})
+# Upper bounds of settings whose cost grows with them, checked before anything is allocated:
+# a week of search; term columns per kind of n-gram (a hashed block holds an IDF weight and a
+# name per column: 2**20 columns are about 70 MB, where 10**9 asked for 7.45 GiB); dense
+# dimensions kept by an SVD (rows x dimensions x 8 bytes: 1000 of them for a million rows is
+# 8 GB).
+WEEK = 7 * 24 * 3600
+MAX_TERMS = 2**20
+MAX_DIMENSIONS = 1000
+
 GROUPS = (  # the sections of --help, in order
     "data",
     "data quality",
@@ -101,6 +111,8 @@ class Setting:
 
     def message(self, value: Any) -> str:
         """What is wrong with `value` ('' when nothing)."""
+        if self.kind is float and isinstance(value, int | float) and not math.isfinite(value):
+            return f"{self.shown} must be a finite number; got {value!r}"
         if self.problem is not None and (found := self.problem(value)):
             return found
         if self.choices and value not in self.choices:
@@ -382,8 +394,8 @@ class RunConfig:
         600.0,
         "seconds after which no search worker starts a new trial",
         "search",
-        check=lambda value: value > 0,
-        expected="positive seconds",
+        check=lambda value: 1 <= value <= WEEK,
+        expected=f"between 1 and {WEEK} seconds (a week)",
     )
     seed: int = setting(
         42,
@@ -444,8 +456,8 @@ class RunConfig:
         100,
         "with --features svd: the most dimensions kept",
         "preprocessing and features",
-        check=lambda value: value >= 1,
-        expected="at least 1",
+        check=lambda value: 1 <= value <= MAX_DIMENSIONS,
+        expected=f"between 1 and {MAX_DIMENSIONS}",
     )
     variance_threshold: float = setting(
         0.0,
@@ -479,15 +491,15 @@ class RunConfig:
         20000,
         "term columns per kind of n-gram (the vocabulary's or the hash's size)",
         "preprocessing and features",
-        check=lambda value: value >= 2,
-        expected="at least 2",
+        check=lambda value: 2 <= value <= MAX_TERMS,
+        expected=f"between 2 and {MAX_TERMS} (2**20)",
     )
     text_components: int = setting(
         100,
         "SVD dimensions of text for non-linear models (linear models take every term)",
         "preprocessing and features",
-        check=lambda value: value >= 1,
-        expected="at least 1",
+        check=lambda value: 1 <= value <= MAX_DIMENSIONS,
+        expected=f"between 1 and {MAX_DIMENSIONS}",
     )
     # --- promotion
     min_improvement: float = setting(

@@ -49,7 +49,18 @@ def test_bad_config_files(tmp_path: Path, text: str, message: str) -> None:
             "--task must be one of auto, binary, multiclass, regression; got 'ranking'",
         ),
         ({"workers": 0}, "--workers must be between 1 and 16; got 0"),
-        ({"time_budget": -1.0}, "--time-budget must be positive"),
+        ({"time_budget": -1.0}, r"--time-budget must be between 1 and 604800 seconds"),
+        # not finite, or too small for any trial to start, or past any sane search
+        ({"time_budget": float("inf")}, "--time-budget must be a finite number; got inf"),
+        ({"time_budget": 1e-9}, r"--time-budget must be between 1 .*; got 1e-09"),
+        ({"time_budget": 1e7}, r"--time-budget must be between 1 .*; got 10000000.0"),
+        ({"min_improvement": float("inf")}, "--min-improvement must be a finite number"),
+        ({"min_improvement": float("nan")}, "--min-improvement must be a finite number"),
+        ({"stream_above_mb": float("inf")}, "--stream-above-mb must be a finite number"),
+        # costs that grow with the value are bounded before anything is allocated
+        ({"text_max_terms": 10**9}, r"--text-max-terms must be between 2 and 1048576"),
+        ({"text_components": 10**6}, "--text-components must be between 1 and 1000"),
+        ({"svd_components": 5000}, "--svd-components must be between 1 and 1000"),
         ({"data": "x.csv"}, "--target is required with --data 'x.csv'"),
         ({"decimal": ";"}, "--decimal must be . or ,; got ';'"),
         # refused before a run (or a cluster submission) starts, not in its ingest stage

@@ -176,8 +176,11 @@ def test_text_mixes_with_tabular_columns() -> None:
             r"--text-char-ngrams must be 0 \(no character n-grams\) or between 2 and 8; got 1",
         ),
         ({"text_word_ngrams": 0, "text_char_ngrams": 0}, "cannot both be 0"),
-        ({"text_max_terms": 1}, "--text-max-terms must be at least 2; got 1"),
-        ({"text_components": 0}, "--text-components must be at least 1; got 0"),
+        (
+            {"text_max_terms": 1},
+            r"--text-max-terms must be between 2 and 1048576 \(2\*\*20\); got 1",
+        ),
+        ({"text_components": 0}, "--text-components must be between 1 and 1000; got 0"),
     ],
 )
 def test_bad_text_options(options, message) -> None:
@@ -192,10 +195,10 @@ def test_bad_text_options(options, message) -> None:
         ("text_vectorizer", "bow", "--text-vectorizer must be one of tfidf, hashing; got 'bow'"),
         ("text_word_ngrams", -1, "--text-word-ngrams must be between 0"),
         ("text_char_ngrams", 9, "--text-char-ngrams must be 0 .* or between 2 and 8; got 9"),
-        ("text_max_terms", 0, "--text-max-terms must be at least 2; got 0"),
-        ("text_components", 0, "--text-components must be at least 1; got 0"),
+        ("text_max_terms", 0, r"--text-max-terms must be between 2 and 1048576 \(2\*\*20\); got 0"),
+        ("text_components", 0, "--text-components must be between 1 and 1000; got 0"),
         ("features", "umap", "--features must be one of none, variance, pca, svd, select"),
-        ("svd_components", 0, "--svd-components must be at least 1; got 0"),
+        ("svd_components", 0, "--svd-components must be between 1 and 1000; got 0"),
         ("variance_threshold", -0.5, "--variance-threshold must be 0 or more; got -0.5"),
     ],
 )
@@ -339,7 +342,7 @@ def test_linear_models_get_sparse_terms_unless_pca_follows() -> None:
         (lambda: build_features("select", 0.9, 0), "features 'select' needs the task"),
         (
             lambda: build_features("svd", 0.9, 0, svd_components=0),
-            "--svd-components must be at least 1; got 0",
+            "--svd-components must be between 1 and 1000; got 0",
         ),
         (
             lambda: build_features("variance", 0.9, 0, variance_threshold=-1.0),
