@@ -102,7 +102,7 @@ def with_target(config: RunConfig) -> RunConfig:
             f"--target is required with --data {config.data!r}: the --schema file "
             f"{config.schema!r} does not exist yet, so it cannot name the target"
         )
-    target = parse_schema(content.decode("utf-8", errors="replace"), location)["target"]
+    target = parse_schema(content, location)["target"]
     if not target:
         raise BadInputError(
             f"--target is required with --data {config.data!r}: the --schema file "

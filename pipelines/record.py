@@ -22,6 +22,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from components.common.readback import parse_json
 from components.core.registry import champion_pointer
 from components.core.schema import TableSchema, read_table_schema
 from pipelines.plan import Plan, records_store, schema_location
@@ -34,7 +35,8 @@ def now() -> str:
 
 
 def read_json(path: str | Path) -> dict[str, Any]:
-    return dict(json.loads(Path(path).read_text(encoding="utf-8")))
+    """A JSON object the run's stages wrote (bounded like every file read back)."""
+    return dict(parse_json(Path(path).read_bytes(), repr(str(path))))
 
 
 def write_json_atomic(path: Path, payload: dict[str, Any]) -> None:

@@ -51,16 +51,53 @@ from __future__ import annotations
 
 import math
 from itertools import pairwise
-from typing import Any
+from typing import Any, Literal, NotRequired
 
 import numpy as np
 import pandas as pd
 from pandas.api import types as ptypes
+from typing_extensions import TypedDict
 
 PROFILE_VERSION = 1
 DRIFT_ROLES = ("numeric", "categorical", "text", "datetime")
 # Roles measured on a number line: text by character length, datetime by epoch seconds.
 NUMERIC_LIKE_ROLES = ("numeric", "text", "datetime")
+
+
+class NumberLineEntry(TypedDict):
+    """A profiled numeric, text (its length) or datetime column."""
+
+    role: Literal["numeric", "text", "datetime"]
+    n: int
+    missing_fraction: float
+    measure: NotRequired[str]
+    mean: float | None
+    std: float | None
+    min: float | None
+    max: float | None
+    quantiles: list[float]
+    cdf_le: list[float]
+    cdf_lt: list[float]
+    bin_edges: list[float]
+    bin_shares: list[float]
+
+
+class CategoricalEntry(TypedDict):
+    role: Literal["categorical"]
+    n: int
+    missing_fraction: float
+    distinct: int
+    shares: dict[str, float]
+
+
+class DataProfile(TypedDict):
+    """data_profile.json: a version's drift reference, stored beside its model."""
+
+    version: Literal[1]
+    rows: int
+    columns: dict[str, NumberLineEntry | CategoricalEntry]
+
+
 QUANTILE_COUNT = 101
 DECILES = tuple(range(10, 100, 10))  # positions in the 101 quantiles (10 %, ..., 90 %)
 MAX_CATEGORIES = 50

@@ -23,6 +23,7 @@ from pandas.api import types as ptypes
 
 from components.common.errors import DataRejected
 from components.common.frames import count_duplicates
+from components.common.readback import read_json_as
 from components.common.settings import RunConfig, check_setting
 from components.core.schema import DEFAULT_SEVERITY, SEVERITIES, ColumnEntry, TableSchema
 
@@ -568,8 +569,7 @@ class Reference:
 def load_reference(schema_uri: str, registry: str, endpoint: str = "") -> Reference:
     """The user's schema file if given; the champion's schema and data profile if the registry
     has a champion (promote stores both beside the model); otherwise nothing."""
-    import json
-
+    from components.check_quality.drift import DataProfile
     from components.core.registry import PROFILE_FILE, SCHEMA_FILE, champion_attachments
     from components.core.schema import load_schema, parse_schema
 
@@ -581,10 +581,13 @@ def load_reference(schema_uri: str, registry: str, endpoint: str = "") -> Refere
     if champion is not None:
         version, files = champion
         if PROFILE_FILE in files:  # a champion promoted before profiles were kept has none
-            profile = json.loads(files[PROFILE_FILE])
+            where = f"{registry}/versions/{version}/{PROFILE_FILE}"
+            profile = dict(
+                read_json_as(files[PROFILE_FILE], DataProfile, f"the data profile {where!r}")
+            )
             if schema is None and SCHEMA_FILE in files:
                 where = f"{registry}/versions/{version}/{SCHEMA_FILE}"
-                schema = parse_schema(files[SCHEMA_FILE].decode("utf-8"), where)
+                schema = parse_schema(files[SCHEMA_FILE], where)
                 origin = f"champion {version}"
     return Reference(schema, profile, origin or "none", from_user)
 

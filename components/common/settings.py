@@ -25,9 +25,8 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from components.common.errors import BadInputError, closest_names
+from components.common.readback import MAX_DOCUMENT_BYTES, parse_yaml
 from components.common.storage import DEFAULT_S3_ENDPOINT, parse_endpoint, parse_s3_uri
 
 DEMO_SOURCE = "demo:breast_cancer"
@@ -671,16 +670,14 @@ def load_config_file(path: str) -> dict[str, Any]:
     file = Path(path)
     if file.is_dir():
         raise BadInputError(f"--config must be a YAML file, not a folder; got {path!r}")
-    if not file.is_file():
+    if not file.exists():
         raise BadInputError(f"--config file does not exist: {path!r}")
-    try:
-        raw = yaml.safe_load(file.read_text(encoding="utf-8"))
-    except UnicodeDecodeError as error:
-        raise BadInputError(f"--config file {path!r} is not UTF-8 text") from error
-    except yaml.YAMLError as error:
-        raise BadInputError(
-            f"--config file {path!r} is not valid YAML: {str(error).splitlines()[0]}"
-        ) from error
+    if not file.is_file():  # a FIFO or a device is never read: it could block or never end
+        raise BadInputError(f"--config must be a regular YAML file; got {path!r}")
+    shown = f"--config file {path!r}"
+    if file.stat().st_size > MAX_DOCUMENT_BYTES:
+        raise BadInputError(f"{shown} is larger than {MAX_DOCUMENT_BYTES // 2**20} MiB")
+    raw = parse_yaml(file.read_bytes(), shown)
     if raw is None:
         return {}
     if not isinstance(raw, dict):

@@ -22,11 +22,13 @@ import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NotRequired
 
 import numpy as np
+from typing_extensions import TypedDict
 
 from components.common.errors import BadInputError
+from components.common.readback import DamagedFile, parse_json, read_json_as
 
 MODEL_FILE = "model.skops"
 LEGACY_MODEL_FILE = "model.joblib"
@@ -137,6 +139,29 @@ TRUSTED_TYPES: frozenset[str] = frozenset(
 )
 
 
+class ModelCard(TypedDict):
+    """What a model folder's card (model.json) holds: written by train, read by evaluate,
+    promote, predict and the next run's search. Keys added later are kept as they are."""
+
+    target: str
+    task: str
+    input_columns: list[str]
+    training_rows: int
+    seed: int
+    classes: NotRequired[list[str]]
+    best: NotRequired[dict[str, Any]]  # model, params, metric, cv_score, cv_std
+    timeseries: NotRequired[dict[str, Any] | None]
+    roles: NotRequired[list[dict[str, Any]]]  # column, role, what the model does with it
+    versions: NotRequired[dict[str, Any]]
+
+
+setattr(ModelCard, "__pydantic_config__", {"extra": "allow"})  # noqa: B010
+# A skops file's object list nests a level or two per estimator, step and parameter: 39 for a
+# forecasting pipeline. skops reads it recursively, so a bound keeps a hostile file from
+# exhausting the stack.
+SKOPS_DEPTH = 200
+
+
 class UntrustedModelError(BadInputError):
     """A model file that holds a type outside TRUSTED_TYPES (or is no model file at all)."""
 
@@ -205,14 +230,17 @@ MOVED_TYPES: dict[str, str] = {
 
 def skops_schema(data: bytes, shown: str) -> Any:
     """The object descriptions of a skops file's bytes; UntrustedModelError when the bytes are
-    not a skops file."""
+    not a skops file or its description nests deeper than SKOPS_DEPTH."""
     try:
         with zipfile.ZipFile(io.BytesIO(data)) as archive:
-            return json.loads(archive.read("schema.json"))
-    except (zipfile.BadZipFile, KeyError, json.JSONDecodeError, UnicodeDecodeError) as error:
+            described = archive.read("schema.json")
+        return parse_json(described, f"the object list of {shown!r}", max_depth=SKOPS_DEPTH)
+    except (zipfile.BadZipFile, KeyError) as error:
         raise UntrustedModelError(
             f"{shown!r} is not a skops model file: {type(error).__name__}: {error}"
         ) from error
+    except DamagedFile as error:
+        raise UntrustedModelError(f"refusing to load: {error}") from error
 
 
 def stored_types(path: str | Path) -> set[str]:
@@ -309,16 +337,17 @@ def load_pipeline(path: str | Path, shown: str | None = None) -> Any:
         ) from error
 
 
-def read_card(folder: str | Path) -> dict[str, Any]:
-    """A model folder's card; BadInputError when it is not JSON (FileNotFoundError when it is
-    missing: callers check for the files first, or a missing one is an internal failure)."""
+def read_card(folder: str | Path, shown: str = "") -> dict[str, Any]:
+    """A model folder's card, checked against ModelCard; DamagedFile when it is not one
+    (FileNotFoundError when it is missing: callers check for the files first, or a missing one
+    is an internal failure)."""
     path = Path(folder) / CARD_FILE
-    try:
-        return dict(json.loads(path.read_text(encoding="utf-8")))
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise BadInputError(
-            f"the model card {str(path)!r} is not readable JSON: {error}"
-        ) from error
+    return card_of(path.read_bytes(), shown or str(path))
+
+
+def card_of(data: bytes, shown: str) -> dict[str, Any]:
+    """A model card's bytes, checked against ModelCard."""
+    return dict(read_json_as(data, ModelCard, f"the model card {shown!r}"))
 
 
 def legacy_message(folder: str | Path) -> str:

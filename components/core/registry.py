@@ -26,7 +26,10 @@ import time
 from pathlib import Path
 from typing import Any
 
+from typing_extensions import TypedDict
+
 from components.common.errors import BadInputError
+from components.common.readback import read_json_as
 from components.common.settings import RunConfig
 from components.common.storage import Storage, open_storage
 from components.core.model_file import (
@@ -34,6 +37,7 @@ from components.core.model_file import (
     LEGACY_MODEL_FILE,
     LegacyModelError,
     LoadedModel,
+    card_of,
     load_model,
     read_card,
 )
@@ -44,6 +48,20 @@ COMPLETE = "version.json"
 # against and the statistics of the version's data, the drift reference.
 SCHEMA_FILE = "schema.yaml"
 PROFILE_FILE = "data_profile.json"
+
+
+class ChampionPointer(TypedDict):
+    """champion.json, a version's version.json and each history entry: a promotion."""
+
+    version: str
+    run_id: str
+    metric: str
+    score: float | None
+    previous: str | None
+    promoted_at: str
+
+
+setattr(ChampionPointer, "__pydantic_config__", {"extra": "allow"})  # noqa: B010
 
 
 def entry_name(model_name: str, target: str) -> str:
@@ -103,7 +121,8 @@ def champion_pointer(registry: str | Path, endpoint: str = "") -> dict[str, Any]
     store = open_storage(str(registry), endpoint)
     if not store.exists(POINTER):
         return None
-    return dict(json.loads(store.get_bytes(POINTER)))
+    shown = f"the champion pointer {store.uri_of(POINTER)!r}"
+    return dict(read_json_as(store.get_bytes(POINTER), ChampionPointer, shown))
 
 
 def load_version(store: Storage, version: str, legacy_ok: bool = False) -> LoadedModel:
@@ -141,7 +160,8 @@ def champion_configuration(
     if pointer is None:
         return None
     store = open_storage(str(registry), endpoint)
-    card = json.loads(store.get_bytes(f"versions/{pointer['version']}/model/{CARD_FILE}"))
+    key = f"versions/{pointer['version']}/model/{CARD_FILE}"
+    card = card_of(store.get_bytes(key), store.uri_of(key))
     if card.get("target") != target or card.get("task") != task:
         return None
     return dict(card.get("best", {})) or None
@@ -243,4 +263,11 @@ def publish_version(
 def history(registry: str | Path, endpoint: str = "") -> list[dict[str, Any]]:
     """Every promotion of the registry, oldest first."""
     store = open_storage(str(registry), endpoint)
-    return [json.loads(store.get_bytes(key)) for key in store.keys("history")]
+    return [
+        dict(
+            read_json_as(
+                store.get_bytes(key), ChampionPointer, f"the history entry {store.uri_of(key)!r}"
+            )
+        )
+        for key in store.keys("history")
+    ]

@@ -25,6 +25,7 @@ from pandas.api import types as ptypes
 from typing_extensions import TypedDict
 
 from components.common.errors import BadInputError, closest_names
+from components.common.readback import parse_json, parse_yaml
 from components.common.storage import MissingObject, open_parent
 
 SCHEMA_VERSION = 1
@@ -135,23 +136,17 @@ def load_schema(uri: str, endpoint: str = "") -> TableSchema:
     """Read and check a schema file (YAML or JSON) from a local path or s3:// URI."""
     store, name = open_parent(uri, endpoint)
     try:
-        text = store.get_bytes(name).decode("utf-8")
+        data = store.get_bytes(name)
     except MissingObject as error:
         raise BadInputError(f"--schema file does not exist: {uri!r}") from error
-    except UnicodeDecodeError as error:
-        raise BadInputError(f"--schema file {uri!r} is not UTF-8 text") from error
-    return parse_schema(text, uri)
+    return parse_schema(data, uri)
 
 
-def parse_schema(text: str, uri: str) -> TableSchema:
+def parse_schema(data: bytes | str, uri: str) -> TableSchema:
     """A schema document from YAML/JSON text, every field checked, errors naming the field."""
-    try:
-        document = (
-            json.loads(text) if PurePosixPath(uri).suffix == ".json" else yaml.safe_load(text)
-        )
-    except (yaml.YAMLError, json.JSONDecodeError) as error:
-        first = str(error).strip().splitlines()[0]
-        raise BadInputError(f"--schema file {uri!r} is not valid YAML/JSON: {first}") from error
+    shown = f"--schema file {uri!r}"
+    json_file = PurePosixPath(uri).suffix == ".json"
+    document = parse_json(data, shown) if json_file else parse_yaml(data, shown)
     if not isinstance(document, dict) or not isinstance(document.get("columns"), list):
         raise BadInputError(f"--schema file {uri!r} must be a mapping with a `columns` list")
     if document.get("version", SCHEMA_VERSION) != SCHEMA_VERSION:

@@ -13,12 +13,14 @@ import json
 import os
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import optuna
 from optuna.storages.journal import JournalFileBackend, JournalFileOpenLock, JournalStorage
 from optuna.study import StudyDirection
+from typing_extensions import TypedDict
 
+from components.common.readback import read_json_as
 from components.common.stage import RUN_ID_ENV
 from components.core.metrics import study_direction
 
@@ -46,6 +48,12 @@ def open_storage(study_dir: str | Path) -> optuna.storages.BaseStorage:
     return JournalStorage(backend)
 
 
+class StudySpec(TypedDict):
+    study_name: str
+    metric: str
+    direction: Literal["maximize", "minimize"]
+
+
 def create_study(study_dir: str | Path, study_name: str, metric: str) -> dict[str, Any]:
     """Create the study and write its spec (name, metric, direction) next to the journal."""
     direction = study_direction(metric)
@@ -63,7 +71,8 @@ def create_study(study_dir: str | Path, study_name: str, metric: str) -> dict[st
 
 def study_spec(study_dir: str | Path) -> dict[str, Any]:
     """Name, metric and direction of the study a create_study step made."""
-    return dict(json.loads((Path(study_dir) / SPEC_NAME).read_text(encoding="utf-8")))
+    path = Path(study_dir) / SPEC_NAME
+    return dict(read_json_as(path.read_bytes(), StudySpec, f"the study spec {str(path)!r}"))
 
 
 def load_study(study_dir: str | Path, study_name: str = "") -> optuna.Study:

@@ -193,7 +193,7 @@ def test_verdict_levels() -> None:
         ("columns:\n- {name: a}\n- {name: a}\n", "lists the column 'a' twice"),
         ("columns: []\nseverities: {out_of_rang: error}\n", "did you mean 'out_of_range'"),
         ("columns: []\nseverities: {drift: fatal}\n", "got 'fatal'"),
-        ("columns: [\n", "is not valid YAML/JSON"),
+        ("columns: [\n", "is not valid YAML"),
     ],
 )
 def test_schema_file_errors_name_the_field(edit: str, message: str) -> None:
@@ -214,7 +214,8 @@ def test_champion_schema_and_profile_are_the_reference(
     schema, quality = check_data(titanic, "survived", "auto", NO_REFERENCE)
     model_dir = tmp_path / "model"
     model_dir.mkdir()
-    (model_dir / "model.json").write_text(json.dumps({"target": "survived", "task": "binary"}))
+    card = {"target": "survived", "task": "binary", "input_columns": ["age"], "training_rows": 1}
+    (model_dir / "model.json").write_text(json.dumps({**card, "seed": 0}))
     registry = tmp_path / "registry"
     attachments = {
         "schema.yaml": dump_schema(schema).encode(),

@@ -16,9 +16,12 @@ import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NotRequired
+
+from typing_extensions import TypedDict
 
 from components.common.errors import BadInputError
+from components.common.readback import read_json_as
 from components.common.storage import S3_PREFIX, MissingObject, Storage
 
 
@@ -73,11 +76,33 @@ def watermark_key(source: str) -> str:
     return f"watermarks/{name or 'source'}-{digest}.json"
 
 
+class TakenFile(TypedDict):
+    name: str
+    tag: str  # size and modification time, or the object's ETag
+    run_id: NotRequired[str]
+    added_at: NotRequired[str]
+
+
+class Watermark(TypedDict):
+    """What the runs of a source have taken, advanced when a run succeeds."""
+
+    source: NotRequired[str]
+    files: list[TakenFile]
+    updated_at: NotRequired[str]
+    last_run: NotRequired[str]
+
+
+for declared in (TakenFile, Watermark):
+    setattr(declared, "__pydantic_config__", {"extra": "allow"})  # noqa: B010
+
+
 def load_watermark(store: Storage, source: str) -> dict[str, Any]:
+    key = watermark_key(source)
     try:
-        return dict(json.loads(store.get_bytes(watermark_key(source))))
+        data = store.get_bytes(key)
     except MissingObject:
         return {"source": canonical_source(source), "files": []}
+    return dict(read_json_as(data, Watermark, f"the watermark {store.uri_of(key)!r}"))
 
 
 def select(current: dict[str, str], watermark: dict[str, Any], window: int) -> Selection:
