@@ -330,6 +330,7 @@ def parse(argv: list[str]) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     from components.common.errors import DataRejected
     from components.common.storage import StorageUnavailable
+    from pipelines.interrupts import Interrupted
     from pipelines.local import RunFailed
     from pipelines.plan import NothingToDo
 
@@ -352,6 +353,11 @@ def main(argv: list[str] | None = None) -> int:
     except (RunFailed, StorageUnavailable) as error:
         print(f"failed: {error}", file=sys.stderr)
         return EXIT_INTERNAL
+    except Interrupted as stop:
+        print(
+            f"interrupted by {stop}: a rerun resumes from the stages that finished", file=sys.stderr
+        )
+        return stop.code
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

@@ -32,6 +32,7 @@ from typing import Any, Protocol, TextIO
 from components.common.errors import BadInputError, DataRejected
 from components.common.settings import RunConfig
 from components.common.stage import ERROR_FILE_ENV, LOG_DIR_ENV, RUN_ID_ENV
+from pipelines.interrupts import Interrupted, stoppable
 from pipelines.plan import pipeline_arguments, plan_run
 from pipelines.record import RunRecord, read_json, write_schema_file
 
@@ -39,6 +40,7 @@ ANSI = re.compile(r"\x1b\[[0-9;]*m")
 STARTED = re.compile(r"Executing task '([^']+)'")
 FINISHED = re.compile(r"Task '([^']+)' finished with status (\w+)")
 CACHE_HIT = re.compile(r"Task '?([\w-]+)'? cache hit")
+RETRYING = re.compile(r"Task '?([\w-]+)'? failed \(attempt \d+/\d+\)\. Retrying")
 STAGE_ORDER = (
     "ingest",
     "validate",
@@ -88,6 +90,8 @@ class ProgressTee(io.TextIOBase):
     stages: dict[str, StageTiming] = field(default_factory=dict)
     running: dict[str, int] = field(default_factory=dict)
     _buffer: str = ""
+    # set once the run is stopping: the stopped tasks' endings are not shown as failures
+    silenced: threading.Event = field(default_factory=threading.Event)
     # kfp.local runs the ParallelFor's tasks on threads that print at the same time.
     _lock: Any = field(default_factory=threading.RLock)
 
@@ -121,6 +125,11 @@ class ProgressTee(io.TextIOBase):
             timing.tasks += 1
             if first_hit:
                 self.show(timing)
+        elif match := RETRYING.search(line):
+            # the same task again, not another worker: its next start is not counted
+            timing = self.stages.setdefault(match.group(1).replace("-", "_"), StageTiming(""))
+            timing.tasks -= 1
+            timing.status = "running"
         elif match := FINISHED.search(line):
             name = match.group(1).replace("-", "_")
             timing = self.stages.setdefault(name, StageTiming(name, started=now))
@@ -135,6 +144,8 @@ class ProgressTee(io.TextIOBase):
                 self.show(timing)
 
     def show(self, timing: StageTiming) -> None:
+        if self.silenced.is_set():
+            return
         mark = {"succeeded": "✓", "cached": "↺", "failed": "✗"}.get(timing.status, "·")
         extra = (
             f"  ({timing.tasks} workers)" if timing.tasks > 1 and timing.status != "cached" else ""
@@ -251,6 +262,7 @@ class LocalExecutor:
             tee = ProgressTee(log=log, terminal=self.terminal)
             try:
                 with (
+                    stoppable(tee.silenced),
                     print_restored(),
                     task_environment(record.plan.run_id, record.log_dir, record.error_file),
                     contextlib.redirect_stdout(tee),
@@ -264,6 +276,9 @@ class LocalExecutor:
                         "ignore", message="You may be attemping", category=RuntimeWarning
                     )
                     task = pipeline(**arguments)
+            except Interrupted as stop:
+                stop.stages = tee.stage_list()
+                raise
             except Exception as error:
                 problem = read_json(record.error_file) if record.error_file.exists() else None
                 raise ExecutionFailed(tee.stage_list(), problem, error) from error
@@ -298,6 +313,9 @@ def run_locally(
     executor = executor or LocalExecutor(terminal)
     try:
         execution = executor.run(training_pipeline, pipeline_arguments(plan), record)
+    except Interrupted as stop:
+        record.interrupted(stop.stages, signal_name=str(stop))
+        raise
     except ExecutionFailed as failure:
         if failure.problem is not None:
             rejected = record.rejected(failure.problem)

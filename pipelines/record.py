@@ -111,6 +111,24 @@ class RunRecord:
         self.summary.update(status="failed", stages=stages, seconds=self.seconds(), error=error)
         write_json_atomic(self.run_dir / SUMMARY, self.summary)
 
+    def interrupted(self, stages: list[dict[str, Any]], signal_name: str) -> None:
+        """Record a run stopped by SIGINT or SIGTERM: the stages that finished keep their
+        status, the ones stopped midway are `interrupted`; nothing was promoted or published
+        and the watermark did not move, so a rerun resumes from the task cache."""
+        stopped = [
+            {**stage, "status": "interrupted"}
+            if stage["status"] in ("running", "failed")
+            else stage
+            for stage in stages
+        ]
+        self.summary.update(
+            status="interrupted",
+            stages=stopped,
+            seconds=self.seconds(),
+            error={"kind": "interrupted", "message": f"stopped by {signal_name}"},
+        )
+        write_json_atomic(self.run_dir / SUMMARY, self.summary)
+
     def rejected(self, problem: dict[str, Any]) -> dict[str, Any]:
         """A stage's bad-input problem, recorded; when the quality policy rejected the data,
         its report is kept in the run folder (the message names that copy)."""

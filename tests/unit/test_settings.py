@@ -113,6 +113,25 @@ def test_a_local_run_gives_print_back_as_it_found_it(tmp_path: Path) -> None:
     assert builtins.print is original
 
 
+def test_a_retried_worker_is_one_worker() -> None:
+    """kfp.local logs a retry as another start of the same task: the count stays the workers."""
+    log, terminal = io.StringIO(), io.StringIO()
+    tee = ProgressTee(log=log, terminal=terminal)
+    for line in [
+        "12:00:02.000 - INFO - Executing task 'tune'",
+        "12:00:02.000 - INFO - Executing task 'tune'",
+        "12:00:03.000 - ERROR - Task 'tune' finished with status FAILURE",
+        "2026-12-02 12:00:03,000 - INFO - Task tune failed (attempt 1/3). Retrying in 5.0s...",
+        "12:00:08.000 - INFO - Executing task 'tune'",
+        "12:00:09.000 - INFO - Task 'tune' finished with status SUCCESS",
+        "12:00:10.000 - INFO - Task 'tune' finished with status SUCCESS",
+    ]:
+        tee.write(line + "\n")
+    tune = next(s for s in tee.stage_list() if s["name"] == "tune")
+    assert tune["status"] == "succeeded" and tune["tasks"] == 2, tune
+    assert "(2 workers)" in terminal.getvalue().splitlines()[-1]
+
+
 def test_progress_reads_kfp_local_lines_including_parallel_and_cached_tasks() -> None:
     log, terminal = io.StringIO(), io.StringIO()
     tee = ProgressTee(log=log, terminal=terminal)
