@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any, NoReturn
@@ -136,7 +137,7 @@ def build_parser() -> tuple[OneLineParser, dict[str, OneLineParser]]:
     predict.add_argument(
         "--output",
         required=True,
-        help="file to write: Parquet for a .parquet name (exact values), else CSV",
+        help="file to write: .parquet or .pq (exact values and types), or .csv",
     )
     add_settings(predict, PREDICT)
 
@@ -226,11 +227,29 @@ def print_summary(summary: dict[str, Any], run_dir: Path) -> None:
     print("\n".join(lines), file=sys.stderr)
 
 
-def writable_file(value: str, flag: str) -> Path:
-    """A file to write, in a folder that exists."""
+def writable_file(value: str, flag: str, suffixes: tuple[str, ...] = ()) -> Path:
+    """A file to write, checked before any work: in a folder that exists and takes files (a
+    probe file is made and removed), with a name the file system takes (its `.partial`
+    sibling included), ending in one of `suffixes` when they are given."""
+    import errno
+    import tempfile
+
     path = Path(value)
-    if not path.parent.is_dir() or path.is_dir():
+    if len((path.name + ".partial").encode()) > 255:
+        raise BadInputError(f"{flag} has a file name longer than 246 bytes; got {value!r}")
+    if not value.strip() or not path.parent.is_dir() or path.is_dir():
         raise BadInputError(f"{flag} must be a file in an existing folder; got {value!r}")
+    if suffixes and path.suffix.lower() not in suffixes:
+        raise BadInputError(f"{flag} must end in {', '.join(suffixes)}; got {value!r}")
+    try:
+        with tempfile.NamedTemporaryFile(dir=path.parent, prefix=".stablepipe-probe-"):
+            pass
+    except OSError as error:
+        reason = os.strerror(error.errno or errno.EACCES).lower()
+        raise BadInputError(
+            f"{flag} cannot be written: its folder {str(path.parent)!r} does not take files "
+            f"({reason}); got {value!r}"
+        ) from error
     return path
 
 
@@ -268,9 +287,7 @@ def command_compile(args: argparse.Namespace) -> int:
 
     from pipelines.training import training_pipeline
 
-    output = writable_file(args.output, "--output")
-    if output.suffix not in (".yaml", ".yml"):
-        raise BadInputError(f"--output must be a .yaml file; got {args.output!r}")
+    output = writable_file(args.output, "--output", (".yaml", ".yml"))
     compiler.Compiler().compile(training_pipeline, str(output))
     print(f"wrote {output}", file=sys.stderr)
     return EXIT_OK
@@ -279,10 +296,12 @@ def command_compile(args: argparse.Namespace) -> int:
 def command_predict(args: argparse.Namespace) -> int:
     from components.common.settings import RunConfig, check_settings
     from components.core.registry import fetch_model
-    from components.core.scoring import score_rows, write_predictions
+    from components.core.scoring import PREDICTION_SUFFIXES, score_rows, write_predictions
     from components.load_rows.logic import load_scoring_rows
 
-    output = writable_file(args.output, "--output")
+    output = writable_file(args.output, "--output", PREDICTION_SUFFIXES)
+    if Path(args.data).exists() and output.exists() and output.samefile(args.data):
+        raise BadInputError(f"--output must not be the --data file; got {args.output!r}")
     values = {k: v for k, v in flag_values(args, PREDICT).items() if v is not None}
     check_settings(values)
     settings = RunConfig(**values)

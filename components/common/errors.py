@@ -8,8 +8,14 @@ exception is an internal failure (exit code 1).
 from __future__ import annotations
 
 import difflib
+import re
 from collections.abc import Iterable
 from typing import Any
+
+# query keys whose value is a secret (libpq's, ODBC's, and the usual names)
+SECRET_QUERY_KEYS = frozenset(
+    {"password", "passwd", "pwd", "sslpassword", "secret", "token", "access_key", "secret_key"}
+)
 
 
 class BadInputError(ValueError):
@@ -44,3 +50,31 @@ class DataRejected(BadInputError):
     def __init__(self, message: str, details: dict[str, Any] | None = None) -> None:
         super().__init__(message)
         self.details = details or {}
+
+
+def redact_url(url: str) -> str:
+    """`url` as a message may show it: the password of `scheme://user:password@host` as `***`
+    (the user info ends at the last `@` of the authority, as typed: `p@ss` is one password),
+    a bare `scheme://secret@host` as `***@host`, and secret query values as `***`. Plain
+    string work, so the rest reads exactly as given (`sqlite:///:memory:`)."""
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        return url
+    cut = min((i for i in (rest.find(c) for c in "/?#") if i >= 0), default=len(rest))
+    authority, tail = rest[:cut], rest[cut:]
+    info, at, host = authority.rpartition("@")
+    if at:
+        user, colon, _ = info.partition(":")
+        authority = f"{user}:***@{host}" if colon else f"***@{host}" if not user else authority
+    address, mark, query = tail.partition("?")
+    if mark:
+        query = re.sub(
+            r"(^|&)([^=&]+)=([^&]*)",
+            lambda m: (
+                m.group(0)
+                if m.group(2).lower() not in SECRET_QUERY_KEYS
+                else f"{m.group(1)}{m.group(2)}=***"
+            ),
+            query,
+        )
+    return f"{scheme}{sep}{authority}{address}{mark}{query}"

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from components.common.errors import BadInputError
+from components.common.errors import BadInputError, redact_url
 
 S3_PREFIX = "s3://"
 # Default S3 endpoint: the MinIO service of a standard Kubeflow Pipelines install.
@@ -202,7 +202,7 @@ def parse_endpoint(endpoint: str) -> tuple[str, bool]:
     if not re.fullmatch(r"[A-Za-z0-9.-]+(:\d{1,5})?", host):
         raise BadInputError(
             f"--s3-endpoint must be http://host:port, https://host:port or host:port; "
-            f"got {endpoint!r}"
+            f"got {redact_url(endpoint)!r}"
         )
     return host, secure
 

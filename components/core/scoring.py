@@ -17,6 +17,7 @@ from components.common.frames import write_frame
 from components.core.model_file import LoadedModel
 
 PARQUET_SUFFIXES = (".parquet", ".pq")
+PREDICTION_SUFFIXES = (*PARQUET_SUFFIXES, ".csv")  # what `stablepipe predict --output` writes
 
 
 def model_input(frame: pd.DataFrame, card: dict[str, Any]) -> pd.DataFrame:

@@ -197,7 +197,7 @@ def ingest_data(
     from components.ingest.streaming import stream_to_parquet
 
     source, target, endpoint = settings.data, settings.target, settings.s3_endpoint
-    options = ReadOptions.of(settings, files).check()
+    options = ReadOptions.of(settings, files).check(source)
     output = Path(output)
     output.parent.mkdir(parents=True, exist_ok=True)
     if arrow_readable(source):

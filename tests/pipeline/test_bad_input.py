@@ -202,7 +202,7 @@ def test_predict_and_compile_argument_errors(champion_home: Path, titanic: pd.Da
     )
     assert into_folder.code == 2 and "--output must be a file" in into_folder.stderr
     not_yaml = stablepipe("compile", "--output", str(champion_home / "pipeline.json"))
-    assert not_yaml.code == 2 and "--output must be a .yaml file" in not_yaml.stderr
+    assert not_yaml.code == 2 and "--output must end in .yaml, .yml" in not_yaml.stderr
     for result in (wrong_type, into_folder, not_yaml):
         assert "Traceback" not in result.stderr
 

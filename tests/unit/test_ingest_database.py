@@ -22,7 +22,7 @@ import pandas as pd
 import pytest
 import sqlalchemy as sa
 
-from components.common.errors import BadInputError
+from components.common.errors import BadInputError, redact_url
 from components.core.source.database import (
     PASSWORD_ENV,
     USER_ENV,
@@ -31,7 +31,6 @@ from components.core.source.database import (
     is_database_url,
     read_database,
     read_only_connection,
-    redact_url,
 )
 
 TABLE = "passengers"
@@ -629,6 +628,14 @@ def test_is_database_url(source: str, expected: bool) -> None:
         ("postgresql://db.example/titanic", "postgresql://db.example/titanic"),
         ("sqlite:///titanic.db", "sqlite:///titanic.db"),
         ("not a url :pw@", "not a url :pw@"),
+        # the user info ends at the last @ of the authority: all of p@ss is the password
+        ("postgresql://app:p@ss@db.example:5432/prod", "postgresql://app:***@db.example:5432/prod"),
+        (
+            "postgresql://app:a@b@c@db/prod?pwd=x&sslmode=require",
+            "postgresql://app:***@db/prod?pwd=***&sslmode=require",
+        ),
+        ("sqlite:///:memory:", "sqlite:///:memory:"),  # as written, not percent-encoded
+        ("http://AKIA123:s3cr3t@minio:9000", "http://AKIA123:***@minio:9000"),
     ],
 )
 def test_redact_url(url: str, expected: str) -> None:

@@ -55,7 +55,8 @@ def test_headerless_numeric_file_is_detected(tmp_path: Path) -> None:
         (ReadOptions(header="maybe"), "--header must be one of auto, yes, no; got 'maybe'"),
         (ReadOptions(delimiter=";;"), "--delimiter must be one character; got ';;'"),
         (ReadOptions(encoding="klingon"), "--encoding 'klingon' is not an encoding"),
-        (ReadOptions(table="t"), "--table and --query need a database URL"),
+        (ReadOptions(table="t"), "--table needs a database URL"),
+        (ReadOptions(query="SELECT 1"), "--query needs a database URL"),
     ],
 )
 def test_bad_read_options(titanic_csv: Path, options: ReadOptions, message: str) -> None:

@@ -9,9 +9,11 @@ a folder of documents with one subfolder per label).
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from components.common.errors import BadInputError, redact_url
 from components.common.settings import DEFAULTS
 from components.common.storage import S3_PREFIX
 from components.core.source.database import is_database_url
@@ -25,15 +27,35 @@ DEMO_PREFIX = "demo:"
 DEMO, DATABASE, OBJECT_STORE, LOCAL = "demo", "database", "s3", "local"
 
 
+SUPPORTED = (
+    "a file or folder path, s3://bucket/prefix, a database URL (postgresql://..., "
+    "sqlite:///file.db, ...) or demo:<name>"
+)
+
+
 def source_kind(location: str) -> str:
-    """demo, database, s3 or local."""
+    """demo, database, s3 or local; BadInputError for an empty location or a URL of another
+    scheme (file://, http://, gs://: read as a path, each was 'does not exist')."""
+    if not location.strip():
+        raise BadInputError(f"--data needs a value: {SUPPORTED}; got {location!r}")
     if location.startswith(DEMO_PREFIX):
         return DEMO
     if is_database_url(location):
         return DATABASE
     if location.startswith(S3_PREFIX):
         return OBJECT_STORE
+    if scheme := url_scheme(location):
+        raise BadInputError(
+            f"--data scheme {scheme + '://'!r} is not supported; --data takes {SUPPORTED}; "
+            f"got {redact_url(location)!r}"
+        )
     return LOCAL
+
+
+def url_scheme(location: str) -> str:
+    """The scheme of `scheme://...` ('' for a path; a Windows drive letter is a path)."""
+    match = re.match(r"([A-Za-z][A-Za-z0-9+.-]+)://", location.strip())
+    return match.group(1) if match else ""
 
 
 @dataclass(frozen=True)

@@ -33,7 +33,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import URL, Connection, Engine, make_url
 from sqlalchemy.pool import NullPool
 
-from components.common.errors import BadInputError, closest_names
+from components.common.errors import SECRET_QUERY_KEYS, BadInputError, closest_names, redact_url
 
 PASSWORD_ENV = "STABLEPIPE_DB_PASSWORD"
 USER_ENV = "STABLEPIPE_DB_USER"
@@ -50,7 +50,6 @@ NON_DATABASE_SCHEMES = frozenset({
 # fmt: on
 URL_SCHEME = re.compile(r"^(?P<dialect>[A-Za-z][A-Za-z0-9_]+)(?:\+[A-Za-z0-9_]+)?://")
 # Query-string keys through which a driver would accept a secret (libpq, MySQL drivers, ODBC).
-SECRET_QUERY_KEYS = frozenset({"password", "passwd", "pwd", "sslpassword"})
 # `postgresql://` means psycopg 3, the driver the project ships ("postgres://" as Heroku writes it).
 POSTGRES_ALIASES = frozenset({"postgresql", "postgres"})
 # The keyword each driver takes for its connect timeout, in seconds.
@@ -109,23 +108,6 @@ def is_database_url(source: str) -> bool:
     file://, http://), `demo:` names and local paths."""
     match = URL_SCHEME.match(source.strip())
     return match is not None and match["dialect"].lower() not in NON_DATABASE_SCHEMES
-
-
-def redact_url(url: str) -> str:
-    """The URL with any password (in the authority or the query string) shown as `***`."""
-    try:
-        parsed = make_url(url)
-    except (sa.exc.ArgumentError, ValueError, TypeError):
-        # Not parseable as a URL: blank out whatever sits between `user:` and `@`.
-        return re.sub(r"(://[^/:@]*:)[^@]*@", r"\1***@", url)
-    query = {
-        key: ("***" if key.lower() in SECRET_QUERY_KEYS else value)
-        for key, value in parsed.query.items()
-    }
-    rendered = parsed.set(query=query).render_as_string(hide_password=True)
-    # SQLAlchemy percent-encodes query values; show them as written (`host=/tmp/socket`).
-    address, mark, options = rendered.partition("?")
-    return address + mark + urllib.parse.unquote(options)
 
 
 def parse_url(url: str) -> URL:

@@ -14,7 +14,7 @@ from typing import Any
 
 import pandas as pd
 
-from components.common.errors import BadInputError, closest_names
+from components.common.errors import BadInputError, closest_names, redact_url
 from components.common.frames import file_sha256
 from components.common.settings import DEFAULTS, RunConfig, check_settings, decimal_problem
 from components.common.storage import S3_PREFIX, Storage, open_storage, parse_s3_uri
@@ -75,7 +75,7 @@ def source_fingerprint(source: str, endpoint: str = "", options: ReadOptions | N
     """SHA-256 of what a source holds: the file's bytes; for S3 the objects' names, ETags and
     sizes (no download); a database query's rows; the data set's name and scikit-learn's
     version for a demo."""
-    options = options or ReadOptions()
+    options = (options or ReadOptions()).check(source)
     kind = source_kind(source)
     if kind == DEMO:
         import sklearn
@@ -228,16 +228,24 @@ class ReadOptions:
         names = [f.name for f in fields(cls) if f.name != "files"]
         return cls(**{n: getattr(settings, n) for n in names}, files=tuple(map(str, files)))
 
-    def check(self) -> ReadOptions:
+    def check(self, source: str) -> ReadOptions:
+        """Each setting's check, and that they fit `source`: --table and --query only with a
+        database (with a file they were once silently ignored)."""
         check_settings({f.name: getattr(self, f.name) for f in fields(self) if f.name != "files"})
         if problem := decimal_problem(self.decimal, self.delimiter):
             raise BadInputError(problem)
+        if (self.table or self.query) and source_kind(source) != DATABASE:
+            flag = "--table" if self.table else "--query"
+            raise BadInputError(
+                f"{flag} needs a database URL in --data (e.g. sqlite:///data.db or "
+                f"postgresql://host/db); got --data {redact_url(source)!r}"
+            )
         return self
 
 
 def read_table(source: str, endpoint: str = "", options: ReadOptions | None = None) -> pd.DataFrame:
     """Read a local file or folder, an `s3://` object or prefix, a database, or a demo set."""
-    options = (options or ReadOptions()).check()
+    options = (options or ReadOptions()).check(source)
     kind = source_kind(source)
     if kind == DEMO:
         return load_demo(source.removeprefix(DEMO_PREFIX))
@@ -245,11 +253,6 @@ def read_table(source: str, endpoint: str = "", options: ReadOptions | None = No
         from components.core.source.database import read_database
 
         return checked_frame(read_database(source, options.table, options.query), source)
-    if options.table or options.query:
-        raise BadInputError(
-            f"--table and --query need a database URL in --data (e.g. sqlite:///data.db or "
-            f"postgresql://host/db); got {source!r}"
-        )
     if kind == OBJECT_STORE:
         return read_s3_table(source, endpoint, options)
     path = check_file(source)
