@@ -296,6 +296,16 @@ class RunConfig:
             "" if value in DECIMAL_CHOICES else f"--decimal must be . or ,; got {value!r}"
         ),
     )
+    max_read_mb: float = setting(
+        4096.0,
+        "the most MB read from one compressed file (.gz, .zip) once decompressed: a 3 MB gzip "
+        "can hold 3 GiB of rows",
+        "data",
+        commands=READ_COMMANDS,
+        pipelines=EVERY_PIPELINE,
+        check=lambda value: 1 <= value <= 10**7,
+        expected="between 1 and 10000000 (MB)",
+    )
     stream_above_mb: float = setting(
         256.0,
         "local CSV/TSV/Parquet files at least this large are streamed in bounded memory",

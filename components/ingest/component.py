@@ -16,6 +16,7 @@ def ingest(
     header: str,
     sheet: str,
     decimal: str,
+    max_read_mb: float,
     stream_above_mb: float,
     s3_endpoint: str,
     files: list,

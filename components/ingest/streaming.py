@@ -49,19 +49,24 @@ def csv_batches(
 
     settings = csv_read_settings(path, source, fmt, options, block_size)
     convert = settings.convert(column_types=column_types)
-    stack = open_text_stream(path)
+    stack = open_text_stream(path, options.max_read_mb, source)
     stream = stack.__enter__()
     try:
         reader = pa_csv.open_csv(stream, settings.read, settings.parse, convert)
-    except BaseException:
-        stack.__exit__(None, None, None)
-        raise
+    except BaseException as error:
+        if not stack.__exit__(type(error), error, error.__traceback__):
+            raise
     names = settings.names(reader.schema.names)
 
     def batches() -> Iterator[Any]:
+        # an error while reading passes through the stream's context, which names the
+        # decompressed-size cap when that is what stopped it
         try:
             yield from reader
-        finally:
+        except BaseException as error:
+            if not stack.__exit__(type(error), error, error.__traceback__):
+                raise
+        else:
             stack.__exit__(None, None, None)
 
     return names, batches()
@@ -216,7 +221,7 @@ def raw_column_names(path: Path, source: str, fmt: str, options: Any) -> list[st
     from components.core.source.files import MAX_BLOCK_BYTES, csv_read_settings, open_text_stream
 
     settings = csv_read_settings(path, source, fmt, options, MAX_BLOCK_BYTES)
-    with open_text_stream(path) as stream:
+    with open_text_stream(path, options.max_read_mb, source) as stream:
         reader = pa_csv.open_csv(stream, settings.read, settings.parse)
         return list(reader.schema.names)
 

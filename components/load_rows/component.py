@@ -15,6 +15,7 @@ def load_rows(
     header: str,
     sheet: str,
     decimal: str,
+    max_read_mb: float,
     s3_endpoint: str,
     rows: Output[Dataset],
 ):

@@ -36,6 +36,7 @@ def test_batch_predict_compiles_byte_identical_on_the_project_image(tmp_path: Pa
         "model",
         "s3_endpoint",
         "decimal",
+        "max_read_mb",
         "table",
         "query",
         "delimiter",

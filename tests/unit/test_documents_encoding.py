@@ -349,3 +349,22 @@ def test_real_tweets_in_mixed_encodings_read_back_exactly(tmp_path: Path) -> Non
     )
     assert (documents.skipped_binary, documents.skipped_undecodable) == (0, 0)
     assert documents.skipped_empty == 0
+
+
+@pytest.mark.parametrize("special", ["fifo", "device"])
+def test_a_special_file_among_the_documents_is_never_opened(tmp_path: Path, special: str) -> None:
+    """A FIFO would block the read forever and a link to /dev/zero would never end."""
+    import os
+
+    from components.core.source.documents import read_documents
+
+    for label in ("ham", "spam"):
+        (tmp_path / label).mkdir()
+        (tmp_path / label / "a.txt").write_text(f"a {label} message")
+    odd = tmp_path / "spam" / "odd.txt"
+    if special == "fifo":
+        os.mkfifo(odd)
+    else:
+        odd.symlink_to("/dev/zero")
+    with pytest.raises(BadInputError, match=r"'spam/odd\.txt' is not a regular file"):
+        read_documents(tmp_path, str(tmp_path))

@@ -397,3 +397,38 @@ def test_clean_table_drops_missing_targets_of_a_large_table_like_arrow_does() ->
     )
     assert dropped == table.num_rows - expected.num_rows > 1000
     assert kept.equals(expected)
+
+
+@pytest.mark.parametrize("suffix", [".csv.gz", ".csv.zip", ".jsonl.gz"])
+def test_a_compressed_file_past_the_cap_is_refused_as_it_is_read(
+    tmp_path: Path, suffix: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A small compressed file can hold far more once decompressed (a gzip bomb): reading stops
+    at --max-read-mb, on the whole-file and the streamed path, with one line naming the cap."""
+    import gzip
+    import zipfile
+
+    from pipelines.cli import main
+
+    jsonl = suffix.startswith(".jsonl")
+    rows = (
+        f'{{"a": {i % 97}, "b": {i % 2}}}\n' if jsonl else f"{i % 97},{i % 2}\n"
+        for i in range(400_000)
+    )
+    body = ("" if jsonl else "a,b\n") + "".join(rows)  # 2.4 to 7 MB decompressed
+    path = tmp_path / f"bomb{suffix}"
+    if suffix.endswith(".gz"):
+        path.write_bytes(gzip.compress(body.encode(), compresslevel=9))
+    else:
+        with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
+            archive.writestr("bomb.csv", body)
+    assert path.stat().st_size < 200_000
+    for streamed in ("1000", "0.01"):  # the whole-file reader, then the streaming one
+        argv = ["validate", "--data", str(path), "--target", "b", "--max-read-mb", "1"]
+        code = main([*argv, "--stream-above-mb", streamed, "--report", str(tmp_path / "r.html")])
+        err = capsys.readouterr().err.strip().splitlines()
+        assert code == 2 and len(err) == 1, err
+        assert "holds more than 1 MB once decompressed (--max-read-mb 1)" in err[0], err[0]
+    # within the cap it reads
+    argv = ["validate", "--data", str(path), "--target", "b", "--max-read-mb", "50"]
+    assert main([*argv, "--report", str(tmp_path / "r.html")]) == 0

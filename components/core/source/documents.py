@@ -149,6 +149,11 @@ def read_documents(folder: Path, source: str) -> Documents:
     skipped = {"binary": 0, "undecodable": 0, "empty": 0}
     for label_folder in (child for child in children if child.is_dir()):
         for path in visible_files(label_folder):  # one at a time: only one document's bytes held
+            if path.exists() and not path.is_file():  # never opened: a FIFO blocks, a device
+                raise BadInputError(  # such as /dev/zero (through a link) never ends
+                    f"--data folder {source!r}: {path.relative_to(folder).as_posix()!r} is not "
+                    "a regular file (a FIFO, a socket or a device); remove it from the folder"
+                )
             try:
                 text = document_text(path)
             except SkippedDocument as skip:

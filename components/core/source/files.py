@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import csv
 import hashlib
+import io
 import re
 import tempfile
 from collections.abc import Iterable, Iterator
@@ -219,6 +220,7 @@ class ReadOptions:
     decimal: str = DEFAULTS.decimal  # the decimal mark of CSV/TSV numbers (never sniffed)
     table: str = DEFAULTS.table
     query: str = DEFAULTS.query
+    max_read_mb: float = DEFAULTS.max_read_mb  # decompressed bytes of one .gz/.zip file
     # incremental runs: the files of a folder or prefix to read (relative names); () = all
     files: tuple[str, ...] = ()
 
@@ -293,7 +295,8 @@ def read_file(path: Path, source: str, options: ReadOptions) -> pd.DataFrame:
             return parquet_frame(path)
         if fmt in ("json", "jsonl"):
             # convert_axes=False: keys such as "0001" and "1" stay names, not both the number 1
-            return pd.read_json(path, lines=fmt == "jsonl", convert_axes=False)
+            with open_text_stream(path, options.max_read_mb, source) as stream:
+                return pd.read_json(stream, lines=fmt == "jsonl", convert_axes=False)
         if fmt == "excel":
             return read_excel(path, source, options)
         return read_delimited(path, source, fmt, options)
@@ -455,12 +458,12 @@ def delimited_table(path: Path, source: str, fmt: str, options: ReadOptions) -> 
     )
     try:
         try:
-            table = read_csv_table(path, settings, settings.convert())
+            table = read_csv_table(path, settings, settings.convert(), options.max_read_mb)
         except pa.ArrowInvalid as error:
             if not row_too_long(error):
                 raise
             settings = csv_read_settings(path, source, fmt, options, MAX_BLOCK_BYTES)
-            table = read_csv_table(path, settings, settings.convert())
+            table = read_csv_table(path, settings, settings.convert(), options.max_read_mb)
     except pa.ArrowInvalid as error:
         message = str(error).strip().splitlines()[0]
         if row_too_long(error):
@@ -481,13 +484,15 @@ def row_too_long(error: Exception) -> bool:
     return "straddling" in message or "block size" in message
 
 
-def read_csv_table(path: Path, settings: CsvSettings, convert: Any) -> Any:
+def read_csv_table(
+    path: Path, settings: CsvSettings, convert: Any, max_read_mb: float = DEFAULTS.max_read_mb
+) -> Any:
     from pyarrow import csv as pa_csv
 
-    if path.name.lower().endswith(".zip"):
-        with open_text_stream(path) as stream:
+    if path.name.lower().endswith((".gz", ".zip")):  # decompressed here, within the cap
+        with open_text_stream(path, max_read_mb, str(path)) as stream:
             return pa_csv.read_csv(stream, settings.read, settings.parse, convert)
-    # by path: pyarrow reads (and un-gzips) the file itself, without holding the GIL
+    # by path: pyarrow reads the file itself, without holding the GIL
     return pa_csv.read_csv(str(path), settings.read, settings.parse, convert)
 
 
@@ -497,16 +502,61 @@ def raw_head(path: Path, size: int = 1 << 20) -> bytes:
         return bytes(handle.read(size))
 
 
+class TooLarge(BadInputError):
+    """A compressed file holds more than --max-read-mb once decompressed."""
+
+
+class CappedReader(io.RawIOBase):
+    """A decompressing stream that refuses to give more than `limit` bytes in all. The
+    refusal is kept in `refused` too: a reader such as pyarrow's may wrap the exception."""
+
+    def __init__(self, inner: Any, limit: int, shown: str, max_read_mb: float) -> None:
+        self.inner, self.limit, self.given = inner, limit, 0
+        self.refused: TooLarge | None = None
+        self.message = (
+            f"--data file {shown!r} holds more than {max_read_mb:g} MB once decompressed "
+            f"(--max-read-mb {max_read_mb:g}); raise --max-read-mb to read it"
+        )
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        data = self.inner.read(min(len(buffer), self.limit - self.given + 1))
+        self.given += len(data)
+        if self.given > self.limit:
+            self.refused = TooLarge(self.message)
+            raise self.refused
+        buffer[: len(data)] = data
+        return len(data)
+
+
 @contextlib.contextmanager
-def open_text_stream(path: Path) -> Iterator[Any]:
-    """A binary stream of the file's content, decompressing .gz and single-member .zip."""
+def capped_stream(handle: Any, max_read_mb: float, shown: str) -> Iterator[Any]:
+    """`handle` buffered, ending in TooLarge past `max_read_mb`, however the reader that reads
+    it reports the refusal."""
+    capped = CappedReader(handle, int(max_read_mb * 2**20), shown, max_read_mb)
+    try:
+        yield io.BufferedReader(capped, buffer_size=1 << 20)
+    except Exception as error:
+        if capped.refused is not None and error is not capped.refused:
+            raise capped.refused from error
+        raise
+
+
+@contextlib.contextmanager
+def open_text_stream(
+    path: Path, max_read_mb: float = DEFAULTS.max_read_mb, shown: str = ""
+) -> Iterator[Any]:
+    """A binary stream of the file's content, decompressing .gz and single-member .zip; a
+    decompressed stream ends in TooLarge past `max_read_mb` (a gzip bomb never fills memory)."""
     import gzip
     import zipfile
 
-    name = path.name.lower()
+    name, shown = path.name.lower(), shown or str(path)
     if name.endswith(".gz"):
-        with gzip.open(path, "rb") as handle:
-            yield handle
+        with gzip.open(path, "rb") as packed, capped_stream(packed, max_read_mb, shown) as out:
+            yield out
     elif name.endswith(".zip"):
         with zipfile.ZipFile(path) as archive:
             members = [m for m in archive.namelist() if not m.endswith("/")]
@@ -515,8 +565,11 @@ def open_text_stream(path: Path) -> Iterator[Any]:
                     f"--data archive {str(path)!r} must hold exactly one file; it holds "
                     f"{len(members)}"
                 )
-            with archive.open(members[0]) as handle:
-                yield handle
+            with (
+                archive.open(members[0]) as member,
+                capped_stream(member, max_read_mb, shown) as out,
+            ):
+                yield out
     else:
         with open(path, "rb") as handle:
             yield handle
