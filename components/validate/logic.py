@@ -6,6 +6,7 @@ import math
 import warnings
 from dataclasses import dataclass
 
+import numpy as np
 import pandas as pd
 from pandas.api import types as ptypes
 
@@ -32,6 +33,8 @@ MIN_ROWS_PER_CLASS = 5
 MAX_CLASSES_FOR_INTEGER_TARGET = 20
 # A text column whose distinct values are more than this share of the rows is an identifier.
 ID_UNIQUE_SHARE = 0.95
+# A target is judged an identifier (see identifier_problem) from this many values on.
+MIN_IDENTIFIER_ROWS = 20
 MAX_CATEGORIES_LISTED = 50
 MAX_ORDINAL_LEVELS = 1000  # an ordinal column's levels are listed (its order) up to this many
 # Free text: strings this long on average, of several words, are documents, not categories.
@@ -47,6 +50,8 @@ def resolve_task(y: pd.Series, requested: str) -> str:
     """The task for target `y`: `requested` checked against the data, or inferred when 'auto'."""
     check_setting("task", requested)
     numeric = ptypes.is_numeric_dtype(y) and not ptypes.is_bool_dtype(y)
+    if problem := identifier_problem(y, numeric):
+        raise BadInputError(problem)
     n_classes = class_count(y, numeric and requested in ("auto", "regression"))
     if requested == "auto":
         if not numeric or n_classes <= 2:
@@ -65,6 +70,34 @@ def resolve_task(y: pd.Series, requested: str) -> str:
     if task != "regression":
         check_classes(y, task, n_classes)
     return task
+
+
+def identifier_problem(y: pd.Series, numeric: bool) -> str:
+    """Why `y` looks like an identifier rather than something to predict ('' when it does not):
+    a row number (every value distinct and evenly spaced: a model "predicts" it from the row
+    order, R² 0.99), or strings nearly all distinct (no class repeats enough to be learnt)."""
+    values = y.dropna()
+    if len(values) < MIN_IDENTIFIER_ROWS:
+        return ""
+    if numeric:
+        ordered = np.sort(values.to_numpy(dtype=float))
+        steps = np.diff(ordered)
+        if steps.size and steps[0] > 0 and np.allclose(steps, steps[0], rtol=1e-9, atol=0):
+            return (
+                f"target {y.name!r} looks like an identifier: its {len(values)} values are all "
+                f"distinct and evenly spaced ({ordered[0]:g}, {ordered[1]:g}, ... "
+                f"{ordered[-1]:g}), a row number rather than something to predict; choose "
+                "another --target"
+            )
+        return ""
+    distinct = int(values.astype(str).nunique())
+    if distinct >= ID_UNIQUE_SHARE * len(values):
+        return (
+            f"target {y.name!r} looks like an identifier: {distinct} of its {len(values)} "
+            "values are distinct, so no class repeats enough to be learnt; choose another "
+            "--target"
+        )
+    return ""
 
 
 def class_count(y: pd.Series, amounts_allowed: bool) -> int:

@@ -266,3 +266,35 @@ def test_a_file_cut_in_the_middle_of_a_row_names_the_line(tmp_path: Path) -> Non
 def test_all_empty_columns_are_not_used(titanic: pd.DataFrame) -> None:
     schema = infer_table_schema(titanic.assign(blank=None), "survived", "auto")
     assert {c["name"]: c["role"] for c in schema["columns"]}["blank"] == "empty"
+
+
+@pytest.mark.parametrize(
+    ("values", "message"),
+    [
+        (list(range(1000, 1200)), r"looks like an identifier: its 200 values are all distinct"),
+        ([7 + 2.5 * i for i in range(60)][::-1], r"evenly spaced \(7, 9.5, ... 154.5\)"),
+        ([f"order-{i:05d}" for i in range(300)], "300 of its 300 values are distinct"),
+    ],
+)
+def test_a_target_that_is_an_identifier_is_refused(values: list, message: str) -> None:
+    """A row number as target was trained and promoted with R² 0.99; order ids as classes got a
+    message about class sizes. Both are named for what they are."""
+    from components.validate.logic import resolve_task
+
+    for task in ("auto", "regression") if isinstance(values[0], float | int) else ("auto",):
+        with pytest.raises(BadInputError, match=message):
+            resolve_task(pd.Series(values, name="order_id"), task)
+
+
+def test_amounts_and_classes_are_not_identifiers(
+    titanic: pd.DataFrame, diamonds_sample: pd.DataFrame
+) -> None:
+    from components.validate.logic import resolve_task
+
+    assert resolve_task(diamonds_sample["price"], "auto") == "regression"
+    assert resolve_task(titanic["age"].dropna(), "auto") == "regression"
+    assert resolve_task(titanic["pclass"], "auto") == "multiclass"
+    assert resolve_task(titanic["survived"], "auto") == "binary"
+    # all distinct but not evenly spaced: an amount, however unique
+    spread = pd.Series(np.random.default_rng(0).lognormal(size=500), name="amount")
+    assert resolve_task(spread, "auto") == "regression"

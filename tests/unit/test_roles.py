@@ -119,7 +119,7 @@ def test_an_ordinal_column_keeps_its_order() -> None:
                 ["S", "M", "L", "XL", "M", "S"] * 10, categories=["S", "M", "L", "XL"], ordered=True
             ),
             "price": np.arange(60.0),
-            "y": np.arange(60.0) * 2,
+            "y": np.arange(60.0) ** 1.5,  # not evenly spaced: an amount, not a row number
         }
     )
     schema = infer_checked_schema(frame, "y", "regression", None)
@@ -143,7 +143,8 @@ def test_a_text_column_with_no_words_is_refused(flights: pd.DataFrame) -> None:
 
 
 def test_roles_ordinal_orders_numbers_as_numbers() -> None:
-    frame = pd.DataFrame({"grade": [str(g) for g in range(1, 13)] * 5, "y": np.arange(60.0)})
+    grades = [str(g) for g in range(1, 13)] * 5
+    frame = pd.DataFrame({"grade": grades, "y": np.arange(60.0) ** 1.5})
     schema = infer_checked_schema(frame, "y", "regression", None)
     override_roles(schema, parse_roles("grade=ordinal"), frame)
     entry = next(c for c in schema["columns"] if c["name"] == "grade")
