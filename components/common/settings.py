@@ -62,6 +62,7 @@ EVERY_PIPELINE = frozenset({TRAINING, BATCH_PREDICT})
 # name per column: 2**20 columns are about 70 MB, where 10**9 asked for 7.45 GiB); dense
 # dimensions kept by an SVD (rows x dimensions x 8 bytes: 1000 of them for a million rows is
 # 8 GB).
+PROMOTION_METRICS = ("auto", "roc_auc", "log_loss", "accuracy", "rmse", "mae")
 WEEK = 7 * 24 * 3600
 MAX_TERMS = 2**20
 MAX_DIMENSIONS = 1000
@@ -511,6 +512,13 @@ class RunConfig:
         expected=f"between 1 and {MAX_DIMENSIONS}",
     )
     # --- promotion
+    metric: str = setting(
+        "auto",
+        "the test metric promotion compares (auto: roc_auc for classification, rmse for "
+        "regression); a tie on it is broken by a second one (log_loss, or mae)",
+        "promotion",
+        choices=PROMOTION_METRICS,
+    )
     min_improvement: float = setting(
         0.0,
         "gain over the champion's primary metric, on this run's test split, needed to promote",

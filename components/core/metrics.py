@@ -7,6 +7,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from components.common.errors import BadInputError
+
 if TYPE_CHECKING:  # the stages that only read a study (collect) do not import pandas
     import pandas as pd
 
@@ -32,9 +34,30 @@ def label_array(labels: Any) -> np.ndarray:
     return np.asarray(list(labels))
 
 
-def primary_metric(task: str) -> str:
-    """The metric promotion compares: ROC-AUC for classification, RMSE for regression."""
-    return "rmse" if task == "regression" else "roc_auc"
+REGRESSION_PROMOTION = ("rmse", "mae")
+CLASSIFICATION_PROMOTION = ("roc_auc", "log_loss", "accuracy")
+
+
+def primary_metric(task: str, chosen: str = "auto") -> str:
+    """The metric promotion compares: `chosen` (--metric), or by default ROC-AUC for
+    classification and RMSE for regression; BadInputError for one of the other kind."""
+    if chosen == "auto":
+        return "rmse" if task == "regression" else "roc_auc"
+    allowed = REGRESSION_PROMOTION if task == "regression" else CLASSIFICATION_PROMOTION
+    if chosen not in allowed:
+        raise BadInputError(
+            f"--metric {chosen} does not fit this run's {task} task; it takes auto or "
+            f"{', '.join(allowed)}"
+        )
+    return chosen
+
+
+def tie_breaker(metric: str) -> str:
+    """The metric that breaks a tie on `metric` (two models both at ROC-AUC 1.0 may still
+    differ clearly in log loss)."""
+    return {"roc_auc": "log_loss", "accuracy": "log_loss", "log_loss": "roc_auc"}.get(
+        metric, "mae" if metric == "rmse" else "rmse"
+    )
 
 
 def score(model: Any, X: pd.DataFrame, y: pd.Series, task: str) -> dict[str, float]:

@@ -16,6 +16,7 @@ def evaluate(
     model_name: str,
     store: str,
     s3_endpoint: str,
+    metric: str,
     min_improvement: float,
     confidence: float,
     metrics: Output[Metrics],

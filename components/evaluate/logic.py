@@ -27,6 +27,7 @@ from components.core.metrics import (
     label_array,
     primary_metric,
     score,
+    tie_breaker,
 )
 from components.core.model_file import LoadedModel, load_model
 from components.core.registry import load_champion, settings_registry
@@ -50,6 +51,9 @@ class Verdict:
     interval: list[float] | None = None  # paired-bootstrap interval of delta
     confidence: float | None = None
     min_improvement: float | None = None
+    # a tie on `metric`: the second metric's comparison that decided (metric, challenger,
+    # champion, delta, interval)
+    tie_break: dict[str, Any] | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -58,6 +62,9 @@ class Verdict:
 # Paired bootstrap of the test split: enough resamples for a steady 95% interval, seeded so a
 # verdict can be reproduced.
 BOOTSTRAP_RESAMPLES = 1000
+# Gains on the promotion metric at most this large either way are a tie (both models at
+# ROC-AUC 1.0 on the test split), which the tie_breaker metric then decides.
+TIE = 1e-9
 BOOTSTRAP_SEED = 0
 # Resample weights are built in blocks of at most this many cells (resamples x rows).
 BOOTSTRAP_BLOCK_CELLS = 4_000_000
@@ -93,11 +100,23 @@ def weighted_auc(positive: np.ndarray, scores: np.ndarray, weights: np.ndarray) 
 def resampled_metric(
     metric: str, y: np.ndarray, output: np.ndarray, classes: list[Any], weights: np.ndarray
 ) -> np.ndarray:
-    """The primary metric once per row of `weights`: RMSE from predictions, ROC-AUC (one-vs-rest
-    macro for several classes, as `score`) from class probabilities in `classes`' order."""
-    if metric == "rmse":
-        squared = (output.astype(float) - y.astype(float)) ** 2
-        return np.asarray(np.sqrt(weights @ squared / weights.sum(axis=1)))
+    """A promotion metric once per row of `weights`: RMSE and MAE from predictions; ROC-AUC
+    (one-vs-rest macro for several classes, as `score`), log loss and accuracy from class
+    probabilities in `classes`' order."""
+    if metric in ("rmse", "mae"):
+        error = output.astype(float) - y.astype(float)
+        if metric == "mae":
+            return np.asarray(weights @ np.abs(error) / weights.sum(axis=1))
+        return np.asarray(np.sqrt(weights @ error**2 / weights.sum(axis=1)))
+    if metric in ("log_loss", "accuracy"):
+        position = {c: i for i, c in enumerate(label_array(classes))}
+        truth = np.array([position[v] for v in y])
+        if metric == "accuracy":
+            per_row = (output.argmax(axis=1) == truth).astype(float)
+        else:  # as scikit-learn's log_loss: probabilities clipped at the dtype's epsilon
+            eps = np.finfo(output.dtype).eps
+            per_row = -np.log(np.clip(output[np.arange(len(truth)), truth], eps, 1.0))
+        return np.asarray(weights @ per_row / weights.sum(axis=1))
     if len(classes) == 2:
         return weighted_auc(y == classes[1], output[:, 1], weights)
     per_class = [weighted_auc(y == c, output[:, i], weights) for i, c in enumerate(classes)]
@@ -116,7 +135,7 @@ def bootstrap_interval(
 ) -> list[float]:
     """Percentile interval of the challenger's improvement over the champion, both scored on
     the same resamples of the test split (a paired bootstrap: what varies is the test rows)."""
-    values = y.to_numpy(dtype=float) if metric == "rmse" else label_array(y)
+    values = y.to_numpy(dtype=float) if metric in ("rmse", "mae") else label_array(y)
     gains = []
     for weights in resample_weights(len(values), resamples, seed):
         ours = resampled_metric(metric, values, challenger, classes, weights)
@@ -189,14 +208,17 @@ def judge(
     target: str,
     min_improvement: float,
     confidence: float = 0.95,
+    chosen_metric: str = "auto",
 ) -> Verdict:
     """Compare challenger and champion on the same test split: promote only a gain above
-    `min_improvement` whose paired-bootstrap interval at `confidence` lies above zero."""
+    `min_improvement` whose paired-bootstrap interval at `confidence` lies above zero. The
+    metric is `chosen_metric` (--metric, by default the task's primary one); a tie on it is
+    judged by its tie_breaker under the same rule."""
     if min_improvement < 0:
         raise BadInputError(f"min_improvement must be >= 0; got {min_improvement!r}")
     if not 0.5 <= confidence < 1:
         raise BadInputError(f"confidence must be in [0.5, 1); got {confidence!r}")
-    metric = primary_metric(task)
+    metric = primary_metric(task, chosen_metric)
     challenger = challenger_metrics[metric]
     if champion is None:
         return Verdict(
@@ -252,37 +274,55 @@ def judge(
             challenger,
             champion_version=champion.version,
         )
-    champion_score = score(champion_model, X_champion, y, task)[metric]
-    delta = improvement(metric, challenger, champion_score)
-    interval = bootstrap_interval(
-        metric,
-        y,
-        model_output(challenger_model, X, task, classes),
-        model_output(champion_model, X_champion, task, classes),
-        classes,
-        confidence,
-    )
-    numbers = (
-        f"{metric} {challenger:.4f} vs champion {champion_score:.4f} on this test split: "
-        f"{delta:+.4f} ({confidence:.0%} interval {interval[0]:+.4f} to {interval[1]:+.4f})"
-    )
-    if delta <= min_improvement:
-        decision, why = "keep", f"promotion needs a gain of more than +{min_improvement:g}"
-    elif interval[0] <= 0:
-        decision, why = "keep", "the interval reaches zero: the gain is not credible"
-    else:
-        decision, why = "promote", f"above +{min_improvement:g} and credibly above zero"
+    ours = model_output(challenger_model, X, task, classes)
+    theirs = model_output(champion_model, X_champion, task, classes)
+    champion_metrics = score(champion_model, X_champion, y, task)
+
+    def compared(name: str) -> dict[str, Any]:
+        mine, other = challenger_metrics[name], champion_metrics[name]
+        gain = improvement(name, mine, other)
+        interval = bootstrap_interval(name, y, ours, theirs, classes, confidence)
+        numbers = (
+            f"{name} {mine:.4f} vs champion {other:.4f} on this test split: {gain:+.4f} "
+            f"({confidence:.0%} interval {interval[0]:+.4f} to {interval[1]:+.4f})"
+        )
+        if gain <= min_improvement:
+            decision, why = "keep", f"promotion needs a gain of more than +{min_improvement:g}"
+        elif interval[0] <= 0:
+            decision, why = "keep", "the interval reaches zero: the gain is not credible"
+        else:
+            decision, why = "promote", f"above +{min_improvement:g} and credibly above zero"
+        return {
+            "metric": name,
+            "challenger": mine,
+            "champion": other,
+            "delta": gain,
+            "interval": interval,
+            "decision": decision,
+            "reason": f"{numbers}; {why}",
+        }
+
+    first = compared(metric)
+    tie = None
+    reason = first["reason"]
+    if abs(first["delta"]) <= TIE and first["interval"][0] <= 0 <= first["interval"][1]:
+        tie = compared(tie_breaker(metric))
+        reason = f"{metric} ties ({first['reason']}); broken by {tie['reason']}"
+    decided = tie or first
     return Verdict(
-        decision,
-        f"{numbers}; {why}",
+        decided["decision"],
+        reason,
         metric,
         challenger,
-        champion_score,
+        first["champion"],
         champion.version,
-        delta,
-        interval,
+        first["delta"],
+        first["interval"],
         confidence,
         min_improvement,
+        {k: decided[k] for k in ("metric", "challenger", "champion", "delta", "interval")}
+        if tie
+        else None,
     )
 
 
@@ -394,6 +434,7 @@ def evaluate_run(
     champion: LoadedModel | None,
     min_improvement: float,
     confidence: float = 0.95,
+    chosen_metric: str = "auto",
 ) -> Evaluation:
     """Score the model on the test split, judge it against the champion and render the report."""
     from components.core.model_file import load_model
@@ -413,7 +454,16 @@ def evaluate_run(
     test_metrics = score(pipeline, X, y, task)
     baseline = baseline_metrics(pipeline, X, y)
     verdict = judge(
-        pipeline, test_metrics, champion, test, X, task, target, min_improvement, confidence
+        pipeline,
+        test_metrics,
+        champion,
+        test,
+        X,
+        task,
+        target,
+        min_improvement,
+        confidence,
+        chosen_metric,
     )
     classes: list[Any] = list(getattr(pipeline, "classes_", []))
     matrix = roc = None
@@ -483,6 +533,7 @@ def evaluate_model(
         load_champion(settings_registry(settings), settings.s3_endpoint),
         settings.min_improvement,
         settings.confidence,
+        settings.metric,
     )
     # through the serving path: the model file loaded again, as predict loads it
     return result, score_rows(load_model(model_dir), test, "test")

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -320,3 +321,64 @@ def test_classes_coded_as_integers_are_scored_judged_and_reported(
     assert sum(map(sum, result.confusion_matrix)) == len(test)
     assert (result.roc is not None) == (task == "binary")
     assert "<img" in result.report_html
+
+
+def separating_pair(tmp_path: Path) -> tuple[pd.DataFrame, Pipeline, Pipeline, dict]:
+    """Two models that both order every test row right (ROC-AUC 1.0): one sure of itself, one
+    that barely leaves 0.5 (log loss near 0.69)."""
+    from sklearn.linear_model import LogisticRegression
+
+    rng = np.random.default_rng(0)
+    x = np.concatenate([rng.uniform(-3, -1, 150), rng.uniform(1, 3, 150)])
+    frame = pd.DataFrame({"x": x, "y": np.where(x > 0, "yes", "no")})
+    sure = Pipeline([("model", LogisticRegression(C=100.0))]).fit(frame[["x"]], frame["y"])
+    timid = Pipeline([("model", LogisticRegression(C=1e-4))]).fit(frame[["x"]], frame["y"])
+    card = {"target": "y", "task": "binary", "input_columns": ["x"], "training_rows": 300}
+    return frame, sure, timid, {**card, "seed": 0, "classes": ["no", "yes"]}
+
+
+def champion_of(tmp_path: Path, name: str, model: Pipeline, card: dict) -> Any:
+    save_model(tmp_path / name, model, card)
+    verdict = {"verdict": {"metric": "roc_auc", "challenger": 1.0}}
+    publish_version(tmp_path / f"registry-{name}", tmp_path / name, name, verdict)
+    return load_champion(tmp_path / f"registry-{name}")
+
+
+def test_a_tie_on_the_primary_metric_is_broken_by_a_second_one(tmp_path: Path) -> None:
+    """Both at ROC-AUC 1.0: the better-calibrated model wins on log loss, under the same rule
+    (a credible gain above --min-improvement), and never the other way round."""
+    test, sure, timid, card = separating_pair(tmp_path)
+    X = test[["x"]]
+    timid_champion = champion_of(tmp_path, "timid", timid, card)
+    sure_champion = champion_of(tmp_path, "sure", sure, card)
+    sure_metrics, timid_metrics = (
+        score(sure, X, test["y"], "binary"),
+        score(timid, X, test["y"], "binary"),
+    )
+    assert sure_metrics["roc_auc"] == timid_metrics["roc_auc"] == 1.0
+    up = judge(sure, sure_metrics, timid_champion, test, X, "binary", "y", 0.0)
+    assert up.decision == "promote" and up.metric == "roc_auc" and up.delta == 0.0
+    assert up.tie_break is not None and up.tie_break["metric"] == "log_loss"
+    assert up.tie_break["delta"] > 0.5 and up.tie_break["interval"][0] > 0
+    assert "roc_auc ties" in up.reason and "broken by log_loss" in up.reason
+    down = judge(timid, timid_metrics, sure_champion, test, X, "binary", "y", 0.0)
+    assert down.decision == "keep" and down.tie_break is not None
+    # the tie-break, too, has to clear --min-improvement
+    high_bar = judge(sure, sure_metrics, timid_champion, test, X, "binary", "y", 1.0)
+    assert high_bar.decision == "keep" and "more than +1" in high_bar.reason
+
+
+def test_the_promotion_metric_is_selectable(tmp_path: Path) -> None:
+    test, sure, timid, card = separating_pair(tmp_path)
+    X = test[["x"]]
+    timid_champion = champion_of(tmp_path, "timid", timid, card)
+    metrics = score(sure, X, test["y"], "binary")
+    verdict = judge(sure, metrics, timid_champion, test, X, "binary", "y", 0.0, 0.95, "log_loss")
+    assert verdict.metric == "log_loss" and verdict.decision == "promote"
+    assert verdict.tie_break is None and verdict.delta == pytest.approx(
+        score(timid, X, test["y"], "binary")["log_loss"] - metrics["log_loss"]
+    )
+    accuracy = judge(sure, metrics, timid_champion, test, X, "binary", "y", 0.0, 0.95, "accuracy")
+    assert accuracy.metric == "accuracy" and accuracy.tie_break is not None  # both 1.0: a tie
+    with pytest.raises(BadInputError, match="--metric rmse does not fit this run's binary task"):
+        judge(sure, metrics, timid_champion, test, X, "binary", "y", 0.0, 0.95, "rmse")
