@@ -269,9 +269,17 @@ def command_validate(args: argparse.Namespace) -> int:
         if quality.get("environment") == "serving"
         else ""
     )
+    # a rejection names its first blocking anomaly, as `run` does
+    blocking = ""
+    if quality["verdict"] == "fail":
+        from components.check_quality.logic import rejection_message
+
+        first = rejection_message(quality, str(result.report)).split(": ", 1)[1]
+        blocking = f"; rejected: {first.rsplit('; report: ', 1)[0]}"
     print(
         f"data quality: {quality['verdict']} ({counts['error']} errors, {counts['warning']} "
-        f"warnings, drift: {quality['drift']['verdict']}{serving}); report: {result.report}"
+        f"warnings, drift: {quality['drift']['verdict']}{serving}{blocking}); report: "
+        f"{result.report}"
         + (f"; schema written to {result.schema_file}" if result.schema_file else ""),
         file=sys.stderr,
     )

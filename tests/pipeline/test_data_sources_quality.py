@@ -67,6 +67,8 @@ def test_validate_command_exit_codes_and_json(home: Path, titanic: pd.DataFrame)
     assert kinds[("age", "out_of_range")] == "warning"
     assert verdict["drift"]["verdict"] == "drift" and verdict["drift"]["top"][0] == "age"
     assert len(done.stderr.strip().splitlines()) == 1 and "Traceback" not in done.stderr
+    # the one line names the first blocking anomaly, as a rejected run's does
+    assert "rejected: missing_column in 'parch'" in done.stderr, done.stderr
 
 
 def test_rejected_run_exits_4_keeps_the_report_and_the_champion(home: Path) -> None:
