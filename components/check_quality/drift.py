@@ -185,8 +185,19 @@ def category_counts(column: pd.Series) -> dict[str, int]:
 
 
 def round_significant(value: float) -> float:
-    """`value` rounded to SIGNIFICANT_DIGITS significant digits (readable JSON)."""
-    return float(f"{value:.{SIGNIFICANT_DIGITS}g}")
+    """`value` rounded to SIGNIFICANT_DIGITS significant digits (readable JSON); a finite value
+    stays finite (1.7976931348623157e308 rounds up past the largest float, to inf)."""
+    rounded = float(f"{value:.{SIGNIFICANT_DIGITS}g}")
+    return rounded if math.isfinite(rounded) or not math.isfinite(value) else float(value)
+
+
+def spread(present: np.ndarray) -> tuple[float, float]:
+    """Mean and sample standard deviation without overflow: values near the largest float
+    square to inf, so both are computed on the values scaled by their largest magnitude."""
+    scale = float(np.max(np.abs(present))) or 1.0
+    scaled = present / scale
+    std = float(scaled.std(ddof=1)) * scale if len(present) > 1 else 0.0
+    return float(scaled.mean()) * scale, std
 
 
 def round_share(value: float) -> float:
@@ -265,9 +276,10 @@ def numeric_profile(present: np.ndarray, rows: int, role: str) -> dict[str, Any]
     at_or_below, below = counts_at(present, grid)
     cdf_le, cdf_lt = at_or_below / n, below / n
     shares = bin_counts(grid, at_or_below, below, edges, n) / n
+    mean, std = spread(present)
     entry.update(
-        mean=round_significant(float(present.mean())),
-        std=round_significant(float(present.std(ddof=1)) if n > 1 else 0.0),
+        mean=round_significant(mean),
+        std=round_significant(std),
         min=quantiles[0],
         max=quantiles[-1],
         quantiles=quantiles,

@@ -50,6 +50,12 @@ def resolve_task(y: pd.Series, requested: str) -> str:
     """The task for target `y`: `requested` checked against the data, or inferred when 'auto'."""
     check_setting("task", requested)
     numeric = ptypes.is_numeric_dtype(y) and not ptypes.is_bool_dtype(y)
+    if numeric and (infinite := np.isinf(y.to_numpy(dtype=float))).any():
+        raise BadInputError(
+            f"target {y.name!r} has {int(infinite.sum())} infinite value(s) (the first in row "
+            f"{int(np.argmax(infinite))}: {y.iloc[int(np.argmax(infinite))]!r}); a target must "
+            "be finite: drop or fix those rows"
+        )
     if problem := identifier_problem(y, numeric):
         raise BadInputError(problem)
     n_classes = class_count(y, numeric and requested in ("auto", "regression"))

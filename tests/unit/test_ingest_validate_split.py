@@ -298,3 +298,27 @@ def test_amounts_and_classes_are_not_identifiers(
     # all distinct but not evenly spaced: an amount, however unique
     spread = pd.Series(np.random.default_rng(0).lognormal(size=500), name="amount")
     assert resolve_task(spread, "auto") == "regression"
+
+
+def test_an_infinite_target_is_refused_before_the_search() -> None:
+    from components.validate.logic import resolve_task
+
+    y = pd.Series(np.r_[np.random.default_rng(0).normal(size=50), [np.inf]], name="price")
+    with pytest.raises(
+        BadInputError, match=r"target 'price' has 1 infinite value\(s\) \(the first in row 50"
+    ):
+        resolve_task(y, "auto")
+
+
+def test_a_profile_of_values_near_the_largest_float_stays_finite() -> None:
+    """Values near 1.8e308 once made the drift bins' edges and the spread inf (not JSON)."""
+    import json
+
+    from components.check_quality.drift import data_profile, drift_report
+
+    big = np.finfo(float).max
+    frame = pd.DataFrame({"x": np.r_[np.linspace(0, 1, 50), [big, -big]]})
+    profile = data_profile(frame, {"x": "numeric"})
+    json.dumps(profile, allow_nan=False)  # raises on inf or nan
+    assert profile["columns"]["x"]["min"] == -big and profile["columns"]["x"]["max"] == big
+    assert drift_report(profile, frame, {"x": "numeric"})["verdict"] == "no_drift"
