@@ -61,6 +61,9 @@ SNIFF_CASES = {
     "utf-32 with BOM": (GERMAN, "utf-32", "utf-32"),
     "utf-16-le without BOM": (FRENCH, "utf-16-le", "utf-16-le"),
     "utf-16-be without BOM, japanese": (JAPANESE, "utf-16-be", "utf-16-be"),
+    # once "looks binary: it holds NUL bytes"
+    "utf-32-le without BOM": (FRENCH, "utf-32-le", "utf-32-le"),
+    "utf-32-be without BOM, japanese": (JAPANESE, "utf-32-be", "utf-32-be"),
     # cp932 is Microsoft's superset of Shift JIS, the same text for these characters.
     "shift_jis": (JAPANESE, "shift_jis", "cp932"),
     "euc-jp": (JAPANESE, "euc-jp", None),

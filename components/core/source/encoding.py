@@ -79,18 +79,19 @@ def sniff_encoding(sample: bytes, source: str) -> str:
 
     A BOM decides first ("utf-8-sig", "utf-16", "utf-32": those codecs strip it); then valid
     UTF-8, an incomplete character cut off at the end of the sample allowed ("utf-8"); then
-    UTF-16 without a BOM told by where its NUL bytes sit; then charset_normalizer's guess or
-    cp1252 (see guess_legacy_encoding). The name is Python's: "cp1252", "cp932", "iso8859-2"...
-    BadInputError when the sample looks binary or the bytes do not tell the encoding."""
+    UTF-32 or UTF-16 without a BOM told by where its NUL bytes sit; then charset_normalizer's
+    guess or cp1252 (see guess_legacy_encoding). The name is Python's: "cp1252", "cp932",
+    "iso8859-2"... BadInputError when the sample looks binary or the bytes do not tell the
+    encoding."""
     for mark, encoding in BYTE_ORDER_MARKS:
         if sample.startswith(mark):
             return encoding
     reason = binary_reason(sample)
     if reason is not None:
         raise BadInputError(f"--data file {source!r} looks binary, not text: {reason}")
-    utf16 = utf16_without_bom(sample)
-    if utf16 is not None:
-        return utf16
+    wide = utf32_without_bom(sample) or utf16_without_bom(sample)
+    if wide is not None:
+        return wide
     if b"\x1b$" in sample or b"\x1b(" in sample:
         # ISO-2022 (Japanese mail) is 7-bit, so valid UTF-8 too; its escapes give it away.
         iso2022 = guess_legacy_encoding(sample)
@@ -119,7 +120,7 @@ def binary_reason(sample: bytes) -> str | None:
     for signature, what in BINARY_SIGNATURES:
         if sample.startswith(signature):
             return f"it starts like {what}"
-    if utf16_without_bom(sample) is not None:
+    if utf16_without_bom(sample) is not None or utf32_without_bom(sample) is not None:
         return None  # its bytes are half NULs, and CJK code units often fall in the C0 range
     if b"\x00" in sample:
         # The rule git uses: text other than UTF-16/32 never holds a NUL byte.
@@ -144,6 +145,25 @@ def is_utf8(sample: bytes) -> bool:
     # b"caf\xe9" is cp1252 "café" as well as UTF-8 cut mid-character: only accept the cut when
     # the rest already proves UTF-8 (a multi-byte character) or the sample is long.
     return not text.isascii() or len(sample) >= MIN_CUT_SAMPLE
+
+
+def utf32_without_bom(sample: bytes) -> str | None:
+    """The codec of UTF-32 text without a BOM ("utf-32-le" or "utf-32-be"), else None: at least
+    half of the bytes are NULs, the sample decodes strictly (random bytes name code points past
+    U+10FFFF) and nearly all it decodes to is printable."""
+    sample = sample[:UTF16_CHECKED_BYTES]
+    sample = sample[: len(sample) - len(sample) % 4]
+    if not sample or sample.count(0) < len(sample) / 2:
+        return None
+    for encoding in ("utf-32-le", "utf-32-be"):
+        try:
+            text = sample.decode(encoding)
+        except UnicodeDecodeError:
+            continue
+        printable = sum(char.isprintable() or char.isspace() for char in text)
+        if text and printable / len(text) >= 0.95:
+            return encoding
+    return None
 
 
 def utf16_without_bom(sample: bytes) -> str | None:
