@@ -297,6 +297,15 @@ class RunConfig:
             "" if value in DECIMAL_CHOICES else f"--decimal must be . or ,; got {value!r}"
         ),
     )
+    query_timeout: float = setting(
+        600.0,
+        "seconds one database read (--table or --query) may run before the database stops it",
+        "data",
+        commands=READ_COMMANDS,
+        pipelines=EVERY_PIPELINE,
+        check=lambda value: 1 <= value <= 86400,
+        expected="between 1 and 86400 seconds",
+    )
     max_read_mb: float = setting(
         4096.0,
         "the most MB read from one compressed file (.gz, .zip) once decompressed: a 3 MB gzip "

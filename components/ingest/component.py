@@ -17,6 +17,7 @@ def ingest(
     sheet: str,
     decimal: str,
     max_read_mb: float,
+    query_timeout: float,
     stream_above_mb: float,
     s3_endpoint: str,
     files: list,

@@ -16,6 +16,7 @@ def load_rows(
     sheet: str,
     decimal: str,
     max_read_mb: float,
+    query_timeout: float,
     s3_endpoint: str,
     rows: Output[Dataset],
 ):

@@ -37,6 +37,7 @@ def test_batch_predict_compiles_byte_identical_on_the_project_image(tmp_path: Pa
         "s3_endpoint",
         "decimal",
         "max_read_mb",
+        "query_timeout",
         "table",
         "query",
         "delimiter",

@@ -22,6 +22,7 @@ import json
 import os
 import re
 import sqlite3
+import time
 import urllib.parse
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -34,6 +35,7 @@ from sqlalchemy.engine import URL, Connection, Engine, make_url
 from sqlalchemy.pool import NullPool
 
 from components.common.errors import SECRET_QUERY_KEYS, BadInputError, closest_names, redact_url
+from components.common.settings import DEFAULTS
 
 PASSWORD_ENV = "STABLEPIPE_DB_PASSWORD"
 USER_ENV = "STABLEPIPE_DB_USER"
@@ -50,6 +52,10 @@ NON_DATABASE_SCHEMES = frozenset({
 # fmt: on
 URL_SCHEME = re.compile(r"^(?P<dialect>[A-Za-z][A-Za-z0-9_]+)(?:\+[A-Za-z0-9_]+)?://")
 # Query-string keys through which a driver would accept a secret (libpq, MySQL drivers, ODBC).
+# how each database says that a statement ran past its time (sqlite3: the progress handler)
+TIMED_OUT = re.compile(
+    r"statement timeout|max_execution_time|maximum statement execution time|^interrupted$", re.I
+)
 # `postgresql://` means psycopg 3, the driver the project ships ("postgres://" as Heroku writes it).
 POSTGRES_ALIASES = frozenset({"postgresql", "postgres"})
 # The keyword each driver takes for its connect timeout, in seconds.
@@ -231,20 +237,33 @@ def sqlite_engine(target: URL, url: str) -> Engine:
     return sa.create_engine("sqlite+pysqlite://", poolclass=NullPool, creator=connect)
 
 
-def start_read_only_transaction(connection: Connection) -> None:
+def start_read_only_transaction(connection: Connection, timeout: float = 0.0) -> None:
     """Ask the database to refuse writes for the rest of this transaction (SQLite's connection
-    is read-only already)."""
+    is read-only already), and to stop any statement that runs past `timeout` seconds (0: no
+    limit): PostgreSQL's statement_timeout, MySQL's max_execution_time, and for SQLite a
+    progress handler that interrupts the statement (a recursive CTE without end never
+    returns on its own)."""
     dialect = connection.dialect.name
+    milliseconds = int(timeout * 1000)
     if dialect == "postgresql":
         # The first statement of the transaction; the transaction is only ever rolled back.
         connection.exec_driver_sql("SET TRANSACTION READ ONLY")
+        if milliseconds:
+            connection.exec_driver_sql(f"SET LOCAL statement_timeout = {milliseconds}")
     elif dialect in ("mysql", "mariadb"):
         connection.exec_driver_sql("SET SESSION TRANSACTION READ ONLY")
+        if milliseconds:
+            connection.exec_driver_sql(f"SET SESSION max_execution_time = {milliseconds}")
+    elif dialect == "sqlite" and milliseconds:
+        deadline = time.monotonic() + timeout
+        raw = connection.connection.dbapi_connection
+        raw.set_progress_handler(lambda: int(time.monotonic() > deadline), 10_000)  # type: ignore[union-attr]
 
 
 @contextmanager
-def read_only_connection(url: str) -> Iterator[Connection]:
-    """A connection to `url` inside a read-only transaction, rolled back and closed after use."""
+def read_only_connection(url: str, timeout: float = 0.0) -> Iterator[Connection]:
+    """A connection to `url` inside a read-only transaction whose statements stop after
+    `timeout` seconds (0: no limit), rolled back and closed after use."""
     engine = create_read_engine(connection_url(url), url)
     try:
         try:
@@ -253,7 +272,7 @@ def read_only_connection(url: str) -> Iterator[Connection]:
             raise connection_error(url, exc) from exc
         with connection:  # closing rolls back: nothing is ever committed
             try:
-                start_read_only_transaction(connection)
+                start_read_only_transaction(connection, timeout)
             except sa.exc.DBAPIError as exc:
                 raise connection_error(url, exc) from exc
             yield connection
@@ -472,7 +491,10 @@ def fetch_frame(connection: Connection, sql: str, what: str, url: str) -> pd.Dat
         columns = list(map(str, result.keys()))
         rows = result.fetchall()
     except sa.exc.DBAPIError as exc:
-        raise BadInputError(f"{what} failed on {redact_url(url)!r}: {error_detail(exc)}") from exc
+        detail = error_detail(exc)
+        if TIMED_OUT.search(detail):
+            detail += " (stopped by --query-timeout; raise it for a longer read)"
+        raise BadInputError(f"{what} failed on {redact_url(url)!r}: {detail}") from exc
     frame = pd.DataFrame.from_records(rows, columns=columns, coerce_float=True)
     check_frame(frame, what, url)
     return dates_as_datetimes(frame)
@@ -525,12 +547,15 @@ def check_table_or_query(table: str, query: str) -> None:
         )
 
 
-def read_database(url: str, table: str = "", query: str = "") -> pd.DataFrame:
+def read_database(
+    url: str, table: str = "", query: str = "", timeout: float = DEFAULTS.query_timeout
+) -> pd.DataFrame:
     """Read a whole table (`SELECT *`, `schema.table` allowed) or the result of one read-only
-    query from the database at `url`; BadInputError for anything the user has to fix."""
+    query from the database at `url`, each statement stopped after `timeout` seconds;
+    BadInputError for anything the user has to fix."""
     check_table_or_query(table, query)
     sql = check_read_only_query(query) if query else ""
-    with read_only_connection(url) as connection:
+    with read_only_connection(url, timeout) as connection:
         if query:
             return fetch_frame(connection, sql, "--query", url)
         try:
@@ -576,6 +601,8 @@ def frame_fingerprint(frame: pd.DataFrame, url: str, table: str = "", query: str
     return digest.hexdigest()
 
 
-def database_fingerprint(url: str, table: str = "", query: str = "") -> str:
+def database_fingerprint(
+    url: str, table: str = "", query: str = "", timeout: float = DEFAULTS.query_timeout
+) -> str:
     """SHA-256 that changes when the rows change; it reads them (the cache key before a run)."""
-    return frame_fingerprint(read_database(url, table, query), url, table, query)
+    return frame_fingerprint(read_database(url, table, query, timeout), url, table, query)

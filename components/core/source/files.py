@@ -85,7 +85,7 @@ def source_fingerprint(source: str, endpoint: str = "", options: ReadOptions | N
     if kind == DATABASE:
         from components.core.source.database import database_fingerprint
 
-        return database_fingerprint(source, options.table, options.query)
+        return database_fingerprint(source, options.table, options.query, options.query_timeout)
     if kind == OBJECT_STORE:
         store, keys = s3_table_objects(source, endpoint, options.files)
         listing = "\n".join(f"{key}\t{store.version_tag(key)}" for key in keys)
@@ -221,6 +221,7 @@ class ReadOptions:
     table: str = DEFAULTS.table
     query: str = DEFAULTS.query
     max_read_mb: float = DEFAULTS.max_read_mb  # decompressed bytes of one .gz/.zip file
+    query_timeout: float = DEFAULTS.query_timeout  # seconds of one database read
     # incremental runs: the files of a folder or prefix to read (relative names); () = all
     files: tuple[str, ...] = ()
 
@@ -254,7 +255,8 @@ def read_table(source: str, endpoint: str = "", options: ReadOptions | None = No
     if kind == DATABASE:
         from components.core.source.database import read_database
 
-        return checked_frame(read_database(source, options.table, options.query), source)
+        frame = read_database(source, options.table, options.query, options.query_timeout)
+        return checked_frame(frame, source)
     if kind == OBJECT_STORE:
         return read_s3_table(source, endpoint, options)
     path = check_file(source)
