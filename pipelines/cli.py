@@ -272,10 +272,9 @@ def command_validate(args: argparse.Namespace) -> int:
     # a rejection names its first blocking anomaly, as `run` does
     blocking = ""
     if quality["verdict"] == "fail":
-        from components.check_quality.logic import rejection_message
+        from components.check_quality.logic import first_blocking
 
-        first = rejection_message(quality, str(result.report)).split(": ", 1)[1]
-        blocking = f"; rejected: {first.rsplit('; report: ', 1)[0]}"
+        blocking = f"; rejected: {first_blocking(quality)}"
     print(
         f"data quality: {quality['verdict']} ({counts['error']} errors, {counts['warning']} "
         f"warnings, drift: {quality['drift']['verdict']}{serving}{blocking}); report: "

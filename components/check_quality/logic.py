@@ -535,8 +535,8 @@ def assess(
     }
 
 
-def rejection_message(quality: dict[str, Any], report: str) -> str:
-    """One line: why the data was rejected and where the report is."""
+def first_blocking(quality: dict[str, Any]) -> str:
+    """The first anomaly that made the policy reject the data, and how many more did."""
     blocking = [
         a
         for a in quality["anomalies"]
@@ -544,9 +544,14 @@ def rejection_message(quality: dict[str, Any], report: str) -> str:
     ]
     first = blocking[0]
     more = f" and {len(blocking) - 1} more" if len(blocking) > 1 else ""
+    return f"{first['kind']} in {first['column']!r}: {first['detail']}{more}"
+
+
+def rejection_message(quality: dict[str, Any], report: str) -> str:
+    """One line: why the data was rejected and where the report is."""
     return (
         f"data rejected by the quality policy (fail on {quality['fail_on']}): "
-        f"{first['kind']} in {first['column']!r}: {first['detail']}{more}; report: {report}"
+        f"{first_blocking(quality)}; report: {report}"
     )
 
 

@@ -58,12 +58,18 @@ class BoundedLoader(yaml.SafeLoader):
             self.depth -= 1
 
 
+def check_size(size: int, shown: str) -> None:
+    """DamagedFile for a document of more than MAX_DOCUMENT_BYTES (a file's size can be
+    checked before it is read)."""
+    if size > MAX_DOCUMENT_BYTES:
+        raise DamagedFile(
+            f"{shown} is larger than {MAX_DOCUMENT_BYTES // 2**20} MiB ({size} bytes)"
+        )
+
+
 def text_of(data: bytes | str, shown: str) -> str:
     """`data` as UTF-8 text, at most MAX_DOCUMENT_BYTES."""
-    if len(data) > MAX_DOCUMENT_BYTES:
-        raise DamagedFile(
-            f"{shown} is larger than {MAX_DOCUMENT_BYTES // 2**20} MiB ({len(data)} bytes)"
-        )
+    check_size(len(data), shown)
     if isinstance(data, str):
         return data
     try:

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from components.common.errors import BadInputError, closest_names
-from components.common.readback import MAX_DOCUMENT_BYTES, parse_yaml
+from components.common.readback import check_size, parse_yaml
 from components.common.storage import DEFAULT_S3_ENDPOINT, parse_endpoint, parse_s3_uri
 
 DEMO_SOURCE = "demo:breast_cancer"
@@ -57,12 +57,12 @@ DATA_COMMANDS = frozenset({RUN, VALIDATE, SUBMIT})  # the commands that read a r
 TRAINING_COMMANDS = frozenset({RUN, SUBMIT})
 READ_COMMANDS = DATA_COMMANDS | {PREDICT}
 EVERY_PIPELINE = frozenset({TRAINING, BATCH_PREDICT})
+PROMOTION_METRICS = ("auto", "roc_auc", "log_loss", "accuracy", "rmse", "mae")
 # Upper bounds of settings whose cost grows with them, checked before anything is allocated:
 # a week of search; term columns per kind of n-gram (a hashed block holds an IDF weight and a
 # name per column: 2**20 columns are about 70 MB, where 10**9 asked for 7.45 GiB); dense
 # dimensions kept by an SVD (rows x dimensions x 8 bytes: 1000 of them for a million rows is
 # 8 GB).
-PROMOTION_METRICS = ("auto", "roc_auc", "log_loss", "accuracy", "rmse", "mae")
 WEEK = 7 * 24 * 3600
 MAX_TERMS = 2**20
 MAX_DIMENSIONS = 1000
@@ -702,8 +702,7 @@ def load_config_file(path: str) -> dict[str, Any]:
     if not file.is_file():  # a FIFO or a device is never read: it could block or never end
         raise BadInputError(f"--config must be a regular YAML file; got {path!r}")
     shown = f"--config file {path!r}"
-    if file.stat().st_size > MAX_DOCUMENT_BYTES:
-        raise BadInputError(f"{shown} is larger than {MAX_DOCUMENT_BYTES // 2**20} MiB")
+    check_size(file.stat().st_size, shown)  # before reading it
     raw = parse_yaml(file.read_bytes(), shown)
     if raw is None:
         return {}

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from components.common.errors import BadInputError
+from components.common.settings import PROMOTION_METRICS
 
 if TYPE_CHECKING:  # the stages that only read a study (collect) do not import pandas
     import pandas as pd
@@ -34,8 +35,20 @@ def label_array(labels: Any) -> np.ndarray:
     return np.asarray(list(labels))
 
 
+# --metric's choices (PROMOTION_METRICS) by the kind of task they fit
 REGRESSION_PROMOTION = ("rmse", "mae")
-CLASSIFICATION_PROMOTION = ("roc_auc", "log_loss", "accuracy")
+CLASSIFICATION_PROMOTION = tuple(
+    m for m in PROMOTION_METRICS if m not in ("auto", *REGRESSION_PROMOTION)
+)
+# the metric that breaks a tie on each (two models both at ROC-AUC 1.0 may still differ clearly
+# in log loss)
+TIE_BREAKERS = {
+    "roc_auc": "log_loss",
+    "accuracy": "log_loss",
+    "log_loss": "roc_auc",
+    "rmse": "mae",
+    "mae": "rmse",
+}
 
 
 def primary_metric(task: str, chosen: str = "auto") -> str:
@@ -50,14 +63,6 @@ def primary_metric(task: str, chosen: str = "auto") -> str:
             f"{', '.join(allowed)}"
         )
     return chosen
-
-
-def tie_breaker(metric: str) -> str:
-    """The metric that breaks a tie on `metric` (two models both at ROC-AUC 1.0 may still
-    differ clearly in log loss)."""
-    return {"roc_auc": "log_loss", "accuracy": "log_loss", "log_loss": "roc_auc"}.get(
-        metric, "mae" if metric == "rmse" else "rmse"
-    )
 
 
 def score(model: Any, X: pd.DataFrame, y: pd.Series, task: str) -> dict[str, float]:

@@ -23,11 +23,11 @@ from components.common.errors import BadInputError
 from components.common.settings import RunConfig
 from components.core.metrics import (
     LOWER_IS_BETTER,
+    TIE_BREAKERS,
     improvement,
     label_array,
     primary_metric,
     score,
-    tie_breaker,
 )
 from components.core.model_file import LoadedModel, load_model
 from components.core.registry import load_champion, settings_registry
@@ -63,7 +63,7 @@ class Verdict:
 # verdict can be reproduced.
 BOOTSTRAP_RESAMPLES = 1000
 # Gains on the promotion metric at most this large either way are a tie (both models at
-# ROC-AUC 1.0 on the test split), which the tie_breaker metric then decides.
+# ROC-AUC 1.0 on the test split), which the TIE_BREAKERS metric then decides.
 TIE = 1e-9
 BOOTSTRAP_SEED = 0
 # Resample weights are built in blocks of at most this many cells (resamples x rows).
@@ -213,7 +213,7 @@ def judge(
     """Compare challenger and champion on the same test split: promote only a gain above
     `min_improvement` whose paired-bootstrap interval at `confidence` lies above zero. The
     metric is `chosen_metric` (--metric, by default the task's primary one); a tie on it is
-    judged by its tie_breaker under the same rule."""
+    judged by its TIE_BREAKERS metric under the same rule."""
     if min_improvement < 0:
         raise BadInputError(f"min_improvement must be >= 0; got {min_improvement!r}")
     if not 0.5 <= confidence < 1:
@@ -306,7 +306,7 @@ def judge(
     tie = None
     reason = first["reason"]
     if abs(first["delta"]) <= TIE and first["interval"][0] <= 0 <= first["interval"][1]:
-        tie = compared(tie_breaker(metric))
+        tie = compared(TIE_BREAKERS[metric])
         reason = f"{metric} ties ({first['reason']}); broken by {tie['reason']}"
     decided = tie or first
     return Verdict(

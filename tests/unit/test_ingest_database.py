@@ -12,7 +12,6 @@ import importlib.util
 import shutil
 import socket
 import sqlite3
-import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -647,11 +646,9 @@ def test_a_query_without_end_is_stopped_by_the_timeout(database: Database) -> No
     """A recursive CTE with no end never returns on its own (it held a run until killed): the
     database stops it at --query-timeout, and the one line says which setting to raise."""
     endless = "WITH RECURSIVE r(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM r) SELECT n FROM r"
-    started = time.monotonic()
     with pytest.raises(BadInputError) as excinfo:
         read_database(database.url, query=endless, timeout=1.0)
     line = one_line_error(excinfo)
     assert "stopped by --query-timeout" in line and line.startswith("--query failed on")
-    assert time.monotonic() - started < 120  # a generous bound against a hang
     # a read within the limit is untouched by it
     assert len(read_database(database.url, table=TABLE, timeout=30.0)) > 0

@@ -51,7 +51,6 @@ NON_DATABASE_SCHEMES = frozenset({
 })
 # fmt: on
 URL_SCHEME = re.compile(r"^(?P<dialect>[A-Za-z][A-Za-z0-9_]+)(?:\+[A-Za-z0-9_]+)?://")
-# Query-string keys through which a driver would accept a secret (libpq, MySQL drivers, ODBC).
 # how each database says that a statement ran past its time (sqlite3: the progress handler)
 TIMED_OUT = re.compile(
     r"statement timeout|max_execution_time|maximum statement execution time|^interrupted$", re.I

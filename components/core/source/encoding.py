@@ -89,7 +89,7 @@ def sniff_encoding(sample: bytes, source: str) -> str:
     reason = binary_reason(sample)
     if reason is not None:
         raise BadInputError(f"--data file {source!r} looks binary, not text: {reason}")
-    wide = utf32_without_bom(sample) or utf16_without_bom(sample)
+    wide = wide_without_bom(sample)
     if wide is not None:
         return wide
     if b"\x1b$" in sample or b"\x1b(" in sample:
@@ -120,7 +120,7 @@ def binary_reason(sample: bytes) -> str | None:
     for signature, what in BINARY_SIGNATURES:
         if sample.startswith(signature):
             return f"it starts like {what}"
-    if utf16_without_bom(sample) is not None or utf32_without_bom(sample) is not None:
+    if wide_without_bom(sample) is not None:
         return None  # its bytes are half NULs, and CJK code units often fall in the C0 range
     if b"\x00" in sample:
         # The rule git uses: text other than UTF-16/32 never holds a NUL byte.
@@ -145,6 +145,11 @@ def is_utf8(sample: bytes) -> bool:
     # b"caf\xe9" is cp1252 "café" as well as UTF-8 cut mid-character: only accept the cut when
     # the rest already proves UTF-8 (a multi-byte character) or the sample is long.
     return not text.isascii() or len(sample) >= MIN_CUT_SAMPLE
+
+
+def wide_without_bom(sample: bytes) -> str | None:
+    """The codec of UTF-32 or UTF-16 text without a BOM, else None."""
+    return utf32_without_bom(sample) or utf16_without_bom(sample)
 
 
 def utf32_without_bom(sample: bytes) -> str | None:
