@@ -308,8 +308,8 @@ class RunConfig:
     )
     max_read_mb: float = setting(
         4096.0,
-        "the most MB read from one compressed file (.gz, .zip) once decompressed: a 3 MB gzip "
-        "can hold 3 GiB of rows",
+        "the most MB read from one compressed file (.gz, .zip) once decompressed (a 3 MB gzip "
+        "can hold 3 GiB of rows), or returned by one database --table/--query",
         "data",
         commands=READ_COMMANDS,
         pipelines=EVERY_PIPELINE,

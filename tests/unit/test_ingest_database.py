@@ -652,3 +652,20 @@ def test_a_query_without_end_is_stopped_by_the_timeout(database: Database) -> No
     assert "stopped by --query-timeout" in line and line.startswith("--query failed on")
     # a read within the limit is untouched by it
     assert len(read_database(database.url, table=TABLE, timeout=30.0)) > 0
+
+
+def test_a_result_larger_than_the_read_cap_is_stopped(database: Database) -> None:
+    """An endless recursive CTE of 100-character rows: the rows fetched are measured batch by
+    batch and the read stops past --max-read-mb (here 2 MB), long before the timeout, with
+    one line naming the setting; nothing grows without bound."""
+    wide = "x" * 100
+    endless = (
+        "WITH RECURSIVE r(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM r) "
+        f"SELECT n, '{wide}' AS filler FROM r"
+    )
+    with pytest.raises(BadInputError) as excinfo:
+        read_database(database.url, query=endless, timeout=600.0, max_read_mb=2)
+    line = one_line_error(excinfo)
+    assert line.startswith("--query from ") and "returns more than 2 MB (--max-read-mb 2)" in line
+    # the whole table fits under the same cap
+    assert len(read_database(database.url, table=TABLE, max_read_mb=2)) > 0

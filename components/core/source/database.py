@@ -19,9 +19,11 @@ from __future__ import annotations
 import datetime
 import hashlib
 import json
+import math
 import os
 import re
 import sqlite3
+import sys
 import time
 import urllib.parse
 from collections.abc import Iterator
@@ -55,6 +57,7 @@ URL_SCHEME = re.compile(r"^(?P<dialect>[A-Za-z][A-Za-z0-9_]+)(?:\+[A-Za-z0-9_]+)
 TIMED_OUT = re.compile(
     r"statement timeout|max_execution_time|maximum statement execution time|^interrupted$", re.I
 )
+STOPPED_BY_TIMEOUT = " (stopped by --query-timeout; raise it for a longer read)"
 # `postgresql://` means psycopg 3, the driver the project ships ("postgres://" as Heroku writes it).
 POSTGRES_ALIASES = frozenset({"postgresql", "postgres"})
 # The keyword each driver takes for its connect timeout, in seconds.
@@ -477,26 +480,71 @@ def declared_date_columns(connection: Connection, schema: str | None, name: str)
 # ---------------------------------------------------------------- reading
 
 
-def fetch_frame(connection: Connection, sql: str, what: str, url: str) -> pd.DataFrame:
+def fetch_frame(
+    connection: Connection,
+    sql: str,
+    what: str,
+    url: str,
+    max_read_mb: float = DEFAULTS.max_read_mb,
+    timeout: float = DEFAULTS.query_timeout,
+) -> pd.DataFrame:
     """Run `sql` and return every row as one frame. Rows stream from a server-side cursor
     (ROW_BUFFER at a time) and are built into one frame at the end, so pandas infers each
-    column's dtype from all of its values (per-chunk frames would disagree on sparse columns)."""
+    column's dtype from all of its values (per-chunk frames would disagree on sparse columns).
+    The rows fetched are measured batch by batch: past `max_read_mb` the read stops with
+    BadInputError naming --max-read-mb, before the frame is built. The database stops a
+    statement after `timeout` seconds, but a server-side cursor's rows come in many short FETCH
+    statements, so the whole read is also held to it here."""
     options = {"stream_results": True, "max_row_buffer": ROW_BUFFER, "no_parameters": True}
+    limit = max_read_mb * 1024 * 1024
+    deadline = time.monotonic() + timeout if timeout > 0 else math.inf
+    rows: list[Any] = []
     try:
         # no_parameters: the SQL goes to the driver as written ('%' and ':' are not placeholders)
         result = connection.exec_driver_sql(sql, execution_options=options)
         if not result.returns_rows:
             raise BadInputError(f"{what} returns no table from {redact_url(url)!r}")
         columns = list(map(str, result.keys()))
-        rows = result.fetchall()
+        held = 0.0
+        while batch := result.fetchmany(ROW_BUFFER):
+            rows.extend(batch)
+            held += batch_bytes(batch)
+            if held > limit:
+                result.close()
+                raise BadInputError(
+                    f"{what} from {redact_url(url)!r} returns more than {max_read_mb:g} MB "
+                    f"(--max-read-mb {max_read_mb:g}); raise --max-read-mb to read it, or "
+                    "select fewer rows or columns"
+                )
+            if time.monotonic() > deadline:
+                result.close()
+                raise BadInputError(
+                    f"{what} failed on {redact_url(url)!r}: the read took longer than "
+                    f"{timeout:g} s{STOPPED_BY_TIMEOUT}"
+                )
     except sa.exc.DBAPIError as exc:
         detail = error_detail(exc)
         if TIMED_OUT.search(detail):
-            detail += " (stopped by --query-timeout; raise it for a longer read)"
+            detail += STOPPED_BY_TIMEOUT
         raise BadInputError(f"{what} failed on {redact_url(url)!r}: {detail}") from exc
     frame = pd.DataFrame.from_records(rows, columns=columns, coerce_float=True)
     check_frame(frame, what, url)
     return dates_as_datetimes(frame)
+
+
+SIZE_SAMPLE = 64  # rows of a batch whose values are measured; the batch is counted at their mean
+
+
+def batch_bytes(batch: Any) -> float:
+    """About how many bytes of memory a batch of fetched rows holds: a sample of its rows
+    measured as Python holds them (each row and each of its values, by sys.getsizeof), scaled
+    up. A row of numbers costs several times its 8-byte values until the frame is built, and
+    that is what the cap protects."""
+    sample = batch[:: max(1, len(batch) // SIZE_SAMPLE)]
+    measured = sum(
+        sys.getsizeof(row) + sum(sys.getsizeof(value) for value in row) for row in sample
+    )
+    return measured * len(batch) / max(1, len(sample))
 
 
 def check_frame(frame: pd.DataFrame, what: str, url: str) -> None:
@@ -547,16 +595,20 @@ def check_table_or_query(table: str, query: str) -> None:
 
 
 def read_database(
-    url: str, table: str = "", query: str = "", timeout: float = DEFAULTS.query_timeout
+    url: str,
+    table: str = "",
+    query: str = "",
+    timeout: float = DEFAULTS.query_timeout,
+    max_read_mb: float = DEFAULTS.max_read_mb,
 ) -> pd.DataFrame:
     """Read a whole table (`SELECT *`, `schema.table` allowed) or the result of one read-only
-    query from the database at `url`, each statement stopped after `timeout` seconds;
-    BadInputError for anything the user has to fix."""
+    query from the database at `url`, each statement stopped after `timeout` seconds and the
+    rows held to `max_read_mb`; BadInputError for anything the user has to fix."""
     check_table_or_query(table, query)
     sql = check_read_only_query(query) if query else ""
     with read_only_connection(url, timeout) as connection:
         if query:
-            return fetch_frame(connection, sql, "--query", url)
+            return fetch_frame(connection, sql, "--query", url, max_read_mb, timeout)
         try:
             schema, name = check_table_exists(connection, table, url)
             date_columns = declared_date_columns(connection, schema, name)
@@ -569,6 +621,8 @@ def read_database(
             f"SELECT * FROM {quoted_table(connection, schema, name)}",
             f"--table {table!r}",
             url,
+            max_read_mb,
+            timeout,
         )
     for column in date_columns:
         if column in frame.columns and not pd.api.types.is_datetime64_any_dtype(frame[column]):
@@ -601,7 +655,12 @@ def frame_fingerprint(frame: pd.DataFrame, url: str, table: str = "", query: str
 
 
 def database_fingerprint(
-    url: str, table: str = "", query: str = "", timeout: float = DEFAULTS.query_timeout
+    url: str,
+    table: str = "",
+    query: str = "",
+    timeout: float = DEFAULTS.query_timeout,
+    max_read_mb: float = DEFAULTS.max_read_mb,
 ) -> str:
     """SHA-256 that changes when the rows change; it reads them (the cache key before a run)."""
-    return frame_fingerprint(read_database(url, table, query, timeout), url, table, query)
+    frame = read_database(url, table, query, timeout, max_read_mb)
+    return frame_fingerprint(frame, url, table, query)

@@ -85,7 +85,9 @@ def source_fingerprint(source: str, endpoint: str = "", options: ReadOptions | N
     if kind == DATABASE:
         from components.core.source.database import database_fingerprint
 
-        return database_fingerprint(source, options.table, options.query, options.query_timeout)
+        return database_fingerprint(
+            source, options.table, options.query, options.query_timeout, options.max_read_mb
+        )
     if kind == OBJECT_STORE:
         store, keys = s3_table_objects(source, endpoint, options.files)
         listing = "\n".join(f"{key}\t{store.version_tag(key)}" for key in keys)
@@ -220,7 +222,7 @@ class ReadOptions:
     decimal: str = DEFAULTS.decimal  # the decimal mark of CSV/TSV numbers (never sniffed)
     table: str = DEFAULTS.table
     query: str = DEFAULTS.query
-    max_read_mb: float = DEFAULTS.max_read_mb  # decompressed bytes of one .gz/.zip file
+    max_read_mb: float = DEFAULTS.max_read_mb  # bytes of one file decompressed, or of a query
     query_timeout: float = DEFAULTS.query_timeout  # seconds of one database read
     # incremental runs: the files of a folder or prefix to read (relative names); () = all
     files: tuple[str, ...] = ()
@@ -255,7 +257,9 @@ def read_table(source: str, endpoint: str = "", options: ReadOptions | None = No
     if kind == DATABASE:
         from components.core.source.database import read_database
 
-        frame = read_database(source, options.table, options.query, options.query_timeout)
+        frame = read_database(
+            source, options.table, options.query, options.query_timeout, options.max_read_mb
+        )
         return checked_frame(frame, source)
     if kind == OBJECT_STORE:
         return read_s3_table(source, endpoint, options)
