@@ -5,9 +5,11 @@ which backend they got.
 Keys are relative, '/'-separated paths under the storage's root. Files move by streaming
 (minio's multipart upload in 5 MiB parts; downloads streamed to a temporary file, then
 renamed), so a large artifact needs no memory of its size. Credentials come only from the
-environment and never appear in messages. Transient S3 failures (connection refused,
-timeouts, 5xx, SlowDown) are retried with exponential backoff for a bounded time; permanent
-ones (access denied, no such bucket) fail at once as a BadInputError that names the URI.
+environment and never appear in messages. Transient S3 failures (connection refused or reset,
+timeouts, 5xx, SlowDown) are retried with exponential backoff for a bounded time, a download
+cut midway resumes where it stopped; then StorageUnavailable names the URI, the endpoint and
+the cause in one line. Permanent ones (access denied, no such bucket) fail at once as a
+BadInputError that names the URI.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import os
 import re
 import shutil
 import tempfile
+import time
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -39,10 +42,18 @@ PERMANENT_CODES = {
     "NoSuchBucket": "the bucket does not exist",
     "InvalidBucketName": "the bucket name is not valid",
 }
-# Retries of a transient failure: at most 6 attempts, 0.5 s doubling to 8 s (about 15 s in all).
+# Error codes of an S3 answer that say "try again later" (an HTTP 5xx is always transient).
+TRANSIENT_CODES = {"SlowDown", "InternalError", "ServiceUnavailable", "RequestTimeout"}
+# Retries of a transient failure: the first try and 6 retries, waiting 0, 1, 2, 4, 8 and 8 s
+# before them (urllib3's backoff, 0.5 s doubling, capped at 8 s: about 23 s in all). A
+# download cut after its answer began resumes from the bytes it has, up to 6 times as well.
 RETRY_ATTEMPTS = 6
 RETRY_BACKOFF = 0.5
 RETRY_BACKOFF_MAX = 8.0
+# Seconds to connect, and to wait for any one read (a silent server: 7 tries of 60 s each).
+CONNECT_TIMEOUT = 5.0
+READ_TIMEOUT = 60.0
+DOWNLOAD_CHUNK = 1024 * 1024
 
 
 def clean_key(key: str) -> str:
@@ -228,13 +239,45 @@ def retrying_http_client() -> Any:
         status=RETRY_ATTEMPTS,
         backoff_factor=RETRY_BACKOFF,
         backoff_max=RETRY_BACKOFF_MAX,
-        status_forcelist=(500, 502, 503, 504),
+        status_forcelist=(429, 500, 502, 503, 504),
         allowed_methods=None,  # S3 requests are safe to repeat (a part, a whole object)
         raise_on_status=False,
     )
     return urllib3.PoolManager(
-        timeout=urllib3.Timeout(connect=5.0, read=60.0), retries=retry, maxsize=10
+        timeout=urllib3.Timeout(connect=CONNECT_TIMEOUT, read=READ_TIMEOUT),
+        retries=retry,
+        maxsize=10,
     )
+
+
+def transport_cause(error: BaseException) -> str:
+    """A few words for why a connection failed: urllib3 wraps the socket's error in one or two
+    layers (MaxRetryError.reason, ProtocolError's last argument, the exception's context)."""
+    from urllib3.exceptions import NewConnectionError
+    from urllib3.exceptions import TimeoutError as Urllib3Timeout
+
+    chain: list[BaseException] = []
+    seen: BaseException | None = error
+    while seen is not None and seen not in chain and len(chain) < 10:
+        chain.append(seen)
+        inner = getattr(seen, "reason", None)
+        if not isinstance(inner, BaseException) and seen.args:
+            inner = seen.args[-1]
+        if not isinstance(inner, BaseException):
+            inner = seen.__cause__ or seen.__context__
+        seen = inner if isinstance(inner, BaseException) else None
+    for kind, words in (
+        (ConnectionRefusedError, "connection refused"),
+        ((ConnectionResetError, BrokenPipeError), "connection reset"),
+        (NewConnectionError, "cannot connect"),
+        ((Urllib3Timeout, TimeoutError), "timed out"),
+        (ConnectionError, "connection closed"),
+    ):
+        if any(isinstance(link, kind) for link in chain):
+            return words
+    if "IncompleteRead" in str(error) or "RemoteDisconnected" in str(error):
+        return "connection closed mid-answer"
+    return type(error).__name__
 
 
 class S3Storage(Storage):
@@ -261,8 +304,9 @@ class S3Storage(Storage):
         return f"{self.prefix}/{key}" if self.prefix and key else (self.prefix or key)
 
     def call(self, what: str, key: str, func: Any, *args: Any, **kwargs: Any) -> Any:
-        """Run a client call; permanent errors become one clear BadInputError."""
-        from minio.error import S3Error
+        """Run a client call; permanent errors become one clear BadInputError, transient ones
+        that outlasted the retries one StorageUnavailable (urllib3 retried them already)."""
+        from minio.error import InvalidResponseError, S3Error, ServerError
         from urllib3.exceptions import HTTPError as TransportError
         from urllib3.exceptions import NameResolutionError
 
@@ -271,18 +315,34 @@ class S3Storage(Storage):
         except S3Error as error:
             if error.code in ("NoSuchKey", "NoSuchObject"):
                 raise MissingObject(f"no such object: {self.uri_of(key)!r}") from error
+            status = getattr(error.response, "status", 0) or 0
+            if error.code in TRANSIENT_CODES or status >= 500:
+                raise self.unavailable(what, key, f"HTTP {status} {error.code}") from error
             reason = PERMANENT_CODES.get(error.code or "", f"S3 error {error.code}")
             raise BadInputError(f"cannot {what} {self.uri_of(key)!r}: {reason}") from error
+        except (ServerError, InvalidResponseError) as error:  # a 5xx without S3's XML, a proxy
+            status = (
+                error.status_code if isinstance(error, ServerError) else getattr(error, "_code", 0)
+            )
+            if status >= 500 or status == 429:
+                raise self.unavailable(what, key, f"HTTP {status}") from error
+            raise BadInputError(
+                f"cannot {what} {self.uri_of(key)!r}: the S3 endpoint {self.host!r} did not "
+                f"answer as S3 does (HTTP {status}); check --s3-endpoint"
+            ) from error
         except TransportError as error:
             if isinstance(getattr(error, "reason", None), NameResolutionError):
                 raise BadInputError(
                     f"cannot {what} {self.uri_of(key)!r}: the S3 endpoint {self.host!r} does not "
                     "resolve; set --s3-endpoint (or s3_endpoint in the config)"
                 ) from error
-            raise StorageUnavailable(
-                f"cannot {what} {self.uri_of(key)!r}: the S3 endpoint did not answer after "
-                f"{RETRY_ATTEMPTS} retries ({type(error).__name__})"
-            ) from error
+            raise self.unavailable(what, key, transport_cause(error)) from error
+
+    def unavailable(self, what: str, key: str, cause: str) -> StorageUnavailable:
+        return StorageUnavailable(
+            f"cannot {what} {self.uri_of(key)!r}: the S3 endpoint {self.host!r} did not answer "
+            f"after {RETRY_ATTEMPTS} retries ({cause})"
+        )
 
     def put_file(self, local: str | Path, key: str) -> None:
         self.call(
@@ -295,11 +355,60 @@ class S3Storage(Storage):
         )
 
     def get_file(self, key: str, local: str | Path) -> None:
+        """Stream the object to a partial file beside `local`, renamed into place once whole
+        (never a torn file at `local`, nothing left beside it on failure)."""
         target = Path(local)
         target.parent.mkdir(parents=True, exist_ok=True)
-        self.call(
-            "read", key, self.client.fget_object, self.bucket, self.object_name(key), str(target)
-        )
+        partial = target.with_name(f".{target.name}.{os.getpid()}.partial")
+        try:
+            self.call("read", key, self.download, self.object_name(key), partial)
+            partial.replace(target)
+        finally:
+            partial.unlink(missing_ok=True)
+
+    def download(self, name: str, partial: Path) -> None:
+        """The object's bytes into `partial`. urllib3 retries a request until its answer
+        begins, not a body cut midway (minio's fget_object gives up on the first reset and
+        leaves its .part.minio file): such a cut resumes from the bytes already written, with
+        If-Match on the ETag so a changed object starts over, up to RETRY_ATTEMPTS times."""
+        from minio.error import S3Error
+        from urllib3.exceptions import ProtocolError, ReadTimeoutError
+
+        stat = self.client.stat_object(self.bucket, name)
+        failures = 0
+        with open(partial, "wb") as out:
+            while True:
+                headers: dict[str, str | list[str] | tuple[str]] | None = (
+                    {"If-Match": f'"{stat.etag}"'} if stat.etag else None
+                )
+                try:
+                    response = self.client.get_object(
+                        self.bucket, name, offset=out.tell(), request_headers=headers
+                    )
+                except S3Error as error:
+                    if error.code != "PreconditionFailed":
+                        raise
+                    failures += 1  # the object was replaced meanwhile: start over
+                    if failures > RETRY_ATTEMPTS:
+                        raise
+                    stat = self.client.stat_object(self.bucket, name)
+                    out.seek(0)
+                    out.truncate()
+                    continue
+                try:
+                    for data in response.stream(DOWNLOAD_CHUNK):
+                        out.write(data)
+                    if stat.size is None or out.tell() >= stat.size:
+                        return
+                    raise ProtocolError(f"the answer ended at byte {out.tell()} of {stat.size}")
+                except (ProtocolError, ReadTimeoutError):
+                    failures += 1
+                    if failures > RETRY_ATTEMPTS:
+                        raise
+                    time.sleep(min(RETRY_BACKOFF_MAX, RETRY_BACKOFF * 2 ** (failures - 1)))
+                finally:
+                    response.close()
+                    response.release_conn()
 
     def exists(self, key: str) -> bool:
         try:
