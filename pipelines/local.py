@@ -15,10 +15,12 @@ from __future__ import annotations
 
 import builtins
 import contextlib
+import errno
 import io
 import logging
 import os
 import re
+import shutil
 import sys
 import tempfile
 import threading
@@ -33,7 +35,7 @@ from components.common.errors import BadInputError, DataRejected
 from components.common.settings import RunConfig
 from components.common.stage import ERROR_FILE_ENV, LOG_DIR_ENV, RUN_ID_ENV
 from pipelines.interrupts import Interrupted, stoppable
-from pipelines.plan import pipeline_arguments, plan_run
+from pipelines.plan import Plan, pipeline_arguments, plan_run
 from pipelines.record import RunRecord, read_json, write_schema_file
 
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
@@ -41,6 +43,11 @@ STARTED = re.compile(r"Executing task '([^']+)'")
 FINISHED = re.compile(r"Task '([^']+)' finished with status (\w+)")
 CACHE_HIT = re.compile(r"Task '?([\w-]+)'? cache hit")
 RETRYING = re.compile(r"Task '?([\w-]+)'? failed \(attempt \d+/\d+\)\. Retrying")
+# A task's traceback as it prints it: `OSError: [Errno 28] No space left on device: 'path'`, or
+# `'source' -> 'destination'` for a copy (the destination is what could not be written).
+NO_SPACE = re.compile(
+    rf"\[Errno {errno.ENOSPC}\] No space left on device(?:: '([^']*)'(?: -> '([^']*)')?)?"
+)
 STAGE_ORDER = (
     "ingest",
     "validate",
@@ -59,6 +66,44 @@ STAGE_ORDER = (
 
 class RunFailed(Exception):
     """The pipeline failed for a reason that is not the user's input (exit code 1)."""
+
+
+def no_space_path(error: BaseException | None) -> str | None:
+    """The path a full disk refused in `error` or the exceptions it came from ('' when the
+    error names none), or None when no disk was full."""
+    seen: set[int] = set()
+    while error is not None and id(error) not in seen:
+        seen.add(id(error))
+        if isinstance(error, OSError) and error.errno == errno.ENOSPC:
+            return str(error.filename2 or error.filename or "")
+        if match := NO_SPACE.search(str(error)):
+            return match.group(2) or match.group(1) or ""
+        error = error.__cause__ or error.__context__
+    return None
+
+
+# Below this much free space, a full disk that a task's error did not name is the runs folder.
+NEARLY_FULL_BYTES = 1 << 20
+
+
+def no_space_message(path: str, config: RunConfig) -> str:
+    """The user's line for a full disk: the path it refused; when the error named none (a
+    file's last buffered write refused on closing it), the runs folder if it is the full one."""
+    if path:
+        return f"no space left on device writing {path!r}"
+    runs_dir = Path(config.runs_dir).resolve()
+    with contextlib.suppress(OSError):
+        if shutil.disk_usage(runs_dir).free < NEARLY_FULL_BYTES:
+            return f"no space left on device under the runs folder {str(runs_dir)!r}"
+    return "no space left on device (a task's write; see the log)"
+
+
+def read_problem(error_file: Path) -> dict[str, Any] | None:
+    """A stage's refusal from the error file, or None (no file, or one a full disk cut)."""
+    try:
+        return read_json(error_file) if error_file.exists() else None
+    except (OSError, ValueError, BadInputError):
+        return None
 
 
 @dataclass
@@ -92,6 +137,10 @@ class ProgressTee(io.TextIOBase):
     _buffer: str = ""
     # set once the run is stopping: the stopped tasks' endings are not shown as failures
     silenced: threading.Event = field(default_factory=threading.Event)
+    # the first write the log refused (a full disk): the run goes on, the log stops there
+    log_error: OSError | None = None
+    # a path a task or the log could not write because the disk was full ('' when unnamed)
+    no_space: str | None = None
     # kfp.local runs the ParallelFor's tasks on threads that print at the same time.
     _lock: Any = field(default_factory=threading.RLock)
 
@@ -100,7 +149,11 @@ class ProgressTee(io.TextIOBase):
 
     def write(self, text: str) -> int:
         with self._lock:
-            self.log.write(text)
+            if self.log_error is None:
+                try:
+                    self.log.write(text)
+                except OSError as error:
+                    self.log_failed(error)
             self._buffer += text
             while "\n" in self._buffer:
                 line, self._buffer = self._buffer.split("\n", 1)
@@ -108,10 +161,23 @@ class ProgressTee(io.TextIOBase):
         return len(text)
 
     def flush(self) -> None:
-        self.log.flush()
+        with self._lock:
+            if self.log_error is None:
+                try:
+                    self.log.flush()
+                except OSError as error:
+                    self.log_failed(error)
+
+    def log_failed(self, error: OSError) -> None:
+        """The log refused a write: keep the run going without it, and remember why."""
+        self.log_error = error
+        if error.errno == errno.ENOSPC and self.no_space is None:
+            self.no_space = str(error.filename or getattr(self.log, "name", ""))
 
     def observe(self, line: str) -> None:
         now = time.perf_counter()
+        if self.no_space is None and (space := NO_SPACE.search(line)):
+            self.no_space = space.group(2) or space.group(1) or ""
         if match := STARTED.search(line):
             name = match.group(1).replace("-", "_")
             timing = self.stages.setdefault(name, StageTiming(name, started=now))
@@ -226,10 +292,16 @@ class ExecutionFailed(Exception):
     refused its input (else None), `cause` what the executor saw."""
 
     def __init__(
-        self, stages: list[dict[str, Any]], problem: dict[str, Any] | None, cause: Exception
+        self,
+        stages: list[dict[str, Any]],
+        problem: dict[str, Any] | None,
+        cause: Exception,
+        no_space: str | None = None,
     ) -> None:
         super().__init__(ANSI.sub("", str(cause)))
         self.stages, self.problem, self.cause = stages, problem, cause
+        # the path a full disk refused ('' when unnamed), None when no disk was full
+        self.no_space = no_space if no_space is not None else no_space_path(cause)
 
 
 class Executor(Protocol):
@@ -258,8 +330,13 @@ class LocalExecutor:
             enable_caching=config.cache,
             cache_root=str(kfp_root / "cache"),
         )
-        with open(record.log_dir / "pipeline.log", "w", encoding="utf-8") as log:
-            tee = ProgressTee(log=log, terminal=self.terminal)
+        log_path = record.log_dir / "pipeline.log"
+        try:
+            log = open(log_path, "w", encoding="utf-8")  # noqa: SIM115 (closed below, guarded)
+        except OSError as error:
+            raise ExecutionFailed([], None, error) from error
+        tee = ProgressTee(log=log, terminal=self.terminal)
+        try:
             try:
                 with (
                     stoppable(tee.silenced),
@@ -280,8 +357,13 @@ class LocalExecutor:
                 stop.stages = tee.stage_list()
                 raise
             except Exception as error:
-                problem = read_json(record.error_file) if record.error_file.exists() else None
-                raise ExecutionFailed(tee.stage_list(), problem, error) from error
+                problem = read_problem(record.error_file)
+                raise ExecutionFailed(tee.stage_list(), problem, error, tee.no_space) from error
+        finally:
+            try:
+                log.close()  # flushes what is buffered: a full disk may refuse it
+            except OSError as error:
+                tee.log_failed(error)
         return Execution(dict(task.outputs), tee.stage_list())
 
 
@@ -303,7 +385,12 @@ def run_locally(
     from pipelines.training import training_pipeline
 
     plan = plan_run(config)
-    record = RunRecord(plan)
+    try:
+        record = RunRecord(plan)
+    except OSError as error:
+        space = no_space_path(error)
+        reason = no_space_message(space, config) if space is not None else str(error)
+        raise RunFailed(f"the run's folder could not be created: {reason}") from error
     print(
         f"stablepipe run {plan.run_id}: {config.data} -> {config.target!r} "
         f"({config.trials} trials, {config.workers} workers)",
@@ -314,29 +401,72 @@ def run_locally(
     try:
         execution = executor.run(training_pipeline, pipeline_arguments(plan), record)
     except Interrupted as stop:
-        record.interrupted(stop.stages, signal_name=str(stop))
+        with contextlib.suppress(OSError):  # a full disk: the exit code still says it all
+            record.interrupted(stop.stages, signal_name=str(stop))
         raise
     except ExecutionFailed as failure:
         if failure.problem is not None:
-            rejected = record.rejected(failure.problem)
-            problem = rejected["problem"]
-            record.failed(failure.stages, {"kind": "bad_input", **problem})
-            if rejected["quality"] is not None:
+            quality = failure.problem.get("quality")
+            try:
+                problem = record.rejected(failure.problem)["problem"]
+            except OSError:  # a full disk: the report stays where the stage wrote it
+                problem = failure.problem
+            record_failure(record, failure.stages, {"kind": "bad_input", **problem})
+            if quality is not None:
                 raise DataRejected(problem["message"], problem) from failure.cause
             raise BadInputError(problem["message"]) from failure.cause
-        record.failed(failure.stages, {"kind": "internal", "message": str(failure)})
+        if failure.no_space is not None:
+            message = no_space_message(failure.no_space, config)
+            kind = "no_space"
+        else:
+            message, kind = str(failure), "internal"
+        unrecorded = record_failure(record, failure.stages, {"kind": kind, "message": message})
         raise RunFailed(
-            f"{failure} (run {plan.run_id}; log: {record.log_dir / 'pipeline.log'})"
+            f"{message} (run {plan.run_id}; log: {record.log_dir / 'pipeline.log'}){unrecorded}"
         ) from failure.cause
     try:
         record.succeeded(execution.outputs, execution.stages)
     except Exception as error:
-        record.failed(execution.stages, {"kind": "internal", "message": str(error)})
+        # nothing half-gathered stays in the run folder (and its space is free again)
+        record.discard_outputs()
+        space = no_space_path(error)
+        reason = no_space_message(space, config) if space is not None else str(error)
+        kind = "no_space" if space is not None else "internal"
+        promoted = promoted_before(plan)
+        error_entry = {"kind": kind, "message": reason + promoted}
+        unrecorded = record_failure(record, execution.stages, error_entry)
         raise RunFailed(
             f"the pipeline finished but its outputs could not be gathered or published: "
-            f"{error} (run {plan.run_id})"
+            f"{reason} (run {plan.run_id}){promoted}{unrecorded}"
         ) from error
     return RunResult(record.run_dir, record.summary)
+
+
+def record_failure(record: RunRecord, stages: list[dict[str, Any]], error: dict[str, Any]) -> str:
+    """Write the failed summary; '' when written, else the clause the user's line ends with
+    (a full disk may refuse even that: the run folder then has no summary.json, which says the
+    run is not whole)."""
+    try:
+        record.failed(stages, error)
+    except OSError as refused:
+        space = no_space_path(refused)
+        why = "no space left on device" if space is not None else os.strerror(refused.errno or 0)
+        return f"; its summary.json could not be written either ({why.lower()})"
+    return ""
+
+
+def promoted_before(plan: Plan) -> str:
+    """The clause telling that the promote stage had already made this run's model the
+    champion (it runs inside the pipeline, before the outputs are gathered), else ''."""
+    from components.core.registry import champion_pointer
+
+    try:
+        pointer = champion_pointer(plan.registry, plan.config.s3_endpoint)
+    except Exception:  # the registry unreadable too: say nothing rather than guess
+        return ""
+    if pointer is not None and pointer.get("version") == plan.run_id:
+        return f"; its model had already been promoted: the champion is now version {plan.run_id}"
+    return ""
 
 
 @dataclass

@@ -11,7 +11,9 @@
   logs/stages.jsonl  one structured line per stage event
 
 summary.json is written whole or not at all (a partial file replaced in one step), on success
-and on failure; a failed run leaves the champion and the watermark as they were.
+and on failure; a failed run leaves the champion and the watermark as they were. When the
+outputs cannot be gathered (a full disk), what was copied is removed again (`discard_outputs`):
+a run folder without a succeeded summary holds its logs and at most a failed summary.
 """
 
 from __future__ import annotations
@@ -40,9 +42,15 @@ def read_json(path: str | Path) -> dict[str, Any]:
 
 
 def write_json_atomic(path: Path, payload: dict[str, Any]) -> None:
+    """Write `path` whole or not at all: a partial file, replaced in one step; a write that
+    fails (a full disk) leaves no partial file behind."""
     partial = path.with_name(path.name + ".partial")
-    partial.write_text(json.dumps(payload, indent=2, default=str), encoding="utf-8")
-    partial.replace(path)
+    try:
+        partial.write_text(json.dumps(payload, indent=2, default=str), encoding="utf-8")
+        partial.replace(path)
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise
 
 
 def compact_quality(quality: dict[str, Any]) -> dict[str, Any]:
@@ -128,6 +136,20 @@ class RunRecord:
             error={"kind": "interrupted", "message": f"stopped by {signal_name}"},
         )
         write_json_atomic(self.run_dir / SUMMARY, self.summary)
+
+    def discard_outputs(self) -> None:
+        """Remove what gathering the outputs copied into the run folder (all but `logs/`): a
+        run whose records could not be completed (a full disk) keeps no half-copied model or
+        report, and the space they took is free for its failed summary."""
+        if not self.run_dir.is_dir():
+            return
+        for entry in self.run_dir.iterdir():
+            if entry == self.log_dir:
+                continue
+            if entry.is_dir() and not entry.is_symlink():
+                shutil.rmtree(entry, ignore_errors=True)
+            else:
+                entry.unlink(missing_ok=True)
 
     def rejected(self, problem: dict[str, Any]) -> dict[str, Any]:
         """A stage's bad-input problem, recorded; when the quality policy rejected the data,
