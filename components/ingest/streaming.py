@@ -45,9 +45,17 @@ def csv_batches(
     """The column names and a batch iterator of a delimited file, read in blocks."""
     from pyarrow import csv as pa_csv
 
-    from components.core.source.files import csv_read_settings, open_text_stream
+    from components.core.source.files import (
+        check_complete_last_row,
+        csv_read_settings,
+        open_text_stream,
+    )
 
     settings = csv_read_settings(path, source, fmt, options, block_size)
+    # a file cut mid-row names its last line here too, as the whole-file reader does
+    check_complete_last_row(
+        path, source, settings.delimiter, settings.first_line, settings.encoding
+    )
     convert = settings.convert(column_types=column_types)
     stack = open_text_stream(path, options.max_read_mb, source)
     stream = stack.__enter__()
@@ -182,7 +190,12 @@ def stream_to_parquet(
     """Stream `path` into the Parquet file `output` (written whole or not at all)."""
     import pyarrow as pa
 
-    from components.core.source.files import MAX_BLOCK_BYTES, row_too_long
+    from components.core.source.files import (
+        MAX_BLOCK_BYTES,
+        csv_read_settings,
+        parse_error_detail,
+        row_too_long,
+    )
 
     column_types: dict[str, Any] = {}
     block_size = 0  # the reader's default (READ_BLOCK_BYTES) until a row does not fit
@@ -205,9 +218,12 @@ def stream_to_parquet(
                 continue
             match = CONVERSION_ERROR.search(str(error))
             if fmt == "parquet" or match is None:
+                detail = str(error).strip().splitlines()[0]
+                if fmt != "parquet":
+                    settings = csv_read_settings(path, source, fmt, options, block_size)
+                    detail = parse_error_detail(error, path, settings)
                 raise BadInputError(
-                    f"--data file {source!r} is not a readable {fmt}: "
-                    f"{str(error).strip().splitlines()[0][:300]}"
+                    f"--data file {source!r} is not a readable {fmt}: {detail[:300]}"
                 ) from error
             raw_name = raw_column_names(path, source, fmt, options)[int(match.group(1))]
             column_types[raw_name] = widen(match.group(2))

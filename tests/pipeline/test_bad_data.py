@@ -165,7 +165,10 @@ FILE_CASES: dict[str, tuple[Callable[[Path, pd.DataFrame], Path], tuple[str, ...
         icelandic_csv,
         ("iceland.csv", "encoding cannot be sniffed", "--encoding"),
     ),
-    "ragged row": (ragged_csv, ("ragged.csv", "Expected 6 columns, got 7", "extra")),
+    "ragged row": (
+        ragged_csv,
+        ("ragged.csv", "row 601 (counting the header) has 7 fields, expected 6", "extra"),
+    ),
     "duplicate column names": (duplicate_columns_csv, ("dupcols.csv", "'age' twice")),
     "empty folder": (empty_folder, ("empty_folder", "holds no table file")),
     "folder with mixed schemas": (

@@ -432,3 +432,30 @@ def test_a_compressed_file_past_the_cap_is_refused_as_it_is_read(
     # within the cap it reads
     argv = ["validate", "--data", str(path), "--target", "b", "--max-read-mb", "50"]
     assert main([*argv, "--report", str(tmp_path / "r.html")]) == 0
+
+
+@pytest.mark.parametrize("stream_above_bytes", [256 << 20, 1], ids=["whole", "streamed"])
+def test_ragged_and_cut_rows_are_named_by_both_readers(
+    tmp_path: Path, stream_above_bytes: int
+) -> None:
+    """pyarrow's threaded reader says 'Expected 3 columns, got 2' without the row; both the
+    whole-file reader and the streaming one name it, and a file cut mid-row names its last
+    line, the row far enough down to lie in a later block."""
+    rows = "".join(f"{i},{i * 2},{i % 2}\n" for i in range(200_000))
+    ragged = tmp_path / "ragged.csv"
+    ragged.write_text(f"a,b,y\n{rows}4,5\n{rows}")
+    with pytest.raises(BadInputError) as excinfo:
+        ingest_to_parquet(
+            str(ragged), "y", tmp_path / "out.parquet", stream_above_bytes=stream_above_bytes
+        )
+    assert str(excinfo.value) == (
+        f"--data file {str(ragged)!r} is not a readable csv: row 200002 (counting the header) "
+        "has 2 fields, expected 3: '4,5'"
+    )
+    cut = tmp_path / "cut.csv"
+    cut.write_text(f"a,b,y\n{rows}7,8")
+    with pytest.raises(BadInputError, match=r"its last line \(line 200002\) has 2 of 3 fields"):
+        ingest_to_parquet(
+            str(cut), "y", tmp_path / "out.parquet", stream_above_bytes=stream_above_bytes
+        )
+    assert not (tmp_path / "out.parquet").exists()

@@ -471,7 +471,7 @@ def delimited_table(path: Path, source: str, fmt: str, options: ReadOptions) -> 
             settings = csv_read_settings(path, source, fmt, options, MAX_BLOCK_BYTES)
             table = read_csv_table(path, settings, settings.convert(), options.max_read_mb)
     except pa.ArrowInvalid as error:
-        message = str(error).strip().splitlines()[0]
+        message = parse_error_detail(error, path, settings)
         if row_too_long(error):
             message = f"a row is longer than {MAX_BLOCK_BYTES // 2**20} MB"
         raise BadInputError(
@@ -482,6 +482,48 @@ def delimited_table(path: Path, source: str, fmt: str, options: ReadOptions) -> 
     table = table.rename_columns(names)
     check_cell_sizes(table, source)
     return table
+
+
+RAGGED = re.compile(r"Expected \d+ columns, got \d+")
+
+
+def parse_error_detail(error: Exception, path: Path, settings: CsvSettings) -> str:
+    """pyarrow's complaint in one line; a ragged row gets its number, which pyarrow's threaded
+    reader does not know: the file is read again on one thread, up to that row (streamed, so
+    memory stays bounded), with a handler that keeps the row."""
+    from pyarrow import csv as pa_csv
+
+    message = str(error).strip().splitlines()[0]
+    if not RAGGED.search(message):
+        return message
+    found: list[Any] = []
+
+    def keep(row: Any) -> str:
+        found.append(row)
+        return "error"
+
+    read = pa_csv.ReadOptions(
+        use_threads=False,
+        encoding=settings.read.encoding,
+        autogenerate_column_names=settings.read.autogenerate_column_names,
+        block_size=settings.read.block_size,
+    )
+    parse = pa_csv.ParseOptions(
+        delimiter=settings.parse.delimiter,
+        newlines_in_values=settings.parse.newlines_in_values,
+        invalid_row_handler=keep,
+    )
+    with contextlib.suppress(Exception), open_text_stream(path) as stream:
+        for _ in pa_csv.open_csv(stream, read, parse):
+            pass
+    if not found or found[0].number is None:
+        return message
+    row = found[0]
+    counted = " (counting the header)" if settings.header else ""
+    return (
+        f"row {row.number}{counted} has {row.actual_columns} fields, expected "
+        f"{row.expected_columns}: {row.text[:120]!r}"
+    )
 
 
 def row_too_long(error: Exception) -> bool:
