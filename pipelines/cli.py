@@ -195,6 +195,13 @@ def command_run(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def champion_label(summary: dict[str, Any]) -> str:
+    """PROMOTED, kept, or superseded (another run switched the champion first)."""
+    if summary["promoted"]:
+        return "PROMOTED"
+    return "superseded" if summary["promotion"]["decision"] == "superseded" else "kept"
+
+
 def print_summary(summary: dict[str, Any], run_dir: Path) -> None:
     best, test = summary["best"], summary["metrics"]["test"]
     verdict = summary["promotion"]
@@ -220,7 +227,7 @@ def print_summary(summary: dict[str, Any], run_dir: Path) -> None:
             if (baseline := summary["metrics"].get("baseline"))
             else []
         ),
-        f"  champion   {'PROMOTED' if summary['promoted'] else 'kept'}: {verdict['reason']}",
+        f"  champion   {champion_label(summary)}: {verdict['reason']}",
         f"  run        {run_dir}  ({summary['seconds']:.1f}s)",
         f"  report     {summary['artifacts']['report']}",
     ]

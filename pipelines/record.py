@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from components.common.readback import parse_json
-from components.core.registry import champion_pointer
+from components.core.registry import Superseded, champion_pointer, is_published
 from components.core.schema import TableSchema, read_table_schema
 from pipelines.plan import Plan, records_store, schema_location
 
@@ -51,6 +51,13 @@ def write_json_atomic(path: Path, payload: dict[str, Any]) -> None:
     except BaseException:
         partial.unlink(missing_ok=True)
         raise
+
+
+def superseded_verdict(verdict: dict[str, Any], champion: dict[str, Any] | None) -> dict[str, Any]:
+    """evaluate said promote, but another run switched the champion before this one could
+    (promote's compare-and-swap refused): the decision the summary and the CLI show."""
+    reason = str(Superseded(verdict.get("champion_version"), champion))
+    return {**verdict, "decision": "superseded", "reason": reason}
 
 
 def compact_quality(quality: dict[str, Any]) -> dict[str, Any]:
@@ -208,13 +215,19 @@ class RunRecord:
             if key in data:
                 data[key] = int(data[key])
         pointer = champion_pointer(plan.registry, plan.config.s3_endpoint)
+        verdict = evaluation["verdict"]
+        promoted = verdict["decision"] == "promote" and is_published(
+            plan.registry, plan.run_id, plan.config.s3_endpoint
+        )
+        if verdict["decision"] == "promote" and not promoted:
+            verdict = superseded_verdict(verdict, pointer)
         return {
             "task": schema["task"],
             "data": data,
             "best": best,
             "metrics": evaluation["metrics"],
-            "promoted": pointer is not None and pointer.get("version") == plan.run_id,
-            "promotion": evaluation["verdict"],
+            "promoted": promoted,
+            "promotion": verdict,
             "data_quality": compact_quality(quality),
             "registry": plan.registry,
             "champion": pointer,

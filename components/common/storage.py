@@ -14,12 +14,16 @@ BadInputError that names the URI.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
+import hashlib
 import os
 import re
 import shutil
 import tempfile
 import time
 from abc import ABC, abstractmethod
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -97,6 +101,18 @@ class Storage(ABC):
     @abstractmethod
     def version_tag(self, key: str) -> str:
         """Changes whenever the object's content changes (a hash, or ETag and size on S3)."""
+
+    @abstractmethod
+    def read_tagged(self, key: str) -> tuple[bytes, str] | None:
+        """The object's bytes and a tag of exactly that content (for `replace_if`), or None
+        when there is no such object."""
+
+    @abstractmethod
+    def replace_if(self, data: bytes, key: str, tag: str | None) -> bool:
+        """Compare and swap: write `data` at `key` only while the object is still the one
+        `tag` (from read_tagged) names, or, with `tag` None, only while there is none. True
+        when `data` was written; False when another writer changed the object first (then
+        nothing is written). Two writers racing never both win."""
 
     def put_bytes(self, data: bytes, key: str) -> None:
         with tempfile.TemporaryDirectory() as scratch:
@@ -188,6 +204,43 @@ class LocalStorage(Storage):
         from components.common.frames import file_sha256
 
         return file_sha256(self.path(key))
+
+    def read_tagged(self, key: str) -> tuple[bytes, str] | None:
+        try:
+            data = self.path(key).read_bytes()
+        except (FileNotFoundError, IsADirectoryError):
+            return None
+        return data, hashlib.sha256(data).hexdigest()
+
+    def replace_if(self, data: bytes, key: str, tag: str | None) -> bool:
+        target = self.path(key)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with folder_lock(target.parent):  # writers of this folder's objects take turns
+            current = self.read_tagged(key)
+            if (current[1] if current else None) != tag:
+                return False
+            self.put_bytes(data, key)
+        return True
+
+    def delete_prefix(self, prefix: str) -> None:
+        """Every file under `prefix`, and the folders that held them."""
+        base = self.path(prefix)
+        if base.is_dir() and not base.is_symlink():
+            shutil.rmtree(base)
+        else:
+            base.unlink(missing_ok=True)
+
+
+@contextlib.contextmanager
+def folder_lock(folder: Path) -> Iterator[None]:
+    """An exclusive lock on `folder` held for the block: flock(2) on the folder itself, so no
+    lock file is left behind, and the kernel releases it when its holder dies (kill -9)."""
+    descriptor = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(descriptor)  # closing the descriptor releases the lock
 
 
 def parse_s3_uri(uri: str) -> tuple[str, str]:
@@ -438,6 +491,45 @@ class S3Storage(Storage):
     def version_tag(self, key: str) -> str:
         stat = self.call("check", key, self.client.stat_object, self.bucket, self.object_name(key))
         return f"{stat.etag}:{stat.size}"
+
+    def read_tagged(self, key: str) -> tuple[bytes, str] | None:
+        def fetch() -> tuple[bytes, str]:
+            response = self.client.get_object(self.bucket, self.object_name(key))
+            try:
+                return response.read(), str(response.headers.get("etag", ""))
+            finally:
+                response.close()
+                response.release_conn()
+
+        try:
+            return self.call("read", key, fetch)
+        except MissingObject:
+            return None
+
+    def replace_if(self, data: bytes, key: str, tag: str | None) -> bool:
+        """S3's conditional write (If-Match on the ETag, If-None-Match: * for a new object;
+        AWS S3, MinIO and SeaweedFS honour both). A retried request whose first attempt was
+        stored but whose answer was lost meets its own object: that counts as written."""
+        from minio.error import S3Error
+
+        condition: dict[str, str | list[str] | tuple[str]] = (
+            {"If-Match": tag} if tag else {"If-None-Match": "*"}
+        )
+
+        def put() -> bool:
+            try:
+                # minio's public put_object sends no conditional headers; its PutObject call does
+                self.client._put_object(self.bucket, self.object_name(key), data, condition)
+            except S3Error as error:
+                if error.code in ("PreconditionFailed", "ConditionalRequestConflict"):
+                    return False
+                raise
+            return True
+
+        if self.call("write", key, put):
+            return True
+        current = self.read_tagged(key)
+        return current is not None and current[0] == data
 
 
 class StorageUnavailable(RuntimeError):

@@ -12,17 +12,20 @@
 
 The version's files are written first and the champion pointer last (one object, replaced
 whole), so a run that dies midway leaves the champion exactly as it was. Each run writes only
-under its own version and its own history object, so two runs publishing at once do not
-overwrite each other's files; the pointer names whichever promotion finished last.
+under its own version and its own history object, and the pointer is switched by a
+compare-and-swap (a folder lock locally, a conditional write on S3) against the champion the
+run was evaluated against: of runs promoting at once exactly one wins per champion; the others
+remove their version and report that they were superseded, so nothing they wrote remains.
 """
 
 from __future__ import annotations
 
+import contextlib
+import datetime
 import json
 import re
 import shutil
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
@@ -119,10 +122,8 @@ def champion_attachments(
 def champion_pointer(registry: str | Path, endpoint: str = "") -> dict[str, Any] | None:
     """The champion pointer of a registry, or None when it has no champion yet."""
     store = open_storage(str(registry), endpoint)
-    if not store.exists(POINTER):
-        return None
-    shown = f"the champion pointer {store.uri_of(POINTER)!r}"
-    return dict(read_json_as(store.get_bytes(POINTER), ChampionPointer, shown))
+    current = store.read_tagged(POINTER)
+    return parse_pointer(store, current[0]) if current else None
 
 
 def load_version(store: Storage, version: str, legacy_ok: bool = False) -> LoadedModel:
@@ -223,6 +224,20 @@ def model_card(version: str, card: dict[str, Any], evaluation: dict[str, Any]) -
     return "\n".join(lines) + "\n"
 
 
+class Superseded(Exception):
+    """Another run made a different model the champion after this run's evaluation compared
+    with the one before it: the comparison no longer holds, so nothing is switched."""
+
+    def __init__(self, compared_with: str | None, champion: dict[str, Any] | None) -> None:
+        now = champion["version"] if champion else None
+        super().__init__(
+            f"another run made version {now} the champion after this run was compared with "
+            f"{f'version {compared_with}' if compared_with else 'no champion'}; this model "
+            "was not promoted: run again to compare with the new champion"
+        )
+        self.compared_with, self.champion = compared_with, champion
+
+
 def publish_version(
     registry: str | Path,
     model_dir: str | Path,
@@ -231,10 +246,57 @@ def publish_version(
     endpoint: str = "",
     attachments: dict[str, bytes] | None = None,
 ) -> dict[str, Any]:
-    """Publish the model as a new version (with `attachments`: file name -> content, such as
-    the schema and data profile), then switch the champion pointer to it."""
+    """Publish the model as the version `version` (with `attachments`: file name -> content,
+    such as the schema and data profile), then switch the champion pointer to it, and return
+    the new pointer.
+
+    The switch is a compare-and-swap against the champion the evaluation compared with
+    (`verdict["champion_version"]`, None for the first model): when another run switched it
+    in between, this version is removed again and Superseded is raised, so of many runs
+    promoting at once exactly one wins per champion, every pointer names a complete version
+    and the history is one chain. Any other failure also removes the version (where the store
+    still answers) and leaves the champion as it was."""
     store = open_storage(str(registry), endpoint)
-    for name, content in (attachments or {}).items():
+    verdict = evaluation["verdict"]
+    compared_with = verdict.get("champion_version")
+    # milliseconds: history objects are named by it, and promotions can come within a second
+    now = datetime.datetime.now(datetime.UTC).isoformat(timespec="milliseconds")
+    promoted_at = now.replace("+00:00", "Z")
+    pointer = {
+        "version": version,
+        "run_id": evaluation.get("run_id", version),
+        "metric": verdict["metric"],
+        "score": verdict["challenger"],
+        "previous": compared_with,
+        "promoted_at": promoted_at,
+    }
+    try:
+        if (already := champion_pointer(str(registry), endpoint)) and already["version"] == version:
+            switched = already  # a retried promote: an earlier attempt switched the pointer
+        else:
+            write_version(store, model_dir, version, evaluation, pointer, attachments or {})
+            switched = switch_champion(store, pointer, compared_with)
+    except BaseException:
+        with contextlib.suppress(Exception):  # the store may be the very thing that failed
+            remove_version(store, version)
+        raise
+    # keyed by the switch's own time: a retried promote rewrites the same entry
+    store.put_bytes(
+        json.dumps(switched).encode(), f"history/{switched['promoted_at']}-{version}.json"
+    )
+    return switched
+
+
+def write_version(
+    store: Storage,
+    model_dir: str | Path,
+    version: str,
+    evaluation: dict[str, Any],
+    pointer: dict[str, Any],
+    attachments: dict[str, bytes],
+) -> None:
+    """The version's files, version.json last: its presence means the version is complete."""
+    for name, content in attachments.items():
         store.put_bytes(content, f"versions/{version}/{name}")
     card = read_card(model_dir)
     store.put_dir(model_dir, f"versions/{version}/model")
@@ -244,20 +306,47 @@ def publish_version(
     store.put_bytes(
         model_card(version, card, evaluation).encode(), f"versions/{version}/MODEL_CARD.md"
     )
-    verdict = evaluation["verdict"]
-    promoted_at = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-    pointer = {
-        "version": version,
-        "run_id": evaluation.get("run_id", version),
-        "metric": verdict["metric"],
-        "score": verdict["challenger"],
-        "previous": verdict.get("champion_version"),
-        "promoted_at": promoted_at,
-    }
     store.put_bytes(json.dumps(pointer, indent=2).encode(), f"versions/{version}/{COMPLETE}")
-    store.put_bytes(json.dumps(pointer, indent=2).encode(), POINTER)
-    store.put_bytes(json.dumps(pointer).encode(), f"history/{promoted_at}-{version}.json")
+
+
+def switch_champion(
+    store: Storage, pointer: dict[str, Any], compared_with: str | None
+) -> dict[str, Any]:
+    """champion.json replaced by `pointer` if it still names `compared_with`; the pointer in
+    force afterwards. A retried promote finds its own version already champion and is done."""
+    current = store.read_tagged(POINTER)
+    champion = parse_pointer(store, current[0]) if current else None
+    if champion is not None and champion["version"] == pointer["version"]:
+        return champion
+    if (champion["version"] if champion else None) != compared_with:
+        raise Superseded(compared_with, champion)
+    body = json.dumps(pointer, indent=2).encode()
+    if not store.replace_if(body, POINTER, current[1] if current else None):
+        replaced = store.read_tagged(POINTER)
+        raise Superseded(compared_with, parse_pointer(store, replaced[0]) if replaced else None)
     return pointer
+
+
+def remove_version(store: Storage, version: str) -> None:
+    """A version that did not become the champion: version.json first, so a removal cut short
+    never leaves a version that looks complete. The champion itself is never removed (a
+    retried promote that failed after an earlier attempt switched the pointer)."""
+    current = store.read_tagged(POINTER)
+    if current and parse_pointer(store, current[0])["version"] == version:
+        return
+    store.delete(f"versions/{version}/{COMPLETE}")
+    store.delete_prefix(f"versions/{version}")
+
+
+def parse_pointer(store: Storage, data: bytes) -> dict[str, Any]:
+    shown = f"the champion pointer {store.uri_of(POINTER)!r}"
+    return dict(read_json_as(data, ChampionPointer, shown))
+
+
+def is_published(registry: str | Path, version: str, endpoint: str = "") -> bool:
+    """Whether `version` was promoted: its version.json exists (a superseded or failed
+    promotion removes it)."""
+    return open_storage(str(registry), endpoint).exists(f"versions/{version}/{COMPLETE}")
 
 
 def history(registry: str | Path, endpoint: str = "") -> list[dict[str, Any]]:

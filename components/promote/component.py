@@ -33,12 +33,14 @@ def promote(
         run_id: The run's id, the new version's name.
 
     Returns:
-        The promoted version.
+        The promoted version; "" when another run made a different model the champion after
+        this run's evaluation (the comparison no longer holds: nothing is published).
     """
     import json
 
     from components.common.settings import RunConfig, settings_in
     from components.common.stage import stage
+    from components.core.registry import Superseded
     from components.core.schema import read_table_schema
     from components.promote.logic import promote_model
 
@@ -48,13 +50,17 @@ def promote(
             evaluated = json.load(handle)
         with open(quality.path, encoding="utf-8") as handle:
             verdict = json.load(handle)
-        pointer = promote_model(
-            trained_model.path,
-            evaluated,
-            read_table_schema(table_schema.path),
-            verdict,
-            run_id,
-            RunConfig(**settings),
-        )
+        try:
+            pointer = promote_model(
+                trained_model.path,
+                evaluated,
+                read_table_schema(table_schema.path),
+                verdict,
+                run_id,
+                RunConfig(**settings),
+            )
+        except Superseded as superseded:
+            log.log("superseded", reason=str(superseded), champion=superseded.champion)
+            return ""
         log.log("promoted", **pointer)
         return str(pointer["version"])

@@ -24,7 +24,9 @@ def promote_model(
 ) -> dict[str, Any]:
     """The promote stage: the model, its evaluation, its schema (the contract later runs are
     checked against) and its data profile (their drift reference) as the registry version
-    `run_id`, written first; the champion pointer switched last. Returns the new pointer."""
+    `run_id`, written first; the champion pointer switched last, only if it still names the
+    champion evaluate compared with. Returns the new pointer; Superseded (nothing of the
+    version left) when another run switched the champion in between."""
     attachments = {
         SCHEMA_FILE: dump_schema(table_schema).encode(),
         PROFILE_FILE: json.dumps(quality["profile"], indent=1).encode(),

@@ -95,6 +95,33 @@ def test_missing_objects_are_clear_errors(storage, tmp_path: Path) -> None:
         storage.get_dir("empty", tmp_path / "x")
 
 
+def test_replace_if_is_a_compare_and_swap(storage) -> None:
+    """Absent: only a writer expecting nothing wins. Present: only the tag read last wins; a
+    stale tag changes nothing and says so."""
+    assert storage.read_tagged("pointer.json") is None
+    assert storage.replace_if(b"one", "pointer.json", "stale") is False
+    assert storage.read_tagged("pointer.json") is None
+    assert storage.replace_if(b"one", "pointer.json", None) is True
+    assert storage.replace_if(b"rival", "pointer.json", None) is False  # it exists now
+    data, first = storage.read_tagged("pointer.json")
+    assert data == b"one"
+    assert storage.replace_if(b"two", "pointer.json", first) is True
+    assert storage.replace_if(b"three", "pointer.json", first) is False  # `first` is stale
+    data, second = storage.read_tagged("pointer.json")
+    assert data == b"two" and second != first
+    assert storage.keys() == ["pointer.json"]  # no lock or partial file beside it
+
+
+def test_delete_prefix_leaves_no_empty_folders(storage, tmp_path: Path) -> None:
+    storage.put_bytes(b"a", "versions/v1/model/model.skops")
+    storage.put_bytes(b"b", "versions/v1/version.json")
+    storage.put_bytes(b"c", "versions/v2/version.json")
+    storage.delete_prefix("versions/v1")
+    assert storage.keys() == ["versions/v2/version.json"]
+    if isinstance(storage, LocalStorage):
+        assert not (storage.root / "versions" / "v1").exists()
+
+
 @pytest.mark.parametrize("key", ["../escape", "a/../../b", "/absolute"])
 def test_keys_may_not_escape_the_root(storage, key: str) -> None:
     with pytest.raises(BadInputError, match=r"without '\.\.'"):
