@@ -133,13 +133,9 @@ class FaultProxy:
                     data = client.recv(64 * 1024)
                     if not data:
                         break
-                    limit = faults.reset_after_request
-                    if limit is not None and sent_up + len(data) >= limit:
-                        upstream.sendall(data[: limit - sent_up])
-                        self.count(resets=1)
+                    sent_up = self.relay(data, upstream, sent_up, faults.reset_after_request)
+                    if sent_up < 0:
                         return self.reset_both(client, upstream)
-                    upstream.sendall(data)
-                    sent_up += len(data)
                 if upstream in ready:
                     data = upstream.recv(faults.chunk)
                     if not data:
@@ -147,17 +143,23 @@ class FaultProxy:
                     low, high = faults.delay
                     if high:
                         time.sleep(random.uniform(low, high))
-                    limit = faults.reset_after_response
-                    if limit is not None and sent_down + len(data) >= limit:
-                        client.sendall(data[: limit - sent_down])
-                        self.count(resets=1)
+                    sent_down = self.relay(data, client, sent_down, faults.reset_after_response)
+                    if sent_down < 0:
                         return self.reset_both(client, upstream)
-                    client.sendall(data)
-                    sent_down += len(data)
         except OSError:
             pass
         client.close()
         upstream.close()
+
+    def relay(self, data: bytes, sink: socket.socket, sent: int, limit: int | None) -> int:
+        """Pass `data` on; the bytes sent so far in that direction, or -1 when `limit` was
+        reached (what fits under it went out, and the connection is to be reset)."""
+        if limit is not None and sent + len(data) >= limit:
+            sink.sendall(data[: limit - sent])
+            self.count(resets=1)
+            return -1
+        sink.sendall(data)
+        return sent + len(data)
 
     def reset_both(self, client: socket.socket, upstream: socket.socket) -> None:
         reset(client)

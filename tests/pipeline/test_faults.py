@@ -113,6 +113,29 @@ def wait_for_running_trial(server: postgres.PostgresServer, database: str, alive
         time.sleep(0.05)
 
 
+def restarted_during(
+    command: list[str], server: postgres.PostgresServer, study_url: str
+) -> tuple[int, str]:
+    """Run `command` with the study in `study_url`, restart the server once a trial is under
+    way, and return its exit code and stderr."""
+    process = subprocess.Popen(
+        command,
+        cwd=ROOT,
+        env={**os.environ, STORAGE_ENV: study_url},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        wait_for_running_trial(server, database_of(study_url), process)
+        restart_postgres(server)
+        _, stderr = process.communicate(timeout=180)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    return process.returncode, stderr
+
+
 def assert_whole(trials: list[optuna.trial.FrozenTrial], folds: int) -> None:
     """No trial lost or left running; a complete trial holds all its folds and their mean."""
     assert [t.state for t in trials if t.state not in FINISHED] == []
@@ -138,21 +161,10 @@ def test_a_search_outlives_a_database_restart(
     breast_cancer.to_csv(csv, index=False)
     create_study(tmp_path / "study", "restart", "roc_auc")
     command = ["-m", "tests.benchmarks.tune_worker", str(tmp_path / "study"), str(csv), "target"]
-    worker = subprocess.Popen(
-        [sys.executable, *command, "14", "0", "1"],
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
+    code, stderr = restarted_during(
+        [sys.executable, *command, "14", "0", "1"], restartable_postgres, study_url
     )
-    try:
-        wait_for_running_trial(restartable_postgres, database_of(study_url), worker)
-        restart_postgres(restartable_postgres)
-        _, stderr = worker.communicate(timeout=180)
-    finally:
-        if worker.poll() is None:
-            worker.kill()
-    assert worker.returncode == 0, stderr[-3000:]
+    assert code == 0, stderr[-3000:]
     assert RETRIED in stderr  # a call met the stopped server and was tried again
     assert "Traceback" not in stderr
     trials = load_study(tmp_path / "study").get_trials(deepcopy=False)
@@ -172,22 +184,10 @@ def test_stablepipe_run_outlives_a_database_restart(
     runs, registry = tmp_path / "runs", tmp_path / "models"
     args = ["run", "--data", "demo:wine", "--trials", "12", "--workers", "1", "--cv-folds", "3"]
     args += ["--registry", str(registry), "--runs-dir", str(runs)]
-    run = subprocess.Popen(
-        [sys.executable, "-m", "pipelines.cli", *args],
-        cwd=ROOT,
-        env={**os.environ, STORAGE_ENV: study_url},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
+    code, stderr = restarted_during(
+        [sys.executable, "-m", "pipelines.cli", *args], restartable_postgres, study_url
     )
-    try:
-        wait_for_running_trial(restartable_postgres, database_of(study_url), run)
-        restart_postgres(restartable_postgres)
-        _, stderr = run.communicate(timeout=180)
-    finally:
-        if run.poll() is None:
-            run.kill()
-    assert run.returncode == 0, stderr
+    assert code == 0, stderr
     assert "Traceback" not in stderr
     (summary_file,) = runs.glob("*/summary.json")
     summary = json.loads(summary_file.read_text())
