@@ -38,6 +38,8 @@ def best_configuration(studies: list[optuna.Study], metric: str) -> dict[str, An
         "cv_score": float(best.value),  # type: ignore[arg-type]
         "cv_std": float(best.user_attrs.get("cv_std", float("nan"))),
         "fold_scores": list(best.user_attrs.get("fold_scores", [])),
+        # every promotion metric's fold scores (the noise bar of evaluate)
+        "fold_metrics": dict(best.user_attrs.get("fold_metrics", {})),
         "trial": best.number,
         "studies": [study.study_name for study in studies],
         # the champion's configuration, tried first: its score, and whether it won again

@@ -100,10 +100,3 @@ def score(model: Any, X: pd.DataFrame, y: pd.Series, task: str) -> dict[str, flo
 def improvement(metric: str, challenger: float, champion: float) -> float:
     """How much better the challenger is (positive = better), whatever the metric's direction."""
     return champion - challenger if metric in LOWER_IS_BETTER else challenger - champion
-
-
-def scorer_name(metric: str, task: str) -> str:
-    """scikit-learn's scorer for a metric (multiclass ROC-AUC is one-vs-rest)."""
-    if metric == "roc_auc" and task == "multiclass":
-        return "roc_auc_ovr"
-    return {"rmse": "neg_root_mean_squared_error"}.get(metric, metric)

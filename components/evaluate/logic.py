@@ -2,8 +2,10 @@
 
 The verdict is what promotion is gated on: the challenger is promoted when there is no champion,
 or when it beats the champion on the primary metric, both scored on this run's test split, by
-more than `min_improvement`, and a paired bootstrap of the test rows puts the gain above zero
-at the given confidence (so a lucky split or a reseeded rerun does not flip the champion).
+more than `min_improvement` and more than the search's own noise (the standard error of the
+challenger's cross-validated score: models closer than that are ones another seed could have
+picked instead), and a paired bootstrap of the test rows puts the gain above zero at the given
+confidence (so a lucky split or a reseeded rerun does not flip the champion).
 """
 
 from __future__ import annotations
@@ -51,6 +53,7 @@ class Verdict:
     interval: list[float] | None = None  # paired-bootstrap interval of delta
     confidence: float | None = None
     min_improvement: float | None = None
+    noise: float | None = None  # the challenger's cross-validated standard error on `metric`
     # a tie on `metric`: the second metric's comparison that decided (metric, challenger,
     # champion, delta, interval)
     tie_break: dict[str, Any] | None = None
@@ -216,11 +219,14 @@ def judge(
     min_improvement: float,
     confidence: float = 0.95,
     chosen_metric: str = "auto",
+    noise: dict[str, float] | None = None,
 ) -> Verdict:
     """Compare challenger and champion on the same test split: promote only a gain above
-    `min_improvement` whose paired-bootstrap interval at `confidence` lies above zero. The
-    metric is `chosen_metric` (--metric, by default the task's primary one); a tie on it is
-    judged by its TIE_BREAKERS metric under the same rule."""
+    `min_improvement` and above the metric's `noise` (the standard error of the challenger's
+    cross-validated score, see `search_noise`; no bar for a metric without one) whose
+    paired-bootstrap interval at `confidence` lies above zero. The metric is `chosen_metric`
+    (--metric, by default the task's primary one); a tie on it is judged by its TIE_BREAKERS
+    metric under the same rule."""
     if min_improvement < 0:
         raise BadInputError(f"min_improvement must be >= 0; got {min_improvement!r}")
     if not 0.5 <= confidence < 1:
@@ -286,6 +292,7 @@ def judge(
     champion_metrics = score(champion_model, X_champion, y, task)
 
     def compared(name: str) -> dict[str, Any]:
+        floor = (noise or {}).get(name)
         mine, other = challenger_metrics[name], champion_metrics[name]
         gain = improvement(name, mine, other)
         interval = bootstrap_interval(name, y, ours, theirs, classes, confidence)
@@ -295,16 +302,26 @@ def judge(
         )
         if gain <= min_improvement:
             decision, why = "keep", f"promotion needs a gain of more than +{min_improvement:g}"
+        elif floor is not None and gain <= floor:
+            decision, why = (
+                "keep",
+                (
+                    f"within the search's own noise (its cross-validated {name} has a standard "
+                    f"error of {floor:.4f}): another seed could have picked this model"
+                ),
+            )
         elif interval[0] <= 0:
             decision, why = "keep", "the interval reaches zero: the gain is not credible"
         else:
-            decision, why = "promote", f"above +{min_improvement:g} and credibly above zero"
+            beyond = "" if floor is None else f", above the search's noise ({floor:.4f})"
+            decision, why = "promote", f"above +{min_improvement:g}{beyond} and credibly above zero"
         return {
             "metric": name,
             "challenger": mine,
             "champion": other,
             "delta": gain,
             "interval": interval,
+            "noise": floor,
             "decision": decision,
             "reason": f"{numbers}; {why}",
         }
@@ -327,10 +344,27 @@ def judge(
         first["interval"],
         confidence,
         min_improvement,
-        {k: decided[k] for k in ("metric", "challenger", "champion", "delta", "interval")}
+        first["noise"],
+        {k: decided[k] for k in ("metric", "challenger", "champion", "delta", "interval", "noise")}
         if tie
         else None,
     )
+
+
+def search_noise(best: dict[str, Any]) -> dict[str, float]:
+    """Metric -> the standard error of the chosen trial's cross-validated score on it (fold std
+    / sqrt(folds)), for every metric the search scored on two folds or more. The search cannot
+    tell apart trials whose scores differ by less: a reseeded search may pick any of them, so
+    a gain this small is the search's noise, not a better model."""
+    measured = dict(best.get("fold_metrics") or {})
+    if best.get("metric") and best.get("fold_scores"):
+        measured.setdefault(best["metric"], best["fold_scores"])
+    noise = {}
+    for name, folds in measured.items():
+        values = np.asarray(folds, dtype=float)
+        if len(values) >= 2 and np.isfinite(values).all():
+            noise[name] = float(np.std(values) / np.sqrt(len(values)))
+    return noise
 
 
 def roc_points(y: pd.Series, proba: np.ndarray, classes: list[Any]) -> dict[str, list[float]]:
@@ -471,6 +505,7 @@ def evaluate_run(
         min_improvement,
         confidence,
         chosen_metric,
+        search_noise(best),
     )
     classes: list[Any] = list(getattr(pipeline, "classes_", []))
     matrix = roc = None

@@ -165,6 +165,8 @@ def promotion_rows(verdict: dict[str, Any]) -> list[tuple[str, Any]]:
             )
         )
         rows.append(("required gain (--min-improvement)", f"> {verdict['min_improvement']:g}"))
+    if verdict.get("noise") is not None:
+        rows.append(("required gain (the search's noise: cv standard error)", verdict["noise"]))
     return rows
 
 

@@ -18,7 +18,6 @@ from typing import Any
 import numpy as np
 import optuna
 import pandas as pd
-from sklearn.metrics import get_scorer
 from sklearn.model_selection import KFold, StratifiedKFold, TimeSeriesSplit
 from sklearn.pipeline import Pipeline
 from threadpoolctl import threadpool_limits
@@ -31,7 +30,7 @@ from components.core.families import (
     suggest_config,
     trial_params,
 )
-from components.core.metrics import cv_metric, scorer_name
+from components.core.metrics import cv_metric, score
 from components.core.registry import champion_configuration, settings_registry
 from components.core.study import attempt_study
 from components.core.transformers.timeseries import forecasting_step, model_inputs
@@ -81,17 +80,20 @@ def objective(
     trial.set_user_attr("worker", worker_index)
     family, params = suggest_config(trial, families_for(len(data.X)))
     metric = cv_metric(data.task)
-    scorer = get_scorer(scorer_name(metric, data.task))
-    sign = -1.0 if metric == "rmse" else 1.0
     scores: list[float] = []
+    # every promotion metric per fold, from one prediction: evaluate's noise bar for --metric
+    # and for the tie-break comes from these
+    by_metric: dict[str, list[float]] = {}
     forecasting = forecasting_step(data.feature_steps) is not None
     splitter = cv_splitter(data.task, data.y, data.folds, data.seed, forecasting)
     folds = splitter.get_n_splits()
     for fold, (fit_rows, score_rows) in enumerate(splitter.split(data.X, data.y)):
         model = make_model(data.feature_steps, family, params, data.task, data.seed)
         model.fit(data.X.iloc[fit_rows], data.y.iloc[fit_rows])
-        score = sign * float(scorer(model, data.X.iloc[score_rows], data.y.iloc[score_rows]))
-        scores.append(score)
+        measured = score(model, data.X.iloc[score_rows], data.y.iloc[score_rows], data.task)
+        for name, value in measured.items():
+            by_metric.setdefault(name, []).append(value)
+        scores.append(measured[metric])
         trial.report(float(np.mean(scores)), step=fold)
         if trial.should_prune() or (
             fold + 1 < folds  # a trial whose last fold is done completes
@@ -101,6 +103,7 @@ def objective(
             trial.set_user_attr("fold_scores", scores)
             raise optuna.TrialPruned()
     trial.set_user_attr("fold_scores", scores)
+    trial.set_user_attr("fold_metrics", by_metric)
     trial.set_user_attr("cv_std", float(np.std(scores)))
     return float(np.mean(scores))
 

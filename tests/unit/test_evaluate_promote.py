@@ -21,7 +21,7 @@ from components.core.registry import (
     publish_version,
 )
 from components.core.scoring import model_input, predict_frame
-from components.evaluate.logic import judge
+from components.evaluate.logic import judge, search_noise
 from components.features.logic import feature_pipeline
 from components.preprocess.logic import build_preprocessor
 from components.split.logic import split_frame
@@ -209,6 +209,35 @@ def test_a_clear_gain_is_promoted_and_the_gate_is_symmetric(trained, tmp_path: P
     assert down.interval == pytest.approx([-up.interval[1], -up.interval[0]])
 
 
+def test_a_gain_within_the_search_noise_is_kept(trained, tmp_path: Path) -> None:
+    """A credible gain no larger than the standard error of the challenger's cross-validated
+    score is kept (a reseeded search could have picked either model); above it, promoted."""
+    model, card, test, _ = trained
+    X = test[card["input_columns"]]
+    weak = Pipeline([("model", DummyClassifier(strategy="prior"))]).fit(X, test["survived"])
+    save_model(tmp_path / "weak", weak, card)
+    publish_version(
+        tmp_path / "r",
+        tmp_path / "weak",
+        "weak",
+        {"verdict": {"metric": "roc_auc", "challenger": 0.5}},
+    )
+    champion, metrics = load_champion(tmp_path / "r"), score(model, X, test["survived"], "binary")
+    gain = metrics["roc_auc"] - 0.5
+
+    def verdict(noise: float) -> Any:
+        noises = {"roc_auc": noise}
+        return judge(model, metrics, champion, test, X, "binary", "survived", 0, noise=noises)
+
+    noisy, clear = verdict(gain + 0.01), verdict(gain - 0.01)
+    assert noisy.decision == "keep" and "the search's own noise" in noisy.reason
+    assert noisy.noise == gain + 0.01 and noisy.interval is not None and noisy.interval[0] > 0
+    assert clear.decision == "promote"
+    folds = [0.8, 0.82, 0.84, 0.83]  # std 0.0148
+    best = {"metric": "roc_auc", "fold_scores": folds, "fold_metrics": {"log_loss": folds[:1]}}
+    assert search_noise(best) == {"roc_auc": pytest.approx(np.std(folds) / 2)}  # one fold: none
+
+
 def test_reruns_with_other_seeds_do_not_flip_the_champion(
     tmp_path: Path, titanic: pd.DataFrame
 ) -> None:
@@ -238,7 +267,17 @@ def test_reruns_with_other_seeds_do_not_flip_the_champion(
         model, card = train_model(train, steps, best, schema, RunConfig(seed=seed))
         X = model_input(test, card)
         metrics = score(model, X, test["survived"], "binary")
-        verdict = judge(model, metrics, load_champion(registry), test, X, "binary", "survived", 0)
+        verdict = judge(
+            model,
+            metrics,
+            load_champion(registry),
+            test,
+            X,
+            "binary",
+            "survived",
+            0,
+            noise=search_noise(best),
+        )
         if verdict.decision == "promote":
             save_model(tmp_path / f"model{seed}", model, card)
             publish_version(
@@ -366,6 +405,11 @@ def test_a_tie_on_the_primary_metric_is_broken_by_a_second_one(tmp_path: Path) -
     # the tie-break, too, has to clear --min-improvement
     high_bar = judge(sure, sure_metrics, timid_champion, test, X, "binary", "y", 1.0)
     assert high_bar.decision == "keep" and "more than +1" in high_bar.reason
+    # and the search's noise on the second metric
+    noise = {"log_loss": up.tie_break["delta"] + 0.01}
+    noisy = judge(sure, sure_metrics, timid_champion, test, X, "binary", "y", 0.0, noise=noise)
+    assert noisy.decision == "keep" and "own noise" in noisy.reason
+    assert noisy.tie_break is not None and noisy.tie_break["noise"] == noise["log_loss"]
 
 
 def test_the_promotion_metric_is_selectable(tmp_path: Path) -> None:

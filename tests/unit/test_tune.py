@@ -45,6 +45,9 @@ def test_search_is_reproducible_with_one_worker(tmp_path: Path, titanic: pd.Data
     assert first == second
     assert first["metric"] == "roc_auc" and 0.75 < first["cv_score"] <= 1.0
     assert len(first["fold_scores"]) == 3
+    # every promotion metric per fold (evaluate's noise bar), the search's own among them
+    assert set(first["fold_metrics"]) == {"roc_auc", "accuracy", "f1_macro", "log_loss"}
+    assert first["fold_metrics"]["roc_auc"] == first["fold_scores"]
     assert first["trials"]["total"] == 8
 
 
@@ -56,6 +59,7 @@ def test_regression_search_minimises_rmse(tmp_path: Path, diamonds_sample: pd.Da
     assert best["metric"] == "rmse"
     complete = [t.value for t in study.trials if t.value is not None]
     assert best["cv_score"] == min(complete)
+    assert set(best["fold_metrics"]) == {"rmse", "mae", "r2"}
 
 
 def test_trial_count_is_shared_between_workers(tmp_path: Path, breast_cancer: pd.DataFrame) -> None:
