@@ -26,7 +26,7 @@ from sklearn.svm import SVC, SVR
 
 from components.common.errors import BadInputError
 from components.core.study import param_prefix
-from components.core.transformers.categories import category_codes
+from components.core.transformers.categories import NativeCategories, category_codes
 from components.core.transformers.timeseries import SeasonalResidual, forecasting_step
 
 # k-nearest neighbours and kernel SVMs scale badly with rows; offered only below these sizes.
@@ -36,14 +36,35 @@ KNN_MAX_ROWS = 20_000
 SVM_MAX_ROWS = 3_000
 
 
-FAMILIES = ("linear", "random_forest", "extra_trees", "hist_gradient_boosting", "knn", "svm")
+FAMILIES = (
+    "linear",
+    "random_forest",
+    "extra_trees",
+    "hist_gradient_boosting",
+    "lightgbm",
+    "knn",
+    "svm",
+)
+# The families whose trees split natively on categorical codes.
+NATIVE_CATEGORICAL = ("hist_gradient_boosting", "lightgbm")
 
 
-# Tried first (after the champion's configuration), cheapest first: scikit-learn's defaults of
-# the two families that fit fast at any size. TPE's random start-up trials otherwise spend a
+# Tried first (after the champion's configuration), cheapest first: the library defaults of
+# the families that fit fast at any size. TPE's random start-up trials otherwise spend a
 # short budget on forests, and the search may end below what a default model scores.
 DEFAULT_CONFIGURATIONS = (
     ("linear", {"C": 1.0}),
+    (
+        "lightgbm",
+        {
+            "n_estimators": 100,
+            "learning_rate": 0.1,
+            "num_leaves": 31,
+            "min_child_samples": 20,
+            "colsample_bytree": 1.0,
+            "reg_lambda": 1e-3,
+        },
+    ),
     (
         "hist_gradient_boosting",
         {
@@ -58,7 +79,7 @@ DEFAULT_CONFIGURATIONS = (
 
 def families_for(rows: int) -> list[str]:
     """Model families worth searching for a training split of `rows` rows."""
-    families = ["linear", "random_forest", "extra_trees", "hist_gradient_boosting"]
+    families = ["linear", "random_forest", "extra_trees", "hist_gradient_boosting", "lightgbm"]
     if rows <= KNN_MAX_ROWS:
         families.append("knn")
     if rows <= SVM_MAX_ROWS:
@@ -85,6 +106,15 @@ def suggest_config(trial: optuna.Trial, families: list[str]) -> tuple[str, dict[
             "max_leaf_nodes": trial.suggest_int("hgb_max_leaf_nodes", 8, 64, log=True),
             "min_samples_leaf": trial.suggest_int("hgb_min_samples_leaf", 5, 50, log=True),
             "l2_regularization": trial.suggest_float("hgb_l2_regularization", 1e-6, 10.0, log=True),
+        }
+    elif family == "lightgbm":
+        params = {
+            "n_estimators": trial.suggest_int("lightgbm_n_estimators", 20, 1000, log=True),
+            "learning_rate": trial.suggest_float("lightgbm_learning_rate", 0.01, 0.3, log=True),
+            "num_leaves": trial.suggest_int("lightgbm_num_leaves", 4, 256, log=True),
+            "min_child_samples": trial.suggest_int("lightgbm_min_child_samples", 2, 100, log=True),
+            "colsample_bytree": trial.suggest_float("lightgbm_colsample_bytree", 0.3, 1.0),
+            "reg_lambda": trial.suggest_float("lightgbm_reg_lambda", 1e-3, 10.0, log=True),
         }
     elif family == "knn":
         params = {
@@ -119,6 +149,12 @@ def make_estimator(family: str, params: dict[str, Any], task: str, seed: int) ->
     if family == "hist_gradient_boosting":
         boosting = HistGradientBoostingClassifier if classify else HistGradientBoostingRegressor
         return boosting(**params, max_iter=300, early_stopping=True, random_state=seed)
+    if family == "lightgbm":
+        from lightgbm import LGBMClassifier, LGBMRegressor
+
+        # n_jobs=0: OpenMP's default thread count, which a search worker caps at its share
+        booster = LGBMClassifier if classify else LGBMRegressor
+        return NativeCategories(booster(**params, n_jobs=0, random_state=seed, verbose=-1))
     if family == "knn":
         return (KNeighborsClassifier if classify else KNeighborsRegressor)(**params)
     if family == "svm":
@@ -156,14 +192,14 @@ def make_model(
 def suit_family(model: Pipeline, family: str) -> None:
     """Family-specific inputs, set in place. Linear models take text as the sparse TF-IDF
     matrix itself, not its SVD (unless PCA follows, which needs dense input: then every family
-    gets the same dense features); histogram gradient boosting splits natively on categorical
-    codes (only without a features step, which would move or mix the columns)."""
+    gets the same dense features); histogram gradient boosting and LightGBM split natively on
+    categorical codes (only without a features step, which would move or mix the columns)."""
     features = model.named_steps.get("features")
     preprocess = model.named_steps["preprocess"]
     if family == "linear" and not isinstance(features, PCA):
         texts = [name for name, _, _ in preprocess.transformers if name.startswith("text_")]
         model.set_params(**{f"preprocess__{name}__components": 0 for name in texts})
-    if family == "hist_gradient_boosting" and str(features) == "passthrough":
+    if family in NATIVE_CATEGORICAL and str(features) == "passthrough":
         categorical: list[str] = next(
             (c for n, _, c in preprocess.transformers if n == "categorical"), []
         )

@@ -57,6 +57,8 @@ TRUSTED_TYPES: frozenset[str] = frozenset(
         "components.core.transformers.timeseries.SeasonalResidual",
         "components.core.transformers.latent.LatentComponents",  # --features svd
         "components.core.transformers.calendar.CalendarFeatures",  # datetime columns
+        # LightGBM fitted with its categorical columns named
+        "components.core.transformers.categories.NativeCategories",
         # --- scikit-learn: what build_preprocessor, build_features and make_model build ---
         "sklearn.pipeline.Pipeline",
         "sklearn.compose._column_transformer.ColumnTransformer",
@@ -96,6 +98,15 @@ TRUSTED_TYPES: frozenset[str] = frozenset(
         "sklearn.svm._classes.SVC",
         "sklearn.svm._classes.SVR",
         "sklearn.calibration.CalibratedClassifierCV",
+        # LightGBM: the estimators and their Booster, which skops rebuilds from the model's text
+        # (LightGBM's own format: trees and numbers, parsed, never run)
+        "lightgbm.sklearn.LGBMClassifier",
+        "lightgbm.sklearn.LGBMRegressor",
+        "lightgbm.basic.Booster",
+        # ... whose parameters skops stores as these dictionaries (their default_factory, if any,
+        # is itself a stored type checked against this list)
+        "collections.OrderedDict",
+        "collections.defaultdict",
         # baselines a champion may be judged against (tests use them)
         "sklearn.dummy.DummyClassifier",
         "sklearn.dummy.DummyRegressor",

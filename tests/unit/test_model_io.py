@@ -63,6 +63,14 @@ PARAMS: dict[str, dict[str, Any]] = {
         "min_samples_leaf": 10,
         "l2_regularization": 1e-6,
     },
+    "lightgbm": {
+        "n_estimators": 10,
+        "learning_rate": 0.1,
+        "num_leaves": 8,
+        "min_child_samples": 5,
+        "colsample_bytree": 0.8,
+        "reg_lambda": 1e-3,
+    },
     "knn": {"n_neighbors": 7, "weights": "distance"},
     "svm": {"C": 1.0, "gamma": 0.1},
 }
@@ -161,7 +169,7 @@ def test_every_model_we_build_holds_trusted_types_only(passengers, tmp_path: Pat
                 else (model.predict_proba(X), loaded.predict_proba(X))
             )
             assert np.array_equal(ours, theirs), name
-    assert not missing, "add to TRUSTED_TYPES in components/train/model_io.py: " + "; ".join(
+    assert not missing, "add to TRUSTED_TYPES in components/core/model_file.py: " + "; ".join(
         f"{kind} (in {sorted(names)[0]})" for kind, names in sorted(missing.items())
     )
 

@@ -113,6 +113,14 @@ def test_every_family_fits_and_predicts_for_every_task(
             "min_samples_leaf": 5,
             "l2_regularization": 0.0,
         },
+        "lightgbm": {
+            "n_estimators": 10,
+            "learning_rate": 0.1,
+            "num_leaves": 8,
+            "min_child_samples": 5,
+            "colsample_bytree": 0.8,
+            "reg_lambda": 1e-3,
+        },
         "knn": {"n_neighbors": 5, "weights": "uniform"},
         "svm": {"C": 1.0, "gamma": 0.1},
     }
@@ -275,12 +283,13 @@ def test_linear_models_take_text_as_sparse_tfidf_and_others_as_svd() -> None:
 def test_default_configurations_come_first(tmp_path: Path, breast_cancer: pd.DataFrame) -> None:
     data = search_data(breast_cancer, "target")
     create_study(tmp_path, "s", "roc_auc")
-    run_worker(load_study(tmp_path), data, 3, time_budget=300, worker_index=0)
+    defaults = len(DEFAULT_CONFIGURATIONS)
+    run_worker(load_study(tmp_path), data, defaults + 1, time_budget=300, worker_index=0)
     trials = load_study(tmp_path).trials
-    assert [config_from_trial(t) for t in trials[:2]] == [
+    assert [config_from_trial(t) for t in trials[:defaults]] == [
         (family, params) for family, params in DEFAULT_CONFIGURATIONS
     ]
-    assert [t.user_attrs.get("default", False) for t in trials] == [True, True, False]
+    assert [t.user_attrs.get("default", False) for t in trials] == [True] * defaults + [False]
 
 
 def test_gradient_boosting_splits_categories_natively(diamonds_sample: pd.DataFrame) -> None:
@@ -296,6 +305,10 @@ def test_gradient_boosting_splits_categories_natively(diamonds_sample: pd.DataFr
     assert model[:-1].transform(X).shape[1] == X.shape[1]  # one column per input, no one-hot
     unseen = X.head(5).assign(cut="Unheard of")
     assert np.isfinite(model.predict(unseen)).all()
+    boosted = make_model(steps, "lightgbm", dict(DEFAULT_CONFIGURATIONS)["lightgbm"],
+                         "regression", seed=0).fit(X, y)  # fmt: skip
+    assert boosted[-1].estimator_.booster_.params["categorical_column"] == [0, 1, 2]
+    assert np.isfinite(boosted.predict(unseen)).all()
     one_hot = make_model(steps, "random_forest", {"n_estimators": 5, "max_depth": 3,
                          "min_samples_leaf": 1, "max_features": 0.5}, "regression", 0)  # fmt: skip
     assert one_hot.fit(X, y)[:-1].transform(X).shape[1] > X.shape[1]

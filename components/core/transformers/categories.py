@@ -1,11 +1,17 @@
 """Categorical columns inside the model: as strings (missing values a category of their own),
-or as integer codes for histogram gradient boosting's native categorical splits."""
+or as integer codes for the native categorical splits of histogram gradient boosting and
+LightGBM."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Any
+
 import numpy as np
 import pandas as pd
+from sklearn.base import BaseEstimator, MetaEstimatorMixin, clone
 from sklearn.preprocessing import OrdinalEncoder
+from sklearn.utils.metaestimators import available_if
 
 MISSING_CATEGORY = "__missing__"
 
@@ -25,3 +31,31 @@ def category_codes(max_categories: int = 250) -> OrdinalEncoder:
 def as_category_strings(frame: pd.DataFrame) -> pd.DataFrame:
     """Categorical columns as strings, missing values as their own category."""
     return frame.astype("string").fillna(MISSING_CATEGORY).astype(object)
+
+
+class NativeCategories(MetaEstimatorMixin, BaseEstimator):
+    """A LightGBM model told which of its input columns are categorical codes. LightGBM takes
+    them as an argument of `fit`, not of the constructor, which a Pipeline step cannot pass:
+    this step passes them (`categorical_features`, column positions; empty: none) and
+    otherwise is the model it wraps."""
+
+    def __init__(self, estimator: Any, categorical_features: Sequence[int] = ()) -> None:
+        self.estimator = estimator
+        self.categorical_features = categorical_features
+
+    def fit(self, X: Any, y: Any) -> NativeCategories:
+        columns = [int(c) for c in self.categorical_features]
+        self.estimator_ = clone(self.estimator).fit(X, y, categorical_feature=columns or "auto")
+        if hasattr(self.estimator_, "classes_"):
+            self.classes_ = self.estimator_.classes_
+        return self
+
+    def predict(self, X: Any) -> np.ndarray:
+        return np.asarray(self.estimator_.predict(X))
+
+    @available_if(lambda self: hasattr(self.estimator, "predict_proba"))
+    def predict_proba(self, X: Any) -> np.ndarray:
+        return np.asarray(self.estimator_.predict_proba(X))
+
+    def __sklearn_tags__(self) -> Any:
+        return self.estimator.__sklearn_tags__()
