@@ -68,6 +68,13 @@ class RunFailed(Exception):
     """The pipeline failed for a reason that is not the user's input (exit code 1)."""
 
 
+def search_limits(config: RunConfig) -> str:
+    """The search's limits as the run's first line says them: `60 s search`, or with a trial
+    cap `60 s search or 30 trials`."""
+    budget = f"{config.time_budget:g} s search"
+    return f"{budget} or {config.trials} trials" if config.trials else budget
+
+
 def no_space_path(error: BaseException | None) -> str | None:
     """The path a full disk refused in `error` or the exceptions it came from ('' when the
     error names none), or None when no disk was full."""
@@ -393,7 +400,7 @@ def run_locally(
         raise RunFailed(f"the run's folder could not be created: {reason}") from error
     print(
         f"stablepipe run {plan.run_id}: {config.data} -> {config.target!r} "
-        f"({config.trials} trials, {config.workers} workers)",
+        f"({search_limits(config)}, {config.workers} workers)",
         file=terminal,
         flush=True,
     )

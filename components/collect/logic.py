@@ -17,7 +17,12 @@ __all__ = ["collect_best"]
 
 def best_configuration(studies: list[optuna.Study], metric: str) -> dict[str, Any]:
     """The best complete trial of the search's studies, its fold spread and the tallies."""
-    trials = [t for study in studies for t in study.get_trials(deepcopy=False)]
+    trials = [
+        t
+        for study in studies
+        for t in study.get_trials(deepcopy=False)
+        if not t.user_attrs.get("beyond_cap")  # asked past the cap and never run
+    ]
     states = [t.state for t in trials]
     complete = [
         t for t in trials if t.state == optuna.trial.TrialState.COMPLETE and t.value is not None
@@ -59,8 +64,21 @@ def best_configuration(studies: list[optuna.Study], metric: str) -> dict[str, An
             "pruned": states.count(optuna.trial.TrialState.PRUNED),
             "failed": states.count(optuna.trial.TrialState.FAIL),
             "per_worker": [workers.count(i) for i in range(max(workers, default=0) + 1)],
+            # pruned because the next fold would have ended after the time budget
+            "stopped_at_deadline": sum(
+                bool(t.user_attrs.get("stopped_at_deadline")) for t in trials
+            ),
+            # CPU seconds the trials used, every thread of every worker
+            "cpu_seconds": round(
+                sum(float(t.user_attrs.get("cpu_seconds", 0.0)) for t in trials), 1
+            ),
         },
     }
+
+
+def attr(trial: optuna.trial.FrozenTrial, name: str) -> float:
+    """A numeric (or boolean) user attribute of a trial, 0 when it has none."""
+    return float(trial.user_attrs.get(name, 0.0))
 
 
 def collect_best(study_dir: str | Path, study_names: Iterable[str]) -> dict[str, Any]:

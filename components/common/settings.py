@@ -404,11 +404,12 @@ class RunConfig:
     )
     # --- search
     trials: int = setting(
-        30,
-        "trials of the whole search (all workers together)",
+        0,
+        "an optional cap on the trials of the whole search (all workers together): with one, "
+        "a rerun gives the same model whatever the workers (0: no cap, the time budget decides)",
         "search",
-        check=lambda value: value >= 1,
-        expected="a positive integer",
+        check=lambda value: value >= 0,
+        expected="0 (no cap) or a positive integer",
     )
     workers: int = setting(
         2,
@@ -418,8 +419,9 @@ class RunConfig:
         expected=f"between 1 and {MAX_WORKERS}",
     )
     time_budget: float = setting(
-        600.0,
-        "seconds after which no search worker starts a new trial",
+        60.0,
+        "seconds the search takes, all workers together, the trial running at the end "
+        "included (less when --trials is reached first)",
         "search",
         check=lambda value: 1 <= value <= WEEK,
         expected=f"between 1 and {WEEK} seconds (a week)",

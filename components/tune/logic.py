@@ -11,10 +11,11 @@ from __future__ import annotations
 import os
 import time
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
+import joblib
 import numpy as np
 import optuna
 import pandas as pd
@@ -32,6 +33,7 @@ from components.core.families import (
 )
 from components.core.metrics import cv_metric, score
 from components.core.registry import champion_configuration, settings_registry
+from components.core.schedule import STARTUP_TRIALS, ScheduledPruner, ScheduledSampler
 from components.core.study import attempt_study
 from components.core.transformers.timeseries import forecasting_step, model_inputs
 
@@ -59,9 +61,18 @@ def cv_splitter(
     return StratifiedKFold(n_splits=max(2, min(folds, rarest)), shuffle=True, random_state=seed)
 
 
+# A worker stops this long before the deadline: what is left to do after its last trial (write
+# its output, end the process) before kfp.local sees the task finished.
+EXIT_SECONDS = 0.5
+# The fold cache of one worker holds at most this many bytes of transformed folds; beyond it,
+# a fold's preprocessing is fitted again for each trial, as without the cache.
+FOLD_CACHE_BYTES = 2 * 1024**3
+
+
 @dataclass
 class SearchData:
-    """What a worker searches on: the training split and the fixed pieces around it."""
+    """What a worker searches on: the training split and the fixed pieces around it, and the
+    folds' preprocessed inputs once computed (see `fold_inputs`)."""
 
     X: pd.DataFrame
     y: pd.Series
@@ -69,43 +80,127 @@ class SearchData:
     task: str
     folds: int
     seed: int
+    cache: dict[tuple[int, str], tuple[Any, Any]] = field(default_factory=dict)
+
+    def cached_bytes(self) -> int:
+        return sum(nbytes(a) + nbytes(b) for a, b in self.cache.values())
+
+
+def nbytes(matrix: Any) -> int:
+    """Bytes held by a dense or sparse matrix (or a DataFrame)."""
+    if hasattr(matrix, "data") and hasattr(matrix, "indices"):  # scipy sparse
+        return int(matrix.data.nbytes + matrix.indices.nbytes + matrix.indptr.nbytes)
+    if isinstance(matrix, pd.DataFrame):
+        return int(matrix.memory_usage(deep=True).sum())
+    return int(getattr(matrix, "nbytes", 0))
+
+
+def fold_inputs(
+    data: SearchData, model: Pipeline, fold: int, fit_rows: np.ndarray, score_rows: np.ndarray
+) -> tuple[Any, Any]:
+    """The fold's rows through the model's preprocessing and features, fitted on the fit rows
+    (fit_transform, as Pipeline.fit does: a target encoder cross-fits) and applied to the
+    score rows. The preprocessing does not depend on the trial, only on the family's variant
+    of it (`suit_family`), so it is fitted once per fold and variant and reused by every
+    later trial of this worker."""
+    front = model[:-1]
+    key = (fold, joblib.hash(front))
+    if key not in data.cache:
+        fitted = front.fit_transform(data.X.iloc[fit_rows], data.y.iloc[fit_rows])
+        scored = front.transform(data.X.iloc[score_rows])
+        if data.cached_bytes() + nbytes(fitted) + nbytes(scored) > FOLD_CACHE_BYTES:
+            return fitted, scored
+        data.cache[key] = (fitted, scored)
+    return data.cache[key]
+
+
+def fit_and_score(
+    data: SearchData, model: Pipeline, fold: int, fit_rows: np.ndarray, score_rows: np.ndarray
+) -> dict[str, float]:
+    """Fit the model on a fold's fit rows and score it on its score rows: the estimator alone
+    on the cached preprocessed folds, or (a forecast, whose steps see the rows' history) the
+    whole model."""
+    y_fit, y_score = data.y.iloc[fit_rows], data.y.iloc[score_rows]
+    if not isinstance(model, Pipeline) or "timeseries" in model.named_steps:
+        model.fit(data.X.iloc[fit_rows], y_fit)
+        return score(model, data.X.iloc[score_rows], y_score, data.task)
+    fitted, scored = fold_inputs(data, model, fold, fit_rows, score_rows)
+    estimator = model[-1].fit(fitted, y_fit)
+    return score(estimator, scored, y_score, data.task)
+
+
+@dataclass
+class Schedule:
+    """When the worker's search ends and how its trials are planned: the wall-clock `deadline`
+    (time.time()) shared by every worker, the trial `cap` (inf: none), and the sampler."""
+
+    deadline: float
+    cap: float
+    sampler: ScheduledSampler
+    # seconds each family's first fold took in this worker (to see whether one more fits)
+    first_folds: dict[str, list[float]] = field(default_factory=dict)
+
+    def expected_fold(self, family: str, done: list[float]) -> float:
+        """How long the next fold of a trial should take: its slowest fold so far, or before
+        its first, the median first fold of its family in this worker (0 when none)."""
+        if done:
+            return max(done)
+        seen = self.first_folds.get(family)
+        return float(np.median(seen)) if seen else 0.0
 
 
 def objective(
-    trial: optuna.Trial, data: SearchData, worker_index: int = 0, deadline: float = float("inf")
+    trial: optuna.Trial, data: SearchData, worker_index: int, schedule: Schedule
 ) -> float:
-    """Mean cross-validated score of one sampled configuration, pruned fold by fold, and
-    stopped between folds once the search's `deadline` (time.monotonic) has passed and the
-    study already holds a complete trial."""
+    """Mean cross-validated score of one scheduled configuration, pruned fold by fold, and
+    stopped before a fold that would end after the deadline (once the study holds a complete
+    trial: the search always finishes one)."""
     trial.set_user_attr("worker", worker_index)
+    if trial.number >= schedule.cap:  # asked at the same moment as the last trial of the cap
+        trial.set_user_attr("beyond_cap", True)
+        raise optuna.TrialPruned()
+    mark = schedule.sampler.mark(trial.number)
+    if mark:
+        trial.set_user_attr(mark, True)
     family, params = suggest_config(trial, families_for(len(data.X)))
     metric = cv_metric(data.task)
     scores: list[float] = []
     # every promotion metric per fold, from one prediction: evaluate's noise bar for --metric
     # and for the tie-break comes from these
     by_metric: dict[str, list[float]] = {}
+    seconds: list[float] = []
     forecasting = forecasting_step(data.feature_steps) is not None
     splitter = cv_splitter(data.task, data.y, data.folds, data.seed, forecasting)
-    folds = splitter.get_n_splits()
+    cpu = time.process_time()
     for fold, (fit_rows, score_rows) in enumerate(splitter.split(data.X, data.y)):
+        expected = schedule.expected_fold(family, seconds)
+        if time.time() + expected > schedule.deadline and has_complete_trial(trial.study):
+            trial.set_user_attr("stopped_at_deadline", True)
+            stop(trial, scores, cpu)
+        started = time.perf_counter()
         model = make_model(data.feature_steps, family, params, data.task, data.seed)
-        model.fit(data.X.iloc[fit_rows], data.y.iloc[fit_rows])
-        measured = score(model, data.X.iloc[score_rows], data.y.iloc[score_rows], data.task)
+        measured = fit_and_score(data, model, fold, fit_rows, score_rows)
+        seconds.append(time.perf_counter() - started)
+        if fold == 0:
+            schedule.first_folds.setdefault(family, []).append(seconds[0])
         for name, value in measured.items():
             by_metric.setdefault(name, []).append(value)
         scores.append(measured[metric])
         trial.report(float(np.mean(scores)), step=fold)
-        if trial.should_prune() or (
-            fold + 1 < folds  # a trial whose last fold is done completes
-            and time.monotonic() > deadline
-            and has_complete_trial(trial.study)
-        ):
-            trial.set_user_attr("fold_scores", scores)
-            raise optuna.TrialPruned()
+        if trial.should_prune():
+            stop(trial, scores, cpu)
     trial.set_user_attr("fold_scores", scores)
     trial.set_user_attr("fold_metrics", by_metric)
     trial.set_user_attr("cv_std", float(np.std(scores)))
+    trial.set_user_attr("cpu_seconds", round(time.process_time() - cpu, 3))
     return float(np.mean(scores))
+
+
+def stop(trial: optuna.Trial, scores: list[float], cpu: float) -> NoReturn:
+    """End a trial as pruned, keeping its fold scores and the CPU it used."""
+    trial.set_user_attr("fold_scores", scores)
+    trial.set_user_attr("cpu_seconds", round(time.process_time() - cpu, 3))
+    raise optuna.TrialPruned()
 
 
 def has_complete_trial(study: optuna.Study) -> bool:
@@ -113,29 +208,32 @@ def has_complete_trial(study: optuna.Study) -> bool:
     return bool(study.get_trials(deepcopy=False, states=complete))
 
 
-def enqueue_defaults(study: optuna.Study, rows: int) -> None:
-    """Enqueue DEFAULT_CONFIGURATIONS (Optuna skips those another worker already enqueued)."""
+def fixed_configurations(
+    champion: dict[str, Any] | None, rows: int
+) -> list[tuple[dict[str, Any], str]]:
+    """The first trials, as flat study parameters with the user attribute marking each: the
+    champion's configuration (when its family is searched at this size), then the defaults."""
+    available = families_for(rows)
+    fixed = []
+    if champion and champion.get("model") in available:
+        fixed.append((trial_params(champion["model"], champion.get("params", {})), "warm_start"))
     for family, params in DEFAULT_CONFIGURATIONS:
-        enqueue(study, family, params, rows, "default")
-
-
-def enqueue(study: optuna.Study, family: str, params: dict[str, Any], rows: int, mark: str) -> bool:
-    """Enqueue a configuration, marked with the user attribute `mark`, unless its family is not
-    searched at this data size; Optuna skips it when the study already has it (another worker
-    enqueued it). Returns whether it was offered to the study."""
-    if family not in families_for(rows):
-        return False
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        study.enqueue_trial(
-            trial_params(family, params), user_attrs={mark: True}, skip_if_exists=True
-        )
-    return True
+        if family in available:
+            fixed.append((trial_params(family, params), "default"))
+    return fixed
 
 
 def threads_per_worker(workers: int) -> int:
     """The cores of this machine shared out between the workers (at least one each)."""
     return max(1, (os.cpu_count() or 1) // max(1, workers))
+
+
+def shared_start(study: optuna.Study, started: float) -> float:
+    """The search's start (time.time()): the earliest worker's, recorded in the study by the
+    first worker to get there, so that every worker ends by the same deadline."""
+    if "search_started" not in study.user_attrs:
+        study.set_user_attr("search_started", started)
+    return min(started, float(study.user_attrs.get("search_started", started)))
 
 
 def run_worker(
@@ -145,73 +243,78 @@ def run_worker(
     time_budget: float,
     worker_index: int,
     workers: int = 1,
+    champion: dict[str, Any] | None = None,
+    started: float | None = None,
 ) -> dict[str, Any]:
-    """Run trials of the shared study until it holds `n_trials` or the time budget is spent.
+    """Run trials of the shared study until the time budget (counted from `started`, the
+    earliest worker's start; by default now) is spent or the study holds `n_trials` (0: no
+    cap).
 
-    Native thread pools (OpenMP in histogram gradient boosting, BLAS) are capped at this
-    worker's share of the cores: two workers each spinning two OpenMP threads on two cores
-    ran the search several times slower than one worker.
+    Native thread pools (OpenMP in histogram gradient boosting and LightGBM, BLAS) are capped
+    at this worker's share of the cores: two workers each spinning two OpenMP threads on two
+    cores ran the search several times slower than one worker.
     """
     with threadpool_limits(limits=threads_per_worker(workers)):
-        return search(study, data, n_trials, time_budget, worker_index)
+        return search(study, data, n_trials, time_budget, worker_index, workers, champion, started)
 
 
 def search(
-    study: optuna.Study, data: SearchData, n_trials: int, time_budget: float, worker_index: int
+    study: optuna.Study,
+    data: SearchData,
+    n_trials: int,
+    time_budget: float,
+    worker_index: int,
+    workers: int,
+    champion: dict[str, Any] | None,
+    started: float | None,
 ) -> dict[str, Any]:
-    """The body of `run_worker`, with the thread limits in place."""
+    """The body of `run_worker`, with the thread limits in place. With a trial cap the
+    schedule is reproducible (components/core/schedule.py): trial n is planned from the trials
+    numbered n - workers or less, once they have finished."""
     check_settings({"trials": n_trials, "time_budget": time_budget})
+    begun = time.perf_counter()
+    deadline = shared_start(study, time.time() if started is None else started) + time_budget
+    deadline -= EXIT_SECONDS
+    cap = float(n_trials) if n_trials else float("inf")
+    lag = workers if n_trials else 1
     with warnings.catch_warnings():
-        # multivariate/group TPE and stale-trial handling are marked experimental by Optuna.
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        # Each worker samples with its own seed so parallel workers do not propose the same
-        # trials; constant_liar keeps them off a region another worker is evaluating right now.
-        study.sampler = optuna.samplers.TPESampler(
-            seed=data.seed + worker_index,
-            n_startup_trials=min(10, max(2, n_trials // 4)),
-            multivariate=True,
-            group=True,
-            constant_liar=True,
-        )
         optuna.storages.fail_stale_trials(study)  # trials of a crashed worker become FAIL
-    study.pruner = optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=1)
-    started = time.perf_counter()
-    deadline = time.monotonic() + time_budget
+    families = families_for(len(data.X))
+    sampler = ScheduledSampler(
+        lambda trial: suggest_config(trial, families),
+        seed=data.seed,
+        lag=lag,
+        wait=bool(n_trials),
+        fixed=fixed_configurations(champion, len(data.X)),
+        startup=min(STARTUP_TRIALS, max(2, n_trials // 4)) if n_trials else STARTUP_TRIALS,
+        deadline=deadline,
+        cap=cap,
+    )
+    study.sampler, study.pruner = sampler, ScheduledPruner(lag)
+    schedule = Schedule(deadline, cap, sampler)
     finished: list[int] = []
-    # The study's trial count is shared: start only what is left, and stop once the study holds
-    # n_trials (workers running at the same moment may overshoot by at most workers - 1).
-    remaining = n_trials - len(study.get_trials(deepcopy=False, states=STARTED_STATES))
-    if remaining <= 0:
+    remaining = cap - len(study.get_trials(deepcopy=False, states=STARTED_STATES))
+    if remaining <= 0 or time.time() >= deadline:
         return {"worker": worker_index, "trials_run": 0, "seconds": 0.0}
-    enqueue_defaults(study, len(data.X))
+    callbacks: list[Any] = [lambda _study, trial: finished.append(trial.number)]
+    if n_trials:
+        # workers running at the same moment may overshoot by at most workers - 1 trials,
+        # which the objective then skips (`beyond_cap`)
+        callbacks.append(optuna.study.MaxTrialsCallback(n_trials, states=STARTED_STATES))
     study.optimize(
-        lambda trial: objective(trial, data, worker_index, deadline),
-        n_trials=remaining,
-        timeout=time_budget,
-        callbacks=[
-            optuna.study.MaxTrialsCallback(n_trials, states=STARTED_STATES),
-            lambda _study, trial: finished.append(trial.number),
-        ],
+        lambda trial: objective(trial, data, worker_index, schedule),
+        n_trials=None if not n_trials else int(remaining),
+        timeout=max(0.0, deadline - time.time()),
+        callbacks=callbacks,
         catch=(ValueError, ArithmeticError),
         gc_after_trial=False,
     )
     return {
         "worker": worker_index,
         "trials_run": len(finished),
-        "seconds": round(time.perf_counter() - started, 3),
+        "seconds": round(time.perf_counter() - begun, 3),
     }
-
-
-def warm_start(study: optuna.Study, champion: dict[str, Any] | None, rows: int) -> bool:
-    """Enqueue the champion's configuration (its card's `best`) as the study's first trial.
-
-    Every worker calls this before searching; Optuna skips the trial when another worker has
-    already enqueued it. Nothing is enqueued when the champion's family is not searched at
-    this data size (k-NN and SVMs only on small data). Returns whether it was enqueued.
-    """
-    if not champion:
-        return False
-    return enqueue(study, champion["model"], champion.get("params", {}), rows, "warm_start")
 
 
 def tune_worker(
@@ -221,10 +324,13 @@ def tune_worker(
     worker_index: int,
     settings: RunConfig,
 ) -> tuple[str, dict[str, Any]]:
-    """The tune stage, one worker of the shared study: trials until the study holds `trials`
-    or `time_budget` is spent, each scored by `cv_folds`-fold cross-validation of the whole
-    Pipeline on the training split; the champion's configuration (when it predicts the same
-    target and task) is the study's first trial. Returns the study searched and the facts."""
+    """The tune stage, one worker of the shared study: trials until `time_budget` (counted from
+    the first worker's process start) is spent or the study holds `trials` (0: no cap), each
+    scored by `cv_folds`-fold cross-validation of the whole Pipeline on the training split;
+    the champion's configuration (when it predicts the same target and task) is the study's
+    first trial. Returns the study searched and the facts."""
+    import psutil
+
     s = settings
     data = SearchData(
         X=model_inputs(train, s.target, feature_steps),
@@ -236,6 +342,9 @@ def tune_worker(
     )
     searched = attempt_study(study_dir)
     champion = champion_configuration(settings_registry(s), s.s3_endpoint, s.target, s.task)
-    warmed = warm_start(searched, champion, len(train))
-    outcome = run_worker(searched, data, s.trials, s.time_budget, worker_index, s.workers)
+    started = psutil.Process().create_time()
+    outcome = run_worker(
+        searched, data, s.trials, s.time_budget, worker_index, s.workers, champion, started
+    )
+    warmed = any(config[1] == "warm_start" for config in fixed_configurations(champion, len(train)))
     return searched.study_name, {"warm_start": warmed, **outcome}

@@ -79,9 +79,9 @@ CASES = {
         lambda d: ["--data", str(d / "titanic.csv"), "--target", "survived", "--task", "ranking"],
         "got 'ranking'",
     ),
-    "zero trials": (
-        lambda d: ["--data", str(d / "titanic.csv"), "--target", "survived", "--trials", "0"],
-        "--trials must be a positive integer; got 0",
+    "negative trials": (
+        lambda d: ["--data", str(d / "titanic.csv"), "--target", "survived", "--trials", "-3"],
+        "--trials must be 0 (no cap) or a positive integer; got -3",
     ),
     "non-integer trials": (lambda d: ["--trials", "ten"], "--trials must be an integer; got 'ten'"),
     "missing file": (

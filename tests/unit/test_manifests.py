@@ -1020,7 +1020,7 @@ def test_submit_passes_every_pipeline_parameter_and_no_credential(
         ("schema: schema.yaml\n", {}, {}, "schema must be an s3:// URI"),
         ("store: s3://elsewhere/x\n", {}, {}, "ConfigMap stablepipe-config"),
         ("trials: 5\n", {}, {"STABLEPIPE_S3_BUCKET": ""}, "STABLEPIPE_S3_BUCKET"),
-        ("trials: 0\n", {}, {}, "--trials must be a positive integer"),
+        ("trials: -1\n", {}, {}, "--trials must be 0 (no cap) or a positive integer"),
     ],
 )
 def test_submit_rejects_settings_a_cluster_run_cannot_use(

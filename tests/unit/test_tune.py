@@ -42,6 +42,8 @@ def test_search_is_reproducible_with_one_worker(tmp_path: Path, titanic: pd.Data
     data = search_data(titanic, "survived")
     first = run_search(tmp_path / "a", data, trials=8)
     second = run_search(tmp_path / "b", data, trials=8)
+    for best in (first, second):  # the one figure that is measured, not searched
+        assert best["trials"].pop("cpu_seconds") > 0
     assert first == second
     assert first["metric"] == "roc_auc" and 0.75 < first["cv_score"] <= 1.0
     assert len(first["fold_scores"]) == 3
@@ -49,6 +51,72 @@ def test_search_is_reproducible_with_one_worker(tmp_path: Path, titanic: pd.Data
     assert set(first["fold_metrics"]) == {"roc_auc", "accuracy", "f1_macro", "log_loss"}
     assert first["fold_metrics"]["roc_auc"] == first["fold_scores"]
     assert first["trials"]["total"] == 8
+
+
+def search_in_worker(study_dir: str, seed: int, worker: int) -> None:
+    """One worker process of a two-worker search of 12 trials (spawned: nothing shared)."""
+    from tests.conftest import rdataset
+
+    titanic = rdataset("vcdExtra", "Titanicp")
+    run_worker(load_study(study_dir), search_data(titanic, "survived", seed), 12, 300, worker, 2)
+
+
+def two_worker_search(study_dir: Path, seed: int) -> dict:
+    import multiprocessing
+
+    create_study(study_dir, "s", "roc_auc")
+    context = multiprocessing.get_context("spawn")
+    workers = [
+        context.Process(target=search_in_worker, args=(str(study_dir), seed, index))
+        for index in range(2)
+    ]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(timeout=600)
+        assert worker.exitcode == 0
+    best = best_configuration([load_study(study_dir)], "roc_auc")
+    best["trials"].pop("cpu_seconds")
+    best["trials"].pop("per_worker")  # who ran which trial is timing: not part of the result
+    return best
+
+
+def test_two_workers_give_the_same_search_on_a_rerun(tmp_path: Path) -> None:
+    """With a trial cap, two worker processes racing over one study plan every trial from the
+    seed, its number and the trials two or more before it: a rerun gives the same trials, in
+    the same states, and the same best configuration."""
+    first, second = two_worker_search(tmp_path / "a", 7), two_worker_search(tmp_path / "b", 7)
+    assert first == second and first["trials"]["total"] == 12
+    trials = [load_study(tmp_path / name).trials for name in ("a", "b")]
+    assert [(t.params, t.state) for t in trials[0]] == [(t.params, t.state) for t in trials[1]]
+    assert len({t.user_attrs["worker"] for t in trials[0]}) == 2  # both workers ran trials
+    other = two_worker_search(tmp_path / "c", 8)
+    assert [t.params for t in load_study(tmp_path / "c").trials] != [t.params for t in trials[0]]
+    assert other["trials"]["total"] == 12
+
+
+def test_preprocessing_fitted_once_per_fold_scores_as_the_whole_pipeline(
+    titanic: pd.DataFrame,
+) -> None:
+    """The cached folds give exactly the scores of refitting the whole Pipeline in every fold;
+    the families share the cache by their variant of the preprocessing (one-hot for linear and
+    forests, category codes for the boosted trees)."""
+    from components.core.metrics import score
+    from components.tune.logic import cv_splitter, fit_and_score
+
+    data = search_data(titanic, "survived")
+    forest = {"n_estimators": 20, "max_depth": 4, "min_samples_leaf": 2, "max_features": 0.5}
+    configurations = [*DEFAULT_CONFIGURATIONS, ("random_forest", forest)]
+    for family, params in configurations:
+        splits = cv_splitter("binary", data.y, data.folds, data.seed).split(data.X, data.y)
+        for fold, (fit_rows, score_rows) in enumerate(splits):
+            cached = make_model(data.feature_steps, family, params, "binary", 0)
+            whole = make_model(data.feature_steps, family, params, "binary", 0)
+            whole.fit(data.X.iloc[fit_rows], data.y.iloc[fit_rows])
+            assert fit_and_score(data, cached, fold, fit_rows, score_rows) == score(
+                whole, data.X.iloc[score_rows], data.y.iloc[score_rows], "binary"
+            ), family
+    assert len(data.cache) == 2 * data.folds
 
 
 def test_regression_search_minimises_rmse(tmp_path: Path, diamonds_sample: pd.DataFrame) -> None:
@@ -200,17 +268,13 @@ def test_the_champions_configuration_is_the_first_trial(
     tmp_path: Path, breast_cancer: pd.DataFrame
 ) -> None:
     """Warm start: the champion's family and parameters are tried first, once however many
-    workers enqueue them, and the result says how the champion's configuration fared."""
-    from components.tune.logic import warm_start
-
+    workers start with it, and the result says how the champion's configuration fared."""
     data = search_data(breast_cancer, "target")
     champion = {"model": "random_forest", "params": {"n_estimators": 100, "max_depth": 6,
                 "min_samples_leaf": 2, "max_features": 0.5}}  # fmt: skip
     create_study(tmp_path, "s", "roc_auc")
-    study = load_study(tmp_path)
-    assert warm_start(study, champion, len(data.X))
-    assert warm_start(load_study(tmp_path), champion, len(data.X))  # a second worker
-    run_worker(study, data, 4, time_budget=300, worker_index=0)
+    for worker in (0, 1):  # the second worker finds the study full
+        run_worker(load_study(tmp_path), data, 4, 300, worker, workers=2, champion=champion)
     trials = load_study(tmp_path).trials
     assert len(trials) == 4
     assert config_from_trial(trials[0]) == ("random_forest", champion["params"])
@@ -220,14 +284,14 @@ def test_the_champions_configuration_is_the_first_trial(
     assert best["warm_start"]["won"] == (best["trial"] == 0)
 
 
-def test_no_warm_start_for_a_family_not_searched_at_this_size(tmp_path: Path) -> None:
-    from components.tune.logic import warm_start
+def test_no_warm_start_for_a_family_not_searched_at_this_size() -> None:
+    from components.tune.logic import fixed_configurations
 
-    create_study(tmp_path, "s", "roc_auc")
-    study = load_study(tmp_path)
     svm = {"model": "svm", "params": {"C": 1.0, "gamma": 0.1}}
-    assert not warm_start(study, svm, 50_000) and not warm_start(study, None, 100)
-    assert study.trials == []
+    marks = [mark for _, mark in fixed_configurations(svm, 50_000)]
+    assert marks == ["default"] * len(DEFAULT_CONFIGURATIONS)
+    assert fixed_configurations(svm, 100)[0][1] == "warm_start"
+    assert [mark for _, mark in fixed_configurations(None, 100)] == marks
 
 
 def test_parameter_importances_of_the_best_family(tmp_path: Path, titanic: pd.DataFrame) -> None:
