@@ -21,7 +21,8 @@ def best_configuration(studies: list[optuna.Study], metric: str) -> dict[str, An
         t
         for study in studies
         for t in study.get_trials(deepcopy=False)
-        if not t.user_attrs.get("beyond_cap")  # asked past the cap and never run
+        # asked past the cap, or at the deadline with no time for a fold: never run
+        if not (t.user_attrs.get("beyond_cap") or t.user_attrs.get("not_started"))
     ]
     states = [t.state for t in trials]
     complete = [

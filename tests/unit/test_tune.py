@@ -119,6 +119,17 @@ def test_preprocessing_fitted_once_per_fold_scores_as_the_whole_pipeline(
     assert len(data.cache) == 2 * data.folds
 
 
+def test_folds_by_size_unless_set() -> None:
+    from components.common.errors import BadInputError
+    from components.common.settings import check_settings
+    from components.tune.logic import folds_for
+
+    assert [folds_for(rows, 0) for rows in (500, 9_999, 10_000, 10**6)] == [5, 5, 3, 3]
+    assert folds_for(50_000, 7) == 7 and folds_for(100, 2) == 2
+    with pytest.raises(BadInputError, match="--cv-folds must be 0 .by size. or between 2 and 10"):
+        check_settings({"cv_folds": 1})
+
+
 def test_regression_search_minimises_rmse(tmp_path: Path, diamonds_sample: pd.DataFrame) -> None:
     data = search_data(diamonds_sample.head(600), "price")
     best = run_search(tmp_path, data, trials=5)
