@@ -10,7 +10,7 @@ from typing import Any
 
 import optuna
 
-from components.core.study import config_from_trial, load_study, study_spec
+from components.core.study import WORKER_CPU_ATTR, config_from_trial, load_study, study_spec
 
 __all__ = ["collect_best"]
 
@@ -69,17 +69,20 @@ def best_configuration(studies: list[optuna.Study], metric: str) -> dict[str, An
             "stopped_at_deadline": sum(
                 bool(t.user_attrs.get("stopped_at_deadline")) for t in trials
             ),
-            # CPU seconds the trials used, every thread of every worker
-            "cpu_seconds": round(
-                sum(float(t.user_attrs.get("cpu_seconds", 0.0)) for t in trials), 1
-            ),
+            # CPU seconds of every worker's search (trials, sampling, pruning; every thread)
+            "cpu_seconds": round(sum(worker_cpu(studies)), 1),
         },
     }
 
 
-def attr(trial: optuna.trial.FrozenTrial, name: str) -> float:
-    """A numeric (or boolean) user attribute of a trial, 0 when it has none."""
-    return float(trial.user_attrs.get(name, 0.0))
+def worker_cpu(studies: list[optuna.Study]) -> list[float]:
+    """Each worker's CPU seconds, as the tune workers recorded them in their studies."""
+    return [
+        float(value)
+        for study in studies
+        for key, value in study.user_attrs.items()
+        if key.startswith(WORKER_CPU_ATTR)
+    ]
 
 
 def collect_best(study_dir: str | Path, study_names: Iterable[str]) -> dict[str, Any]:

@@ -247,6 +247,10 @@ def attempt_study(study_dir: str | Path) -> optuna.Study:
     )
 
 
+# A study's user attribute holding one search worker's CPU seconds: this prefix + its index.
+WORKER_CPU_ATTR = "cpu_seconds.worker"
+
+
 def param_prefix(family: str) -> str:
     """The prefix of a family's parameter names in the study (spaces of families stay apart)."""
     return {"hist_gradient_boosting": "hgb"}.get(family, family) + "_"

@@ -34,7 +34,7 @@ from components.core.families import (
 from components.core.metrics import cv_metric, score
 from components.core.registry import champion_configuration, settings_registry
 from components.core.schedule import STARTUP_TRIALS, ScheduledPruner, ScheduledSampler
-from components.core.study import attempt_study
+from components.core.study import WORKER_CPU_ATTR, attempt_study
 from components.core.transformers.timeseries import forecasting_step, model_inputs
 
 __all__ = ["tune_worker"]
@@ -325,6 +325,7 @@ def search(
         # workers running at the same moment may overshoot by at most workers - 1 trials,
         # which the objective then skips (`beyond_cap`)
         callbacks.append(optuna.study.MaxTrialsCallback(n_trials, states=STARTED_STATES))
+    cpu = time.process_time()
     study.optimize(
         lambda trial: objective(trial, data, worker_index, schedule),
         n_trials=None if not n_trials else int(remaining),
@@ -333,6 +334,8 @@ def search(
         catch=(ValueError, ArithmeticError),
         gc_after_trial=False,
     )
+    # the worker's CPU over its whole search, sampling and pruning included (every thread)
+    study.set_user_attr(f"{WORKER_CPU_ATTR}{worker_index}", round(time.process_time() - cpu, 3))
     return {
         "worker": worker_index,
         "trials_run": len(finished),
