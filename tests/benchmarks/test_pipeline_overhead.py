@@ -2,7 +2,8 @@
 in-process script doing the same work: same data, split, trials, models and report.
 
 Target: ratio <= 1.25 on a data set of at least 5,000 rows. Also times the demo run
-(`stablepipe run` with no arguments; target: under 60 s)."""
+(`stablepipe run` with no arguments: the default 60 s search, whose tune stage must take it
+within 5%, plus the other stages)."""
 
 from __future__ import annotations
 
@@ -87,14 +88,19 @@ def test_pipeline_overhead(diamonds_6k: Path, tmp_path: Path) -> None:
 def test_demo_run_time(tmp_path: Path) -> None:
     seconds = timed_cli("run", cwd=tmp_path)
     summary = read_summary(tmp_path / "runs")
+    tune = next(stage for stage in summary["stages"] if stage["name"] == "tune")
+    budget = float(summary["config"]["time_budget"])
     report(
         "demo run (`stablepipe run`, no arguments)",
         [
+            ("wall time", f"{seconds:.1f} s"),
             (
-                "wall time",
-                f"{seconds:.1f} s  (target < 60 s: {'met' if seconds < 60 else 'MISSED'})",
+                "tune stage / its budget",
+                f"{tune['seconds']:.1f} s / {budget:g} s = {tune['seconds'] / budget:.3f} "
+                "(target within 5%)",
             ),
-            ("ratio to the 60 s budget", f"{seconds / 60:.2f}"),
+            ("the other stages", f"{seconds - tune['seconds']:.1f} s"),
+            ("trials", f"{summary['best']['trials']['total']}"),
             ("test roc_auc", f"{summary['metrics']['test']['roc_auc']:.4f}"),
         ],
     )

@@ -126,7 +126,9 @@ def test_folds_by_size_unless_set() -> None:
 
     assert [folds_for(rows, 0) for rows in (500, 9_999, 10_000, 10**6)] == [5, 5, 3, 3]
     assert folds_for(50_000, 7) == 7 and folds_for(100, 2) == 2
-    with pytest.raises(BadInputError, match="--cv-folds must be 0 .by size. or between 2 and 10"):
+    with pytest.raises(
+        BadInputError, match=r"--cv-folds must be 0 \(by size\) or between 2 and 10"
+    ):
         check_settings({"cv_folds": 1})
 
 
