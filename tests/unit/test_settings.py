@@ -43,7 +43,7 @@ def test_bad_config_files(tmp_path: Path, text: str, message: str) -> None:
 @pytest.mark.parametrize(
     ("flags", "message"),
     [
-        ({"trials": -1}, "--trials must be 0 (no cap) or a positive integer; got -1"),
+        ({"trials": -1}, r"--trials must be 0 \(no cap\) or a positive integer; got -1"),
         (
             {"task": "ranking"},
             "--task must be one of auto, binary, multiclass, regression; got 'ranking'",
