@@ -141,12 +141,14 @@ class Schedule:
     first_folds: dict[str, list[float]] = field(default_factory=dict)
 
     def expected_fold(self, family: str, done: list[float]) -> float:
-        """How long the next fold of a trial should take: its slowest fold so far, or before
-        its first, the median first fold of its family in this worker (0 when none)."""
+        """How long the next fold of a trial should take, erring long (a trial that would end
+        after the deadline costs more than one stopped a little early): its slowest fold so
+        far; before its first, the slowest first fold of its family in this worker, or of any
+        family when its own has none yet (0 before any)."""
         if done:
             return max(done)
-        seen = self.first_folds.get(family)
-        return float(np.median(seen)) if seen else 0.0
+        seen = self.first_folds.get(family) or [s for f in self.first_folds.values() for s in f]
+        return max(seen, default=0.0)
 
 
 def objective(
