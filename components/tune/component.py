@@ -23,7 +23,8 @@ def tune(
     store: str,
     s3_endpoint: str,
 ) -> str:
-    """One search worker: runs trials of the shared study until it holds `trials` trials.
+    """One search worker: runs trials of the shared study until the time budget is spent (one
+    deadline for every worker) or the study holds `trials` trials (0: no cap).
 
     Args:
         study: The study made by create_study (shared by every worker).

@@ -45,35 +45,8 @@ from components.features.logic import build_features, feature_pipeline
 from components.preprocess.logic import build_preprocessor
 from components.validate.logic import infer_table_schema
 from pipelines.cli import main
-from tests.unit.conftest import BEST_LINEAR
+from tests.unit.conftest import BEST_LINEAR, PARAMS
 
-# One configuration per family, from the search space (small forests for speed).
-PARAMS: dict[str, dict[str, Any]] = {
-    "linear": {"C": 1.0},
-    "random_forest": {
-        "n_estimators": 50,
-        "max_depth": 4,
-        "min_samples_leaf": 2,
-        "max_features": 0.5,
-    },
-    "extra_trees": {"n_estimators": 50, "max_depth": 4, "min_samples_leaf": 2, "max_features": 0.5},
-    "hist_gradient_boosting": {
-        "learning_rate": 0.1,
-        "max_leaf_nodes": 15,
-        "min_samples_leaf": 10,
-        "l2_regularization": 1e-6,
-    },
-    "lightgbm": {
-        "n_estimators": 10,
-        "learning_rate": 0.1,
-        "num_leaves": 8,
-        "min_child_samples": 5,
-        "colsample_bytree": 0.8,
-        "reg_lambda": 1e-3,
-    },
-    "knn": {"n_neighbors": 7, "weights": "distance"},
-    "svm": {"C": 1.0, "gamma": 0.1},
-}
 # target -> task, on titanic (regression: age, on the rows that have one)
 TASKS = {"survived": "binary", "pclass": "multiclass", "age": "regression"}
 

@@ -17,6 +17,7 @@ from components.preprocess.logic import build_preprocessor
 from components.split.logic import split_frame
 from components.tune.logic import SearchData, run_worker
 from components.validate.logic import infer_table_schema
+from tests.unit.conftest import PARAMS
 
 
 def search_data(frame: pd.DataFrame, target: str, seed: int = 0) -> SearchData:
@@ -174,41 +175,10 @@ def test_pruner_stops_bad_trials(tmp_path: Path, titanic: pd.DataFrame) -> None:
 def test_every_family_fits_and_predicts_for_every_task(
     family: str, task: str, target: str, titanic: pd.DataFrame
 ) -> None:
-    params = {
-        "linear": {"C": 1.0},
-        "random_forest": {
-            "n_estimators": 10,
-            "max_depth": 3,
-            "min_samples_leaf": 1,
-            "max_features": 0.5,
-        },
-        "extra_trees": {
-            "n_estimators": 10,
-            "max_depth": 3,
-            "min_samples_leaf": 1,
-            "max_features": 0.5,
-        },
-        "hist_gradient_boosting": {
-            "learning_rate": 0.1,
-            "max_leaf_nodes": 8,
-            "min_samples_leaf": 5,
-            "l2_regularization": 0.0,
-        },
-        "lightgbm": {
-            "n_estimators": 10,
-            "learning_rate": 0.1,
-            "num_leaves": 8,
-            "min_child_samples": 5,
-            "colsample_bytree": 0.8,
-            "reg_lambda": 1e-3,
-        },
-        "knn": {"n_neighbors": 5, "weights": "uniform"},
-        "svm": {"C": 1.0, "gamma": 0.1},
-    }
     frame = titanic.dropna(subset=[target]).sample(n=300, random_state=0)
     schema = infer_table_schema(frame, target, task)
     steps = feature_pipeline(build_preprocessor(schema), "passthrough")
-    model = make_model(steps, family, params[family], task, seed=0)
+    model = make_model(steps, family, PARAMS[family], task, seed=0)
     X = frame.drop(columns=[target])
     model.fit(X, frame[target])
     predicted = model.predict(X)
