@@ -131,11 +131,10 @@ def fit_and_score(
 
 @dataclass
 class Schedule:
-    """When the worker's search ends and how its trials are planned: the wall-clock `deadline`
-    (time.time()) shared by every worker, the trial `cap` (inf: none), and the sampler."""
+    """How the worker's trials are planned (the sampler, which also holds the wall-clock
+    `deadline` shared by every worker and the trial `cap`, inf: none) and how long its folds
+    took."""
 
-    deadline: float
-    cap: float
     sampler: ScheduledSampler
     # seconds each family's first fold took in this worker (to see whether one more fits)
     first_folds: dict[str, list[float]] = field(default_factory=dict)
@@ -158,7 +157,9 @@ def objective(
     stopped before a fold that would end after the deadline (once the study holds a complete
     trial: the search always finishes one)."""
     trial.set_user_attr("worker", worker_index)
-    if trial.number >= schedule.cap:  # asked at the same moment as the last trial of the cap
+    if (
+        trial.number >= schedule.sampler.cap
+    ):  # asked at the same moment as the last trial of the cap
         trial.set_user_attr("beyond_cap", True)
         raise optuna.TrialPruned()
     mark = schedule.sampler.mark(trial.number)
@@ -173,15 +174,15 @@ def objective(
     seconds: list[float] = []
     forecasting = forecasting_step(data.feature_steps) is not None
     splitter = cv_splitter(data.task, data.y, data.folds, data.seed, forecasting)
-    cpu = time.process_time()
     for fold, (fit_rows, score_rows) in enumerate(splitter.split(data.X, data.y)):
         expected = schedule.expected_fold(family, seconds)
-        if time.time() + expected > schedule.deadline and has_complete_trial(trial.study):
+        deadline = schedule.sampler.deadline
+        if time.time() + expected > deadline and has_complete_trial(trial.study):
             trial.set_user_attr("stopped_at_deadline", True)
             if not scores:  # not even one fold fits: this worker is done
                 trial.set_user_attr("not_started", True)
                 trial.study.stop()
-            stop(trial, scores, cpu)
+            stop(trial, scores)
         started = time.perf_counter()
         model = make_model(data.feature_steps, family, params, data.task, data.seed)
         measured = fit_and_score(data, model, fold, fit_rows, score_rows)
@@ -193,18 +194,16 @@ def objective(
         scores.append(measured[metric])
         trial.report(float(np.mean(scores)), step=fold)
         if trial.should_prune():
-            stop(trial, scores, cpu)
+            stop(trial, scores)
     trial.set_user_attr("fold_scores", scores)
     trial.set_user_attr("fold_metrics", by_metric)
     trial.set_user_attr("cv_std", float(np.std(scores)))
-    trial.set_user_attr("cpu_seconds", round(time.process_time() - cpu, 3))
     return float(np.mean(scores))
 
 
-def stop(trial: optuna.Trial, scores: list[float], cpu: float) -> NoReturn:
-    """End a trial as pruned, keeping its fold scores and the CPU it used."""
+def stop(trial: optuna.Trial, scores: list[float]) -> NoReturn:
+    """End a trial as pruned, keeping its fold scores."""
     trial.set_user_attr("fold_scores", scores)
-    trial.set_user_attr("cpu_seconds", round(time.process_time() - cpu, 3))
     raise optuna.TrialPruned()
 
 
@@ -306,22 +305,24 @@ def search(
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         optuna.storages.fail_stale_trials(study)  # trials of a crashed worker become FAIL
     families = families_for(len(data.X))
+    fixed = fixed_configurations(champion, len(data.X))
+    warmed = any(mark == "warm_start" for _, mark in fixed)
     sampler = ScheduledSampler(
         lambda trial: suggest_config(trial, families),
         seed=data.seed,
         lag=lag,
         wait=bool(n_trials),
-        fixed=fixed_configurations(champion, len(data.X)),
+        fixed=fixed,
         startup=min(STARTUP_TRIALS, max(2, n_trials // 4)) if n_trials else STARTUP_TRIALS,
         deadline=deadline,
         cap=cap,
     )
     study.sampler, study.pruner = sampler, ScheduledPruner(lag)
-    schedule = Schedule(deadline, cap, sampler)
+    schedule = Schedule(sampler)
     finished: list[int] = []
     remaining = cap - len(study.get_trials(deepcopy=False, states=STARTED_STATES))
     if remaining <= 0 or time.time() >= deadline:
-        return {"worker": worker_index, "trials_run": 0, "seconds": 0.0}
+        return {"worker": worker_index, "warm_start": warmed, "trials_run": 0, "seconds": 0.0}
     callbacks: list[Any] = [lambda _study, trial: finished.append(trial.number)]
     if n_trials:
         # workers running at the same moment may overshoot by at most workers - 1 trials,
@@ -340,6 +341,7 @@ def search(
     study.set_user_attr(f"{WORKER_CPU_ATTR}{worker_index}", round(time.process_time() - cpu, 3))
     return {
         "worker": worker_index,
+        "warm_start": warmed,
         "trials_run": len(finished),
         "seconds": round(time.perf_counter() - begun, 3),
     }
@@ -374,5 +376,4 @@ def tune_worker(
     outcome = run_worker(
         searched, data, s.trials, s.time_budget, worker_index, s.workers, champion, started
     )
-    warmed = any(config[1] == "warm_start" for config in fixed_configurations(champion, len(train)))
-    return searched.study_name, {"warm_start": warmed, **outcome}
+    return searched.study_name, outcome

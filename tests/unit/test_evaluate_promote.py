@@ -215,14 +215,8 @@ def test_a_gain_within_the_search_noise_is_kept(trained, tmp_path: Path) -> None
     model, card, test, _ = trained
     X = test[card["input_columns"]]
     weak = Pipeline([("model", DummyClassifier(strategy="prior"))]).fit(X, test["survived"])
-    save_model(tmp_path / "weak", weak, card)
-    publish_version(
-        tmp_path / "r",
-        tmp_path / "weak",
-        "weak",
-        {"verdict": {"metric": "roc_auc", "challenger": 0.5}},
-    )
-    champion, metrics = load_champion(tmp_path / "r"), score(model, X, test["survived"], "binary")
+    champion = champion_of(tmp_path, "weak", weak, card)
+    metrics = score(model, X, test["survived"], "binary")
     gain = metrics["roc_auc"] - 0.5
 
     def verdict(noise: float) -> Any:
