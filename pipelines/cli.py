@@ -14,6 +14,7 @@ import argparse
 import json
 import os
 import sys
+from collections import Counter
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -214,6 +215,20 @@ def search_line(trials: dict[str, Any], stages: list[dict[str, Any]]) -> str:
     return f"{counts} in {tune['seconds']:.1f} s, CPU {busy:.1f} of {cores} cores"
 
 
+def best_line(best: dict[str, Any]) -> str:
+    """The model chosen: the best trial, or the ensemble of the best trials and its gain."""
+    single = f"{best['model']}  cv {best['metric']} {best['cv_score']:.4f} ± {best['cv_std']:.4f}"
+    ensemble = best.get("ensemble")
+    if not ensemble:
+        return single
+    families = Counter(m["model"] for m in ensemble["members"])
+    mix = ", ".join(f"{f} x{n}" if n > 1 else f for f, n in families.most_common())
+    return (
+        f"ensemble of {len(ensemble['members'])} trials ({mix})  cv {best['metric']} "
+        f"{ensemble['cv_score']:.4f} ± {ensemble['cv_std']:.4f}; best trial {single}"
+    )
+
+
 def print_summary(summary: dict[str, Any], run_dir: Path) -> None:
     best, test = summary["best"], summary["metrics"]["test"]
     verdict = summary["promotion"]
@@ -226,8 +241,7 @@ def print_summary(summary: dict[str, Any], run_dir: Path) -> None:
         f"  task       {summary['task']}  ({summary['data']['rows']} rows, "
         f"{summary['data']['columns']} columns; {summary['data']['rows_dropped_missing_target']} "
         "dropped for a missing target)",
-        f"  best       {best['model']}  cv {best['metric']} {best['cv_score']:.4f} "
-        f"± {best['cv_std']:.4f}",
+        f"  best       {best_line(best)}",
         f"  search     {search_line(best['trials'], summary.get('stages', []))}",
         "  test       " + "  ".join(f"{k} {v:.4f}" for k, v in test.items()),
         *(

@@ -82,7 +82,9 @@ def keyword(name: str, annotation: object) -> inspect.Parameter:
 
 
 SEARCH_SETTINGS = [
-    name for name in tune.component_spec.inputs if name in BY_NAME and name != "worker_index"
+    name
+    for name in {**tune.component_spec.inputs, **collect.component_spec.inputs}
+    if name in BY_NAME and name != "worker_index"
 ]
 # The parallel step, as a sub-pipeline so that every value reaches the workers as an input of
 # the fan-out (kfp.local otherwise hands a task inside ParallelFor the loop item for an upstream

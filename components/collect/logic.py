@@ -10,13 +10,17 @@ from typing import Any
 
 import optuna
 
+from components.core.ensemble import select_ensemble
 from components.core.study import WORKER_CPU_ATTR, config_from_trial, load_study, study_spec
 
 __all__ = ["collect_best"]
 
 
-def best_configuration(studies: list[optuna.Study], metric: str) -> dict[str, Any]:
-    """The best complete trial of the search's studies, its fold spread and the tallies."""
+def best_configuration(
+    studies: list[optuna.Study], metric: str, ensemble: bool = True
+) -> dict[str, Any]:
+    """The best complete trial of the search's studies, its fold spread and the tallies, and the
+    ensemble of the best trials when it beats that trial."""
     trials = [
         t
         for study in studies
@@ -47,6 +51,8 @@ def best_configuration(studies: list[optuna.Study], metric: str) -> dict[str, An
         # every promotion metric's fold scores (the noise bar of evaluate)
         "fold_metrics": dict(best.user_attrs.get("fold_metrics", {})),
         "trial": best.number,
+        # the best trials' ensemble, when it beats the best trial (components/core/ensemble.py)
+        "ensemble": select_ensemble(studies, best, metric) if ensemble else None,
         "studies": [study.study_name for study in studies],
         # the champion's configuration, tried first: its score, and whether it won again
         "warm_start": (
@@ -85,7 +91,10 @@ def worker_cpu(studies: list[optuna.Study]) -> list[float]:
     ]
 
 
-def collect_best(study_dir: str | Path, study_names: Iterable[str]) -> dict[str, Any]:
-    """The collect stage: the best configuration over the studies the workers searched in."""
+def collect_best(
+    study_dir: str | Path, study_names: Iterable[str], ensemble: bool = True
+) -> dict[str, Any]:
+    """The collect stage: the best configuration over the studies the workers searched in, and
+    (with `ensemble`) the ensemble of the best trials when it beats it."""
     studies = [load_study(study_dir, name) for name in sorted(set(study_names))]
-    return best_configuration(studies, study_spec(study_dir)["metric"])
+    return best_configuration(studies, study_spec(study_dir)["metric"], ensemble)

@@ -448,6 +448,13 @@ class RunConfig:
         check=lambda value: value == 0 or 2 <= value <= 10,
         expected="0 (by size) or between 2 and 10",
     )
+    ensemble: bool = setting(
+        True,
+        "serve an ensemble of the search's best trials when it beats the best trial in "
+        "cross-validation (greedy selection over their out-of-fold predictions; --no-ensemble: "
+        "the best trial alone)",
+        "search",
+    )
     # --- preprocessing and features
     outliers: str = setting(
         "clip",

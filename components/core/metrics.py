@@ -65,36 +65,54 @@ def primary_metric(task: str, chosen: str = "auto") -> str:
     return chosen
 
 
+def model_output(model: Any, X: pd.DataFrame, task: str) -> tuple[np.ndarray, np.ndarray]:
+    """What the metrics are computed from: the predictions (regression) or the class
+    probabilities with their classes, in the model's column order (no classes: empty)."""
+    if task == "regression":
+        return np.asarray(model.predict(X), dtype=float), np.array([])
+    return np.asarray(model.predict_proba(X)), label_array(model.classes_)
+
+
 def score(model: Any, X: pd.DataFrame, y: pd.Series, task: str) -> dict[str, float]:
     """Test metrics with the contract's names."""
-    # here, not at the top: the stages that only read a study (collect) skip scikit-learn
+    output, classes = model_output(model, X, task)
+    return metrics_of(y, output, classes, task)
+
+
+def metrics_of(y: Any, output: np.ndarray, classes: np.ndarray, task: str) -> dict[str, float]:
+    """The contract's metrics of predictions (regression) or of class probabilities whose
+    columns follow `classes` (classification); ROC-AUC only when `y` holds two classes or more."""
+    names: tuple[str, ...] = REGRESSION_METRICS if task == "regression" else CLASSIFICATION_METRICS
+    y_values = label_array(y)
+    if task != "regression" and len(set(y_values)) < 2:
+        names = tuple(name for name in names if name != "roc_auc")
+    return {name: metric_of(name, y_values, output, classes, task) for name in names}
+
+
+def metric_of(
+    name: str, y: np.ndarray, output: np.ndarray, classes: np.ndarray, task: str
+) -> float:
+    """One metric of `metrics_of` (`y` as label_array gives it)."""
+    # here, not at the top: the stages that only read a study skip scikit-learn's import
     from sklearn import metrics as skm
 
     if task == "regression":
-        predicted = model.predict(X)
-        return {
-            "rmse": float(skm.root_mean_squared_error(y, predicted)),
-            "mae": float(skm.mean_absolute_error(y, predicted)),
-            "r2": float(skm.r2_score(y, predicted)),
+        regression = {
+            "rmse": skm.root_mean_squared_error,
+            "mae": skm.mean_absolute_error,
+            "r2": skm.r2_score,
         }
-    proba = model.predict_proba(X)
-    classes = label_array(model.classes_)
-    predicted = classes[proba.argmax(axis=1)]
-    y_values = label_array(y)
-    result = {
-        "accuracy": float(skm.accuracy_score(y_values, predicted)),
-        "f1_macro": float(skm.f1_score(y_values, predicted, average="macro")),
-        "log_loss": float(skm.log_loss(y_values, proba, labels=classes)),
-    }
-    if len(set(y_values)) < 2:
-        return result
-    if task == "binary":
-        result["roc_auc"] = float(skm.roc_auc_score(y_values == classes[1], proba[:, 1]))
-    else:
-        result["roc_auc"] = float(
-            skm.roc_auc_score(y_values, proba, multi_class="ovr", labels=classes)
-        )
-    return {name: result[name] for name in CLASSIFICATION_METRICS if name in result}
+        return float(regression[name](y, output))
+    if name == "log_loss":
+        return float(skm.log_loss(y, output, labels=classes))
+    if name == "roc_auc" and task == "binary":
+        return float(skm.roc_auc_score(y == classes[1], output[:, 1]))
+    if name == "roc_auc":
+        return float(skm.roc_auc_score(y, output, multi_class="ovr", labels=classes))
+    predicted = classes[output.argmax(axis=1)]
+    if name == "accuracy":
+        return float(skm.accuracy_score(y, predicted))
+    return float(skm.f1_score(y, predicted, average="macro"))
 
 
 def improvement(metric: str, challenger: float, champion: float) -> float:

@@ -98,6 +98,10 @@ TRUSTED_TYPES: frozenset[str] = frozenset(
         "sklearn.svm._classes.SVC",
         "sklearn.svm._classes.SVR",
         "sklearn.calibration.CalibratedClassifierCV",
+        # the ensemble of the search's best trials (components/core/ensemble.py)
+        "sklearn.ensemble._voting.VotingClassifier",
+        "sklearn.ensemble._voting.VotingRegressor",
+        "sklearn.utils._bunch.Bunch",  # their members by name
         # LightGBM: the estimators and their Booster, which skops rebuilds from the model's text
         # (LightGBM's own format: trees and numbers, parsed, never run)
         "lightgbm.sklearn.LGBMClassifier",

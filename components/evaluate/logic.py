@@ -356,9 +356,10 @@ def search_noise(best: dict[str, Any]) -> dict[str, float]:
     / sqrt(folds)), for every metric the search scored on two folds or more. The search cannot
     tell apart trials whose scores differ by less: a reseeded search may pick any of them, so
     a gain this small is the search's noise, not a better model."""
-    measured = dict(best.get("fold_metrics") or {})
-    if best.get("metric") and best.get("fold_scores"):
-        measured.setdefault(best["metric"], best["fold_scores"])
+    chosen = best.get("ensemble") or best  # the ensemble's folds when it is the model
+    measured = dict(chosen.get("fold_metrics") or {})
+    if best.get("metric") and chosen.get("fold_scores"):
+        measured.setdefault(best["metric"], chosen["fold_scores"])
     noise = {}
     for name, folds in measured.items():
         values = np.asarray(folds, dtype=float)

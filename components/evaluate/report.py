@@ -196,6 +196,38 @@ def fmt(value: Any) -> str:
     return str(value)
 
 
+def ensemble_section(best: dict[str, Any]) -> str:
+    """The served ensemble: its cross-validated score against the best trial's, and each
+    member with its weight."""
+    ensemble = best.get("ensemble")
+    if not ensemble:
+        return ""
+    summary = [
+        (f"cv {best['metric']} of the ensemble (mean)", ensemble["cv_score"]),
+        (f"cv {best['metric']} of the best trial (mean)", best["cv_score"]),
+        ("gain over the best trial", ensemble["gain"]),
+        (
+            "each fold scored by the selection on the others: ensemble / best trial",
+            f"{ensemble['held_out']['ensemble']:.4f} / {ensemble['held_out']['best_trial']:.4f}",
+        ),
+        (
+            "members (picked from the best trials)",
+            f"{len(ensemble['members'])} of {ensemble['candidates']}",
+        ),
+    ]
+    members = [
+        (
+            f"trial {m['trial']} · {m['model']} · cv {m['cv_score']:.4f}",
+            f"{m['weight']:.2f}  ({', '.join(f'{k}={fmt(v)}' for k, v in sorted(m['params'].items()))})",
+        )
+        for m in ensemble["members"]
+    ]
+    return (
+        "<h2>Ensemble (the model served)</h2>"
+        f"{table(summary)}{table(members, ('member', 'weight  (parameters)'))}"
+    )
+
+
 def roles_section(roles: list[dict[str, str]]) -> str:
     """Each input column's detected (or configured) role and what the model does with it."""
     if not roles:
@@ -245,5 +277,8 @@ def render_report(
         f"<h2>Promotion</h2>{table(promotion_rows(verdict))}"
         f"<div class='grid'>{figures}</div>"
         f"<h2>Best configuration</h2>{table(best_rows)}{table(params, ('parameter', 'value'))}"
-        f"<h2>Run</h2>{table(facts)}" + roles_section(roles or []) + "</main></body></html>"
+        + ensemble_section(best)
+        + f"<h2>Run</h2>{table(facts)}"
+        + roles_section(roles or [])
+        + "</main></body></html>"
     )

@@ -9,6 +9,7 @@ import pandas as pd
 from sklearn.pipeline import Pipeline
 
 from components.common.settings import DEFAULTS, RunConfig
+from components.core.ensemble import ensemble_model
 from components.core.families import make_model
 from components.core.schema import TableSchema, input_columns
 
@@ -27,6 +28,8 @@ ENCODINGS = {
 def preprocessing_of(model: Any) -> Any:
     """The fitted ColumnTransformer inside a model (also behind a forecast's wrapper)."""
     steps = model.named_steps
+    if "ensemble" in steps:  # the heaviest member's
+        steps = steps["ensemble"].estimators_[0].named_steps
     if "forecast" in steps:
         steps = steps["forecast"].regressor_.named_steps
     return steps.get("preprocess")
@@ -48,6 +51,23 @@ def column_roles(model: Any, schema: TableSchema) -> list[dict[str, str]]:
     ]
 
 
+def served_model(feature_steps: Pipeline, best: dict[str, Any], task: str, seed: int) -> Pipeline:
+    """The unfitted model: the best trial's configuration, or the ensemble of the best trials
+    when the search found one that beats it (the members weighted, heaviest first)."""
+    ensemble = best.get("ensemble")
+    if not ensemble:
+        return make_model(feature_steps, best["model"], best["params"], task, seed)
+    members = [
+        (
+            f"trial{m['trial']}",
+            make_model(feature_steps, m["model"], m["params"], task, seed),
+            float(m["weight"]),
+        )
+        for m in ensemble["members"]
+    ]
+    return ensemble_model(members, task)
+
+
 def train_model(
     train: pd.DataFrame,
     feature_steps: Pipeline,
@@ -56,10 +76,11 @@ def train_model(
     settings: RunConfig = DEFAULTS,
 ) -> tuple[Pipeline, dict[str, Any]]:
     """The train stage: preprocessing + features + the best configuration's estimator fitted
-    on the whole training split, as one servable Pipeline, with its model card."""
+    on the whole training split (every member of the ensemble, when the search chose one), as
+    one servable Pipeline, with its model card."""
     target, task = schema["target"], schema["task"]
     columns = input_columns(schema)
-    model = make_model(feature_steps, best["model"], best["params"], task, settings.seed)
+    model = served_model(feature_steps, best, task, settings.seed)
     model.fit(train[columns], train[target])
     card = {
         "target": target,
@@ -67,6 +88,7 @@ def train_model(
         "input_columns": columns,
         "classes": [str(c) for c in getattr(model, "classes_", [])],
         "best": {k: best[k] for k in ("model", "params", "metric", "cv_score", "cv_std")},
+        "ensemble": best.get("ensemble"),
         "training_rows": len(train),
         "seed": settings.seed,
         "timeseries": schema.get("timeseries"),

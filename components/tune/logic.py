@@ -8,6 +8,7 @@ model (preprocessing + features + estimator) is cloned and refitted in every fol
 
 from __future__ import annotations
 
+import functools
 import os
 import time
 import warnings
@@ -24,6 +25,13 @@ from sklearn.pipeline import Pipeline
 from threadpoolctl import threadpool_limits
 
 from components.common.settings import RunConfig, check_settings
+from components.core.ensemble import (
+    FIT_SECONDS_ATTR,
+    OutOfFold,
+    keep_predictions,
+    record_target,
+    target_codes,
+)
 from components.core.families import (
     DEFAULT_CONFIGURATIONS,
     families_for,
@@ -31,7 +39,7 @@ from components.core.families import (
     suggest_config,
     trial_params,
 )
-from components.core.metrics import cv_metric, score
+from components.core.metrics import cv_metric, metrics_of, model_output
 from components.core.registry import champion_configuration, settings_registry
 from components.core.schedule import STARTUP_TRIALS, ScheduledPruner, ScheduledSampler
 from components.core.study import WORKER_CPU_ATTR, attempt_study
@@ -82,6 +90,11 @@ class SearchData:
     seed: int
     cache: dict[tuple[int, str], tuple[Any, Any]] = field(default_factory=dict)
 
+    @functools.cached_property
+    def classes(self) -> int:
+        """The number of classes (0: regression)."""
+        return 0 if self.task == "regression" else int(target_codes(self.y, self.task)[1])
+
     def cached_bytes(self) -> int:
         return sum(nbytes(a) + nbytes(b) for a, b in self.cache.values())
 
@@ -116,17 +129,18 @@ def fold_inputs(
 
 def fit_and_score(
     data: SearchData, model: Pipeline, fold: int, fit_rows: np.ndarray, score_rows: np.ndarray
-) -> dict[str, float]:
+) -> tuple[dict[str, float], np.ndarray, np.ndarray]:
     """Fit the model on a fold's fit rows and score it on its score rows: the estimator alone
     on the cached preprocessed folds, or (a forecast, whose steps see the rows' history) the
-    whole model."""
+    whole model. Returns the metrics and what they were computed from (`model_output`)."""
     y_fit, y_score = data.y.iloc[fit_rows], data.y.iloc[score_rows]
     if not isinstance(model, Pipeline) or "timeseries" in model.named_steps:
         model.fit(data.X.iloc[fit_rows], y_fit)
-        return score(model, data.X.iloc[score_rows], y_score, data.task)
-    fitted, scored = fold_inputs(data, model, fold, fit_rows, score_rows)
-    estimator = model[-1].fit(fitted, y_fit)
-    return score(estimator, scored, y_score, data.task)
+        output, classes = model_output(model, data.X.iloc[score_rows], data.task)
+    else:
+        fitted, scored = fold_inputs(data, model, fold, fit_rows, score_rows)
+        output, classes = model_output(model[-1].fit(fitted, y_fit), scored, data.task)
+    return metrics_of(y_score, output, classes, data.task), output, classes
 
 
 @dataclass
@@ -174,6 +188,8 @@ def objective(
     seconds: list[float] = []
     forecasting = forecasting_step(data.feature_steps) is not None
     splitter = cv_splitter(data.task, data.y, data.folds, data.seed, forecasting)
+    # a forecast's folds do not cover every row: no ensemble
+    predictions = OutOfFold(0 if forecasting else len(data.y), data.classes)
     for fold, (fit_rows, score_rows) in enumerate(splitter.split(data.X, data.y)):
         expected = schedule.expected_fold(family, seconds)
         deadline = schedule.sampler.deadline
@@ -185,7 +201,8 @@ def objective(
             stop(trial, scores)
         started = time.perf_counter()
         model = make_model(data.feature_steps, family, params, data.task, data.seed)
-        measured = fit_and_score(data, model, fold, fit_rows, score_rows)
+        measured, output, labels = fit_and_score(data, model, fold, fit_rows, score_rows)
+        predictions.add(score_rows, output, labels)
         seconds.append(time.perf_counter() - started)
         if fold == 0:
             schedule.first_folds.setdefault(family, []).append(seconds[0])
@@ -198,6 +215,8 @@ def objective(
     trial.set_user_attr("fold_scores", scores)
     trial.set_user_attr("fold_metrics", by_metric)
     trial.set_user_attr("cv_std", float(np.std(scores)))
+    trial.set_user_attr(FIT_SECONDS_ATTR, round(float(np.mean(seconds)), 3))
+    keep_predictions(trial, family, float(np.mean(scores)), predictions.complete())
     return float(np.mean(scores))
 
 
@@ -205,6 +224,15 @@ def stop(trial: optuna.Trial, scores: list[float]) -> NoReturn:
     """End a trial as pruned, keeping its fold scores."""
     trial.set_user_attr("fold_scores", scores)
     raise optuna.TrialPruned()
+
+
+def row_folds(data: SearchData) -> np.ndarray:
+    """The fold in which each row of the training split is scored."""
+    folds = np.zeros(len(data.y))
+    splitter = cv_splitter(data.task, data.y, data.folds, data.seed)
+    for fold, (_, score_rows) in enumerate(splitter.split(data.X, data.y)):
+        folds[score_rows] = fold
+    return folds
 
 
 def has_complete_trial(study: optuna.Study) -> bool:
@@ -318,6 +346,8 @@ def search(
         cap=cap,
     )
     study.sampler, study.pruner = sampler, ScheduledPruner(lag)
+    if forecasting_step(data.feature_steps) is None:
+        record_target(study, data.y, row_folds(data), data.task, time_budget)
     schedule = Schedule(sampler)
     finished: list[int] = []
     remaining = cap - len(study.get_trials(deepcopy=False, states=STARTED_STATES))

@@ -72,6 +72,8 @@ def test_forecast_beats_the_seasonal_naive_baseline(
     assert set(test) == set(baseline) == {"rmse", "mae", "r2"}
     assert test["rmse"] < baseline["rmse"], (test, baseline)
     assert "baseline" in done.stderr and "seasonal-naive" in done.stderr
+    # time-ordered folds leave the first rows unscored: no out-of-fold predictions, no ensemble
+    assert summary["best"]["ensemble"] is None
     schema = json.loads((runs / summary["run_id"] / "schema.json").read_text())
     assert schema["task"] == "regression"
     assert schema["timeseries"]["time_column"] == extra[1]

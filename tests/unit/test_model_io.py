@@ -24,6 +24,7 @@ from threadpoolctl import threadpool_limits
 import components
 from components.common.errors import BadInputError
 from components.common.settings import FEATURE_CHOICES, OUTLIER_CHOICES, SCALING_CHOICES
+from components.core.ensemble import ensemble_model
 from components.core.families import FAMILIES, make_model
 from components.core.metrics import score
 from components.core.model_file import (
@@ -119,6 +120,15 @@ def fitted_models(passengers: pd.DataFrame) -> Iterator[tuple[str, Pipeline, pd.
                     model.fit(frame[columns], frame[target])
                 name = f"{family}/{task}/text={text}/features={method}/{outliers}/{scaling}"
                 yield name, model, frame[columns]
+            if not text:  # the ensemble of the search's best trials: two families averaged
+                steps = feature_pipeline(build_preprocessor(schema), features_step("none", task))
+                members = [
+                    (family, make_model(steps, family, PARAMS[family], task, 0), 0.5)
+                    for family in ("lightgbm", "linear")
+                ]
+                with threadpool_limits(1):
+                    model = ensemble_model(members, task).fit(frame[columns], frame[target])
+                yield f"ensemble/{task}", model, frame[columns]
 
 
 def test_every_model_we_build_holds_trusted_types_only(passengers, tmp_path: Path) -> None:

@@ -114,7 +114,7 @@ def test_preprocessing_fitted_once_per_fold_scores_as_the_whole_pipeline(
             cached = make_model(data.feature_steps, family, params, "binary", 0)
             whole = make_model(data.feature_steps, family, params, "binary", 0)
             whole.fit(data.X.iloc[fit_rows], data.y.iloc[fit_rows])
-            assert fit_and_score(data, cached, fold, fit_rows, score_rows) == score(
+            assert fit_and_score(data, cached, fold, fit_rows, score_rows)[0] == score(
                 whole, data.X.iloc[score_rows], data.y.iloc[score_rows], "binary"
             ), family
     assert len(data.cache) == 2 * data.folds
