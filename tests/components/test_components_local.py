@@ -96,7 +96,11 @@ def stage_chain(data: str, registry: str) -> ChainOutputs:
             worker_index=index,
             **settings(tune, task="binary", registry=registry),
         )
-    best = collect(study=study.outputs["study"], study_names=dsl.Collected(worker.output))
+    best = collect(
+        study=study.outputs["study"],
+        study_names=dsl.Collected(worker.output),
+        **settings(collect),
+    )
     trained = train(
         train_split=splits.outputs["train"],
         feature_steps=feats.outputs["feature_steps"],
