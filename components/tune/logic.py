@@ -188,8 +188,8 @@ def objective(
     seconds: list[float] = []
     forecasting = forecasting_step(data.feature_steps) is not None
     splitter = cv_splitter(data.task, data.y, data.folds, data.seed, forecasting)
-    # a forecast's folds do not cover every row: no ensemble
-    predictions = OutOfFold(0 if forecasting else len(data.y), data.classes)
+    rows = len(data.y) if ensemble_allowed(data.feature_steps) else 0  # 0: keep none
+    predictions = OutOfFold(rows, data.classes)
     for fold, (fit_rows, score_rows) in enumerate(splitter.split(data.X, data.y)):
         expected = schedule.expected_fold(family, seconds)
         deadline = schedule.sampler.deadline

@@ -65,3 +65,22 @@ PARAMS: dict[str, dict[str, Any]] = {
     "knn": {"n_neighbors": 7, "weights": "distance"},
     "svm": {"C": 1.0, "gamma": 0.1},
 }
+
+
+@pytest.fixture(scope="module")
+def passengers(titanic: pd.DataFrame) -> pd.DataFrame:
+    """300 titanic rows (categoricals, missing ages) plus a free-text column, so every
+    preprocessing branch (numeric, categorical, text) is built."""
+    rows = titanic.sample(n=300, random_state=0).reset_index(drop=True)
+    note = (
+        "a "
+        + rows["sex"].astype(str)
+        + " passenger of "
+        + rows["pclass"].astype(str)
+        + " class travelling with "
+        + rows["sibsp"].astype(str)
+        + " siblings and "
+        + rows["parch"].astype(str)
+        + " parents"
+    )
+    return rows.assign(note=note)

@@ -146,27 +146,16 @@ def test_the_ensemble_beats_the_best_trial_and_is_served_as_one_pipeline(
     assert np.array_equal(loaded.pipeline.predict_proba(X), model.predict_proba(X))
 
 
-def test_no_ensemble_with_text_columns(titanic: pd.DataFrame) -> None:
+def test_no_ensemble_with_text_columns(passengers: pd.DataFrame) -> None:
     """Every member would carry its own vocabulary (four passed the model file's 64 MiB cap):
     a search over a table with text keeps no predictions, and collect chooses no ensemble."""
     from components.tune.logic import run_worker
 
-    rows = titanic.sample(n=300, random_state=0).reset_index(drop=True)
-    note = (
-        "a "
-        + rows["sex"].astype(str)
-        + " passenger of "
-        + rows["pclass"].astype(str)
-        + " class travelling with "
-        + rows["sibsp"].astype(str)
-        + " siblings and "
-        + rows["parch"].astype(str)
-        + " parents"
-    )
-    frame = rows.assign(note=note)
-    roles = {c["name"]: c["role"] for c in infer_table_schema(frame, "survived", "auto")["columns"]}
+    roles = {
+        c["name"]: c["role"] for c in infer_table_schema(passengers, "survived", "auto")["columns"]
+    }
     assert roles["note"] == "text"
-    data = search_data(frame, "survived")
+    data = search_data(passengers, "survived")
     study = optuna.create_study(direction="maximize")
     run_worker(study, data, 8, time_budget=3_000, worker_index=0)
     assert ensemble.TARGET_ATTR not in study.user_attrs

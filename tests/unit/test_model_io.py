@@ -52,25 +52,6 @@ from tests.unit.conftest import BEST_LINEAR, PARAMS
 TASKS = {"survived": "binary", "pclass": "multiclass", "age": "regression"}
 
 
-@pytest.fixture(scope="module")
-def passengers(titanic: pd.DataFrame) -> pd.DataFrame:
-    """300 titanic rows (categoricals, missing ages) plus a free-text column, so every
-    preprocessing branch (numeric, categorical, text) is built."""
-    rows = titanic.sample(n=300, random_state=0).reset_index(drop=True)
-    note = (
-        "a "
-        + rows["sex"].astype(str)
-        + " passenger of "
-        + rows["pclass"].astype(str)
-        + " class travelling with "
-        + rows["sibsp"].astype(str)
-        + " siblings and "
-        + rows["parch"].astype(str)
-        + " parents"
-    )
-    return rows.assign(note=note)
-
-
 def variants(task: str, text: bool) -> list[tuple[str, str, str, str]]:
     """(features method, outliers, scaling, family) to build. Binary: every family x features
     method, and every preprocessing variant. The other tasks: every family, and every features
