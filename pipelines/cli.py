@@ -229,6 +229,16 @@ def best_line(best: dict[str, Any]) -> str:
     )
 
 
+def served_line(served: dict[str, Any]) -> str:
+    """What model the run serves: refitted on all rows, or the one the test metrics measured."""
+    if served["refit"]:
+        return (
+            f"  served     refitted on all {served['rows']} rows (the test metrics are of the "
+            f"model fitted on {served['judged_rows']}; --no-refit serves that one)"
+        )
+    return f"  served     the model the test metrics measured ({served['rows']} rows)"
+
+
 def print_summary(summary: dict[str, Any], run_dir: Path) -> None:
     best, test = summary["best"], summary["metrics"]["test"]
     verdict = summary["promotion"]
@@ -254,6 +264,7 @@ def print_summary(summary: dict[str, Any], run_dir: Path) -> None:
             else []
         ),
         f"  champion   {champion_label(summary)}: {verdict['reason']}",
+        *([served_line(served)] if (served := summary.get("served")) else []),
         f"  run        {run_dir}  ({summary['seconds']:.1f}s)",
         f"  report     {summary['artifacts']['report']}",
     ]

@@ -59,6 +59,7 @@ STAGE_ORDER = (
     "tune",
     "collect",
     "train",
+    "refit",
     "evaluate",
     "promote",
 )

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from components.common.readback import parse_json
+from components.core.model_file import read_card
 from components.core.registry import Superseded, champion_pointer, is_published
 from components.core.schema import TableSchema, read_table_schema
 from pipelines.plan import Plan, records_store, schema_location
@@ -221,6 +222,8 @@ class RunRecord:
         )
         if verdict["decision"] == "promote" and not promoted:
             verdict = superseded_verdict(verdict, pointer)
+        card = read_card(run_dir / "model")
+        refitted = card.get("refit")
         return {
             "task": schema["task"],
             "data": data,
@@ -228,6 +231,12 @@ class RunRecord:
             "metrics": evaluation["metrics"],
             "promoted": promoted,
             "promotion": verdict,
+            # the model served: fitted on all rows (refit), or the one the test metrics measured
+            "served": {
+                "rows": card["training_rows"],
+                "refit": bool(refitted),
+                "judged_rows": refitted["judged_rows"] if refitted else card["training_rows"],
+            },
             "data_quality": compact_quality(quality),
             "registry": plan.registry,
             "champion": pointer,

@@ -1,6 +1,6 @@
 """The training pipeline: ingest -> validate -> check_quality -> split -> preprocess -> features ->
-create_study -> tune (ParallelFor workers sharing one study) -> collect -> train -> evaluate ->
-promote (dsl.If).
+create_study -> tune (ParallelFor workers sharing one study) -> collect -> train -> evaluate and
+refit -> promote (dsl.If).
 
 Its parameters are the run settings the training pipeline takes, under their names (`--time-
 budget` is `time_budget`), plus the values the runner computes (pipelines/parameters.py). Each
@@ -22,6 +22,7 @@ from components.features import features
 from components.ingest import ingest
 from components.preprocess import preprocess
 from components.promote import promote
+from components.refit import refit
 from components.split import split
 from components.train import train
 from components.tune import tune
@@ -165,10 +166,21 @@ def training_dag(p: Parameters) -> TrainingOutputs:
         best=searched.output,
     ).set_caching_options(enable_caching=False)
     with_study_storage(with_s3_credentials(evaluated))
+    # The served model: the same choice fitted on all rows (train's model beside it, for later
+    # runs to compare against). It needs nothing of evaluate, so a cluster runs both at once.
+    served = p.task(
+        refit,
+        trained_model=trained.outputs["trained_model"],
+        train_split=training_rows,
+        test=splits.outputs["test"],
+        feature_steps=feats.outputs["feature_steps"],
+        best=searched.output,
+        table_schema=table_schema,
+    )
     with dsl.If(evaluated.outputs["Output"] == "promote", name="better-than-champion"):
         promoted = p.task(
             promote,
-            trained_model=trained.outputs["trained_model"],
+            served_model=served.outputs["served_model"],
             evaluation=evaluated.outputs["evaluation"],
             table_schema=table_schema,
             quality=checked.outputs["quality"],
@@ -180,7 +192,7 @@ def training_dag(p: Parameters) -> TrainingOutputs:
         quality=checked.outputs["quality"],
         quality_report=checked.outputs["quality_report"],
         best=searched.output,
-        model=trained.outputs["trained_model"],
+        model=served.outputs["served_model"],
         report=evaluated.outputs["report"],
         evaluation=evaluated.outputs["evaluation"],
         test_predictions=evaluated.outputs["test_predictions"],

@@ -560,6 +560,13 @@ class RunConfig:
         check=lambda value: 0.5 <= value < 1,
         expected="at least 0.5 and below 1",
     )
+    refit: bool = setting(
+        True,
+        "serve the chosen configuration refitted on all rows, the test split's included; the "
+        "test metrics and the champion comparison keep the model fitted without them "
+        "(--no-refit: serve that model)",
+        "promotion",
+    )
     # --- registry and store
     registry: str = setting(
         "models",

@@ -3,6 +3,9 @@
     model/
       model.skops    the whole fitted Pipeline (preprocess -> features -> estimator), skops.io
       model.json     the card: task, target, input columns, classes, best configuration, versions
+      judged.skops   with a refit (--refit, the default): the Pipeline the test metrics were
+                     measured on, fitted without the test split; model.skops is then the same
+                     configuration refitted on all rows. Later runs compare against this one.
 
 The Pipeline is stored with skops.io, not pickle: loading reads a description of the objects and
 builds only the types named in TRUSTED_TYPES, so a tampered or foreign file cannot run code.
@@ -33,6 +36,7 @@ from components.common.readback import DamagedFile, parse_json, read_json_as
 MODEL_FILE = "model.skops"
 LEGACY_MODEL_FILE = "model.joblib"
 CARD_FILE = "model.json"
+JUDGED_FILE = "judged.skops"
 
 # Every type a model file may hold, by the fully qualified name skops records (module of the
 # definition + name; scikit-learn's are often private modules). Loading refuses a file holding
@@ -193,11 +197,14 @@ class LoadedModel:
     refused: str | None = None  # why `pipeline` was not loaded
 
 
-def save_model(folder: str | Path, pipeline: Any, card: dict[str, Any]) -> None:
-    """Write pipeline and card into `folder`, replacing it only once both are complete.
+def save_model(
+    folder: str | Path, pipeline: Any, card: dict[str, Any], judged: str | Path | None = None
+) -> None:
+    """Write pipeline and card (and the skops file `judged`, as JUDGED_FILE, when the pipeline
+    is its refit) into `folder`, replacing it only once all are complete.
 
-    The file is checked before it is published: a model holding a type outside TRUSTED_TYPES
-    would be refused by every reader, so it is an error here, where it was made."""
+    The files are checked before they are published: a model holding a type outside
+    TRUSTED_TYPES would be refused by every reader, so it is an error here, where it was made."""
     import skops.io as sio
 
     target = Path(folder)
@@ -205,12 +212,15 @@ def save_model(folder: str | Path, pipeline: Any, card: dict[str, Any]) -> None:
     shutil.rmtree(partial, ignore_errors=True)
     partial.mkdir(parents=True)
     sio.dump(pipeline, partial / MODEL_FILE, compression=zipfile.ZIP_DEFLATED)
-    untrusted = untrusted_types(partial / MODEL_FILE)
-    if untrusted:
-        raise TypeError(
-            f"the fitted model holds types missing from TRUSTED_TYPES in "
-            f"components/core/model_file.py: {', '.join(untrusted)}; review them and add them"
-        )
+    if judged is not None:
+        shutil.copyfile(judged, partial / JUDGED_FILE)
+    for written in (MODEL_FILE, JUDGED_FILE):
+        untrusted = untrusted_types(partial / written) if (partial / written).exists() else []
+        if untrusted:
+            raise TypeError(
+                f"the fitted model holds types missing from TRUSTED_TYPES in "
+                f"components/core/model_file.py: {', '.join(untrusted)}; review them and add them"
+            )
     (partial / CARD_FILE).write_text(json.dumps(card, indent=2, default=str), encoding="utf-8")
     if target.exists():
         shutil.rmtree(target)
@@ -374,9 +384,11 @@ def legacy_message(folder: str | Path) -> str:
     )
 
 
-def load_model(folder: str | Path, shown: str | None = None) -> LoadedModel:
+def load_model(folder: str | Path, shown: str | None = None, judged: bool = False) -> LoadedModel:
     """Load a model folder; BadInputError when it is not one, LegacyModelError for a pickle.
-    Messages name the folder as `shown` (where it came from, when `folder` is a local copy)."""
+    Messages name the folder as `shown` (where it came from, when `folder` is a local copy).
+    With `judged`, the Pipeline its test metrics were measured on (JUDGED_FILE when the folder
+    holds a refit, else MODEL_FILE): the one a later run's test split may fairly score."""
     path, name = Path(folder), shown or str(folder)
     if not (path / MODEL_FILE).is_file() and (path / LEGACY_MODEL_FILE).is_file():
         raise LegacyModelError(legacy_message(name))
@@ -385,5 +397,6 @@ def load_model(folder: str | Path, shown: str | None = None) -> LoadedModel:
             f"--model must be a model folder holding {MODEL_FILE} and {CARD_FILE}; got {name!r}"
         )
     card = read_card(path)
-    pipeline = load_pipeline(path / MODEL_FILE, f"{name.rstrip('/')}/{MODEL_FILE}")
+    chosen = JUDGED_FILE if judged and (path / JUDGED_FILE).is_file() else MODEL_FILE
+    pipeline = load_pipeline(path / chosen, f"{name.rstrip('/')}/{chosen}")
     return LoadedModel(pipeline=pipeline, card=card)

@@ -126,13 +126,17 @@ def champion_pointer(registry: str | Path, endpoint: str = "") -> dict[str, Any]
     return parse_pointer(store, current[0]) if current else None
 
 
-def load_version(store: Storage, version: str, legacy_ok: bool = False) -> LoadedModel:
-    """A registry version's model. With `legacy_ok`, a legacy pickle (model.joblib) comes back
-    unloaded: its card, no pipeline, and why in `refused`; otherwise LegacyModelError."""
+def load_version(
+    store: Storage, version: str, legacy_ok: bool = False, judged: bool = False
+) -> LoadedModel:
+    """A registry version's model (with `judged`, the Pipeline its test metrics were measured
+    on: see load_model). With `legacy_ok`, a legacy pickle (model.joblib) comes back unloaded:
+    its card, no pipeline, and why in `refused`; otherwise LegacyModelError."""
     with tempfile.TemporaryDirectory(prefix="stablepipe-model-") as scratch:
         store.get_dir(f"versions/{version}/model", scratch)
         try:
-            model = load_model(scratch, shown=store.uri_of(f"versions/{version}/model"))
+            shown = store.uri_of(f"versions/{version}/model")
+            model = load_model(scratch, shown=shown, judged=judged)
         except LegacyModelError:
             if not legacy_ok:
                 raise
@@ -143,13 +147,16 @@ def load_version(store: Storage, version: str, legacy_ok: bool = False) -> Loade
 
 
 def load_champion(registry: str | Path, endpoint: str = "") -> LoadedModel | None:
-    """The current champion model, or None when the registry has none. A legacy champion
-    (model.joblib, never unpickled) comes back with its card and no pipeline: evaluate cannot
-    score it and lets the new model replace it."""
+    """The current champion as a later run judges it, or None when the registry has none: the
+    Pipeline its test metrics were measured on, which never saw its test split (a refitted
+    champion's served model did, and those rows are mostly in the next run's test split too).
+    A legacy champion (model.joblib, never unpickled) comes back with its card and no
+    pipeline: evaluate cannot score it and lets the new model replace it."""
     pointer = champion_pointer(registry, endpoint)
     if pointer is None:
         return None
-    return load_version(open_storage(str(registry), endpoint), pointer["version"], legacy_ok=True)
+    store = open_storage(str(registry), endpoint)
+    return load_version(store, pointer["version"], legacy_ok=True, judged=True)
 
 
 def champion_configuration(

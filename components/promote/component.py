@@ -7,7 +7,7 @@ from components.common.kfp_component import stage_component
 
 @stage_component
 def promote(
-    trained_model: Input[Model],
+    served_model: Input[Model],
     evaluation: Input[Artifact],
     table_schema: Input[Artifact],
     quality: Input[Artifact],
@@ -24,7 +24,8 @@ def promote(
     the champion pointer switched last.
 
     Args:
-        trained_model: The trained model folder.
+        served_model: The model folder to publish (refit's: the served model, and train's
+            model as judged.skops when it was refitted).
         evaluation: evaluate's JSON (test metrics and verdict), stored beside the model.
         table_schema: validate's schema; stored as schema.yaml, the contract later runs are
             checked against.
@@ -52,7 +53,7 @@ def promote(
             verdict = json.load(handle)
         try:
             pointer = promote_model(
-                trained_model.path,
+                served_model.path,
                 evaluated,
                 read_table_schema(table_schema.path),
                 verdict,

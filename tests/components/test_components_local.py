@@ -19,6 +19,7 @@ from components.features import features
 from components.ingest import ingest
 from components.preprocess import preprocess
 from components.promote import promote
+from components.refit import refit
 from components.split import split
 from components.train import train
 from components.tune import tune
@@ -38,6 +39,7 @@ class ChainOutputs(NamedTuple):
     worker_ids: list[int]
     best: Artifact
     model: Model
+    served_model: Model
     decision: str
     metrics: Metrics
     classification_metrics: ClassificationMetrics
@@ -115,8 +117,17 @@ def stage_chain(data: str, registry: str) -> ChainOutputs:
         best=best.outputs["best"],
         **settings(evaluate, registry=registry),
     )
-    promoted = promote(
+    served = refit(
         trained_model=trained.outputs["trained_model"],
+        train_split=splits.outputs["train"],
+        test=splits.outputs["test"],
+        feature_steps=feats.outputs["feature_steps"],
+        best=best.outputs["best"],
+        table_schema=table_schema,
+        **settings(refit),
+    )
+    promoted = promote(
+        served_model=served.outputs["served_model"],
         evaluation=evaluated.outputs["evaluation"],
         table_schema=table_schema,
         quality=checked.outputs["quality"],
@@ -136,6 +147,7 @@ def stage_chain(data: str, registry: str) -> ChainOutputs:
         worker_ids=study.outputs["Output"],
         best=best.outputs["best"],
         model=trained.outputs["trained_model"],
+        served_model=served.outputs["served_model"],
         decision=evaluated.outputs["Output"],
         metrics=evaluated.outputs["metrics"],
         classification_metrics=evaluated.outputs["classification_metrics"],
@@ -216,3 +228,15 @@ def test_train_evaluate_promote_components(stages: dict[str, Any]) -> None:
     assert stages["version"] == "v1"
     pointer = json.loads((stages["registry"] / "champion.json").read_text())
     assert pointer["version"] == "v1"
+    # refit: the served model is fitted on every row, train's model kept beside it
+    trained = json.loads((model_dir / "model.json").read_text())
+    served_dir = Path(stages["served_model"].path)
+    served = json.loads((served_dir / "model.json").read_text())
+    rows = len(pd.read_parquet(stages["train_split"].path)) + len(
+        pd.read_parquet(stages["test_split"].path)
+    )
+    assert served["training_rows"] == rows > trained["training_rows"]
+    assert served["refit"] == {"rows": rows, "judged_rows": trained["training_rows"]}
+    assert (served_dir / "judged.skops").read_bytes() == (model_dir / "model.skops").read_bytes()
+    published = stages["registry"] / "versions" / "v1" / "model"
+    assert (published / "judged.skops").is_file()

@@ -34,6 +34,7 @@ STAGES = [
     "tune",
     "collect",
     "train",
+    "refit",
     "evaluate",
     "promote",
 ]
@@ -76,6 +77,14 @@ def test_titanic_binary_run_predict_and_rerun(workdir: Path, titanic: pd.DataFra
     assert list(summary["metrics"]["test"]) == ["roc_auc", "accuracy", "f1_macro", "log_loss"]
     assert summary["metrics"]["test"]["roc_auc"] > 0.75
     assert summary["promoted"] is True
+    # the served model is refitted on every row; the test metrics are of the one without the
+    # test split, which the registry keeps beside it for the next run's comparison
+    model_files = sorted(p.name for p in Path(summary["artifacts"]["model"]).iterdir())
+    assert model_files == ["judged.skops", "model.json", "model.skops"]
+    served = summary["served"]
+    assert served["refit"] is True and served["rows"] == summary["data"]["rows"]
+    assert served["judged_rows"] == pytest.approx(0.8 * served["rows"], abs=2)
+    assert "served     refitted on all" in first.stderr
     assert [s["name"] for s in summary["stages"]] == STAGES
     assert all(s["status"] == "succeeded" for s in summary["stages"])
     for path in summary["artifacts"].values():

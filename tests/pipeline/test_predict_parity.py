@@ -19,7 +19,12 @@ from sklearn import metrics as skm
 from components.core.model_file import LEGACY_MODEL_FILE, MODEL_FILE, TRUSTED_TYPES
 from tests.pipeline.conftest import only_summary, stablepipe
 
-RUN = ("--target", "survived", "--trials", "3", "--workers", "1", "--cv-folds", "2", "--seed", "3")
+# --no-refit: the model the run serves is then the one evaluate scored (a refit, the default,
+# is fitted on the test rows too: tests/pipeline/test_end_to_end.py)
+RUN = (
+    *("--target", "survived", "--trials", "3", "--workers", "1", "--cv-folds", "2", "--seed", "3"),
+    "--no-refit",
+)
 
 
 @dataclass
