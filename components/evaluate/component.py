@@ -19,6 +19,7 @@ def evaluate(
     metric: str,
     min_improvement: float,
     confidence: float,
+    refit: bool,
     metrics: Output[Metrics],
     classification_metrics: Output[ClassificationMetrics],
     report: Output[HTML],

@@ -477,8 +477,10 @@ def evaluate_run(
     min_improvement: float,
     confidence: float = 0.95,
     chosen_metric: str = "auto",
+    refit: bool = False,
 ) -> Evaluation:
-    """Score the model on the test split, judge it against the champion and render the report."""
+    """Score the model on the test split, judge it against the champion and render the report
+    (which says, with `refit`, that the model served is this one refitted on all rows)."""
     from components.core.model_file import load_model
     from components.core.scoring import model_input
     from components.evaluate.report import (
@@ -530,6 +532,13 @@ def evaluate_run(
         ("task", task),
         ("training rows", card["training_rows"]),
         ("test rows", len(test)),
+        (
+            "model served",
+            f"this configuration refitted on all {card['training_rows'] + len(test)} rows "
+            "(refit; the metrics above are of the model fitted without the test rows)"
+            if refit
+            else "the model these metrics measured (--no-refit)",
+        ),
         ("input columns", len(card["input_columns"])),
         ("seed", card["seed"]),
     ]
@@ -577,6 +586,7 @@ def evaluate_model(
         settings.min_improvement,
         settings.confidence,
         settings.metric,
+        settings.refit,
     )
     # through the serving path: the model file loaded again, as predict loads it
     return result, score_rows(load_model(model_dir), test, "test")

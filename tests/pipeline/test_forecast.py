@@ -100,8 +100,22 @@ def test_a_rerun_judges_the_champion_on_the_same_later_period(
     assert run_co2(series_home, tmp_path).code == 0
     again = run_co2(series_home, tmp_path, "--seed", "7")
     assert again.code == 0, again.stderr
-    promotion = latest_summary(tmp_path / "runs")["promotion"]
+    summary = latest_summary(tmp_path / "runs")
+    promotion = summary["promotion"]
     assert promotion["champion"] is not None and promotion["interval"] is not None
+    # the served model is refitted on every week, so its history ends with the data's last
+    # week: the 12 weeks after it are forecast with no history given (the model fitted on the
+    # training weeks alone refuses them: test_predict_forecasts_from_the_history_it_is_given)
+    assert summary["served"]["refit"] is True
+    weeks = pd.DataFrame({"date": pd.date_range("2002-01-05", periods=12, freq="7D").astype(str)})
+    weeks.assign(co2=float("nan")).to_csv(tmp_path / "next.csv", index=False)
+    out = tmp_path / "next.parquet"
+    model = summary["artifacts"]["model"]
+    done = stablepipe(
+        "predict", "--model", model, "--data", str(tmp_path / "next.csv"), "--output", str(out)
+    )
+    assert done.code == 0, done.stderr
+    assert pd.read_parquet(out)["prediction"].between(365, 380).all()  # about 370 ppm then
 
 
 def bad_frames(series_home: Path) -> dict[str, tuple[pd.DataFrame, tuple[str, ...], str]]:
@@ -157,10 +171,10 @@ def test_bad_forecast_input_exits_2_with_one_line(
 
 def test_predict_forecasts_from_the_history_it_is_given(series_home: Path, tmp_path: Path) -> None:
     """`stablepipe predict` on the test weeks gives exactly evaluate's predictions (their lags
-    come from the history kept in the model, which ends with the training weeks); the weeks
-    after the data are forecast from the recent history given with them, and refused with
-    one line without it."""
-    done = run_co2(series_home, tmp_path)
+    come from the history kept in the model, which ends with the training weeks: --no-refit
+    serves the model evaluate scored); the weeks after the data are forecast from the recent
+    history given with them, and refused with one line without it."""
+    done = run_co2(series_home, tmp_path, "--no-refit")
     assert done.code == 0, done.stderr
     summary = latest_summary(tmp_path / "runs")
     model = summary["artifacts"]["model"]
@@ -212,7 +226,18 @@ def test_a_forecast_never_reads_same_day_covariates(series_home: Path, tmp_path:
     forecast."""
     daily = str(series_home / "daily.csv")
     forecast = ("--time-column", "date", "--series-key", "origin", "--horizon", "7")
-    done = stablepipe("run", "--data", daily, "--target", "temp", *forecast, *SEARCH, cwd=tmp_path)
+    served_as_scored = "--no-refit"  # the model evaluate scored is the one predict loads
+    done = stablepipe(
+        "run",
+        "--data",
+        daily,
+        "--target",
+        "temp",
+        *forecast,
+        *SEARCH,
+        served_as_scored,
+        cwd=tmp_path,
+    )
     assert done.code == 0, done.stderr
     summary = latest_summary(tmp_path / "runs")
     evaluated = pd.read_parquet(summary["artifacts"]["test_predictions"])
