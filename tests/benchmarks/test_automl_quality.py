@@ -30,10 +30,10 @@ Tools, each on 2 CPU cores:
   --seed S` in a fresh folder (its runs/ and models/ land there), then `stablepipe predict
   --model runs/<run_id>/model --data test.csv --output predictions.parquet` (`proba_<class>`
   columns). As a user runs it, stablepipe holds out its own test split (20%) of train.csv for
-  its evaluation and promotion gate and refits the best configuration on the other 80%: it fits
-  on fewer rows than the others. The run's summary.json gives the tune stage's seconds (target:
-  within 5% of the 60 s budget; wall-clock, so printed, never asserted), the trials and the best
-  model.
+  its evaluation and promotion gate, then serves its choice refitted on all of train.csv (the
+  default `refit`), the rows the others fit on. The run's summary.json gives the tune stage's
+  seconds (target: within 5% of the 60 s budget; wall-clock, so printed, never asserted), the
+  trials and the best model.
 - FLAML (this virtualenv, the `bench` extra): `AutoML().fit(X, y, task=..., metric=roc_auc |
   roc_auc_ovr | rmse, time_budget=60, n_jobs=2, seed=S)` with its default estimators. FLAML has
   no featuriser for free text in a table, so on fine_foods it gets a sparse TF-IDF matrix: the

@@ -24,9 +24,10 @@ def in_process(csv: Path, target: str, workdir: Path) -> dict:
     from components.collect.logic import best_configuration
     from components.common.settings import RunConfig
     from components.core.metrics import cv_metric
-    from components.core.model_file import save_model
+    from components.core.model_file import MODEL_FILE, save_model
     from components.core.study import create_study, load_study
     from components.evaluate.logic import evaluate_run
+    from components.refit.logic import refit_model
     from components.train.logic import train_model
     from components.tune.logic import run_worker
     from tests.benchmarks.tune_worker import prepare
@@ -41,8 +42,10 @@ def in_process(csv: Path, target: str, workdir: Path) -> dict:
     best = best_configuration([study], cv_metric(schema["task"]))
     model, card = train_model(train, steps, best, schema, RunConfig(seed=SEED))
     save_model(workdir / "model", model, card)
-    result = evaluate_run(workdir / "model", test, [study], best, None, 0.0)
+    result = evaluate_run(workdir / "model", test, [study], best, None, 0.0, refit=True)
     (workdir / "report.html").write_text(result.report_html)
+    served, served_card = refit_model(train, test, steps, best, schema, RunConfig(seed=SEED))
+    save_model(workdir / "served", served, served_card, judged=workdir / "model" / MODEL_FILE)
     return {"best": best, "metrics": result.metrics}
 
 

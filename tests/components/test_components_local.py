@@ -239,4 +239,5 @@ def test_train_evaluate_promote_components(stages: dict[str, Any]) -> None:
     assert served["refit"] == {"rows": rows, "judged_rows": trained["training_rows"]}
     assert (served_dir / "judged.skops").read_bytes() == (model_dir / "model.skops").read_bytes()
     published = stages["registry"] / "versions" / "v1" / "model"
-    assert (published / "judged.skops").is_file()
+    for name in ("model.skops", "judged.skops"):  # promote publishes refit's folder
+        assert (published / name).read_bytes() == (served_dir / name).read_bytes()

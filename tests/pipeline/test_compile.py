@@ -31,6 +31,7 @@ def test_compile_is_byte_identical_and_names_the_project_image(tmp_path: Path) -
         "create-study",
         "stablepipe-search",
         "train",
+        "refit",
         "evaluate",
         "condition-1",
     } <= set(tasks)

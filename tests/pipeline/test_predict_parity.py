@@ -86,7 +86,11 @@ def test_predict_gives_exactly_what_evaluate_computed(titanic_run: TitanicRun) -
     """From the run's model folder and from the registry's champion, as Parquet and as CSV."""
     workdir, evaluated = titanic_run.workdir, titanic_run.evaluated
     model_dir = Path(titanic_run.summary["artifacts"]["model"])
+    # --no-refit: train's folder as it is, no refit and no judged model beside it
     assert sorted(p.name for p in model_dir.iterdir()) == ["model.json", MODEL_FILE]
+    served = titanic_run.summary["served"]
+    assert served["refit"] is False and served["rows"] == served["judged_rows"]
+    assert served["rows"] == titanic_run.summary["data"]["rows"] - len(evaluated)
     champion = workdir / "models" / "survived" / "champion"
     for model, output in ((model_dir, "run.parquet"), (champion, "champion.parquet")):
         done = stablepipe(
