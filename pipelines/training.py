@@ -201,8 +201,8 @@ def training_dag(p: Parameters) -> TrainingOutputs:
 
 training_pipeline = dsl.pipeline(
     name=PIPELINE_NAME,
-    description="Ingest, validate, preprocess, search (Optuna, in parallel), train, evaluate and "
-    "promote a scikit-learn model only when it beats the champion.",
+    description="Ingest, validate, preprocess, search (Optuna, in parallel), train, evaluate, "
+    "refit on all rows and promote a scikit-learn model only when it beats the champion.",
 )(
     pipeline_function(
         "training_pipeline",

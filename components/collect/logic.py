@@ -10,6 +10,7 @@ from typing import Any
 
 import optuna
 
+from components.common.settings import DEFAULTS, RunConfig
 from components.core.ensemble import select_ensemble
 from components.core.study import WORKER_CPU_ATTR, config_from_trial, load_study, study_spec
 
@@ -17,10 +18,10 @@ __all__ = ["collect_best"]
 
 
 def best_configuration(
-    studies: list[optuna.Study], metric: str, ensemble: bool = True
+    studies: list[optuna.Study], metric: str, ensemble: bool = True, fits: float = 1.0
 ) -> dict[str, Any]:
     """The best complete trial of the search's studies, its fold spread and the tallies, and the
-    ensemble of the best trials when it beats that trial."""
+    ensemble of the best trials when it beats that trial (`fits`: see select_ensemble)."""
     trials = [
         t
         for study in studies
@@ -52,7 +53,7 @@ def best_configuration(
         "fold_metrics": dict(best.user_attrs.get("fold_metrics", {})),
         "trial": best.number,
         # the best trials' ensemble, when it beats the best trial (components/core/ensemble.py)
-        "ensemble": select_ensemble(studies, best, metric) if ensemble else None,
+        "ensemble": select_ensemble(studies, best, metric, fits) if ensemble else None,
         "studies": [study.study_name for study in studies],
         # the champion's configuration, tried first: its score, and whether it won again
         "warm_start": (
@@ -92,9 +93,12 @@ def worker_cpu(studies: list[optuna.Study]) -> list[float]:
 
 
 def collect_best(
-    study_dir: str | Path, study_names: Iterable[str], ensemble: bool = True
+    study_dir: str | Path, study_names: Iterable[str], settings: RunConfig = DEFAULTS
 ) -> dict[str, Any]:
     """The collect stage: the best configuration over the studies the workers searched in, and
-    (with `ensemble`) the ensemble of the best trials when it beats it."""
+    (with `ensemble`) the ensemble of the best trials when it beats it, its members' fits after
+    the search held to a share of the budget: train's, and refit's on all rows (`refit`,
+    `test_size`)."""
     studies = [load_study(study_dir, name) for name in sorted(set(study_names))]
-    return best_configuration(studies, study_spec(study_dir)["metric"], ensemble)
+    fits = 1 + 1 / (1 - settings.test_size) if settings.refit else 1.0
+    return best_configuration(studies, study_spec(study_dir)["metric"], settings.ensemble, fits)

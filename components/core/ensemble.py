@@ -9,7 +9,8 @@ the best round. It is used only when it picks two trials or more, its cross-vali
 (on the same folds as every trial's) beats the best single trial's, and the selection also wins
 on rows it did not see (`held_out_check`). It is served as one
 Pipeline: scikit-learn's soft VotingClassifier (or VotingRegressor) over the members' whole
-Pipelines, weighted by their counts, each refitted on the training split by the train stage.
+Pipelines, weighted by their counts, each fitted on the training split by the train stage (and
+on all rows by the refit stage).
 
 The selection reads only numbers from the study, so the collect stage imports no estimator; the
 served model's classes are imported inside `ensemble_model`.
@@ -45,9 +46,10 @@ TARGET_ATTR = "ensemble_target"
 PREDICTIONS_ATTR = "oof_predictions"
 # A trial's mean fold time (its estimator's fit and prediction on one fold), in seconds.
 FIT_SECONDS_ATTR = "fit_seconds"
-# The members' refits in the train stage may take at most this share of the search's time
-# budget, estimated by their fold times (the best trial's own refit is always allowed): on
-# 22,500 flight rows with a 10 s budget, an ensemble of forests took 158 s to refit.
+# The members' fits after the search (train's on the training split, and refit's on all rows
+# unless --no-refit) may take at most this share of the search's time budget, estimated by their
+# fold times (the best trial's own fits are always allowed): on 22,500 flight rows with a 10 s
+# budget, an ensemble of forests took 158 s to fit once.
 REFIT_SHARE = 0.25
 
 
@@ -263,11 +265,12 @@ def fold_metrics_of(
 
 
 def select_ensemble(
-    studies: list[optuna.Study], best: optuna.trial.FrozenTrial, metric: str
+    studies: list[optuna.Study], best: optuna.trial.FrozenTrial, metric: str, fits: float = 1.0
 ) -> dict[str, Any] | None:
     """The ensemble of the search's best trials (see the module's docstring), or None when
     the predictions were not kept, or the selection picks the best trial alone or does not
-    beat it."""
+    beat it. `fits`: what the members' fits after the search cost, in fits on the training
+    split (1 + 1/(1 - test_size) with refit's fit on all rows too)."""
     from components.core.study import config_from_trial
 
     stored = next((s.user_attrs[TARGET_ATTR] for s in studies if TARGET_ATTR in s.user_attrs), None)
@@ -283,9 +286,10 @@ def select_ensemble(
     if len(classes):  # probabilities again summing to one after float32
         outputs = [o / o.sum(axis=1, keepdims=True) for o in outputs]
     rows = [folds == fold for fold in range(int(folds.max()) + 1)]
-    # a member's refit on every training row: its mean fold time, scaled to k/(k-1) the rows
+    # a member's fits after the search: its mean fold time, scaled to k/(k-1) the rows (a fit
+    # on the whole training split), times `fits`
     costs = [
-        float(t.user_attrs.get(FIT_SECONDS_ATTR, 0.0)) * len(rows) / (len(rows) - 1)
+        float(t.user_attrs.get(FIT_SECONDS_ATTR, 0.0)) * len(rows) / (len(rows) - 1) * fits
         for t in candidates
     ]
     budget = float(stored.get("time_budget", np.inf))

@@ -3,9 +3,10 @@
     model/
       model.skops    the whole fitted Pipeline (preprocess -> features -> estimator), skops.io
       model.json     the card: task, target, input columns, classes, best configuration, versions
-      judged.skops   with a refit (--refit, the default): the Pipeline the test metrics were
-                     measured on, fitted without the test split; model.skops is then the same
-                     configuration refitted on all rows. Later runs compare against this one.
+      judged.skops   with a refit (the default; --no-refit: none): the Pipeline the test
+                     metrics were measured on, fitted without the test split; model.skops is
+                     then the same configuration refitted on all rows. Later runs compare
+                     against this one.
 
 The Pipeline is stored with skops.io, not pickle: loading reads a description of the objects and
 builds only the types named in TRUSTED_TYPES, so a tampered or foreign file cannot run code.
@@ -158,9 +159,17 @@ TRUSTED_TYPES: frozenset[str] = frozenset(
 )
 
 
+class Refit(TypedDict):
+    """A refitted model's card entry: the rows it was fitted on, and those of the judged model."""
+
+    rows: int
+    judged_rows: int
+
+
 class ModelCard(TypedDict):
-    """What a model folder's card (model.json) holds: written by train, read by evaluate,
-    promote, predict and the next run's search. Keys added later are kept as they are."""
+    """What a model folder's card (model.json) holds: written by train and refit, read by
+    evaluate, promote, predict and the next run's search. Keys added later are kept as they
+    are."""
 
     target: str
     task: str
@@ -172,6 +181,7 @@ class ModelCard(TypedDict):
     timeseries: NotRequired[dict[str, Any] | None]
     roles: NotRequired[list[dict[str, Any]]]  # column, role, what the model does with it
     versions: NotRequired[dict[str, Any]]
+    refit: NotRequired[Refit]
 
 
 setattr(ModelCard, "__pydantic_config__", {"extra": "allow"})  # noqa: B010
@@ -222,6 +232,17 @@ def save_model(
                 f"components/core/model_file.py: {', '.join(untrusted)}; review them and add them"
             )
     (partial / CARD_FILE).write_text(json.dumps(card, indent=2, default=str), encoding="utf-8")
+    if target.exists():
+        shutil.rmtree(target)
+    partial.rename(target)
+
+
+def copy_model(source: str | Path, folder: str | Path) -> None:
+    """Copy the model folder `source` to `folder`, replacing it only once the copy is whole."""
+    target = Path(folder)
+    partial = target.with_name(target.name + ".partial")
+    shutil.rmtree(partial, ignore_errors=True)
+    shutil.copytree(source, partial)
     if target.exists():
         shutil.rmtree(target)
     partial.rename(target)

@@ -223,7 +223,14 @@ def model_card(version: str, card: dict[str, Any], evaluation: dict[str, Any]) -
         "",
         f"- model family: {best.get('model', '?')}, "
         f"parameters: `{json.dumps(best.get('params', {}))}`",
-        f"- trained on {card.get('training_rows', '?')} rows; input columns: "
+        f"- trained on {card.get('training_rows', '?')} rows"
+        + (
+            f" (refitted on all rows; the test metrics are of the model fitted on "
+            f"{card['refit']['judged_rows']}, kept as judged.skops)"
+            if card.get("refit")
+            else ""
+        )
+        + "; input columns: "
         + ", ".join(f"`{c}`" for c in card.get("input_columns", [])),
         "- test metrics: " + ", ".join(f"{k} {v:.4f}" for k, v in metrics.items()),
         f"- promotion: {evaluation.get('verdict', {}).get('reason', '')}",

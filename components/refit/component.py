@@ -31,7 +31,6 @@ def refit(
             model.skops, its card and judged.skops; with refit off, train's folder as it is.
     """
     import json
-    import shutil
     from pathlib import Path
 
     import joblib
@@ -39,24 +38,15 @@ def refit(
     from components.common.frames import read_frame
     from components.common.settings import RunConfig, settings_in
     from components.common.stage import stage
-    from components.core.model_file import MODEL_FILE, save_model
+    from components.core.model_file import MODEL_FILE, copy_model, save_model
     from components.core.schema import read_table_schema
     from components.refit.logic import refit_model
 
     settings = settings_in(locals())
     with stage("refit", settings) as log:
-        if not settings["refit"]:
-            partial = Path(served_model.path + ".partial")
-            shutil.rmtree(partial, ignore_errors=True)
-            shutil.copytree(trained_model.path, partial)
-            shutil.rmtree(served_model.path, ignore_errors=True)
-            partial.rename(served_model.path)
-            served_model.metadata.update(trained_model.metadata)
-            log.log("kept", reason="refit off: serving the model evaluate scored")
-            return
         with open(best.path, encoding="utf-8") as handle:
             best_config = json.load(handle)
-        fitted, card = refit_model(
+        refitted = refit_model(
             read_frame(train_split.path),
             read_frame(test.path),
             joblib.load(feature_steps.path),
@@ -64,7 +54,12 @@ def refit(
             read_table_schema(table_schema.path),
             RunConfig(**settings),
         )
-        judged = Path(trained_model.path) / MODEL_FILE
-        save_model(served_model.path, fitted, card, judged=judged)
+        if refitted is None:
+            copy_model(trained_model.path, served_model.path)
+            served_model.metadata.update(trained_model.metadata)
+            log.log("kept", reason="--no-refit: serving the model evaluate scored")
+            return
+        fitted, card = refitted
+        save_model(served_model.path, fitted, card, judged=Path(trained_model.path) / MODEL_FILE)
         served_model.metadata.update({"family": best_config["model"], "task": card["task"]})
         log.log("refitted", model=best_config["model"], rows=card["training_rows"])

@@ -30,10 +30,13 @@ def refit_model(
     best: dict[str, Any],
     schema: TableSchema,
     settings: RunConfig = DEFAULTS,
-) -> tuple[Pipeline, dict[str, Any]]:
+) -> tuple[Pipeline, dict[str, Any]] | None:
     """The refit stage: the configuration train fitted (the ensemble's every member, when the
     search chose one), fitted on all rows, with its card. The card's `refit` says on how many
-    rows and on how many the judged model was fitted."""
+    rows and on how many the judged model was fitted. None with --no-refit (`refit` off): the
+    run serves train's model as it is."""
+    if not settings.refit:
+        return None
     model, card = fit_choice(all_rows(train, test), feature_steps, best, schema, settings.seed)
     card["refit"] = {"rows": len(train) + len(test), "judged_rows": len(train)}
     return model, card

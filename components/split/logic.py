@@ -29,8 +29,8 @@ __all__ = ["split_data"]
 def split_frame(
     frame: pd.DataFrame, target: str, task: str, test_size: float
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Return (train, test), each in the frame's row order; the test split is never seen by
-    fitting or search."""
+    """Return (train, test), each in the frame's row order; the test split is never seen by the
+    search or the model evaluate scores (refit fits the served model on both afterwards)."""
     check_setting("test_size", test_size)
     keys = row_keys(frame)
     held_out = np.zeros(len(frame), dtype=bool)

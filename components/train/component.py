@@ -14,7 +14,7 @@ def train(
     seed: int,
     trained_model: Output[Model],
 ):
-    """Refit the best configuration on the whole training split.
+    """Fit the best configuration on the whole training split (the model evaluate scores).
 
     Args:
         train_split: The training split.

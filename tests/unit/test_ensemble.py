@@ -16,6 +16,8 @@ from components.core import ensemble
 from components.core.metrics import cv_metric
 from components.core.model_file import load_model, save_model
 from components.core.study import create_study, load_study
+from components.refit.logic import refit_model
+from components.split.logic import split_frame
 from components.train.logic import train_model
 from components.validate.logic import infer_table_schema
 from tests.unit.test_tune import search_data
@@ -144,6 +146,16 @@ def test_the_ensemble_beats_the_best_trial_and_is_served_as_one_pipeline(
     save_model(tmp_path / "model", model, card)
     loaded = load_model(tmp_path / "model")
     assert np.array_equal(loaded.pipeline.predict_proba(X), model.predict_proba(X))
+
+    # refit fits the same members, weighted alike, on more rows
+    _, held = split_frame(titanic, "survived", "binary", 0.2)  # the rows search_data held out
+    refitted = refit_model(train, held, data.feature_steps, best, schema, RunConfig(seed=0))
+    assert refitted is not None
+    served, served_card = refitted
+    again = served.named_steps["ensemble"]
+    assert list(again.weights) == list(voting.weights) and len(again.estimators_) == len(members)
+    assert served_card["training_rows"] == len(train) + len(held)
+    assert not np.allclose(served.predict_proba(X), model.predict_proba(X))
 
 
 def test_no_ensemble_with_text_columns(passengers: pd.DataFrame) -> None:

@@ -10,7 +10,13 @@ import pandas as pd
 import statsmodels.api as sm
 
 from components.common.settings import RunConfig
-from components.core.model_file import JUDGED_FILE, MODEL_FILE, load_model, save_model
+from components.core.model_file import (
+    JUDGED_FILE,
+    MODEL_FILE,
+    copy_model,
+    load_model,
+    save_model,
+)
 from components.core.registry import fetch_model, load_champion, publish_version
 from components.core.scoring import model_input
 from components.features.logic import feature_pipeline
@@ -30,7 +36,9 @@ def test_the_refit_is_fitted_on_every_row_and_keeps_the_judged_model(
     steps = feature_pipeline(build_preprocessor(schema), "passthrough")
     judged, judged_card = train_model(train, steps, BEST_LINEAR, schema, RunConfig(seed=0))
     save_model(tmp_path / "trained", judged, judged_card)
-    served, card = refit_model(train, test, steps, BEST_LINEAR, schema, RunConfig(seed=0))
+    refitted = refit_model(train, test, steps, BEST_LINEAR, schema, RunConfig(seed=0))
+    assert refitted is not None
+    served, card = refitted
     save_model(tmp_path / "served", served, card, judged=tmp_path / "trained" / MODEL_FILE)
 
     assert card["training_rows"] == len(titanic) == len(train) + len(test)
@@ -65,6 +73,16 @@ def test_the_refit_is_fitted_on_every_row_and_keeps_the_judged_model(
     np.testing.assert_allclose(champion.pipeline.predict_proba(X), judged.predict_proba(X))
     fetched = fetch_model(str(registry / "champion")).pipeline
     np.testing.assert_allclose(fetched.predict_proba(X), served.predict_proba(X))
+    assert (
+        "refitted on all rows; the test metrics are of the model fitted on"
+        in (registry / "versions" / "v1" / "MODEL_CARD.md").read_text()
+    )
+
+    # --no-refit: nothing is fitted, and the stage copies train's folder whole
+    assert refit_model(train, test, steps, BEST_LINEAR, schema, RunConfig(refit=False)) is None
+    copy_model(tmp_path / "trained", tmp_path / "kept")
+    kept = sorted(p.name for p in (tmp_path / "kept").iterdir())
+    assert kept == ["model.json", MODEL_FILE] and not (tmp_path / "kept.partial").exists()
 
 
 def test_a_forecast_refit_reads_its_rows_in_time_order() -> None:
