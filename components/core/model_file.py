@@ -213,8 +213,9 @@ def save_model(
     """Write pipeline and card (and the skops file `judged`, as JUDGED_FILE, when the pipeline
     is its refit) into `folder`, replacing it only once all are complete.
 
-    The files are checked before they are published: a model holding a type outside
-    TRUSTED_TYPES would be refused by every reader, so it is an error here, where it was made."""
+    The model file is checked before it is published (`judged` was, when it was saved): a model
+    holding a type outside TRUSTED_TYPES would be refused by every reader, so it is an error
+    here, where it was made."""
     import skops.io as sio
 
     target = Path(folder)
@@ -222,15 +223,14 @@ def save_model(
     shutil.rmtree(partial, ignore_errors=True)
     partial.mkdir(parents=True)
     sio.dump(pipeline, partial / MODEL_FILE, compression=zipfile.ZIP_DEFLATED)
-    if judged is not None:
+    untrusted = untrusted_types(partial / MODEL_FILE)
+    if untrusted:
+        raise TypeError(
+            f"the fitted model holds types missing from TRUSTED_TYPES in "
+            f"components/core/model_file.py: {', '.join(untrusted)}; review them and add them"
+        )
+    if judged is not None:  # a model file save_model wrote, and checked, before
         shutil.copyfile(judged, partial / JUDGED_FILE)
-    for written in (MODEL_FILE, JUDGED_FILE):
-        untrusted = untrusted_types(partial / written) if (partial / written).exists() else []
-        if untrusted:
-            raise TypeError(
-                f"the fitted model holds types missing from TRUSTED_TYPES in "
-                f"components/core/model_file.py: {', '.join(untrusted)}; review them and add them"
-            )
     (partial / CARD_FILE).write_text(json.dumps(card, indent=2, default=str), encoding="utf-8")
     if target.exists():
         shutil.rmtree(target)
