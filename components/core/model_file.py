@@ -64,6 +64,7 @@ TRUSTED_TYPES: frozenset[str] = frozenset(
         "components.core.transformers.calendar.CalendarFeatures",  # datetime columns
         # LightGBM fitted with its categorical columns named
         "components.core.transformers.categories.NativeCategories",
+        "components.core.transformers.categories.CatBoostCategories",
         # --- scikit-learn: what build_preprocessor, build_features and make_model build ---
         "sklearn.pipeline.Pipeline",
         "sklearn.compose._column_transformer.ColumnTransformer",
@@ -112,6 +113,11 @@ TRUSTED_TYPES: frozenset[str] = frozenset(
         "lightgbm.sklearn.LGBMClassifier",
         "lightgbm.sklearn.LGBMRegressor",
         "lightgbm.basic.Booster",
+        # CatBoost: skops rebuilds the estimator from its parameters and the model in CatBoost's
+        # own binary format (trees and numbers, loaded by CatBoost, never run as code)
+        "catboost.core.CatBoostClassifier",
+        "catboost.core.CatBoostRegressor",
+        "builtins.bytes",  # ... its model, as skops stores it
         # ... whose parameters skops stores as these dictionaries (their default_factory, if any,
         # is itself a stored type checked against this list)
         "collections.OrderedDict",

@@ -62,6 +62,7 @@ PARAMS: dict[str, dict[str, Any]] = {
         "colsample_bytree": 0.8,
         "reg_lambda": 1e-3,
     },
+    "catboost": {"iterations": 20, "depth": 4, "l2_leaf_reg": 3.0, "auto_learning_rate": True},
     "knn": {"n_neighbors": 7, "weights": "distance"},
     "svm": {"C": 1.0, "gamma": 0.1},
 }

@@ -1,6 +1,6 @@
 """Categorical columns inside the model: as strings (missing values a category of their own),
-or as integer codes for the native categorical splits of histogram gradient boosting and
-LightGBM."""
+or as integer codes for the native categorical splits of histogram gradient boosting, LightGBM
+and CatBoost."""
 
 from __future__ import annotations
 
@@ -9,9 +9,11 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from scipy import sparse
 from sklearn.base import BaseEstimator, MetaEstimatorMixin, clone
 from sklearn.preprocessing import OrdinalEncoder
 from sklearn.utils.metaestimators import available_if
+from threadpoolctl import threadpool_info
 
 MISSING_CATEGORY = "__missing__"
 
@@ -59,3 +61,44 @@ class NativeCategories(MetaEstimatorMixin, BaseEstimator):
 
     def __sklearn_tags__(self) -> Any:
         return self.estimator.__sklearn_tags__()
+
+
+class CatBoostCategories(NativeCategories):
+    """A CatBoost model told which of its input columns are categorical codes. CatBoost takes
+    categories as whole numbers (or strings) in a table, not as floats: this step hands it the
+    codes as integers (a missing code, NaN, as -1) and their positions as `cat_features`.
+
+    CatBoost runs its own thread pool, which threadpoolctl cannot cap: it is given as many
+    threads as OpenMP is allowed where it is fitted (a search worker's share of the cores)."""
+
+    def fit(self, X: Any, y: Any) -> CatBoostCategories:
+        columns = [int(c) for c in self.categorical_features]
+        estimator = clone(self.estimator).set_params(thread_count=openmp_threads())
+        self.estimator_ = estimator.fit(self._table(X), y, cat_features=columns or None)
+        if hasattr(self.estimator_, "classes_"):
+            self.classes_ = self.estimator_.classes_
+        return self
+
+    def predict(self, X: Any) -> np.ndarray:
+        # CatBoost's classifier gives a column of labels; the Pipeline's contract is a vector
+        return np.asarray(self.estimator_.predict(self._table(X))).ravel()
+
+    @available_if(lambda self: hasattr(self.estimator, "predict_proba"))
+    def predict_proba(self, X: Any) -> np.ndarray:
+        return np.asarray(self.estimator_.predict_proba(self._table(X)))
+
+    def _table(self, X: Any) -> Any:
+        values = X.toarray() if sparse.issparse(X) else np.asarray(X, dtype=np.float64)
+        if not len(self.categorical_features):
+            return values
+        table = pd.DataFrame(values)
+        for column in self.categorical_features:
+            table[int(column)] = table[int(column)].fillna(-1).astype(np.int64)
+        return table
+
+
+def openmp_threads() -> int:
+    """The threads OpenMP may use in this process now (threadpoolctl's limit, when one is
+    set), or -1 (every core) when no OpenMP runtime is loaded."""
+    counts = [info["num_threads"] for info in threadpool_info() if info["user_api"] == "openmp"]
+    return min(counts) if counts else -1
