@@ -215,7 +215,7 @@ def test_family_choice_scales_with_rows() -> None:
     assert "svm" in families_for(1000) and "knn" in families_for(1000)
     assert "svm" not in families_for(4000)
     assert "svm" not in families_for(50_000) and "knn" not in families_for(50_000)
-    assert len(families_for(10**6)) >= 4
+    assert len(families_for(10**6)) >= 4 and "catboost" in families_for(10**6)
 
 
 def test_study_direction() -> None:
@@ -359,3 +359,32 @@ def test_gradient_boosting_splits_categories_natively(diamonds_sample: pd.DataFr
     one_hot = make_model(steps, "random_forest", {"n_estimators": 5, "max_depth": 3,
                          "min_samples_leaf": 1, "max_features": 0.5}, "regression", 0)  # fmt: skip
     assert one_hot.fit(X, y)[:-1].transform(X).shape[1] > X.shape[1]
+
+
+def test_catboost_takes_the_codes_as_categories_on_the_workers_thread_share(
+    diamonds_sample: pd.DataFrame,
+) -> None:
+    """CatBoost gets the categorical codes (placed first) as its categorical features, as whole
+    numbers, an unseen category included; fitted inside a search worker's thread limit it runs
+    on that many threads; the same seed fits the same model; its learning rate is CatBoost's
+    own unless the trial sets one."""
+    import lightgbm  # noqa: F401  # OpenMP loaded, as in a search worker (run_worker)
+    from threadpoolctl import threadpool_limits
+
+    schema = infer_table_schema(diamonds_sample, "price", "regression")
+    steps = feature_pipeline(build_preprocessor(schema), "passthrough")
+    params = {**dict(DEFAULT_CONFIGURATIONS)["catboost"], "iterations": 30}
+    X, y = diamonds_sample.drop(columns=["price"]), diamonds_sample["price"]
+    with threadpool_limits(limits=1):
+        model = make_model(steps, "catboost", params, "regression", seed=0).fit(X, y)
+    fitted = model[-1].estimator_
+    assert fitted.get_cat_feature_indices() == [0, 1, 2]
+    assert fitted.get_params()["thread_count"] == 1
+    assert "learning_rate" not in fitted.get_params()  # chosen by CatBoost from rows, iterations
+    unseen = X.head(5).assign(cut="Unheard of")
+    assert np.isfinite(model.predict(unseen)).all()
+    again = make_model(steps, "catboost", params, "regression", seed=0).fit(X, y)
+    assert np.array_equal(again.predict(X), model.predict(X))
+    rate = {**params, "auto_learning_rate": False, "learning_rate": 0.05}
+    chosen = make_model(steps, "catboost", rate, "regression", 0)[-1].estimator
+    assert chosen.get_params()["learning_rate"] == 0.05
