@@ -264,6 +264,20 @@ def suit_family(model: Pipeline, family: str) -> None:
             )
 
 
+def fit_size(family: str, params: dict[str, Any]) -> float:
+    """How much fitting a configuration asks for, relative to others of its family (the time
+    of a fold scales with it, at a given table): trees times the features each split tries
+    times the depth for a forest, trees for LightGBM, iterations times the leaves of a
+    symmetric tree for CatBoost; 1 for the families whose cost no parameter sets this way."""
+    if family in ("random_forest", "extra_trees"):
+        return float(params["n_estimators"] * params["max_features"] * params["max_depth"])
+    if family == "lightgbm":
+        return float(params["n_estimators"])
+    if family == "catboost":
+        return float(params["iterations"] * 2 ** params["depth"])
+    return 1.0
+
+
 def trial_params(family: str, params: dict[str, Any]) -> dict[str, Any]:
     """The study's flat, prefixed parameters of a configuration (config_from_trial's inverse)."""
     prefix = param_prefix(family)

@@ -388,3 +388,32 @@ def test_catboost_takes_the_codes_as_categories_on_the_workers_thread_share(
     rate = {**params, "auto_learning_rate": False, "learning_rate": 0.05}
     chosen = make_model(steps, "catboost", rate, "regression", 0)[-1].estimator
     assert chosen.get_params()["learning_rate"] == 0.05
+
+
+
+def test_a_folds_expected_time_scales_with_the_configurations_size() -> None:
+    """Before a trial's first fold, its expected time is its family's slowest seconds per unit
+    of fit_size (from every worker's first folds in the study) times its own size; a family not
+    fitted yet expects the slowest first fold of any; a trial's own folds override both."""
+    from components.core.families import fit_size
+    from components.tune.logic import FIRST_FOLD_ATTR, Schedule
+
+    small = {"n_estimators": 50, "max_features": 0.5, "max_depth": 4}
+    big = {**small, "n_estimators": 300, "max_depth": 16}
+    study = optuna.create_study()
+    for family, size, seconds in [("extra_trees", fit_size("extra_trees", small), 0.5),
+                                  ("linear", 1.0, 2.0)]:  # fmt: skip
+        study.add_trial(
+            optuna.trial.create_trial(
+                params={"model": family},
+                distributions={"model": optuna.distributions.CategoricalDistribution(FAMILIES)},
+                value=0.0,
+                user_attrs={FIRST_FOLD_ATTR: [seconds, size]},
+            )
+        )
+    schedule = Schedule(sampler=None)  # type: ignore[arg-type]  # not asked here
+    expected = schedule.expected_fold(study, "extra_trees", fit_size("extra_trees", big), [])
+    assert expected == pytest.approx(0.5 * 24)  # 6x the trees, 4x the depth
+    assert schedule.expected_fold(study, "catboost", 1.0, []) == 2.0  # not fitted yet
+    assert schedule.expected_fold(study, "extra_trees", 1.0, [3.0, 4.0]) == 4.0
+    assert schedule.expected_fold(optuna.create_study(), "linear", 1.0, []) == 0.0
