@@ -35,7 +35,9 @@ Tools, each on 2 CPU cores:
   seconds (target: within 5% of the 60 s budget; wall-clock, so printed, never asserted), the
   trials and the best model.
 - FLAML (this virtualenv, the `bench` extra): `AutoML().fit(X, y, task=..., metric=roc_auc |
-  roc_auc_ovr | rmse, time_budget=60, n_jobs=2, seed=S)` with its default estimators. FLAML has
+  roc_auc_ovr | rmse, time_budget=60, n_jobs=2, seed=S)` with its default estimators (LightGBM,
+  random forest, XGBoost, extra trees, XGBoost of limited depth, SGD, logistic regression, and
+  CatBoost: installed with stablepipe, so FLAML searches it too). FLAML has
   no featuriser for free text in a table, so on fine_foods it gets a sparse TF-IDF matrix: the
   word and character n-grams of stablepipe's text transformer, the 5,000 most frequent of each
   (`TextFeatures(components=0, max_terms=5000)`: 10,000 columns), fitted on the training rows,
