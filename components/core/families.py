@@ -266,15 +266,18 @@ def suit_family(model: Pipeline, family: str) -> None:
 
 def fit_size(family: str, params: dict[str, Any]) -> float:
     """How much fitting a configuration asks for, relative to others of its family (the time
-    of a fold scales with it, at a given table): trees times the features each split tries
-    times the depth for a forest, trees for LightGBM, iterations times the leaves of a
-    symmetric tree for CatBoost; 1 for the families whose cost no parameter sets this way."""
+    of a fold scales with it, at a given table): a forest's trees times the features each split
+    tries times the depth; a boosted model's trees times the square root of a tree's leaves
+    (measured, 100 trees on 20,000 rows, one thread: LightGBM with 4, 16, 64, 256 leaves took
+    1 : 1.6 : 3.3 : 10.8, CatBoost at depth 4, 6, 8 took 1 : 1.8 : 5.0), times LightGBM's
+    share of columns per tree; 1 for the families whose cost no parameter sets this way."""
     if family in ("random_forest", "extra_trees"):
         return float(params["n_estimators"] * params["max_features"] * params["max_depth"])
     if family == "lightgbm":
-        return float(params["n_estimators"])
+        leaves = params["num_leaves"] ** 0.5
+        return float(params["n_estimators"] * leaves * params["colsample_bytree"])
     if family == "catboost":
-        return float(params["iterations"] * 2 ** params["depth"])
+        return float(params["iterations"] * 2 ** (params["depth"] / 2))
     return 1.0
 
 

@@ -418,7 +418,9 @@ def parameter_importances(studies: list[Any], family: str) -> dict[str, float]:
     trials = trials_of(study)
     if len(trials) < 3:
         return {}
-    names = [name for name in trials[0].params if name != "model"]
+    # the parameters every trial of the family has (CatBoost's learning rate is searched only
+    # when the automatic one is not used: its importance is that choice's)
+    names = [n for n in trials[0].params if n != "model" and all(n in t.params for t in trials)]
     with warnings.catch_warnings():  # a parameter with one value left: its importance is 0
         warnings.simplefilter("ignore")
         found = optuna.importance.get_param_importances(

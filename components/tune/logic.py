@@ -130,18 +130,22 @@ def fold_inputs(
 
 def fit_and_score(
     data: SearchData, model: Pipeline, fold: int, fit_rows: np.ndarray, score_rows: np.ndarray
-) -> tuple[dict[str, float], np.ndarray, np.ndarray]:
+) -> tuple[dict[str, float], np.ndarray, np.ndarray, float]:
     """Fit the model on a fold's fit rows and score it on its score rows: the estimator alone
     on the cached preprocessed folds, or (a forecast, whose steps see the rows' history) the
-    whole model. Returns the metrics and what they were computed from (`model_output`)."""
+    whole model. Returns the metrics, what they were computed from (`model_output`) and the
+    seconds of the fit and prediction (the preprocessing's, when not cached, left out)."""
     y_fit, y_score = data.y.iloc[fit_rows], data.y.iloc[score_rows]
     if not isinstance(model, Pipeline) or "timeseries" in model.named_steps:
+        started = time.perf_counter()
         model.fit(data.X.iloc[fit_rows], y_fit)
         output, classes = model_output(model, data.X.iloc[score_rows], data.task)
     else:
         fitted, scored = fold_inputs(data, model, fold, fit_rows, score_rows)
+        started = time.perf_counter()
         output, classes = model_output(model[-1].fit(fitted, y_fit), scored, data.task)
-    return metrics_of(y_score, output, classes, data.task), output, classes
+    fitting = time.perf_counter() - started
+    return metrics_of(y_score, output, classes, data.task), output, classes, fitting
 
 
 # A trial's first fold: [seconds, fit_size of its configuration], read by every worker.
@@ -161,22 +165,35 @@ class Schedule:
         """How long the next fold of a trial should take, erring long (a trial that would end
         after the deadline costs more than one stopped a little early): its slowest fold so
         far; before its first, the slowest seconds per unit of fit_size among the first folds
-        of its family in the study (every worker's) times its own size, or, for a family not
+        of its family in the study (every worker's; `first_folds`) times its own size, or, for
+        a family not
         fitted yet, the slowest first fold of any family (0 before any). Sized, because one
         family's configurations differ in cost tenfold: on diamonds one fold of a 300-tree,
         depth-15 extra-trees model took 10.5 s where the worker's earlier 50-tree, depth-4
         one had taken 0.4 s, and the search overran its budget by 6%."""
         if done:
             return max(done)
-        seen = [
-            (str(t.params.get("model")), *t.user_attrs[FIRST_FOLD_ATTR])
-            for t in study.get_trials(deepcopy=False)
-            if FIRST_FOLD_ATTR in t.user_attrs
-        ]
+        seen = first_folds(study)
         own = [seconds / fitted for kind, seconds, fitted in seen if kind == family]
         if own:
             return max(own) * size
         return max((seconds for _, seconds, _ in seen), default=0.0)
+
+    def cheapest_fold(self, study: optuna.Study) -> float:
+        """The quickest first fold in the study (0 before any): while one that quick still
+        fits, a trial expected to end after the deadline is skipped, not the worker stopped
+        (a smaller configuration may come next)."""
+        return min((seconds for _, seconds, _ in first_folds(study)), default=0.0)
+
+
+def first_folds(study: optuna.Study) -> list[tuple[str, float, float]]:
+    """(family, seconds, fit_size) of every trial's first fold in the study: the seconds of
+    the estimator's fit and prediction, without the preprocessing a fold computes once."""
+    return [
+        (str(t.params.get("model")), *t.user_attrs[FIRST_FOLD_ATTR])
+        for t in study.get_trials(deepcopy=False)
+        if FIRST_FOLD_ATTR in t.user_attrs
+    ]
 
 
 def objective(
@@ -211,17 +228,18 @@ def objective(
         deadline = schedule.sampler.deadline
         if time.time() + expected > deadline and has_complete_trial(trial.study):
             trial.set_user_attr("stopped_at_deadline", True)
-            if not scores:  # not even one fold fits: this worker is done
+            if not scores:
                 trial.set_user_attr("not_started", True)
-                trial.study.stop()
+                if time.time() + schedule.cheapest_fold(trial.study) > deadline:
+                    trial.study.stop()  # not even the cheapest fold seen fits: this worker is done
             stop(trial, scores)
         started = time.perf_counter()
         model = make_model(data.feature_steps, family, params, data.task, data.seed)
-        measured, output, labels = fit_and_score(data, model, fold, fit_rows, score_rows)
+        measured, output, labels, fitting = fit_and_score(data, model, fold, fit_rows, score_rows)
         predictions.add(score_rows, output, labels)
         seconds.append(time.perf_counter() - started)
         if fold == 0:
-            trial.set_user_attr(FIRST_FOLD_ATTR, [round(seconds[0], 4), size])
+            trial.set_user_attr(FIRST_FOLD_ATTR, [round(fitting, 4), size])
         for name, value in measured.items():
             by_metric.setdefault(name, []).append(value)
         scores.append(measured[metric])

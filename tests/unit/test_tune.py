@@ -394,7 +394,8 @@ def test_catboost_takes_the_codes_as_categories_on_the_workers_thread_share(
 def test_a_folds_expected_time_scales_with_the_configurations_size() -> None:
     """Before a trial's first fold, its expected time is its family's slowest seconds per unit
     of fit_size (from every worker's first folds in the study) times its own size; a family not
-    fitted yet expects the slowest first fold of any; a trial's own folds override both."""
+    fitted yet expects the slowest first fold of any; a trial's own folds override both. A
+    boosted model's size grows with the square root of its leaves."""
     from components.core.families import fit_size
     from components.tune.logic import FIRST_FOLD_ATTR, Schedule
 
@@ -417,3 +418,30 @@ def test_a_folds_expected_time_scales_with_the_configurations_size() -> None:
     assert schedule.expected_fold(study, "catboost", 1.0, []) == 2.0  # not fitted yet
     assert schedule.expected_fold(study, "extra_trees", 1.0, [3.0, 4.0]) == 4.0
     assert schedule.expected_fold(optuna.create_study(), "linear", 1.0, []) == 0.0
+    assert schedule.cheapest_fold(study) == 0.5  # a trial is skipped while one this quick fits
+    assert schedule.cheapest_fold(optuna.create_study()) == 0.0
+    base = {"n_estimators": 100, "num_leaves": 16, "colsample_bytree": 1.0}
+    assert fit_size("lightgbm", {**base, "num_leaves": 64}) == 2 * fit_size("lightgbm", base)
+    deep = {"iterations": 100, "depth": 8}
+    assert fit_size("catboost", deep) == 2 * fit_size("catboost", {**deep, "depth": 6})
+
+
+def test_catboost_probabilities_follow_classes_and_a_refused_fit_fails_the_trial() -> None:
+    """Labels that read as numbers ("10", "9", "2"): CatBoost orders them by number, the
+    Pipeline contract (and the ensemble's out-of-fold columns) by numpy's sort; the columns of
+    predict_proba follow classes_. A fit CatBoost refuses is a ValueError (a failed trial)."""
+    from catboost import CatBoostClassifier
+
+    from components.core.transformers.categories import CatBoostCategories
+
+    rng = np.random.default_rng(0)
+    X = np.c_[rng.integers(0, 3, size=300), rng.normal(size=(300, 2))].astype(float)
+    y = np.array(["10", "9", "2"])[(X[:, 1] > 0).astype(int) + (X[:, 2] > 0.5)]
+    booster = CatBoostClassifier(iterations=30, verbose=0, allow_writing_files=False)
+    model = CatBoostCategories(booster, [0]).fit(X, y)
+    assert list(model.classes_) == sorted(set(y))
+    proba = model.predict_proba(X)
+    assert np.array_equal(model.classes_[proba.argmax(axis=1)], model.predict(X))
+    assert (model.predict(X) == y).mean() > 0.9
+    with pytest.raises(ValueError, match="CatBoost"):
+        CatBoostCategories(booster).fit(X, np.zeros(300))

@@ -66,26 +66,42 @@ class NativeCategories(MetaEstimatorMixin, BaseEstimator):
 class CatBoostCategories(NativeCategories):
     """A CatBoost model told which of its input columns are categorical codes. CatBoost takes
     categories as whole numbers (or strings) in a table, not as floats: this step hands it the
-    codes as integers (a missing code, NaN, as -1) and their positions as `cat_features`.
+    codes as integers (a category not seen in training, NaN, as -1) and their positions as
+    `cat_features`.
 
-    CatBoost runs its own thread pool, which threadpoolctl cannot cap: it is given as many
-    threads as OpenMP is allowed where it is fitted (a search worker's share of the cores)."""
+    - Labels: fitted as their positions in `classes_` (sorted as numpy sorts them), so that
+      `predict_proba`'s columns follow `classes_` as everywhere else; CatBoost itself orders
+      labels such as "10", "9", "2" by number.
+    - Threads: CatBoost runs its own pool, which threadpoolctl cannot cap; it is given as many
+      threads as OpenMP may use where it fits or predicts (a search worker's share).
+    - A fit CatBoost refuses (a constant target, every feature constant) is a ValueError, a
+      failed trial like any other family's, not a crashed search worker."""
 
     def fit(self, X: Any, y: Any) -> CatBoostCategories:
+        from catboost import CatBoostError
+
         columns = [int(c) for c in self.categorical_features]
         estimator = clone(self.estimator).set_params(thread_count=openmp_threads())
-        self.estimator_ = estimator.fit(self._table(X), y, cat_features=columns or None)
-        if hasattr(self.estimator_, "classes_"):
-            self.classes_ = self.estimator_.classes_
+        target = np.asarray(y)
+        if hasattr(estimator, "predict_proba"):
+            self.classes_, target = np.unique(target, return_inverse=True)
+        try:
+            self.estimator_ = estimator.fit(self._table(X), target, cat_features=columns or None)
+        except CatBoostError as error:
+            raise ValueError(f"CatBoost: {error}") from error
         return self
 
     def predict(self, X: Any) -> np.ndarray:
         # CatBoost's classifier gives a column of labels; the Pipeline's contract is a vector
-        return np.asarray(self.estimator_.predict(self._table(X))).ravel()
+        output = self.estimator_.predict(self._table(X), thread_count=openmp_threads())
+        if hasattr(self, "classes_"):
+            return np.asarray(self.classes_[np.asarray(output, dtype=np.int64).ravel()])
+        return np.asarray(output).ravel()
 
     @available_if(lambda self: hasattr(self.estimator, "predict_proba"))
     def predict_proba(self, X: Any) -> np.ndarray:
-        return np.asarray(self.estimator_.predict_proba(self._table(X)))
+        table = self._table(X)
+        return np.asarray(self.estimator_.predict_proba(table, thread_count=openmp_threads()))
 
     def _table(self, X: Any) -> Any:
         values = X.toarray() if sparse.issparse(X) else np.asarray(X, dtype=np.float64)
