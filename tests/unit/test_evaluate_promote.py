@@ -233,19 +233,24 @@ def test_a_gain_within_the_search_noise_is_kept(trained, tmp_path: Path) -> None
 
 
 def test_reruns_with_other_seeds_do_not_flip_the_champion(
-    tmp_path: Path, titanic: pd.DataFrame
+    tmp_path: Path, titanic: pd.DataFrame, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Six reruns of search + train + evaluate on the same data, seeds 1 to 6. The champion
     may change only for a credible gain, so its score on the (seed-independent) test split
     only rises and no earlier champion returns; the plain `better than the champion` rule
-    switches on every lucky seed."""
+    switches on every lucky seed. The searches leave CatBoost out: with it, 8-trial searches
+    on Titanic were so alike across seeds that the plain rule never switched either (0 and 0),
+    and what this test measures is the gate against seed noise."""
     import optuna
 
     from components.collect.logic import best_configuration
     from components.core.metrics import cv_metric
     from components.core.study import create_study, load_study
+    from components.tune import logic as tune
     from components.tune.logic import SearchData, run_worker
 
+    searched = [f for f in tune.families_for(len(titanic)) if f != "catboost"]
+    monkeypatch.setattr(tune, "families_for", lambda rows: searched)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     schema = infer_table_schema(titanic, "survived", "auto")
     train, test = split_frame(titanic, "survived", "binary", 0.2)
