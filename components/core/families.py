@@ -89,8 +89,14 @@ DEFAULT_CONFIGURATIONS = (
 
 def families_for(rows: int) -> list[str]:
     """Model families worth searching for a training split of `rows` rows."""
-    families = ["linear", "random_forest", "extra_trees"]
-    families += ["hist_gradient_boosting", "lightgbm", "catboost"]
+    families = [
+        "linear",
+        "random_forest",
+        "extra_trees",
+        "hist_gradient_boosting",
+        "lightgbm",
+        "catboost",
+    ]
     if rows <= KNN_MAX_ROWS:
         families.append("knn")
     if rows <= SVM_MAX_ROWS:

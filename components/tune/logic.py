@@ -152,38 +152,29 @@ def fit_and_score(
 FIRST_FOLD_ATTR = "first_fold"
 
 
-@dataclass
-class Schedule:
-    """How the worker's trials are planned: the sampler, which also holds the wall-clock
-    `deadline` shared by every worker and the trial `cap` (inf: none)."""
+def expected_fold(study: optuna.Study, family: str, size: float, done: list[float]) -> float:
+    """How long the next fold of a trial should take, erring long (a trial that would end
+    after the deadline costs more than one stopped a little early): its slowest fold so far;
+    before its first, the slowest seconds per unit of fit_size among the first folds of its
+    family in the study (every worker's; `first_folds`) times its own size, or, for a family
+    not fitted yet, the slowest first fold of any family (0 before any). Sized, because one
+    family's configurations differ in cost tenfold: on diamonds one fold of a 300-tree,
+    depth-15 extra-trees model took 10.5 s where the worker's earlier 50-tree, depth-4 one had
+    taken 0.4 s, and the search overran its budget by 6%."""
+    if done:
+        return max(done)
+    seen = first_folds(study)
+    own = [seconds / fitted for kind, seconds, fitted in seen if kind == family]
+    if own:
+        return max(own) * size
+    return max((seconds for _, seconds, _ in seen), default=0.0)
 
-    sampler: ScheduledSampler
 
-    def expected_fold(
-        self, study: optuna.Study, family: str, size: float, done: list[float]
-    ) -> float:
-        """How long the next fold of a trial should take, erring long (a trial that would end
-        after the deadline costs more than one stopped a little early): its slowest fold so
-        far; before its first, the slowest seconds per unit of fit_size among the first folds
-        of its family in the study (every worker's; `first_folds`) times its own size, or, for
-        a family not
-        fitted yet, the slowest first fold of any family (0 before any). Sized, because one
-        family's configurations differ in cost tenfold: on diamonds one fold of a 300-tree,
-        depth-15 extra-trees model took 10.5 s where the worker's earlier 50-tree, depth-4
-        one had taken 0.4 s, and the search overran its budget by 6%."""
-        if done:
-            return max(done)
-        seen = first_folds(study)
-        own = [seconds / fitted for kind, seconds, fitted in seen if kind == family]
-        if own:
-            return max(own) * size
-        return max((seconds for _, seconds, _ in seen), default=0.0)
-
-    def cheapest_fold(self, study: optuna.Study) -> float:
-        """The quickest first fold in the study (0 before any): while one that quick still
-        fits, a trial expected to end after the deadline is skipped, not the worker stopped
-        (a smaller configuration may come next)."""
-        return min((seconds for _, seconds, _ in first_folds(study)), default=0.0)
+def cheapest_fold(study: optuna.Study) -> float:
+    """The quickest first fold in the study (0 before any): while one that quick still fits,
+    a trial expected to end after the deadline is skipped, not the worker stopped (a smaller
+    configuration may come next)."""
+    return min((seconds for _, seconds, _ in first_folds(study)), default=0.0)
 
 
 def first_folds(study: optuna.Study) -> list[tuple[str, float, float]]:
@@ -197,18 +188,18 @@ def first_folds(study: optuna.Study) -> list[tuple[str, float, float]]:
 
 
 def objective(
-    trial: optuna.Trial, data: SearchData, worker_index: int, schedule: Schedule
+    trial: optuna.Trial, data: SearchData, worker_index: int, sampler: ScheduledSampler
 ) -> float:
     """Mean cross-validated score of one scheduled configuration, pruned fold by fold, and
     stopped before a fold that would end after the deadline (once the study holds a complete
     trial: the search always finishes one)."""
     trial.set_user_attr("worker", worker_index)
     if (
-        trial.number >= schedule.sampler.cap
+        trial.number >= sampler.cap
     ):  # asked at the same moment as the last trial of the cap
         trial.set_user_attr("beyond_cap", True)
         raise optuna.TrialPruned()
-    mark = schedule.sampler.mark(trial.number)
+    mark = sampler.mark(trial.number)
     if mark:
         trial.set_user_attr(mark, True)
     family, params = suggest_config(trial, families_for(len(data.X)))
@@ -224,13 +215,13 @@ def objective(
     rows = len(data.y) if ensemble_allowed(data.feature_steps) else 0  # 0: keep none
     predictions = OutOfFold(rows, data.classes)
     for fold, (fit_rows, score_rows) in enumerate(splitter.split(data.X, data.y)):
-        expected = schedule.expected_fold(trial.study, family, size, seconds)
-        deadline = schedule.sampler.deadline
+        expected = expected_fold(trial.study, family, size, seconds)
+        deadline = sampler.deadline
         if time.time() + expected > deadline and has_complete_trial(trial.study):
             trial.set_user_attr("stopped_at_deadline", True)
             if not scores:
                 trial.set_user_attr("not_started", True)
-                if time.time() + schedule.cheapest_fold(trial.study) > deadline:
+                if time.time() + cheapest_fold(trial.study) > deadline:
                     trial.study.stop()  # not even the cheapest fold seen fits: this worker is done
             stop(trial, scores)
         started = time.perf_counter()
@@ -395,7 +386,6 @@ def search(
     study.sampler, study.pruner = sampler, ScheduledPruner(lag)
     if ensemble_allowed(data.feature_steps):
         record_target(study, data.y, row_folds(data), data.task, time_budget)
-    schedule = Schedule(sampler)
     finished: list[int] = []
     remaining = cap - len(study.get_trials(deepcopy=False, states=STARTED_STATES))
     if remaining <= 0 or time.time() >= deadline:
@@ -407,7 +397,7 @@ def search(
         callbacks.append(optuna.study.MaxTrialsCallback(n_trials, states=STARTED_STATES))
     cpu = time.process_time()
     study.optimize(
-        lambda trial: objective(trial, data, worker_index, schedule),
+        lambda trial: objective(trial, data, worker_index, sampler),
         n_trials=None if not n_trials else int(remaining),
         timeout=max(0.0, deadline - time.time()),
         callbacks=callbacks,

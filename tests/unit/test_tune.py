@@ -397,7 +397,7 @@ def test_a_folds_expected_time_scales_with_the_configurations_size() -> None:
     fitted yet expects the slowest first fold of any; a trial's own folds override both. A
     boosted model's size grows with the square root of its leaves."""
     from components.core.families import fit_size
-    from components.tune.logic import FIRST_FOLD_ATTR, Schedule
+    from components.tune.logic import FIRST_FOLD_ATTR, cheapest_fold, expected_fold
 
     small = {"n_estimators": 50, "max_features": 0.5, "max_depth": 4}
     big = {**small, "n_estimators": 300, "max_depth": 16}
@@ -412,14 +412,13 @@ def test_a_folds_expected_time_scales_with_the_configurations_size() -> None:
                 user_attrs={FIRST_FOLD_ATTR: [seconds, size]},
             )
         )
-    schedule = Schedule(sampler=None)  # type: ignore[arg-type]  # not asked here
-    expected = schedule.expected_fold(study, "extra_trees", fit_size("extra_trees", big), [])
+    expected = expected_fold(study, "extra_trees", fit_size("extra_trees", big), [])
     assert expected == pytest.approx(0.5 * 24)  # 6x the trees, 4x the depth
-    assert schedule.expected_fold(study, "catboost", 1.0, []) == 2.0  # not fitted yet
-    assert schedule.expected_fold(study, "extra_trees", 1.0, [3.0, 4.0]) == 4.0
-    assert schedule.expected_fold(optuna.create_study(), "linear", 1.0, []) == 0.0
-    assert schedule.cheapest_fold(study) == 0.5  # a trial is skipped while one this quick fits
-    assert schedule.cheapest_fold(optuna.create_study()) == 0.0
+    assert expected_fold(study, "catboost", 1.0, []) == 2.0  # not fitted yet
+    assert expected_fold(study, "extra_trees", 1.0, [3.0, 4.0]) == 4.0
+    assert expected_fold(optuna.create_study(), "linear", 1.0, []) == 0.0
+    assert cheapest_fold(study) == 0.5  # a trial is skipped while one this quick fits
+    assert cheapest_fold(optuna.create_study()) == 0.0
     base = {"n_estimators": 100, "num_leaves": 16, "colsample_bytree": 1.0}
     assert fit_size("lightgbm", {**base, "num_leaves": 64}) == 2 * fit_size("lightgbm", base)
     deep = {"iterations": 100, "depth": 8}
