@@ -109,43 +109,58 @@ def nbytes(matrix: Any) -> int:
     return int(getattr(matrix, "nbytes", 0))
 
 
+def variant(model: Pipeline) -> str:
+    """The model's variant of the preprocessing (its steps before the estimator), taken
+    before they are fitted: what the fold cache is keyed by, with the fold."""
+    return str(joblib.hash(model[:-1]))
+
+
+def cached_folds(model: Any) -> bool:
+    """Whether the search scores the model on cached preprocessed folds: not a forecast,
+    whose steps see the rows' history and are fitted with it in every fold."""
+    return isinstance(model, Pipeline) and "timeseries" not in model.named_steps
+
+
 def fold_inputs(
     data: SearchData, model: Pipeline, fold: int, fit_rows: np.ndarray, score_rows: np.ndarray
-) -> tuple[Any, Any]:
+) -> tuple[Any, Any, float]:
     """The fold's rows through the model's preprocessing and features, fitted on the fit rows
     (fit_transform, as Pipeline.fit does: a target encoder cross-fits) and applied to the
-    score rows. The preprocessing does not depend on the trial, only on the family's variant
-    of it (`suit_family`), so it is fitted once per fold and variant and reused by every
-    later trial of this worker."""
-    front = model[:-1]
-    key = (fold, joblib.hash(front))
-    if key not in data.cache:
-        fitted = front.fit_transform(data.X.iloc[fit_rows], data.y.iloc[fit_rows])
-        scored = front.transform(data.X.iloc[score_rows])
-        if data.cached_bytes() + nbytes(fitted) + nbytes(scored) > FOLD_CACHE_BYTES:
-            return fitted, scored
+    score rows, and the seconds that took (0 when cached). The preprocessing does not depend
+    on the trial, only on the family's variant of it (`suit_family`), so it is fitted once
+    per fold and variant and reused by every later trial of this worker."""
+    key = (fold, variant(model))
+    if key in data.cache:
+        return (*data.cache[key], 0.0)
+    started = time.perf_counter()
+    fitted = model[:-1].fit_transform(data.X.iloc[fit_rows], data.y.iloc[fit_rows])
+    scored = model[:-1].transform(data.X.iloc[score_rows])
+    seconds = time.perf_counter() - started
+    if data.cached_bytes() + nbytes(fitted) + nbytes(scored) <= FOLD_CACHE_BYTES:
         data.cache[key] = (fitted, scored)
-    return data.cache[key]
+    return fitted, scored, seconds
 
 
 def fit_and_score(
     data: SearchData, model: Pipeline, fold: int, fit_rows: np.ndarray, score_rows: np.ndarray
-) -> tuple[dict[str, float], np.ndarray, np.ndarray, float]:
+) -> tuple[dict[str, float], np.ndarray, np.ndarray, float, float]:
     """Fit the model on a fold's fit rows and score it on its score rows: the estimator alone
-    on the cached preprocessed folds, or (a forecast, whose steps see the rows' history) the
-    whole model. Returns the metrics, what they were computed from (`model_output`) and the
-    seconds of the fit and prediction (the preprocessing's, when not cached, left out)."""
+    on the cached preprocessed folds, or (a forecast) the whole model. Returns the metrics,
+    what they were computed from (`model_output`), the seconds of the fit and prediction and
+    those of the fold's preprocessing when it was computed (0 when cached, or a forecast)."""
     y_fit, y_score = data.y.iloc[fit_rows], data.y.iloc[score_rows]
-    if not isinstance(model, Pipeline) or "timeseries" in model.named_steps:
+    preprocessing = 0.0
+    if not cached_folds(model):
         started = time.perf_counter()
         model.fit(data.X.iloc[fit_rows], y_fit)
         output, classes = model_output(model, data.X.iloc[score_rows], data.task)
     else:
-        fitted, scored = fold_inputs(data, model, fold, fit_rows, score_rows)
+        fitted, scored, preprocessing = fold_inputs(data, model, fold, fit_rows, score_rows)
         started = time.perf_counter()
         output, classes = model_output(model[-1].fit(fitted, y_fit), scored, data.task)
     fitting = time.perf_counter() - started
-    return metrics_of(y_score, output, classes, data.task), output, classes, fitting
+    measured = metrics_of(y_score, output, classes, data.task)
+    return measured, output, classes, fitting, preprocessing
 
 
 # A trial's first fold: [seconds, fit_size of its configuration], read by every worker.
@@ -187,6 +202,28 @@ def first_folds(study: optuna.Study) -> list[tuple[str, float, float]]:
     ]
 
 
+# The slowest fold preprocessing a trial computed: [variant, seconds], read by every worker.
+PREPROCESSING_ATTR = "preprocessing"
+
+
+def expected_preprocessing(study: optuna.Study, data: SearchData, model: Any, fold: int) -> float:
+    """How long the fold's preprocessing should take before the fit: nothing when this
+    worker has it cached (or for a forecast), otherwise the slowest one of the model's
+    variant seen in the study (any worker's), or of any variant before that. The cache is a
+    worker's own: on fine-food reviews, a worker's first fold of a variant the other worker
+    had cached spent seconds on TF-IDF that the estimate left out, and the search overran
+    its budget by 4%."""
+    if not cached_folds(model) or (fold, variant(model)) in data.cache:
+        return 0.0
+    seen = [
+        t.user_attrs[PREPROCESSING_ATTR]
+        for t in study.get_trials(deepcopy=False)
+        if PREPROCESSING_ATTR in t.user_attrs
+    ]
+    own = [seconds for kind, seconds in seen if kind == variant(model)]
+    return max(own or [seconds for _, seconds in seen], default=0.0)
+
+
 def objective(
     trial: optuna.Trial, data: SearchData, worker_index: int, sampler: ScheduledSampler
 ) -> float:
@@ -214,8 +251,13 @@ def objective(
     splitter = cv_splitter(data.task, data.y, data.folds, data.seed, forecasting)
     rows = len(data.y) if ensemble_allowed(data.feature_steps) else 0  # 0: keep none
     predictions = OutOfFold(rows, data.classes)
+    fits: list[float] = []  # the estimator's seconds per fold, without preprocessing
+    preprocessed = 0.0
     for fold, (fit_rows, score_rows) in enumerate(splitter.split(data.X, data.y)):
-        expected = expected_fold(trial.study, family, size, seconds)
+        model = make_model(data.feature_steps, family, params, data.task, data.seed)
+        kind = variant(model)  # before the fit: fitting its steps changes the hash
+        expected = expected_fold(trial.study, family, size, fits)
+        expected += expected_preprocessing(trial.study, data, model, fold)
         deadline = sampler.deadline
         if time.time() + expected > deadline and has_complete_trial(trial.study):
             trial.set_user_attr("stopped_at_deadline", True)
@@ -225,12 +267,17 @@ def objective(
                     trial.study.stop()  # not even the cheapest fold seen fits: this worker is done
             stop(trial, scores)
         started = time.perf_counter()
-        model = make_model(data.feature_steps, family, params, data.task, data.seed)
-        measured, output, labels, fitting = fit_and_score(data, model, fold, fit_rows, score_rows)
+        measured, output, labels, fitting, preprocessing = fit_and_score(
+            data, model, fold, fit_rows, score_rows
+        )
         predictions.add(score_rows, output, labels)
         seconds.append(time.perf_counter() - started)
+        fits.append(fitting)
         if fold == 0:
             trial.set_user_attr(FIRST_FOLD_ATTR, [round(fitting, 4), size])
+        if preprocessing > preprocessed:
+            preprocessed = preprocessing
+            trial.set_user_attr(PREPROCESSING_ATTR, [kind, round(preprocessing, 4)])
         for name, value in measured.items():
             by_metric.setdefault(name, []).append(value)
         scores.append(measured[metric])

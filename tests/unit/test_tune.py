@@ -120,6 +120,66 @@ def test_preprocessing_fitted_once_per_fold_scores_as_the_whole_pipeline(
     assert len(data.cache) == 2 * data.folds
 
 
+def test_a_fold_not_cached_by_this_worker_expects_its_preprocessing(
+    tmp_path: Path, titanic: pd.DataFrame
+) -> None:
+    """The fold cache is a worker's own: before a fold it has not preprocessed, a worker adds
+    the slowest preprocessing of the model's variant that any worker recorded in the study
+    (of any variant before that); once cached, nothing."""
+    from components.tune.logic import (
+        PREPROCESSING_ATTR,
+        cv_splitter,
+        expected_preprocessing,
+        fit_and_score,
+        variant,
+    )
+
+    data = search_data(titanic, "survived")
+    defaults = dict(DEFAULT_CONFIGURATIONS)
+    boosted = make_model(data.feature_steps, "lightgbm", defaults["lightgbm"], "binary", 0)
+    linear = make_model(data.feature_steps, "linear", defaults["linear"], "binary", 0)
+    assert variant(boosted) != variant(linear)  # codes vs one-hot
+    study = optuna.create_study()
+    assert expected_preprocessing(study, data, boosted, 0) == 0.0  # nothing seen yet
+    distributions = {"model": optuna.distributions.CategoricalDistribution(FAMILIES)}
+    for model, seconds in [(linear, 3.0), (boosted, 1.5)]:
+        study.add_trial(
+            optuna.trial.create_trial(
+                params={"model": "linear"},
+                distributions=distributions,
+                value=0.0,
+                user_attrs={PREPROCESSING_ATTR: [variant(model), seconds]},
+            )
+        )
+    assert expected_preprocessing(study, data, boosted, 0) == 1.5  # its own variant's
+    study = optuna.create_study()
+    study.add_trial(
+        optuna.trial.create_trial(
+            params={"model": "linear"},
+            distributions=distributions,
+            value=0.0,
+            user_attrs={PREPROCESSING_ATTR: [variant(linear), 3.0]},
+        )
+    )
+    assert expected_preprocessing(study, data, boosted, 0) == 3.0  # any variant's
+    fit_rows, score_rows = next(cv_splitter("binary", data.y, data.folds, 0).split(data.X, data.y))
+    fresh = [make_model(data.feature_steps, "lightgbm", defaults["lightgbm"], "binary", 0)
+             for _ in range(2)]  # fmt: skip
+    assert fit_and_score(data, fresh[0], 0, fit_rows, score_rows)[-1] > 0.0  # computed, timed
+    assert fit_and_score(data, fresh[1], 0, fit_rows, score_rows)[-1] == 0.0  # cached
+    assert expected_preprocessing(study, data, boosted, 0) == 0.0
+    assert expected_preprocessing(study, data, boosted, 1) == 3.0  # another fold
+    searched = search_data(titanic, "survived")  # a search records each variant's slowest
+    run_search(tmp_path, searched, trials=4)
+    recorded = {
+        t.user_attrs[PREPROCESSING_ATTR][0]
+        for t in load_study(tmp_path).trials
+        if PREPROCESSING_ATTR in t.user_attrs
+    }
+    assert recorded == {kind for _, kind in searched.cache}  # linear, lightgbm: 2 variants
+    assert len(recorded) == 2
+
+
 def test_folds_by_size_unless_set() -> None:
     from components.common.errors import BadInputError
     from components.common.settings import check_settings
