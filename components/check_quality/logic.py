@@ -463,9 +463,11 @@ def assess(
     fail_on: str = "error",
     rows_dropped_missing_target: int = 0,
     duplicates: int | None = None,
+    unreadable_records: int = 0,
 ) -> dict[str, Any]:
     """The data-quality verdict of `frame` (already validated into `schema`); `duplicates` is
-    the duplicate-row count when ingest already took it."""
+    the duplicate-row count when ingest already took it; `unreadable_records` the records of a
+    stream ingest could not read as a row."""
     from components.check_quality.drift import SortedNumbers, data_profile, drift_report
 
     severities = dict(reference_schema.get("severities", {})) if reference_schema else {}
@@ -476,6 +478,16 @@ def assess(
                 schema["target"],
                 "missing_target",
                 f"{rows_dropped_missing_target} row(s) without a target value dropped",
+                severities,
+            )
+        )
+    if unreadable_records:
+        anomalies.append(
+            anomaly(
+                "*",
+                "unreadable_records",
+                f"{unreadable_records} record(s) of the stream were not a row (not a JSON "
+                "object, or not a CSV line of the named columns) and were left out",
                 severities,
             )
         )
@@ -604,6 +616,7 @@ def judge_data(
     fail_on: str = "error",
     rows_dropped_missing_target: int = 0,
     duplicates: int | None = None,
+    unreadable_records: int = 0,
 ) -> dict[str, Any]:
     """The quality step: the verdict on `frame` (validated into `schema`) against `reference`;
     `duplicates` is ingest's duplicate-row count when it took one."""
@@ -616,6 +629,7 @@ def judge_data(
         fail_on,
         rows_dropped_missing_target,
         duplicates,
+        unreadable_records,
     )
     quality["reference"] = reference.origin
     return quality
@@ -639,6 +653,7 @@ def judge_quality(
     settings: RunConfig,
     rows_dropped_missing_target: int = 0,
     duplicates: int | None = None,
+    unreadable_records: int = 0,
 ) -> dict[str, Any]:
     """The check_quality stage: the verdict on `frame` (validated into `table_schema`) against
     the settings' `schema` file, else the champion's schema, and the champion's data (drift);
@@ -652,7 +667,13 @@ def judge_quality(
     champion = settings_registry(settings)
     reference = load_reference(settings.schema, champion, settings.s3_endpoint)
     verdict = judge_data(
-        frame, table_schema, reference, settings.fail_on, rows_dropped_missing_target, duplicates
+        frame,
+        table_schema,
+        reference,
+        settings.fail_on,
+        rows_dropped_missing_target,
+        duplicates,
+        unreadable_records,
     )
     partial = Path(report).with_name(Path(report).name + ".partial")
     partial.write_text(render_report(frame, table_schema, verdict), encoding="utf-8")

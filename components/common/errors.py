@@ -18,6 +18,11 @@ SECRET_QUERY_KEYS = frozenset(
 )
 
 
+class Unavailable(RuntimeError):
+    """A service the run needs (the store, a Kafka broker) did not answer within its retry
+    budget: an internal failure (exit code 1, one line), not the user's input."""
+
+
 class BadInputError(ValueError):
     """Input data, configuration or arguments the user has to fix."""
 

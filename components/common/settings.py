@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import codecs
 import math
+import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -219,7 +220,8 @@ class RunConfig:
         DEMO_SOURCE,
         "a file (CSV/TSV/Parquet/JSON/JSON Lines/Excel, .gz/.zip), a folder of them or of "
         "documents (one subfolder per label), s3://bucket/key-or-prefix/, a database URL "
-        "(sqlite:///file.db, postgresql://host/db), or demo:<breast_cancer|diabetes|wine|iris>",
+        "(sqlite:///file.db, postgresql://host/db), a Kafka topic (kafka://host:9092/topic), or "
+        "demo:<breast_cancer|diabetes|wine|iris>",
         "data",
         commands=READ_COMMANDS,
         pipelines=EVERY_PIPELINE,
@@ -333,12 +335,25 @@ class RunConfig:
     )
     window: int = setting(
         0,
-        "with --incremental: also take the N latest files earlier runs took",
+        "with --incremental: also take the N latest files earlier runs took (a kafka:// "
+        "topic: the N latest earlier records of each partition)",
         "data",
         commands=DATA_COMMANDS,
         pipelines=(),
         check=lambda value: value >= 0,
         expected="0 or more",
+    )
+    group: str = setting(
+        "",
+        "with --incremental and a kafka:// topic: the consumer group whose committed offsets "
+        "say what earlier runs read (empty: stablepipe-<model name>)",
+        "data",
+        commands=DATA_COMMANDS,
+        pipelines=(),
+        check=lambda value: (
+            value == "" or re.fullmatch(r"[A-Za-z0-9._-]{1,249}", value) is not None
+        ),
+        expected="letters, digits, '.', '_' and '-' (at most 249)",
     )
     # --- data quality
     schema: str = setting(
@@ -789,6 +804,11 @@ def relation_problems(config: RunConfig) -> list[str]:
         (
             f"--window needs --incremental; got --window {config.window!r}"
             if config.window and not config.incremental
+            else ""
+        ),
+        (
+            f"--group needs --incremental and a kafka:// --data; got --group {config.group!r}"
+            if config.group and not (config.incremental and config.data.startswith("kafka://"))
             else ""
         ),
         (

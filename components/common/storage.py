@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from components.common.errors import BadInputError, redact_url
+from components.common.errors import BadInputError, Unavailable, redact_url
 
 S3_PREFIX = "s3://"
 # Default S3 endpoint: the MinIO service of a standard Kubeflow Pipelines install.
@@ -532,7 +532,7 @@ class S3Storage(Storage):
         return current is not None and current[0] == data
 
 
-class StorageUnavailable(RuntimeError):
+class StorageUnavailable(Unavailable):
     """The store did not answer within the retry budget (an internal failure, exit code 1)."""
 
 

@@ -274,6 +274,7 @@ DEFAULT_SEVERITY = {
     "label_imbalance": "warning",
     "drift": "warning",
     "missing_target": "info",
+    "unreadable_records": "warning",
 }
 
 

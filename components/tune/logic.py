@@ -231,9 +231,7 @@ def objective(
     stopped before a fold that would end after the deadline (once the study holds a complete
     trial: the search always finishes one)."""
     trial.set_user_attr("worker", worker_index)
-    if (
-        trial.number >= sampler.cap
-    ):  # asked at the same moment as the last trial of the cap
+    if trial.number >= sampler.cap:  # asked at the same moment as the last trial of the cap
         trial.set_user_attr("beyond_cap", True)
         raise optuna.TrialPruned()
     mark = sampler.mark(trial.number)

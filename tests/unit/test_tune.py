@@ -450,7 +450,6 @@ def test_catboost_takes_the_codes_as_categories_on_the_workers_thread_share(
     assert chosen.get_params()["learning_rate"] == 0.05
 
 
-
 def test_a_folds_expected_time_scales_with_the_configurations_size() -> None:
     """Before a trial's first fold, its expected time is its family's slowest seconds per unit
     of fit_size (from every worker's first folds in the study) times its own size; a family not

@@ -3,8 +3,9 @@ source a location is; `Source` owns what a run does with one: list its files (in
 runs), fingerprint its content (the cache key) and read it as a table.
 
 Kinds: `demo` (a data set shipped with scikit-learn, `demo:<name>`), `database` (a SQLAlchemy
-URL), `s3` (an object or prefix, `s3://bucket/key`) and `local` (a file, a folder of tables, or
-a folder of documents with one subfolder per label).
+URL), `s3` (an object or prefix, `s3://bucket/key`), `kafka` (a topic,
+`kafka://host:port/topic`, read as a snapshot of offsets: source/kafka.py) and `local` (a file, a
+folder of tables, or a folder of documents with one subfolder per label).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from components.common.errors import BadInputError, redact_url
 from components.common.settings import DEFAULTS
 from components.common.storage import S3_PREFIX
 from components.core.source.database import is_database_url
+from components.core.source.kafka import is_kafka_url
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -24,17 +26,17 @@ if TYPE_CHECKING:
     from components.core.source.files import ReadOptions
 
 DEMO_PREFIX = "demo:"
-DEMO, DATABASE, OBJECT_STORE, LOCAL = "demo", "database", "s3", "local"
+DEMO, DATABASE, OBJECT_STORE, KAFKA, LOCAL = "demo", "database", "s3", "kafka", "local"
 
 
 SUPPORTED = (
     "a file or folder path, s3://bucket/prefix, a database URL (postgresql://..., "
-    "sqlite:///file.db, ...) or demo:<name>"
+    "sqlite:///file.db, ...), kafka://host:port/topic or demo:<name>"
 )
 
 
 def source_kind(location: str) -> str:
-    """demo, database, s3 or local; BadInputError for an empty location or a URL of another
+    """demo, database, s3, kafka or local; BadInputError for an empty location or a URL of another
     scheme (file://, http://, gs://: read as a path, each was 'does not exist')."""
     if not location.strip():
         raise BadInputError(f"--data needs a value: {SUPPORTED}; got {location!r}")
@@ -44,6 +46,8 @@ def source_kind(location: str) -> str:
         return DATABASE
     if location.startswith(S3_PREFIX):
         return OBJECT_STORE
+    if is_kafka_url(location):
+        return KAFKA
     if scheme := url_scheme(location):
         raise BadInputError(
             f"--data scheme {scheme + '://'!r} is not supported; --data takes {SUPPORTED}; "

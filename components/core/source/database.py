@@ -49,7 +49,7 @@ SHOWN_QUERY_CHARS = 80
 # fmt: off
 NON_DATABASE_SCHEMES = frozenset({
     "s3", "s3a", "s3n", "gs", "gcs", "az", "abfs", "abfss", "adl", "wasb", "wasbs", "hdfs",
-    "file", "http", "https", "ftp", "sftp", "ssh", "demo",
+    "file", "http", "https", "ftp", "sftp", "ssh", "demo", "kafka", "mqtt", "mqtts",
 })
 # fmt: on
 URL_SCHEME = re.compile(r"^(?P<dialect>[A-Za-z][A-Za-z0-9_]+)(?:\+[A-Za-z0-9_]+)?://")

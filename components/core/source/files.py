@@ -23,6 +23,7 @@ from components.core.source import (
     DATABASE,
     DEMO,
     DEMO_PREFIX,
+    KAFKA,
     LOCAL,
     OBJECT_STORE,
     source_kind,
@@ -88,6 +89,10 @@ def source_fingerprint(source: str, endpoint: str = "", options: ReadOptions | N
         return database_fingerprint(
             source, options.table, options.query, options.query_timeout, options.max_read_mb
         )
+    if kind == KAFKA:
+        from components.core.source import kafka
+
+        return kafka.fingerprint(source, options.files)
     if kind == OBJECT_STORE:
         store, keys = s3_table_objects(source, endpoint, options.files)
         listing = "\n".join(f"{key}\t{store.version_tag(key)}" for key in keys)
@@ -263,6 +268,10 @@ def read_table(source: str, endpoint: str = "", options: ReadOptions | None = No
         return checked_frame(frame, source)
     if kind == OBJECT_STORE:
         return read_s3_table(source, endpoint, options)
+    if kind == KAFKA:
+        from components.core.source.kafka import read_kafka
+
+        return checked_frame(read_kafka(source, options.files, options.delimiter), source)
     path = check_file(source)
     if path.is_dir():
         from components.core.source.documents import is_document_folder
