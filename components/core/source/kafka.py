@@ -44,11 +44,11 @@ KAFKA_PREFIX = "kafka://"
 BATCH_RECORDS = 50_000
 # seconds one metadata or offset request may take, tries before the broker counts as down,
 # and the pause between them
-REQUEST_SECONDS = 10.0
+REQUEST_SECONDS = 5.0
 TRIES = 3
-RETRY_PAUSE = 2.0
+RETRY_PAUSE = 1.0
 # seconds a read may go without a record before the broker counts as gone
-STALL_SECONDS = 30.0
+STALL_SECONDS = 20.0
 ENVIRONMENT = {
     "username": "STABLEPIPE_KAFKA_USERNAME",
     "password": "STABLEPIPE_KAFKA_PASSWORD",
