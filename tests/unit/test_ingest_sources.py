@@ -233,6 +233,14 @@ def test_incremental_selection_and_watermark(tmp_path: Path, titanic: pd.DataFra
     titanic.sample(50, random_state=4).to_csv(folder / "day-01.csv", index=False)
     third = incremental.select(incremental.listing(str(folder)), updated, window=0)
     assert third.new == ["day-01.csv"]
+    # side files (a collector's _rejected/, a spool, _SUCCESS markers) are never read
+    (folder / "_rejected").mkdir()
+    (folder / "_rejected" / "bad.jsonl").write_text('{"payload_base64": "eA=="}\n')
+    (folder / ".spool").mkdir()
+    titanic.head(5).to_csv(folder / ".spool" / "hidden.csv", index=False)
+    titanic.head(5).to_csv(folder / "_SUCCESS.csv", index=False)
+    assert sorted(incremental.listing(str(folder))) == ["day-01.csv", "day-02.csv", "day-03.csv"]
+    assert len(read_table(str(folder))) == 250
 
 
 def test_incremental_needs_a_folder(titanic_csv: Path) -> None:
@@ -265,6 +273,8 @@ def test_incremental_on_an_s3_prefix(s3_env, titanic: pd.DataFrame, tmp_path: Pa
     assert later.new == ["day-3.csv"]
     frame = read_table(source, endpoint, ReadOptions(files=tuple(later.files)))
     assert len(frame) == 100
+    bucket.put_file(tmp_path / "3.csv", "events/_rejected/day-3.csv")  # a side file
+    assert sorted(incremental.listing(source, endpoint)) == ["day-1.csv", "day-2.csv", "day-3.csv"]
 
 
 def test_arrow_ingest_keeps_a_named_parquet_index_and_rejects_broken_footers(

@@ -1,5 +1,6 @@
-"""Kafka topics as a source (components/core/source/kafka.py): the URL, the records as rows, and
-snapshots of offsets against a real broker (tests/support/kafka_broker.py)."""
+"""Kafka topics as a source (components/core/source/kafka.py): the URL, the records as rows
+(source/records.py), and snapshots of offsets against a real broker
+(tests/support/kafka_broker.py)."""
 
 from __future__ import annotations
 
@@ -18,13 +19,11 @@ from components.core.source.kafka import (
     KafkaTopic,
     OffsetRange,
     Snapshot,
-    csv_records,
-    json_records,
     parse_kafka_url,
     take_snapshot,
-    unified_schema,
     write_snapshot,
 )
+from components.core.source.records import csv_records, json_records, unified_schema
 
 
 def new_topic(broker, partitions: int = 1) -> str:

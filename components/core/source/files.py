@@ -107,22 +107,22 @@ def source_fingerprint(source: str, endpoint: str = "", options: ReadOptions | N
     return file_sha256(source)
 
 
+def side_file(relative: Path) -> bool:
+    """A file the folder reader skips: any part of its path starts with `.` or `_` (hidden
+    files, partial writes, `_SUCCESS` markers, a collector's `_rejected/`)."""
+    return any(part.startswith((".", "_")) for part in relative.parts)
+
+
 def folder_files(folder: Path) -> list[Path]:
-    """Every visible file of a folder and its subfolders, in name order."""
+    """Every file of a folder and its subfolders but side files, in name order."""
     return sorted(
-        p
-        for p in folder.rglob("*")
-        if p.is_file() and not any(part.startswith(".") for part in p.relative_to(folder).parts)
+        p for p in folder.rglob("*") if p.is_file() and not side_file(p.relative_to(folder))
     )
 
 
 def folder_tables(folder: Path) -> list[Path]:
-    """The table files of a folder and its subfolders, in name order (hidden files skipped)."""
-    return sorted(
-        p
-        for p in folder.rglob("*")
-        if p.is_file() and is_table_name(p.name) and not p.name.startswith(".")
-    )
+    """The table files of a folder and its subfolders (side files skipped), in name order."""
+    return [p for p in folder_files(folder) if is_table_name(p.name)]
 
 
 def chosen(paths: list[Path], folder: Path, files: tuple[str, ...]) -> list[Path]:
@@ -140,7 +140,11 @@ def s3_table_objects(
     only those named in `files`, relative to the prefix, when given)."""
     bucket, key = parse_s3_uri(source)
     store = open_storage(f"{S3_PREFIX}{bucket}", endpoint)
-    keys = [k for k in store.keys(key) if k == key or is_table_name(k)]
+    keys = [
+        k
+        for k in store.keys(key)
+        if k == key or (is_table_name(k) and not side_file(Path(k.removeprefix(key))))
+    ]
     if files:
         wanted = set(files)
         keys = [k for k in keys if k.removeprefix(key).lstrip("/") in wanted]

@@ -1,0 +1,562 @@
+"""`stablepipe land`: a collector that lands MQTT sensor readings as Parquet files in a folder or
+an S3 prefix, where incremental runs (`stablepipe run --data DIR --incremental`) train on them.
+
+MQTT keeps no history, so the collector subscribes with a persistent session (clean session off,
+a fixed client id) at QoS 1: readings published while it is down wait at the broker and arrive
+when it reconnects with the same client id.
+
+Nothing is lost, nothing lands twice:
+
+- A reading is acknowledged to the broker (manual PUBACK) only after it is appended to the spool
+  and the spool is flushed to disk (fsync). A reading received but not yet acknowledged when the
+  collector dies is sent again by the broker.
+- The spool is a sequence of segment files (`segment-<n>.spool`, length-prefixed frames of
+  topic, payload and arrival time). A segment is landed as one Parquet file whose name follows
+  from the segment (`readings-<first arrival>-<n>.parquet`), written whole or not at all, and then
+  removed; a collector that dies between the two lands the segment again on start under the
+  same name, which is skipped when it exists.
+- A reading the broker sends again (the DUP flag) whose topic and payload are in the current or
+  the last landed segment was already spooled: its acknowledgement was lost, and it is dropped.
+
+Payloads that are not a JSON object are counted and put aside, never fatal: they land in
+`_rejected/` beside the Parquet files (any side file in the landing folder starts with `_` or
+`.`, which the folder reader skips).
+"""
+
+from __future__ import annotations
+
+import base64
+import collections
+import hashlib
+import json
+import os
+import re
+import signal
+import struct
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TextIO
+from urllib.parse import urlsplit
+
+from components.common.errors import BadInputError, Unavailable
+
+MQTT_PORTS = {"mqtt": 1883, "mqtts": 8883}
+ENVIRONMENT = {
+    "username": "STABLEPIPE_MQTT_USERNAME",
+    "password": "STABLEPIPE_MQTT_PASSWORD",
+    "ca_file": "STABLEPIPE_MQTT_CA_FILE",
+}
+FRAME = struct.Struct(">dII")  # arrival time, topic bytes, payload bytes
+SEGMENT = re.compile(r"segment-(\d{8})\.spool$")
+LANDED_SEGMENT = "landed.spool"  # the last landed segment, kept for the DUP check
+CONNECT_TRIES = 3
+KEEPALIVE_SECONDS = 30
+RECONNECT_PAUSE_MAX = 30.0
+LOOP_SECONDS = 0.1
+# readings are acknowledged in batches: after one fsync of the spool for up to ACK_BATCH of them,
+# or ACK_SECONDS after the oldest (a broker sends only so many unacknowledged ones: 20 by
+# default in Mosquitto)
+ACK_BATCH = 100
+ACK_SECONDS = 0.02
+RESENT_SECONDS = 10.0
+
+
+@dataclass(frozen=True)
+class Broker:
+    host: str
+    port: int
+    tls: bool
+
+    @property
+    def shown(self) -> str:
+        return f"{self.host}:{self.port}"
+
+
+def parse_broker(url: str) -> Broker:
+    """`mqtt://HOST[:PORT]` (1883) or `mqtts://HOST[:PORT]` (TLS, 8883); BadInputError naming
+    what is wrong (a user or password in the URL is refused: they come from the environment)."""
+    parts = urlsplit(url.strip())
+    if parts.scheme not in MQTT_PORTS:
+        raise BadInputError(
+            f"--from must be mqtt://HOST[:PORT] or mqtts://HOST[:PORT]; got {url!r}"
+        )
+    if "@" in parts.netloc:
+        raise BadInputError(
+            f"--from must not carry a user or password (set {ENVIRONMENT['username']} and "
+            f"{ENVIRONMENT['password']}); got a URL with '@' for host {parts.hostname!r}"
+        )
+    if parts.path.strip("/") or parts.query or parts.fragment:
+        raise BadInputError(
+            f"--from is the broker only, mqtt://HOST[:PORT] (the topic filter is --topic); "
+            f"got {url!r}"
+        )
+    try:
+        port = parts.port or MQTT_PORTS[parts.scheme]
+    except ValueError:
+        raise BadInputError(f"--from has an invalid port; got {url!r}") from None
+    if not parts.hostname:
+        raise BadInputError(f"--from needs a host: mqtt://HOST[:PORT]; got {url!r}")
+    return Broker(parts.hostname, port, parts.scheme == "mqtts")
+
+
+def check_topic_filter(topic: str) -> str:
+    """An MQTT topic filter: `+` a whole level, `#` only the whole last level."""
+    levels = topic.split("/")
+    problem = ""
+    if not topic or len(topic.encode()) > 65535 or "\0" in topic:
+        problem = "must be a non-empty topic filter"
+    elif any(
+        "#" in level and (level != "#" or i != len(levels) - 1) for i, level in enumerate(levels)
+    ):
+        problem = "may use '#' only as its whole last level (sensors/#)"
+    elif any("+" in level and level != "+" for level in levels):
+        problem = "may use '+' only as a whole level (sensors/+/temperature)"
+    if problem:
+        raise BadInputError(f"--topic {problem}; got {topic!r}")
+    return topic
+
+
+def default_client_id(source: str, topic: str, destination: str) -> str:
+    """A client id that stays the same for the same feed and landing place: brokers keep
+    persistent sessions by client id (many only for named clients)."""
+    digest = hashlib.sha256(f"{source}\n{topic}\n{destination}".encode()).hexdigest()[:12]
+    return f"stablepipe-land-{digest}"
+
+
+@dataclass(frozen=True)
+class Reading:
+    topic: str
+    payload: bytes
+    received_at: float
+
+    @property
+    def digest(self) -> bytes:
+        return hashlib.sha256(self.topic.encode() + b"\0" + self.payload).digest()
+
+    def frame(self) -> bytes:
+        topic = self.topic.encode()
+        return FRAME.pack(self.received_at, len(topic), len(self.payload)) + topic + self.payload
+
+
+def read_frames(path: Path) -> list[Reading]:
+    """The readings of a spool segment; a frame cut short by a crash ends it (that reading was
+    never acknowledged, so the broker sends it again)."""
+    data = path.read_bytes()
+    readings, at = [], 0
+    while at + FRAME.size <= len(data):
+        received, topic_size, payload_size = FRAME.unpack_from(data, at)
+        end = at + FRAME.size + topic_size + payload_size
+        if end > len(data):
+            break
+        topic = data[at + FRAME.size : at + FRAME.size + topic_size].decode("utf-8", "replace")
+        readings.append(Reading(topic, data[at + FRAME.size + topic_size : end], received))
+        at = end
+    return readings
+
+
+@dataclass
+class Landing:
+    """Where segments land: the storage of the folder or prefix."""
+
+    destination: str
+    endpoint: str
+
+    def __post_init__(self) -> None:
+        from components.common.storage import open_storage
+
+        self.store = open_storage(self.destination, self.endpoint)
+
+    def land(self, readings: list[Reading], number: int) -> tuple[str, int, int]:
+        """Write the readings as one Parquet file (and the rejected ones aside), named by the
+        segment; returns the file's URI, the rows and the payloads put aside. Skipped when a
+        file of that name exists (the segment landed before a crash)."""
+        first = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(readings[0].received_at))
+        name = f"readings-{first}-{number:08d}"
+        key = f"{name}.parquet"
+        rows, rejected = rows_of(readings)
+        if rejected:
+            lines = "".join(json.dumps(entry) + "\n" for entry in rejected)
+            self.store.put_bytes(lines.encode(), f"_rejected/{name}.jsonl")
+        if rows and not self.store.exists(key):
+            self.store.put_bytes(parquet_bytes(rows), key)
+        return self.store.uri_of(key), len(rows), len(rejected)
+
+
+def rows_of(readings: list[Reading]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The readings whose payload is a JSON object, as rows with `mqtt_topic` and
+    `received_at` added (unless the payload has such a field); the others as entries to put
+    aside (topic, arrival, the payload in base64)."""
+    rows, rejected = [], []
+    for reading in readings:
+        try:
+            row = json.loads(reading.payload)
+        except (ValueError, UnicodeDecodeError):
+            row = None
+        if not isinstance(row, dict) or not row:
+            rejected.append(
+                {
+                    "topic": reading.topic,
+                    "received_at": reading.received_at,
+                    "payload_base64": base64.b64encode(reading.payload).decode(),
+                }
+            )
+            continue
+        row.setdefault("mqtt_topic", reading.topic)
+        row.setdefault("received_at", reading.received_at)
+        rows.append(row)
+    return rows, rejected
+
+
+def parquet_bytes(rows: list[dict[str, Any]]) -> bytes:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from components.core.source.records import rows_table
+
+    table = rows_table(rows)
+    if "received_at" in table.column_names and pa.types.is_floating(table["received_at"].type):
+        seconds = table["received_at"]
+        stamps = pa.array((seconds.to_numpy() * 1e6).astype("int64"), pa.timestamp("us", "UTC"))
+        table = table.set_column(table.column_names.index("received_at"), "received_at", stamps)
+    sink = pa.BufferOutputStream()
+    pq.write_table(table, sink)
+    return bytes(sink.getvalue().to_pybytes())
+
+
+@dataclass
+class Spool:
+    """The segment files in `folder`: readings appended, synced, then landed whole."""
+
+    folder: Path
+    number: int = 0
+    handle: Any = None
+    started: float = 0.0
+    size: int = 0
+    count: int = 0
+    recent: set[bytes] = field(default_factory=set)  # digests: current and last landed segment
+
+    def open(self, landing: Landing, say: Callable[[str], None]) -> tuple[int, int]:
+        """Land what a previous collector left, then start a new segment; returns the rows and
+        rejected payloads landed now."""
+        self.folder.mkdir(parents=True, exist_ok=True)
+        left = sorted(self.folder.glob("segment-*.spool"))
+        last = self.folder / LANDED_SEGMENT
+        self.recent = {r.digest for r in read_frames(last)} if last.exists() else set()
+        totals = [0, 0]
+        for path in left:
+            number = int(SEGMENT.search(path.name).group(1))  # type: ignore[union-attr]
+            self.number = max(self.number, number)
+            counts = self.land_segment(path, number, landing, say)
+            totals = [totals[0] + counts[0], totals[1] + counts[1]]
+        self.start_segment()
+        return totals[0], totals[1]
+
+    def path(self, number: int) -> Path:
+        return self.folder / f"segment-{number:08d}.spool"
+
+    def start_segment(self) -> None:
+        self.number += 1
+        self.handle = self.path(self.number).open("ab")
+        self.started, self.size, self.count = time.time(), 0, 0
+
+    def append(self, reading: Reading) -> None:
+        frame = reading.frame()
+        self.handle.write(frame)
+        self.recent.add(reading.digest)
+        self.size += len(frame)
+        self.count += 1
+
+    def sync(self) -> None:
+        self.handle.flush()
+        os.fsync(self.handle.fileno())
+
+    def land_segment(
+        self, path: Path, number: int, landing: Landing, say: Callable[[str], None]
+    ) -> tuple[int, int]:
+        readings = read_frames(path)
+        if not readings:
+            path.unlink()
+            return 0, 0
+        uri, rows, rejected = landing.land(readings, number)
+        aside = f" ({rejected} payload(s) put aside in _rejected/)" if rejected else ""
+        say(f"landed {rows} reading(s) -> {uri}{aside}")
+        path.replace(self.folder / LANDED_SEGMENT)  # kept for the DUP check until the next
+        self.recent = {r.digest for r in readings}
+        return rows, rejected
+
+    def rotate(self, landing: Landing, say: Callable[[str], None]) -> tuple[int, int]:
+        """Land the current segment and start the next."""
+        self.sync()
+        self.handle.close()
+        counts = self.land_segment(self.path(self.number), self.number, landing, say)
+        self.start_segment()
+        return counts
+
+    def close(self) -> None:
+        if self.handle is not None:
+            self.handle.close()
+            self.handle = None
+
+
+@dataclass
+class LandFacts:
+    received: int = 0
+    duplicates: int = 0
+    landed: int = 0
+    rejected: int = 0
+    files: int = 0
+
+
+@dataclass(frozen=True)
+class LandOptions:
+    source: str
+    topic: str
+    destination: str
+    client_id: str = ""
+    max_messages: int = 0
+    max_seconds: float = 0.0
+    rotate_mb: float = 64.0
+    rotate_seconds: float = 60.0
+    spool: str = ""
+    s3_endpoint: str = ""
+
+    def checked(self) -> LandOptions:
+        parse_broker(self.source)
+        check_topic_filter(self.topic)
+        for name in ("max_messages", "max_seconds"):
+            if getattr(self, name) < 0:
+                raise BadInputError(
+                    f"--{name.replace('_', '-')} must be 0 or more; got {getattr(self, name)!r}"
+                )
+        for name in ("rotate_mb", "rotate_seconds"):
+            if not getattr(self, name) > 0:
+                raise BadInputError(
+                    f"--{name.replace('_', '-')} must be positive; got {getattr(self, name)!r}"
+                )
+        if not self.destination.strip():
+            raise BadInputError("--to needs a folder or s3://bucket/prefix; got ''")
+        if self.client_id and not re.fullmatch(r"[A-Za-z0-9_.:-]{1,128}", self.client_id):
+            raise BadInputError(
+                f"--client-id must be 1 to 128 letters, digits, '_', '.', ':' or '-'; "
+                f"got {self.client_id!r}"
+            )
+        return self
+
+    @property
+    def client(self) -> str:
+        return self.client_id or default_client_id(self.source, self.topic, self.destination)
+
+    @property
+    def spool_folder(self) -> Path:
+        """Beside a local landing folder (hidden), else `.stablepipe-land/<client id>`."""
+        if self.spool:
+            return Path(self.spool)
+        if not self.destination.startswith("s3://"):
+            return Path(self.destination) / ".spool" / self.client
+        return Path(".stablepipe-land") / self.client
+
+
+class Collector:
+    """The MQTT client, the spool and the landing, driven by one loop in one thread."""
+
+    def __init__(self, options: LandOptions, out: TextIO) -> None:
+        import paho.mqtt.client as mqtt
+
+        self.options = options
+        self.broker = parse_broker(options.source)
+        self.out = out
+        self.facts = LandFacts()
+        self.landing = Landing(options.destination, options.s3_endpoint)
+        self.spool = Spool(options.spool_folder)
+        self.pending: list[tuple[int, bytes]] = []  # packet id and digest, not acknowledged
+        self.pending_since = 0.0
+        # readings acknowledged lately: (when, digest); a broker that goes down may not have
+        # taken the acknowledgement, and sends the reading again
+        self.acked: collections.deque[tuple[float, bytes]] = collections.deque()
+        # readings the broker may send again after a lost connection, each dropped once
+        self.resent: set[bytes] = set()
+        self.subscribed = False
+        self.refused = ""
+        self.stopping = ""
+        client = mqtt.Client(
+            mqtt.CallbackAPIVersion.VERSION2,
+            client_id=options.client,
+            clean_session=False,
+            protocol=mqtt.MQTTv311,
+            manual_ack=True,
+        )
+        username = os.environ.get(ENVIRONMENT["username"], "")
+        if username:
+            client.username_pw_set(username, os.environ.get(ENVIRONMENT["password"], "") or None)
+        if self.broker.tls:
+            client.tls_set(ca_certs=os.environ.get(ENVIRONMENT["ca_file"]) or None)
+        client.on_connect = self.on_connect
+        client.on_subscribe = self.on_subscribe
+        client.on_message = self.on_message
+        client.on_disconnect = self.on_disconnect
+        self.client = client
+
+    def say(self, line: str) -> None:
+        print(line, file=self.out, flush=True)
+
+    def on_connect(self, client: Any, _data: Any, flags: Any, reason: Any, _props: Any) -> None:
+        if reason.is_failure:
+            self.refused = f"the broker {self.broker.shown} refused the connection: {reason}"
+            return
+        client.subscribe(self.options.topic, qos=1)
+
+    def on_subscribe(self, _client: Any, _data: Any, _mid: int, reasons: Any, _props: Any) -> None:
+        if any(reason.is_failure for reason in reasons):
+            self.refused = (
+                f"the broker {self.broker.shown} refused the subscription to "
+                f"{self.options.topic!r} for client {self.options.client!r}"
+            )
+            return
+        if not self.subscribed:
+            self.subscribed = True
+            self.say(
+                f"subscribed to {self.options.topic!r} on {self.broker.shown} as client "
+                f"{self.options.client!r} (QoS 1, persistent session); landing in "
+                f"{self.landing.store.uri_of('')}"
+            )
+
+    def on_message(self, _client: Any, _data: Any, message: Any) -> None:
+        reading = Reading(message.topic, bytes(message.payload), time.time())
+        digest = reading.digest
+        if digest in self.resent or (message.dup and digest in self.spool.recent):
+            self.resent.discard(digest)
+            self.facts.duplicates += 1  # spooled before; its acknowledgement was lost
+        else:
+            self.spool.append(reading)
+            self.facts.received += 1
+        if message.qos > 0:
+            if not self.pending:
+                self.pending_since = time.monotonic()
+            self.pending.append((message.mid, digest))
+
+    def on_disconnect(
+        self, _client: Any, _data: Any, _flags: Any, reason: Any, _props: Any
+    ) -> None:
+        # What the broker will send again: the readings not acknowledged (packet ids of one
+        # connection mean nothing on the next), and those acknowledged in the last
+        # RESENT_SECONDS (a broker stopped then may not have taken the acknowledgement; one
+        # restored from its persistence sends them without the DUP flag).
+        since = time.monotonic() - RESENT_SECONDS
+        self.resent.update(digest for when, digest in self.acked if when >= since)
+        self.resent.update(digest for _, digest in self.pending)
+        self.pending.clear()
+        if not self.stopping:
+            self.say(f"disconnected from {self.broker.shown} ({reason}); reconnecting")
+
+    def connect(self) -> None:
+        """The first connection: CONNECT_TRIES tries, then Unavailable (exit 1)."""
+        for attempt in range(1, CONNECT_TRIES + 1):
+            try:
+                self.client.connect(self.broker.host, self.broker.port, KEEPALIVE_SECONDS)
+                return
+            except OSError as error:
+                if attempt == CONNECT_TRIES:
+                    raise Unavailable(
+                        f"the MQTT broker {self.broker.shown} did not answer after "
+                        f"{CONNECT_TRIES} tries: {error}"
+                    ) from None
+                time.sleep(attempt)
+
+    def acknowledge(self, now: bool = False) -> None:
+        """Sync the spool, then acknowledge what it holds: a batch (or `now`)."""
+        if not self.pending:
+            return
+        waited = time.monotonic() - self.pending_since
+        if not now and len(self.pending) < ACK_BATCH and waited < ACK_SECONDS:
+            return
+        self.spool.sync()
+        now_at = time.monotonic()
+        for mid, digest in self.pending:
+            self.client.ack(mid, 1)
+            self.acked.append((now_at, digest))
+        self.pending.clear()
+        while self.acked and self.acked[0][0] < now_at - RESENT_SECONDS:
+            self.acked.popleft()
+
+    def rotate(self) -> None:
+        if self.spool.count:
+            rows, rejected = self.spool.rotate(self.landing, self.say)
+            self.count(rows, rejected)
+
+    def count(self, rows: int, rejected: int) -> None:
+        self.facts.landed += rows
+        self.facts.rejected += rejected
+        self.facts.files += 1 if rows else 0
+
+    def due(self, began: float) -> str:
+        """Why the collector should stop now ('' to go on)."""
+        options = self.options
+        if self.stopping:
+            return self.stopping
+        if options.max_messages and self.facts.received >= options.max_messages:
+            return f"--max-messages {options.max_messages} reached"
+        if options.max_seconds and time.monotonic() - began >= options.max_seconds:
+            return f"--max-seconds {options.max_seconds:g} reached"
+        return ""
+
+    def run(self) -> LandFacts:
+        import paho.mqtt.client as mqtt
+
+        rows, rejected = self.spool.open(self.landing, self.say)
+        self.count(rows, rejected)
+        began = time.monotonic()
+        pause = 1.0
+        self.connect()
+        try:
+            while not self.due(began):
+                code = self.client.loop(timeout=LOOP_SECONDS)
+                if self.refused:
+                    raise Unavailable(self.refused)
+                if code != mqtt.MQTT_ERR_SUCCESS:
+                    time.sleep(pause)
+                    try:
+                        self.client.reconnect()
+                        pause = 1.0
+                    except OSError:
+                        pause = min(RECONNECT_PAUSE_MAX, pause * 2)
+                    continue
+                self.acknowledge()
+                spool = self.spool
+                if spool.size >= self.options.rotate_mb * 2**20 or (
+                    spool.count and time.time() - spool.started >= self.options.rotate_seconds
+                ):
+                    self.rotate()
+            reason = self.due(began)
+        finally:
+            self.stopping = self.stopping or "stopped"
+            if self.client.is_connected():
+                self.acknowledge(now=True)
+            self.rotate()
+            self.spool.close()
+            self.client.disconnect()
+        facts = self.facts
+        self.say(
+            f"stopped ({reason}): {facts.received} reading(s) received, {facts.landed} landed "
+            f"in {facts.files} file(s), {facts.rejected} put aside, {facts.duplicates} "
+            "redelivered duplicate(s) dropped"
+        )
+        return facts
+
+
+def land(options: LandOptions, out: TextIO = sys.stdout) -> LandFacts:
+    """Run the collector until a limit is reached or SIGTERM/SIGINT asks it to stop; what it
+    holds is landed before it returns."""
+    collector = Collector(options.checked(), out)
+
+    def stop(signum: int, _frame: Any) -> None:
+        collector.stopping = f"{signal.Signals(signum).name} received"
+
+    previous = {s: signal.signal(s, stop) for s in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        return collector.run()
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)

@@ -1,0 +1,198 @@
+"""`stablepipe land` against a real MQTT broker (Mosquitto): readings at QoS 1 land once each
+across a killed collector and a broker restart, malformed payloads are put aside, and an
+incremental run trains on the landing folder."""
+
+from __future__ import annotations
+
+import json
+import os
+import select
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from tests.pipeline.conftest import QUICK, latest_summary, stablepipe
+
+READINGS = 10_000
+
+
+def reading(i: int) -> bytes:
+    temperature = 50 + (i * 7919 % 400) / 10
+    vibration = (i * 104729 % 90) / 10
+    return json.dumps(
+        {
+            "id": i,
+            "sensor": f"s{i % 25}",
+            "temperature": temperature,
+            "vibration": vibration,
+            "fault": int(temperature + 4 * vibration > 95),
+        }
+    ).encode()
+
+
+def publish(broker_url: str, payloads: list[tuple[str, bytes]], pace: float = 0.0) -> None:
+    """Publish at QoS 1 (`pace` seconds between batches of 200) and wait until the broker has
+    every one."""
+    import paho.mqtt.client as mqtt
+
+    host, port = broker_url.removeprefix("mqtt://").split(":")
+    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="", clean_session=True)
+    client.max_inflight_messages_set(100)
+    client.max_queued_messages_set(0)
+    client.connect(host, int(port))
+    client.loop_start()
+    try:
+        sent = []
+        for index, (topic, payload) in enumerate(payloads):
+            sent.append(client.publish(topic, payload, qos=1))
+            if pace and index % 200 == 199:
+                time.sleep(pace)
+        for info in sent:
+            info.wait_for_publish(timeout=60)
+            assert info.is_published()
+    finally:
+        client.disconnect()
+        client.loop_stop()
+
+
+def sensor_payloads(first: int, last: int) -> list[tuple[str, bytes]]:
+    return [(f"sensors/s{i % 25}/reading", reading(i)) for i in range(first, last)]
+
+
+class Landing:
+    """A `stablepipe land` child process and what it prints."""
+
+    def __init__(self, broker_url: str, folder: Path, *extra: str) -> None:
+        self.process = subprocess.Popen(
+            [
+                *(sys.executable, "-m", "pipelines.cli", "land", "--from", broker_url),
+                *("--topic", "sensors/#", "--to", str(folder), "--client-id", "plant-1"),
+                *("--rotate-seconds", "1", *extra),
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            start_new_session=True,
+        )
+        self.lines: list[str] = []
+
+    def wait_for(self, text: str, timeout: float = 60) -> str:
+        deadline = time.monotonic() + timeout
+        assert self.process.stdout is not None
+        while time.monotonic() < deadline:
+            ready, _, _ = select.select([self.process.stdout], [], [], 0.5)
+            if ready:
+                line = self.process.stdout.readline()
+                self.lines.append(line)
+                if text in line:
+                    return line
+            if self.process.poll() is not None:
+                break
+        pytest.fail(f"no {text!r} from stablepipe land: {''.join(self.lines)}")
+
+    def kill(self) -> None:
+        os.killpg(self.process.pid, signal.SIGKILL)
+        self.process.wait(timeout=30)
+
+    def stop(self) -> tuple[int, str]:
+        self.process.send_signal(signal.SIGTERM)
+        rest, _ = self.process.communicate(timeout=60)
+        return self.process.returncode, "".join(self.lines) + rest
+
+
+def landed_ids(folder: Path) -> list[int]:
+    files = [p for p in folder.glob("*.parquet")]
+    if not files:
+        return []
+    return [int(i) for f in files for i in pd.read_parquet(f, columns=["id"])["id"]]
+
+
+def wait_until_landed(folder: Path, count: int, timeout: float = 180) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if len(landed_ids(folder)) >= count:
+            return
+        time.sleep(0.5)
+    pytest.fail(f"{len(landed_ids(folder))} of {count} readings landed in {timeout:.0f} s")
+
+
+@pytest.mark.slow
+def test_every_reading_lands_once_across_a_kill_and_a_broker_restart(
+    tmp_path: Path, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    from tests.support import mosquitto
+
+    broker = mosquitto.start(tmp_path_factory.mktemp("mosquitto"))
+    folder = tmp_path / "landing"
+    try:
+        collector = Landing(broker.url, folder)
+        line = collector.wait_for("subscribed to")
+        assert "'sensors/#'" in line and "'plant-1'" in line and "QoS 1" in line
+        feed = threading.Thread(target=publish, args=(broker.url, sensor_payloads(0, 7_000), 0.1))
+        feed.start()  # 3.5 s of readings
+        wait_until_landed(folder, 600)
+        collector.kill()  # mid-stream: readings spooled, some not yet acknowledged
+        feed.join()  # the rest while it is down
+        assert len(landed_ids(folder)) < 7_000
+
+        collector = Landing(broker.url, folder)
+        collector.wait_for("subscribed to")
+        broker.stop()  # the broker restarts: the collector reconnects
+        broker.start()
+        publish(broker.url, sensor_payloads(7_000, READINGS))
+        publish(broker.url, [("sensors/s1/reading", b"not json"), ("sensors/s2/reading", b"[1]")])
+        wait_until_landed(folder, READINGS)
+        time.sleep(2)  # anything doubled would land within a rotation
+        code, printed = collector.stop()
+    finally:
+        broker.stop()
+    assert code == 0, printed
+    assert "stopped (SIGTERM received)" in printed.strip().splitlines()[-1], printed
+    ids = landed_ids(folder)
+    assert sorted(ids) == list(range(READINGS))  # every reading, once
+    rejected = [
+        json.loads(line)
+        for f in (folder / "_rejected").glob("*.jsonl")
+        for line in f.read_text().splitlines()
+    ]
+    assert sorted(r["topic"] for r in rejected) == ["sensors/s1/reading", "sensors/s2/reading"]
+    frame = pd.concat(pd.read_parquet(f) for f in folder.glob("*.parquet"))
+    assert {"mqtt_topic", "received_at"} <= set(frame.columns)
+    assert str(frame["received_at"].dtype).startswith("datetime64")
+
+    done = stablepipe(
+        "run", "--data", str(folder), "--target", "fault", "--incremental", *QUICK, cwd=tmp_path
+    )
+    assert done.code == 0, done.stderr
+    summary = latest_summary(tmp_path / "runs")
+    assert summary["data"]["rows_read"] == READINGS  # the side files are not read
+    assert all(name.startswith("readings-") for name in summary["incremental"]["new_files"])
+
+
+def test_land_refuses_bad_arguments_with_one_line(tmp_path: Path) -> None:
+    from tests.support.seaweedfs import free_ports
+
+    (port,) = free_ports(1)
+    cases = {
+        ("--from", "http://broker:1883", "--topic", "a/#"): "--from must be mqtt://",
+        ("--from", "mqtt://u:p@broker", "--topic", "a/#"): "must not carry a user or password",
+        ("--from", "mqtt://broker/sensors/#", "--topic", "a"): "the topic filter is --topic",
+        ("--from", "mqtt://broker", "--topic", "a/#/b"): "'#' only as its whole last level",
+        ("--from", "mqtt://broker", "--topic", "a/b+"): "'+' only as a whole level",
+    }
+    for args, message in cases.items():
+        done = stablepipe("land", *args, "--to", str(tmp_path / "x"), cwd=tmp_path)
+        assert done.code == 2 and message in done.stderr, (args, done.stderr)
+        assert len(done.stderr.strip().splitlines()) == 1
+    down = stablepipe(
+        "land", "--from", f"mqtt://127.0.0.1:{port}", "--topic", "a/#", "--to",
+        str(tmp_path / "x"), cwd=tmp_path,
+    )  # fmt: skip
+    assert down.code == 1 and "did not answer after 3 tries" in down.stderr, down.stderr
+    assert down.stderr.strip().splitlines()[-1].startswith("failed: ")
