@@ -68,7 +68,7 @@ def sensor_payloads(first: int, last: int) -> list[tuple[str, bytes]]:
 class Landing:
     """A `stablepipe land` child process and what it prints."""
 
-    def __init__(self, broker_url: str, folder: Path, *extra: str) -> None:
+    def __init__(self, broker_url: str, folder: Path | str, *extra: str) -> None:
         self.process = subprocess.Popen(
             [
                 *(sys.executable, "-m", "pipelines.cli", "land", "--from", broker_url),
@@ -196,3 +196,31 @@ def test_land_refuses_bad_arguments_with_one_line(tmp_path: Path) -> None:
     )  # fmt: skip
     assert down.code == 1 and "did not answer after 3 tries" in down.stderr, down.stderr
     assert down.stderr.strip().splitlines()[-1].startswith("failed: ")
+
+
+def test_land_to_an_s3_prefix_stops_at_max_messages(
+    tmp_path: Path, tmp_path_factory: pytest.TempPathFactory, s3_env
+) -> None:
+    from components.core.source import incremental
+    from components.core.source.files import read_table
+    from tests.conftest import make_bucket
+    from tests.support import mosquitto
+
+    make_bucket(s3_env, "landing")
+    endpoint = f"http://{s3_env.host_port}"
+    broker = mosquitto.start(tmp_path_factory.mktemp("mosquitto-s3"))
+    try:
+        collector = Landing(
+            broker.url, "s3://landing/plant-1/", "--max-messages", "300",
+            "--spool", str(tmp_path / "spool"), "--s3-endpoint", endpoint,
+        )  # fmt: skip
+        collector.wait_for("subscribed to")
+        publish(broker.url, [*sensor_payloads(0, 299), ("sensors/x", b"\xff\xfe")])
+        rest, _ = collector.process.communicate(timeout=60)
+    finally:
+        broker.stop()
+    assert collector.process.returncode == 0, rest
+    assert "--max-messages 300 reached" in rest and "1 put aside" in rest, rest
+    landed = incremental.listing("s3://landing/plant-1/", endpoint)
+    assert len(landed) == 1 and next(iter(landed)).startswith("readings-")
+    assert sorted(read_table("s3://landing/plant-1/", endpoint)["id"]) == list(range(299))
