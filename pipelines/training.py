@@ -36,6 +36,8 @@ PIPELINE_NAME = "stablepipe-training"
 S3_SECRET = "stablepipe-s3"  # keys AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY
 STUDY_SECRET = "stablepipe-optuna"  # key url: the SQLAlchemy URL of the shared study database
 DATABASE_SECRET = "stablepipe-database"  # keys user, password: the source database's login
+# keys username, password, security_protocol, sasl_mechanism: a Kafka topic's login
+KAFKA_SECRET = "stablepipe-kafka"
 # The values the runner computes for each training run (see pipelines/parameters.py).
 COMPUTED = ["data_fingerprint", "files", "schema_version", "reference_version", "run_id"]
 
@@ -60,6 +62,17 @@ def with_database_credentials(task: dsl.PipelineTask) -> dsl.PipelineTask:
     """The source database's login, from the database Secret, for --data database URLs."""
     keys = {"user": "STABLEPIPE_DB_USER", "password": "STABLEPIPE_DB_PASSWORD"}
     return kubernetes.use_secret_as_env(task, DATABASE_SECRET, keys, optional=True)
+
+
+def with_kafka_credentials(task: dsl.PipelineTask) -> dsl.PipelineTask:
+    """A Kafka topic's SASL login and protocol, from the Kafka Secret, for --data kafka://."""
+    keys = {
+        "username": "STABLEPIPE_KAFKA_USERNAME",
+        "password": "STABLEPIPE_KAFKA_PASSWORD",
+        "security_protocol": "STABLEPIPE_KAFKA_SECURITY_PROTOCOL",
+        "sasl_mechanism": "STABLEPIPE_KAFKA_SASL_MECHANISM",
+    }
+    return kubernetes.use_secret_as_env(task, KAFKA_SECRET, keys, optional=True)
 
 
 def with_retries(task: dsl.PipelineTask, attempts: int = 2) -> dsl.PipelineTask:
@@ -127,7 +140,9 @@ class TrainingOutputs(NamedTuple):
 
 
 def training_dag(p: Parameters) -> TrainingOutputs:
-    ingested = with_database_credentials(with_s3_credentials(p.task(ingest)))
+    ingested = with_kafka_credentials(
+        with_database_credentials(with_s3_credentials(p.task(ingest)))
+    )
     dataset = ingested.outputs["dataset"]
     validated = with_s3_credentials(p.task(validate, dataset=dataset))
     table_schema = validated.outputs["table_schema"]

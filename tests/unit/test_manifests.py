@@ -683,6 +683,7 @@ def test_the_pipeline_reads_the_secrets_the_manifests_provide(facts: Facts) -> N
         "stablepipe-s3": {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"},
         "stablepipe-optuna": {"url"},
         "stablepipe-database": {"user", "password"},
+        "stablepipe-kafka": {"username", "password", "security_protocol", "sasl_mechanism"},
     }
 
 
