@@ -1,9 +1,10 @@
 """`stablepipe land`: a collector that lands MQTT sensor readings as Parquet files in a folder or
 an S3 prefix, where incremental runs (`stablepipe run --data DIR --incremental`) train on them.
 
-MQTT keeps no history, so the collector subscribes with a persistent session (clean session off,
-a fixed client id) at QoS 1: readings published while it is down wait at the broker and arrive
-when it reconnects with the same client id.
+MQTT keeps no history, so the collector subscribes with a persistent session and a fixed client
+id at QoS 1 (MQTT 5 with a session expiry interval; 3.1.1 with clean session off where the broker
+has no MQTT 5): readings published while it is down wait at the broker and arrive when it
+reconnects with the same client id.
 
 Nothing is lost, nothing lands twice:
 
@@ -17,6 +18,9 @@ Nothing is lost, nothing lands twice:
   same name, which is skipped when it exists.
 - A reading the broker sends again (the DUP flag) whose topic and payload are in the current or
   the last landed segment was already spooled: its acknowledgement was lost, and it is dropped.
+  After a lost connection, so is the first copy of any reading that was unacknowledged or
+  acknowledged in the last RESENT_SECONDS (a broker restored from its persistence sends those
+  without the flag).
 
 Payloads that are not a JSON object are counted and put aside, never fatal: they land in
 `_rejected/` beside the Parquet files (any side file in the landing folder starts with `_` or
@@ -62,6 +66,14 @@ LOOP_SECONDS = 0.1
 ACK_BATCH = 100
 ACK_SECONDS = 0.02
 RESENT_SECONDS = 10.0
+# MQTT 5: how long the broker keeps the session (and queues readings) while the collector is
+# away; a week
+SESSION_EXPIRY_SECONDS = 7 * 24 * 3600
+# CONNACK codes of a broker without MQTT 5 (3.1.1's "unacceptable protocol version" read as v5,
+# and v5's own "unsupported protocol version")
+UNSUPPORTED_PROTOCOL = (1, 132)
+# seconds the first MQTT 5 CONNECT may go unanswered before 3.1.1 is tried
+CONNACK_SECONDS = 5.0
 
 
 @dataclass(frozen=True)
@@ -379,13 +391,26 @@ class Collector:
         # readings the broker may send again after a lost connection, each dropped once
         self.resent: set[bytes] = set()
         self.subscribed = False
+        self.connected = False  # a connection was accepted (with this protocol)
         self.refused = ""
         self.stopping = ""
+        self.version = mqtt.MQTTv5  # MQTT 5 where the broker has it, else 3.1.1
+        self.downgrade = False
+        self.asked = 0.0  # when the last CONNECT was sent
+        self.client = self.make_client()
+
+    def make_client(self) -> Any:
+        """A client of `self.version` keeping its session: MQTT 5 with clean start off and a
+        session expiry interval (without one a v5 session ends with the connection), or 3.1.1
+        with clean session off; acknowledgements sent by this collector (manual)."""
+        import paho.mqtt.client as mqtt
+
+        v5 = self.version == mqtt.MQTTv5
         client = mqtt.Client(
             mqtt.CallbackAPIVersion.VERSION2,
-            client_id=options.client,
-            clean_session=False,
-            protocol=mqtt.MQTTv311,
+            client_id=self.options.client,
+            clean_session=None if v5 else False,
+            protocol=self.version,
             manual_ack=True,
         )
         username = os.environ.get(ENVIRONMENT["username"], "")
@@ -397,15 +422,56 @@ class Collector:
         client.on_subscribe = self.on_subscribe
         client.on_message = self.on_message
         client.on_disconnect = self.on_disconnect
-        self.client = client
+        return client
+
+    @property
+    def protocol(self) -> str:
+        import paho.mqtt.client as mqtt
+
+        return "MQTT 5" if self.version == mqtt.MQTTv5 else "MQTT 3.1.1"
+
+    def connect_once(self) -> None:
+        import paho.mqtt.client as mqtt
+        from paho.mqtt.packettypes import PacketTypes
+        from paho.mqtt.properties import Properties
+
+        self.asked = time.monotonic()
+        if self.version != mqtt.MQTTv5:
+            self.client.connect(self.broker.host, self.broker.port, KEEPALIVE_SECONDS)
+            return
+        properties = Properties(PacketTypes.CONNECT)
+        properties.SessionExpiryInterval = SESSION_EXPIRY_SECONDS
+        self.client.connect(
+            self.broker.host,
+            self.broker.port,
+            KEEPALIVE_SECONDS,
+            clean_start=False,
+            properties=properties,
+        )
+
+    def fall_back(self) -> None:
+        """The broker does not speak MQTT 5: the same session over 3.1.1."""
+        import paho.mqtt.client as mqtt
+
+        self.client.on_disconnect = None  # not an outage: no "reconnecting" line
+        self.client.disconnect()
+        self.version, self.downgrade = mqtt.MQTTv311, False
+        self.client = self.make_client()
+        self.connect()
 
     def say(self, line: str) -> None:
         print(line, file=self.out, flush=True)
 
     def on_connect(self, client: Any, _data: Any, flags: Any, reason: Any, _props: Any) -> None:
-        if reason.is_failure:
-            self.refused = f"the broker {self.broker.shown} refused the connection: {reason}"
+        import paho.mqtt.client as mqtt
+
+        if reason.is_failure or reason.value != 0:
+            if self.version == mqtt.MQTTv5 and reason.value in UNSUPPORTED_PROTOCOL:
+                self.downgrade = True
+            else:
+                self.refused = f"the broker {self.broker.shown} refused the connection: {reason}"
             return
+        self.connected = True
         client.subscribe(self.options.topic, qos=1)
 
     def on_subscribe(self, _client: Any, _data: Any, _mid: int, reasons: Any, _props: Any) -> None:
@@ -419,7 +485,8 @@ class Collector:
             self.subscribed = True
             self.say(
                 f"subscribed to {self.options.topic!r} on {self.broker.shown} as client "
-                f"{self.options.client!r} (QoS 1, persistent session); landing in "
+                f"{self.options.client!r} (QoS 1, persistent session, {self.protocol}); "
+                "landing in "
                 f"{self.landing.store.uri_of('')}"
             )
 
@@ -455,7 +522,7 @@ class Collector:
         """The first connection: CONNECT_TRIES tries, then Unavailable (exit 1)."""
         for attempt in range(1, CONNECT_TRIES + 1):
             try:
-                self.client.connect(self.broker.host, self.broker.port, KEEPALIVE_SECONDS)
+                self.connect_once()
                 return
             except OSError as error:
                 if attempt == CONNECT_TRIES:
@@ -515,6 +582,13 @@ class Collector:
                 code = self.client.loop(timeout=LOOP_SECONDS)
                 if self.refused:
                     raise Unavailable(self.refused)
+                first_try = not self.connected and self.version == mqtt.MQTTv5
+                unanswered = first_try and time.monotonic() - self.asked > CONNACK_SECONDS
+                if self.downgrade or (first_try and code != mqtt.MQTT_ERR_SUCCESS) or unanswered:
+                    # refused as MQTT 5, or the connection closed or left unanswered (a 3.1.1
+                    # broker may ignore a CONNECT it cannot read)
+                    self.fall_back()
+                    continue
                 if code != mqtt.MQTT_ERR_SUCCESS:
                     time.sleep(pause)
                     try:

@@ -8,6 +8,7 @@ import json
 import os
 import select
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -36,13 +37,17 @@ def reading(i: int) -> bytes:
     ).encode()
 
 
-def publish(broker_url: str, payloads: list[tuple[str, bytes]], pace: float = 0.0) -> None:
+def publish(
+    broker_url: str, payloads: list[tuple[str, bytes]], pace: float = 0.0, username: str = ""
+) -> None:
     """Publish at QoS 1 (`pace` seconds between batches of 200) and wait until the broker has
     every one."""
     import paho.mqtt.client as mqtt
 
     host, port = broker_url.removeprefix("mqtt://").split(":")
     client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="", clean_session=True)
+    if username:
+        client.username_pw_set(username)
     client.max_inflight_messages_set(100)
     client.max_queued_messages_set(0)
     client.connect(host, int(port))
@@ -224,3 +229,44 @@ def test_land_to_an_s3_prefix_stops_at_max_messages(
     landed = incremental.listing("s3://landing/plant-1/", endpoint)
     assert len(landed) == 1 and next(iter(landed)).startswith("readings-")
     assert sorted(read_table("s3://landing/plant-1/", endpoint)["id"]) == list(range(299))
+
+
+def test_land_falls_back_to_mqtt_3_1_1_where_the_broker_has_no_mqtt_5(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """amqtt speaks MQTT 3.1.1 only; it keeps sessions only for clients that log in, so the
+    collector gives a user name (amqtt checks none)."""
+    from tests.support.seaweedfs import free_ports
+
+    (port,) = free_ports(1)
+    config = tmp_path / "amqtt.yaml"
+    config.write_text(
+        "listeners:\n  default:\n    type: tcp\n"
+        f"    bind: 127.0.0.1:{port}\n"
+        "plugins:\n  amqtt.plugins.authentication.AnonymousAuthPlugin:\n"
+        "    allow_anonymous: false\n"
+    )
+    amqtt = Path(sys.executable).with_name("amqtt")
+    broker = subprocess.Popen(
+        [str(amqtt), "-c", str(config)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    monkeypatch.setenv("STABLEPIPE_MQTT_USERNAME", "collector")
+    url = f"mqtt://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                time.sleep(0.2)
+        collector = Landing(url, tmp_path / "landing", "--max-messages", "50")
+        line = collector.wait_for("subscribed to")
+        assert "MQTT 3.1.1" in line
+        publish(url, sensor_payloads(0, 50), username="publisher")
+        rest, _ = collector.process.communicate(timeout=60)
+    finally:
+        broker.terminate()
+        broker.wait(timeout=30)
+    assert collector.process.returncode == 0, rest
+    assert sorted(landed_ids(tmp_path / "landing")) == list(range(50))
