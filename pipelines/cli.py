@@ -181,7 +181,7 @@ def build_parser() -> tuple[OneLineParser, dict[str, OneLineParser]]:
     land.add_argument(
         "--rotate-mb",
         type=float,
-        default=64.0,
+        default=16.0,
         help="land a file once this many MB of readings are spooled (default: %(default)s)",
     )
     land.add_argument(
@@ -433,8 +433,8 @@ def command_land(args: argparse.Namespace) -> int:
         spool=args.spool,
         s3_endpoint=endpoint,
     )
-    land(options)
-    return EXIT_OK
+    facts = land(options)
+    return EXIT_INTERNAL if facts.kept else EXIT_OK
 
 
 def command_submit(args: argparse.Namespace) -> int:

@@ -12,10 +12,11 @@ Nothing is lost, nothing lands twice:
   and the spool is flushed to disk (fsync). A reading received but not yet acknowledged when the
   collector dies is sent again by the broker.
 - The spool is a sequence of segment files (`segment-<n>.spool`, length-prefixed frames of
-  topic, payload and arrival time). A segment is landed as one Parquet file whose name follows
-  from the segment (`readings-<first arrival>-<n>.parquet`), written whole or not at all, and then
-  removed; a collector that dies between the two lands the segment again on start under the
-  same name, which is skipped when it exists.
+  topic, payload and arrival time). A closed segment is landed as one Parquet file whose name
+  follows from the segment (`readings-<first arrival>-<client id>-<digest>.parquet`), written
+  whole or not at all, and then dropped; a collector that dies between the two lands the
+  segment again on start under the same name, which is skipped when it exists. While the
+  destination fails, segments wait in the spool and are tried again at each rotation.
 - A reading the broker sends again (the DUP flag) whose topic and payload are in the current or
   the last landed segment was already spooled: its acknowledgement was lost, and it is dropped.
   After a lost connection, so is the first copy of any reading that was unacknowledged or
@@ -175,64 +176,79 @@ class Landing:
 
     destination: str
     endpoint: str
+    client: str  # the client id: part of every file name (collectors may share a folder)
 
     def __post_init__(self) -> None:
         from components.common.storage import open_storage
 
         self.store = open_storage(self.destination, self.endpoint)
 
-    def land(self, readings: list[Reading], number: int) -> tuple[str, int, int]:
+    def land(self, readings: list[Reading]) -> tuple[str, int, int]:
         """Write the readings as one Parquet file (and the rejected ones aside), named by the
-        segment; returns the file's URI, the rows and the payloads put aside. Skipped when a
-        file of that name exists (the segment landed before a crash)."""
+        time of the first, the client id and a digest of the segment; returns the file's URI,
+        the rows and the payloads put aside. Skipped when a file of that name exists: the same
+        segment, landed before a crash."""
         first = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(readings[0].received_at))
-        name = f"readings-{first}-{number:08d}"
+        digest = hashlib.sha256(b"".join(r.frame() for r in readings)).hexdigest()[:12]
+        name = f"readings-{first}-{re.sub(r'[^A-Za-z0-9_.-]', '-', self.client)}-{digest}"
         key = f"{name}.parquet"
-        rows, rejected = rows_of(readings)
+        table, rejected = readings_table(readings)
         if rejected:
             lines = "".join(json.dumps(entry) + "\n" for entry in rejected)
             self.store.put_bytes(lines.encode(), f"_rejected/{name}.jsonl")
-        if rows and not self.store.exists(key):
-            self.store.put_bytes(parquet_bytes(rows), key)
-        return self.store.uri_of(key), len(rows), len(rejected)
+        if table.num_rows and not self.store.exists(key):
+            self.store.put_bytes(parquet_bytes(table), key)
+        return self.store.uri_of(key), table.num_rows, len(rejected)
 
 
-def rows_of(readings: list[Reading]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """The readings whose payload is a JSON object, as rows with `mqtt_topic` and
-    `received_at` added (unless the payload has such a field); the others as entries to put
-    aside (topic, arrival, the payload in base64)."""
-    rows, rejected = [], []
-    for reading in readings:
-        try:
-            row = json.loads(reading.payload)
-        except (ValueError, UnicodeDecodeError):
-            row = None
-        if not isinstance(row, dict) or not row:
-            rejected.append(
-                {
-                    "topic": reading.topic,
-                    "received_at": reading.received_at,
-                    "payload_base64": base64.b64encode(reading.payload).decode(),
-                }
-            )
-            continue
-        row.setdefault("mqtt_topic", reading.topic)
-        row.setdefault("received_at", reading.received_at)
-        rows.append(row)
-    return rows, rejected
+def readings_table(readings: list[Reading]) -> tuple[Any, list[dict[str, Any]]]:
+    """The readings whose payload is a JSON object as a table with `mqtt_topic` and
+    `received_at` (UTC) added unless the payload has such a field; the others as entries to
+    put aside (topic, arrival, the payload in base64). Parsed by Arrow in one go, reading by
+    reading only when some payload is not an object."""
+    import pyarrow as pa
+
+    from components.core.source.records import json_records, rows_table
+
+    table, bad = json_records([r.payload for r in readings])
+    kept = readings
+    rejected: list[dict[str, Any]] = []
+    if bad or table.num_rows != len(readings):
+        kept, rows = [], []
+        for reading in readings:
+            try:
+                row = json.loads(reading.payload)
+            except (ValueError, UnicodeDecodeError):
+                row = None
+            if isinstance(row, dict) and row:
+                kept.append(reading)
+                rows.append(row)
+            else:
+                rejected.append(
+                    {
+                        "topic": reading.topic,
+                        "received_at": reading.received_at,
+                        "payload_base64": base64.b64encode(reading.payload).decode(),
+                    }
+                )
+        table = rows_table(rows) if rows else pa.table({})
+    if not kept:
+        return pa.table({}), rejected
+    arrival = pa.array([int(r.received_at * 1e6) for r in kept], pa.int64())
+    added = {
+        "mqtt_topic": pa.array([r.topic for r in kept], pa.string()),
+        "received_at": arrival.cast(pa.timestamp("us", "UTC")),
+    }
+    for name, column in added.items():
+        if name not in table.column_names:
+            table = table.append_column(name, column)
+    return table, rejected
 
 
-def parquet_bytes(rows: list[dict[str, Any]]) -> bytes:
+def parquet_bytes(table: Any) -> bytes:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from components.core.source.records import rows_table
-
-    table = rows_table(rows)
-    if "received_at" in table.column_names and pa.types.is_floating(table["received_at"].type):
-        seconds = table["received_at"]
-        stamps = pa.array((seconds.to_numpy() * 1e6).astype("int64"), pa.timestamp("us", "UTC"))
-        table = table.set_column(table.column_names.index("received_at"), "received_at", stamps)
     sink = pa.BufferOutputStream()
     pq.write_table(table, sink)
     return bytes(sink.getvalue().to_pybytes())
@@ -240,75 +256,94 @@ def parquet_bytes(rows: list[dict[str, Any]]) -> bytes:
 
 @dataclass
 class Spool:
-    """The segment files in `folder`: readings appended, synced, then landed whole."""
+    """The segment files in `folder`: readings appended to the current one and synced; closed
+    segments landed whole, in order (kept, and tried again, while the destination fails)."""
 
     folder: Path
     number: int = 0
     handle: Any = None
-    started: float = 0.0
+    started: float = 0.0  # the first reading of the current segment (0: none yet)
     size: int = 0
     count: int = 0
-    recent: set[bytes] = field(default_factory=set)  # digests: current and last landed segment
+    # digests of the readings in the spool: the last landed segment's, the waiting segments'
+    # and the current one's (for the DUP check)
+    recent: set[bytes] = field(default_factory=set)
+    current: set[bytes] = field(default_factory=set)
 
-    def open(self, landing: Landing, say: Callable[[str], None]) -> tuple[int, int]:
-        """Land what a previous collector left, then start a new segment; returns the rows and
-        rejected payloads landed now."""
+    def open(self) -> None:
+        """Start a new segment after those a previous collector left (landed by `land`)."""
         self.folder.mkdir(parents=True, exist_ok=True)
-        left = sorted(self.folder.glob("segment-*.spool"))
-        last = self.folder / LANDED_SEGMENT
-        self.recent = {r.digest for r in read_frames(last)} if last.exists() else set()
-        totals = [0, 0]
-        for path in left:
-            number = int(SEGMENT.search(path.name).group(1))  # type: ignore[union-attr]
-            self.number = max(self.number, number)
-            counts = self.land_segment(path, number, landing, say)
-            totals = [totals[0] + counts[0], totals[1] + counts[1]]
+        for path in [*self.waiting(), self.folder / LANDED_SEGMENT]:
+            if path.exists():
+                self.recent.update(r.digest for r in read_frames(path))
+        numbers = [int(SEGMENT.search(p.name).group(1)) for p in self.waiting()]  # type: ignore[union-attr]
+        self.number = max(numbers, default=0)
         self.start_segment()
-        return totals[0], totals[1]
 
     def path(self, number: int) -> Path:
         return self.folder / f"segment-{number:08d}.spool"
 
+    def waiting(self) -> list[Path]:
+        """The closed segments not landed yet, oldest first."""
+        current = self.path(self.number) if self.handle is not None else None
+        return sorted(p for p in self.folder.glob("segment-*.spool") if p != current)
+
     def start_segment(self) -> None:
         self.number += 1
         self.handle = self.path(self.number).open("ab")
-        self.started, self.size, self.count = time.time(), 0, 0
+        self.started, self.size, self.count = 0.0, 0, 0
+        self.current = set()
 
     def append(self, reading: Reading) -> None:
         frame = reading.frame()
         self.handle.write(frame)
         self.recent.add(reading.digest)
+        self.current.add(reading.digest)
         self.size += len(frame)
         self.count += 1
+        self.started = self.started or time.time()
 
     def sync(self) -> None:
         self.handle.flush()
         os.fsync(self.handle.fileno())
 
-    def land_segment(
-        self, path: Path, number: int, landing: Landing, say: Callable[[str], None]
-    ) -> tuple[int, int]:
-        readings = read_frames(path)
-        if not readings:
-            path.unlink()
-            return 0, 0
-        uri, rows, rejected = landing.land(readings, number)
-        aside = f" ({rejected} payload(s) put aside in _rejected/)" if rejected else ""
-        say(f"landed {rows} reading(s) -> {uri}{aside}")
-        path.replace(self.folder / LANDED_SEGMENT)  # kept for the DUP check until the next
-        self.recent = {r.digest for r in readings}
-        return rows, rejected
-
-    def rotate(self, landing: Landing, say: Callable[[str], None]) -> tuple[int, int]:
-        """Land the current segment and start the next."""
+    def rotate(self) -> None:
+        """Close the current segment (synced) and start the next."""
         self.sync()
         self.handle.close()
-        counts = self.land_segment(self.path(self.number), self.number, landing, say)
+        self.handle = None
         self.start_segment()
-        return counts
+
+    def land(self, landing: Landing, say: Callable[[str], None]) -> tuple[int, int, int]:
+        """Land the waiting segments, oldest first; returns the rows, rejected payloads and
+        files landed. A segment that cannot be landed (the destination failing) stays, with
+        those after it, for the next try."""
+        rows = rejected = files = 0
+        for path in self.waiting():
+            readings = read_frames(path)
+            if not readings:
+                path.unlink()
+                continue
+            try:
+                uri, landed, aside = landing.land(readings)
+            except Exception as error:
+                say(
+                    f"landing failed, {len(self.waiting())} segment(s) kept in the spool to "
+                    f"land later: {type(error).__name__}: {str(error).splitlines()[0]}"
+                )
+                break
+            note = f" ({aside} payload(s) put aside in _rejected/)" if aside else ""
+            say(f"landed {landed} reading(s) -> {uri}{note}")
+            path.replace(self.folder / LANDED_SEGMENT)  # kept for the DUP check until the next
+            rows, rejected, files = rows + landed, rejected + aside, files + (1 if landed else 0)
+            self.recent = {r.digest for r in readings} | self.current
+            for other in self.waiting():
+                self.recent.update(r.digest for r in read_frames(other))
+        return rows, rejected, files
 
     def close(self) -> None:
         if self.handle is not None:
+            self.sync()
             self.handle.close()
             self.handle = None
 
@@ -320,6 +355,7 @@ class LandFacts:
     landed: int = 0
     rejected: int = 0
     files: int = 0
+    kept: int = 0  # segments that could not be landed (the destination failing)
 
 
 @dataclass(frozen=True)
@@ -330,7 +366,7 @@ class LandOptions:
     client_id: str = ""
     max_messages: int = 0
     max_seconds: float = 0.0
-    rotate_mb: float = 64.0
+    rotate_mb: float = 16.0
     rotate_seconds: float = 60.0
     spool: str = ""
     s3_endpoint: str = ""
@@ -381,15 +417,17 @@ class Collector:
         self.broker = parse_broker(options.source)
         self.out = out
         self.facts = LandFacts()
-        self.landing = Landing(options.destination, options.s3_endpoint)
+        self.landing = Landing(options.destination, options.s3_endpoint, options.client)
         self.spool = Spool(options.spool_folder)
         self.pending: list[tuple[int, bytes]] = []  # packet id and digest, not acknowledged
         self.pending_since = 0.0
         # readings acknowledged lately: (when, digest); a broker that goes down may not have
         # taken the acknowledgement, and sends the reading again
         self.acked: collections.deque[tuple[float, bytes]] = collections.deque()
-        # readings the broker may send again after a lost connection, each dropped once
-        self.resent: set[bytes] = set()
+        # readings the broker may send again after a lost connection, each dropped once when
+        # it comes within RESENT_SECONDS of the reconnection: {digest: until (monotonic)}
+        self.maybe_resent: set[bytes] = set()
+        self.resent: dict[bytes, float] = {}
         self.subscribed = False
         self.connected = False  # a connection was accepted (with this protocol)
         self.refused = ""
@@ -417,7 +455,13 @@ class Collector:
         if username:
             client.username_pw_set(username, os.environ.get(ENVIRONMENT["password"], "") or None)
         if self.broker.tls:
-            client.tls_set(ca_certs=os.environ.get(ENVIRONMENT["ca_file"]) or None)
+            ca_file = os.environ.get(ENVIRONMENT["ca_file"]) or None
+            try:
+                client.tls_set(ca_certs=ca_file)
+            except (OSError, ValueError) as error:
+                raise BadInputError(
+                    f"{ENVIRONMENT['ca_file']} {ca_file!r} cannot be used for TLS: {error}"
+                ) from None
         client.on_connect = self.on_connect
         client.on_subscribe = self.on_subscribe
         client.on_message = self.on_message
@@ -471,14 +515,24 @@ class Collector:
             else:
                 self.refused = f"the broker {self.broker.shown} refused the connection: {reason}"
             return
+        if self.connected and not flags.session_present:
+            self.say(
+                f"the broker {self.broker.shown} kept no session for {self.options.client!r}: "
+                "readings published while the collector was away are lost"
+            )
+        until = time.monotonic() + RESENT_SECONDS
+        self.resent = dict.fromkeys(self.maybe_resent, until) if flags.session_present else {}
+        self.maybe_resent = set()
         self.connected = True
         client.subscribe(self.options.topic, qos=1)
 
     def on_subscribe(self, _client: Any, _data: Any, _mid: int, reasons: Any, _props: Any) -> None:
-        if any(reason.is_failure for reason in reasons):
+        if any(reason.is_failure or reason.value < 1 for reason in reasons):
+            granted = "refused" if any(r.is_failure for r in reasons) else "granted only QoS 0"
             self.refused = (
-                f"the broker {self.broker.shown} refused the subscription to "
-                f"{self.options.topic!r} for client {self.options.client!r}"
+                f"the broker {self.broker.shown} {granted} the subscription to "
+                f"{self.options.topic!r} for client {self.options.client!r} (QoS 1 is needed "
+                "for no reading to be lost)"
             )
             return
         if not self.subscribed:
@@ -493,8 +547,8 @@ class Collector:
     def on_message(self, _client: Any, _data: Any, message: Any) -> None:
         reading = Reading(message.topic, bytes(message.payload), time.time())
         digest = reading.digest
-        if digest in self.resent or (message.dup and digest in self.spool.recent):
-            self.resent.discard(digest)
+        resent = self.resent.pop(digest, 0.0) >= time.monotonic()
+        if resent or (message.dup and digest in self.spool.recent):
             self.facts.duplicates += 1  # spooled before; its acknowledgement was lost
         else:
             self.spool.append(reading)
@@ -512,8 +566,8 @@ class Collector:
         # RESENT_SECONDS (a broker stopped then may not have taken the acknowledgement; one
         # restored from its persistence sends them without the DUP flag).
         since = time.monotonic() - RESENT_SECONDS
-        self.resent.update(digest for when, digest in self.acked if when >= since)
-        self.resent.update(digest for _, digest in self.pending)
+        self.maybe_resent.update(digest for when, digest in self.acked if when >= since)
+        self.maybe_resent.update(digest for _, digest in self.pending)
         self.pending.clear()
         if not self.stopping:
             self.say(f"disconnected from {self.broker.shown} ({reason}); reconnecting")
@@ -549,14 +603,16 @@ class Collector:
             self.acked.popleft()
 
     def rotate(self) -> None:
+        """Close the current segment if it holds readings, and land what waits."""
         if self.spool.count:
-            rows, rejected = self.spool.rotate(self.landing, self.say)
-            self.count(rows, rejected)
+            self.spool.rotate()
+        self.land()
 
-    def count(self, rows: int, rejected: int) -> None:
+    def land(self) -> None:
+        rows, rejected, files = self.spool.land(self.landing, self.say)
         self.facts.landed += rows
         self.facts.rejected += rejected
-        self.facts.files += 1 if rows else 0
+        self.facts.files += files
 
     def due(self, began: float) -> str:
         """Why the collector should stop now ('' to go on)."""
@@ -572,8 +628,13 @@ class Collector:
     def run(self) -> LandFacts:
         import paho.mqtt.client as mqtt
 
-        rows, rejected = self.spool.open(self.landing, self.say)
-        self.count(rows, rejected)
+        try:
+            self.spool.open()
+        except OSError as error:
+            raise BadInputError(
+                f"--spool folder {str(self.spool.folder)!r} cannot be used: {error.strerror}"
+            ) from None
+        self.land()  # what a previous collector left
         began = time.monotonic()
         pause = 1.0
         self.connect()
@@ -590,7 +651,7 @@ class Collector:
                     self.fall_back()
                     continue
                 if code != mqtt.MQTT_ERR_SUCCESS:
-                    time.sleep(pause)
+                    self.wait(pause)
                     try:
                         self.client.reconnect()
                         pause = 1.0
@@ -608,16 +669,30 @@ class Collector:
             self.stopping = self.stopping or "stopped"
             if self.client.is_connected():
                 self.acknowledge(now=True)
-            self.rotate()
-            self.spool.close()
+            self.spool.close()  # synced: what was acknowledged is on disk
             self.client.disconnect()
+        self.spool.open()  # the last segment closed, so that it lands now
+        self.land()
         facts = self.facts
+        facts.kept = len(self.spool.waiting())
+        self.spool.close()
+        kept = (
+            f"; {facts.kept} segment(s) kept in the spool, landed on the next start"
+            if facts.kept
+            else ""
+        )
         self.say(
             f"stopped ({reason}): {facts.received} reading(s) received, {facts.landed} landed "
             f"in {facts.files} file(s), {facts.rejected} put aside, {facts.duplicates} "
-            "redelivered duplicate(s) dropped"
+            f"redelivered duplicate(s) dropped{kept}"
         )
         return facts
+
+    def wait(self, seconds: float) -> None:
+        """Sleep, but wake for a stop (SIGTERM during a reconnection's backoff)."""
+        deadline = time.monotonic() + seconds
+        while not self.stopping and time.monotonic() < deadline:
+            time.sleep(0.1)
 
 
 def land(options: LandOptions, out: TextIO = sys.stdout) -> LandFacts:

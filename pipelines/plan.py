@@ -176,6 +176,7 @@ def kafka_selection(config: RunConfig) -> dict[str, Any]:
         "files": snapshot.parts,
         "new_records": snapshot.new_records,
         "window_records": sum(r.records for r in snapshot.window),
+        "skipped_by_retention": snapshot.skipped,
     }
 
 

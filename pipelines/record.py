@@ -321,6 +321,7 @@ def advance_watermark(plan: Plan) -> dict[str, Any]:
             "group": progress["kafka_group"],
             "new_records": progress["new_records"],
             "window_records": progress["window_records"],
+            "skipped_by_retention": progress["skipped_by_retention"],
             "committed": {str(p): end for p, end in sorted(progress["kafka_ends"].items())},
         }
     chosen = incremental.Selection(progress["new_files"], progress["window_files"])

@@ -155,6 +155,16 @@ class Storage(ABC):
             self.delete(key)
 
 
+def durable(path: Path) -> None:
+    """fsync a file or a folder: an object written is on disk before anyone relies on it (the
+    MQTT collector drops readings from its spool once their file is landed)."""
+    descriptor = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
+
+
 @dataclass
 class LocalStorage(Storage):
     """A folder on the local disk."""
@@ -173,7 +183,9 @@ class LocalStorage(Storage):
         target.parent.mkdir(parents=True, exist_ok=True)
         partial = target.with_name(f".{target.name}.{os.getpid()}.partial")
         shutil.copyfile(local, partial)
+        durable(partial)
         partial.replace(target)
+        durable(target.parent)  # the rename itself
 
     def get_file(self, key: str, local: str | Path) -> None:
         source = self.path(key)

@@ -111,6 +111,12 @@ class Landing:
         return self.process.returncode, "".join(self.lines) + rest
 
 
+def s3_env_secret() -> str:
+    from tests.support import seaweedfs
+
+    return seaweedfs.SECRET_KEY
+
+
 def landed_ids(folder: Path) -> list[int]:
     files = [p for p in folder.glob("*.parquet")]
     if not files:
@@ -195,6 +201,12 @@ def test_land_refuses_bad_arguments_with_one_line(tmp_path: Path) -> None:
         done = stablepipe("land", *args, "--to", str(tmp_path / "x"), cwd=tmp_path)
         assert done.code == 2 and message in done.stderr, (args, done.stderr)
         assert len(done.stderr.strip().splitlines()) == 1
+    unusable = stablepipe(
+        "land", "--from", "mqtt://127.0.0.1:1", "--topic", "a/#", "--to", "/proc/landing",
+        cwd=tmp_path,
+    )  # fmt: skip
+    assert unusable.code == 2 and "--spool folder '/proc/landing/.spool/" in unusable.stderr
+    assert len(unusable.stderr.strip().splitlines()) == 1, unusable.stderr
     down = stablepipe(
         "land", "--from", f"mqtt://127.0.0.1:{port}", "--topic", "a/#", "--to",
         str(tmp_path / "x"), cwd=tmp_path,
@@ -229,6 +241,53 @@ def test_land_to_an_s3_prefix_stops_at_max_messages(
     landed = incremental.listing("s3://landing/plant-1/", endpoint)
     assert len(landed) == 1 and next(iter(landed)).startswith("readings-")
     assert sorted(read_table("s3://landing/plant-1/", endpoint)["id"]) == list(range(299))
+
+
+def test_readings_wait_in_the_spool_while_the_destination_fails(
+    tmp_path: Path, tmp_path_factory: pytest.TempPathFactory, s3_env, monkeypatch
+) -> None:
+    """A destination that refuses the files (wrong credentials here) keeps the segments in the
+    spool, exit 1; the next start lands them. Sensors with different fields land as files with
+    different columns, which an incremental run reads as one table."""
+    from tests.conftest import make_bucket
+    from tests.support import mosquitto
+
+    make_bucket(s3_env, "outage")
+    endpoint = f"http://{s3_env.host_port}"
+    destination = "s3://outage/plant-2/"
+    spool = str(tmp_path / "spool")
+    args = ("--spool", spool, "--s3-endpoint", endpoint, "--rotate-seconds", "1")
+    broker = mosquitto.start(tmp_path_factory.mktemp("mosquitto-outage"))
+    try:
+        monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "not-the-secret")
+        collector = Landing(broker.url, destination, "--max-messages", "40", *args)
+        collector.wait_for("subscribed to")
+        older = [(f"sensors/old/{i}", json.dumps({"id": i, "fault": i % 2}).encode())
+                 for i in range(40)]  # fmt: skip
+        publish(broker.url, older)
+        printed, _ = collector.process.communicate(timeout=120)
+        assert collector.process.returncode == 1, printed
+        assert "landing failed" in printed and "kept in the spool" in printed, printed
+        monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", s3_env_secret())
+        collector = Landing(broker.url, destination, "--max-messages", "10", *args)
+        collector.wait_for("subscribed to")
+        newer = [(f"sensors/new/{i}", json.dumps({"id": i, "fault": 0, "humidity": 0.5}).encode())
+                 for i in range(40, 50)]  # fmt: skip
+        publish(broker.url, newer)
+        printed, _ = collector.process.communicate(timeout=120)
+    finally:
+        broker.stop()
+    assert collector.process.returncode == 0, printed
+    done = stablepipe(
+        "validate", "--data", destination, "--target", "fault", "--s3-endpoint", endpoint,
+        "--json", cwd=tmp_path,
+    )  # fmt: skip
+    assert done.code == 0, done.stderr
+    from components.core.source.files import read_table
+
+    table = read_table(destination, endpoint)
+    assert sorted(table["id"]) == list(range(50))  # nothing lost
+    assert table["humidity"].notna().sum() == 10  # a column only the newer sensors have
 
 
 def test_land_falls_back_to_mqtt_3_1_1_where_the_broker_has_no_mqtt_5(

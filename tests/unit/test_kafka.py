@@ -72,12 +72,19 @@ def test_json_records_are_rows_and_the_rest_is_counted() -> None:
     assert json.loads(frame["c"].iloc[2]) == {"deep": [1, 2]}
     table, bad = json_records([*values, b"not json", b"[1, 2]", b"42", None, b'{"a": "text"}'])
     assert bad == 4 and table.num_rows == 4
+    # the same rules whichever way a batch is parsed: an empty object and a value holding two
+    # objects are no row
+    for batch in ([b'{"a": 1}', b"{ }", b'{"a": 2} {"a": 3}'], [b'{"a": 1}', b"{}", b"junk"]):
+        parsed, unread = json_records(batch)
+        assert (parsed.num_rows, unread) == (1, 2), batch
     assert table.to_pandas()["a"].tolist() == ["1", "2", "3", "text"]  # no shared type: text
 
 
 def test_csv_records_of_the_named_columns() -> None:
     table, bad = csv_records([b"1,x\n", b"2,y", b"3", b"4,z,extra", None], ("a", "b"), ",")
     assert bad == 3 and table.to_pandas().to_dict("list") == {"a": [1, 2], "b": ["x", "y"]}
+    table, bad = csv_records([b"1,x", b"2,y\n3,z"], ("a", "b"), ",")  # two lines: not a record
+    assert (table.num_rows, bad) == (1, 1)
 
 
 def test_batches_share_one_schema() -> None:
@@ -127,6 +134,9 @@ def test_a_group_reads_from_its_committed_offsets(kafka_broker) -> None:
     assert [r.records for r in later.window] == [10, 10]  # the 10 latest earlier ones each
     assert all(w.end == n.first for w, n in zip(later.window, later.new, strict=True))
     assert len(later.ranges) == 2 and sum(r.records for r in later.ranges) == 50  # one each
+    # a committed offset past the end (a topic deleted and made anew) reads from the beginning
+    kafka.commit(url, group, {p: 10_000 for p in later.ends()})
+    assert take_snapshot(url, group, incremental=True).new_records == 130
 
 
 def test_missing_and_empty_topics_are_bad_input(kafka_broker) -> None:

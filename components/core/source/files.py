@@ -172,8 +172,14 @@ def read_s3_table(source: str, endpoint: str, options: ReadOptions) -> pd.DataFr
 
 
 def concat_tables(frames: list[tuple[str, pd.DataFrame]], source: str) -> pd.DataFrame:
-    """Several files of one source as one table; they must have the same columns."""
+    """Several files of one source as one table. Delimited and Excel files must have the same
+    columns (a different header usually means a wrong file); Parquet files, whose columns are
+    named and typed, may gain or lose columns from file to file (schema evolution, as Spark's
+    mergeSchema; readings landed by `stablepipe land` from sensors with different fields): the
+    table has every column, missing where a file lacks it."""
     first_name, first = frames[0]
+    if all(table_format(name) == "parquet" for name, _ in frames):
+        return pd.concat([frame for _, frame in frames], ignore_index=True, sort=False)
     for name, frame in frames[1:]:
         if list(frame.columns) != list(first.columns):
             raise BadInputError(

@@ -173,6 +173,8 @@ class Snapshot:
     topic: KafkaTopic
     new: tuple[OffsetRange, ...]
     window: tuple[OffsetRange, ...] = ()
+    # offsets after the group's committed ones that retention deleted before this run
+    skipped: int = 0
 
     @property
     def ranges(self) -> tuple[OffsetRange, ...]:
@@ -215,7 +217,7 @@ def retried(what: str, topic: KafkaTopic, call: Callable[[], Any]) -> Any:
         try:
             return call()
         except KafkaException as error:
-            detail = error.args[0].str() if error.args else str(error)
+            detail = kafka_detail(error)
             if attempt == TRIES:
                 raise Unavailable(
                     f"the Kafka brokers {topic.bootstrap} did not answer {what} after {TRIES} "
@@ -228,19 +230,33 @@ def retried(what: str, topic: KafkaTopic, call: Callable[[], Any]) -> Any:
 def consumer(topic: KafkaTopic, group: str = "") -> Any:
     """A consumer that reads assigned partitions only (no group membership, no automatic
     commit); `group` names the consumer group whose offsets it reads and commits."""
-    from confluent_kafka import Consumer
+    from confluent_kafka import Consumer, KafkaException
 
-    return Consumer(
-        {
-            **client_config(topic),
-            "group.id": group or "stablepipe-reader",
-            "enable.auto.commit": False,
-            "enable.auto.offset.store": False,
-            "auto.offset.reset": "earliest",
-            "socket.timeout.ms": int(REQUEST_SECONDS * 1000),
-            "fetch.max.bytes": 64 * 2**20,
-        }
-    )
+    try:
+        return Consumer(
+            {
+                **client_config(topic),
+                "group.id": group or "stablepipe-reader",
+                "enable.auto.commit": False,
+                "enable.auto.offset.store": False,
+                # an offset that is gone (deleted by retention after the plan) is an error,
+                # never a silent jump to other records
+                "auto.offset.reset": "error",
+                "socket.timeout.ms": int(REQUEST_SECONDS * 1000),
+                "fetch.max.bytes": 64 * 2**20,
+            }
+        )
+    except KafkaException as error:  # a setting librdkafka refuses (protocol, CA file, ...)
+        raise BadInputError(
+            f"the Kafka client for {topic.bootstrap} cannot be set up: {kafka_detail(error)} "
+            f"(check the {', '.join(sorted(ENVIRONMENT.values()))} variables)"
+        ) from None
+
+
+def kafka_detail(error: Exception) -> str:
+    """The one-line reason of a KafkaException."""
+    first = error.args[0] if error.args else error
+    return str(first.str() if hasattr(first, "str") else first)
 
 
 def partitions_of(client: Any, topic: KafkaTopic) -> list[int]:
@@ -281,6 +297,7 @@ def take_snapshot(
             for p in partitions
         }
         starts = {p: low for p, (low, _) in bounds.items()}
+        skipped = 0
         if incremental:
             asked = [TopicPartition(topic.topic, p) for p in partitions]
             committed = retried(
@@ -290,7 +307,14 @@ def take_snapshot(
             )
             for entry in committed:
                 if entry.offset >= 0:  # a group with none starts at the beginning
-                    starts[entry.partition] = max(entry.offset, bounds[entry.partition][0])
+                    low, high = bounds[entry.partition]
+                    # records below the earliest offset were deleted by retention; an offset
+                    # past the end belongs to an earlier topic of that name (deleted and made
+                    # anew): this one is read from its beginning, as Kafka's own consumers do
+                    if entry.offset > high:
+                        continue
+                    skipped += max(0, low - entry.offset)
+                    starts[entry.partition] = max(entry.offset, low)
     finally:
         client.close()
     new = tuple(OffsetRange(p, starts[p], max(starts[p], bounds[p][1])) for p in partitions)
@@ -299,7 +323,7 @@ def take_snapshot(
         for p in partitions
         if window
     )
-    snapshot = Snapshot(topic, new, earlier)
+    snapshot = Snapshot(topic, new, earlier, skipped)
     if not incremental and not snapshot.new_records:
         raise BadInputError(
             f"--data Kafka topic {topic.topic!r} holds no records: nothing to train on"
@@ -348,50 +372,71 @@ def commit(location: str, group: str, ends: dict[int, int]) -> None:
 def record_values(snapshot: Snapshot, group: str = "") -> Iterator[list[bytes | None]]:
     """The snapshot's record values, in batches of up to BATCH_RECORDS; Unavailable when the
     brokers stop answering for STALL_SECONDS."""
-    from confluent_kafka import KafkaError, TopicPartition
-
     ranges = snapshot.ranges
     if not ranges:
         return
+    from confluent_kafka import KafkaException
+
     topic = snapshot.topic
     client = consumer(topic, group)
     try:
-        ends = {r.partition: r.end for r in ranges}
-        client.assign([TopicPartition(topic.topic, r.partition, r.first) for r in ranges])
-        batch: list[bytes | None] = []
-        last_record = time.monotonic()
-        while ends:
-            messages = client.consume(num_messages=10_000, timeout=1.0)
-            for message in messages:
-                if message.error() is not None:
-                    if message.error().code() == KafkaError._PARTITION_EOF:
-                        continue
-                    raise Unavailable(
-                        f"reading Kafka topic {topic.topic!r} failed: {message.error().str()}"
-                    )
-                end = ends.get(message.partition())
-                if end is not None and message.offset() < end:
-                    batch.append(message.value())
-            if messages:
-                last_record = time.monotonic()
-            elif time.monotonic() - last_record > STALL_SECONDS:
-                raise Unavailable(
-                    f"the Kafka brokers {topic.bootstrap} sent no record of {topic.topic!r} for "
-                    f"{STALL_SECONDS:.0f} s with {len(ends)} partition(s) unread"
-                )
-            # a partition is read once its position passes the end (gaps, e.g. transaction
-            # markers, never arrive as records)
-            positions = client.position([TopicPartition(topic.topic, p) for p in ends])
-            done = [tp for tp in positions if tp.offset >= ends[tp.partition]]
-            if done:
-                client.incremental_unassign(done)
-                for tp in done:
-                    del ends[tp.partition]
-            if len(batch) >= BATCH_RECORDS or (batch and not ends):
-                yield batch
-                batch = []
+        yield from read_ranges(client, topic, ranges)
+    except KafkaException as error:
+        raise Unavailable(
+            f"reading Kafka topic {topic.topic!r} from {topic.bootstrap} failed: "
+            f"{kafka_detail(error)}"
+        ) from None
     finally:
         client.close()
+
+
+def read_ranges(
+    client: Any, topic: KafkaTopic, ranges: tuple[OffsetRange, ...]
+) -> Iterator[list[bytes | None]]:
+    """The body of `record_values`: the assigned ranges read to their ends. Errors the client
+    retries itself (a broker restarting) are waited out up to STALL_SECONDS without a record."""
+    from confluent_kafka import KafkaError, TopicPartition
+
+    ends = {r.partition: r.end for r in ranges}
+    client.assign([TopicPartition(topic.topic, r.partition, r.first) for r in ranges])
+    batch: list[bytes | None] = []
+    last_record = time.monotonic()
+    transient = (KafkaError._TRANSPORT, KafkaError._ALL_BROKERS_DOWN, KafkaError._PARTITION_EOF)
+    while ends:
+        messages = client.consume(num_messages=10_000, timeout=1.0)
+        for message in messages:
+            error = message.error()
+            if error is not None:
+                if error.code() in transient or error.retriable():
+                    continue
+                if error.code() == KafkaError._AUTO_OFFSET_RESET:
+                    raise Unavailable(
+                        f"records of Kafka topic {topic.topic!r} partition "
+                        f"{message.partition()} planned for this run are gone (deleted by "
+                        f"retention since): {error.str()}; run it again to read what is there"
+                    )
+                raise Unavailable(f"reading Kafka topic {topic.topic!r} failed: {error.str()}")
+            end = ends.get(message.partition())
+            if end is not None and message.offset() < end:
+                batch.append(message.value())
+                last_record = time.monotonic()
+        if time.monotonic() - last_record > STALL_SECONDS:
+            raise Unavailable(
+                f"the Kafka brokers {topic.bootstrap} sent no record of {topic.topic!r} for "
+                f"{STALL_SECONDS:.0f} s with {len(ends)} partition(s) unread"
+            )
+        # a partition is read once its position passes the end (gaps, e.g. transaction
+        # markers, never arrive as records)
+        positions = client.position([TopicPartition(topic.topic, p) for p in ends])
+        done = [tp for tp in positions if tp.offset >= ends[tp.partition]]
+        if done:
+            client.incremental_unassign(done)
+            for tp in done:
+                del ends[tp.partition]
+            last_record = time.monotonic()
+        if len(batch) >= BATCH_RECORDS or (batch and not ends):
+            yield batch
+            batch = []
 
 
 def parse_batch(

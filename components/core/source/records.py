@@ -21,7 +21,8 @@ def json_records(values: list[bytes | None]) -> tuple[Any, int]:
     import pyarrow as pa
     import pyarrow.json as pa_json
 
-    present = [v for v in values if v]
+    # an empty value or object is no row
+    present = [v for v in values if v and not (len(v) < 16 and v.replace(b" ", b"") == b"{}")]
     missing = len(values) - len(present)
     if not present:
         return pa.table({}), missing
@@ -31,7 +32,8 @@ def json_records(values: list[bytes | None]) -> tuple[Any, int]:
             io.BytesIO(data),
             read_options=pa_json.ReadOptions(block_size=max(1 << 20, len(data) + 1)),
         )
-        return flat(table), missing
+        if table.num_rows == len(present):  # not a value of several objects
+            return flat(table), missing
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
         pass
     rows = []
@@ -87,7 +89,9 @@ def csv_records(
     import pyarrow as pa
     from pyarrow import csv as pa_csv
 
-    present = [v.rstrip(b"\r\n") for v in values if v]
+    lines = [v.rstrip(b"\r\n") for v in values if v]
+    # one line per record: a value that holds a line break is not one
+    present = [v for v in lines if b"\n" not in v and b"\r" not in v]
     bad = len(values) - len(present)
     if not present:
         return pa.table({}), bad
@@ -139,7 +143,9 @@ def conformed(table: Any, schema: Any) -> Any:
     for field in schema:
         if field.name in table.column_names:
             column = table[field.name]
-            columns.append(column if column.type == field.type else column.cast(field.type))
+            # integers past 2**53 become the nearest float rather than failing the read
+            same = column.type == field.type
+            columns.append(column if same else column.cast(field.type, safe=False))
         else:
             columns.append(pa.nulls(table.num_rows, field.type))
     return pa.table(columns, schema=schema)
