@@ -126,6 +126,13 @@ class KafkaBroker:
                 time.sleep(0.3)
         raise RuntimeError(f"the Kafka broker did not answer in {READY_SECONDS:.0f} s")
 
+    def kill(self) -> None:
+        """The broker dies at once (SIGKILL): no controlled shutdown."""
+        if self.process is not None:
+            self.process.kill()
+            self.process.wait()
+            self.process = None
+
     def stop(self) -> None:
         if self.process is None:
             return
