@@ -319,6 +319,7 @@ class Spool:
         files landed. A segment that cannot be landed (the destination failing) stays, with
         those after it, for the next try."""
         rows = rejected = files = 0
+        last: list[Reading] | None = None  # the last segment landed now
         for path in self.waiting():
             readings = read_frames(path)
             if not readings:
@@ -336,7 +337,9 @@ class Spool:
             say(f"landed {landed} reading(s) -> {uri}{note}")
             path.replace(self.folder / LANDED_SEGMENT)  # kept for the DUP check until the next
             rows, rejected, files = rows + landed, rejected + aside, files + (1 if landed else 0)
-            self.recent = {r.digest for r in readings} | self.current
+            last = readings
+        if last is not None:  # what the spool holds now
+            self.recent = {r.digest for r in last} | self.current
             for other in self.waiting():
                 self.recent.update(r.digest for r in read_frames(other))
         return rows, rejected, files
@@ -671,11 +674,9 @@ class Collector:
                 self.acknowledge(now=True)
             self.spool.close()  # synced: what was acknowledged is on disk
             self.client.disconnect()
-        self.spool.open()  # the last segment closed, so that it lands now
-        self.land()
+        self.land()  # the last segment too, closed above
         facts = self.facts
         facts.kept = len(self.spool.waiting())
-        self.spool.close()
         kept = (
             f"; {facts.kept} segment(s) kept in the spool, landed on the next start"
             if facts.kept

@@ -88,20 +88,10 @@ DEFAULT_CONFIGURATIONS = (
 
 
 def families_for(rows: int) -> list[str]:
-    """Model families worth searching for a training split of `rows` rows."""
-    families = [
-        "linear",
-        "random_forest",
-        "extra_trees",
-        "hist_gradient_boosting",
-        "lightgbm",
-        "catboost",
-    ]
-    if rows <= KNN_MAX_ROWS:
-        families.append("knn")
-    if rows <= SVM_MAX_ROWS:
-        families.append("svm")
-    return families
+    """Model families worth searching for a training split of `rows` rows: every family, but
+    k-nearest neighbours and SVMs only on tables small enough for them."""
+    limits = {"knn": KNN_MAX_ROWS, "svm": SVM_MAX_ROWS}
+    return [f for f in FAMILIES if rows <= limits.get(f, rows)]
 
 
 def suggest_config(trial: optuna.Trial, families: list[str]) -> tuple[str, dict[str, Any]]:

@@ -213,14 +213,17 @@ def expected_preprocessing(study: optuna.Study, data: SearchData, model: Any, fo
     worker's own: on fine-food reviews, a worker's first fold of a variant the other worker
     had cached spent seconds on TF-IDF that the estimate left out, and the search overran
     its budget by 4%."""
-    if not cached_folds(model) or (fold, variant(model)) in data.cache:
+    if not cached_folds(model):
+        return 0.0
+    wanted = variant(model)
+    if (fold, wanted) in data.cache:
         return 0.0
     seen = [
         t.user_attrs[PREPROCESSING_ATTR]
         for t in study.get_trials(deepcopy=False)
         if PREPROCESSING_ATTR in t.user_attrs
     ]
-    own = [seconds for kind, seconds in seen if kind == variant(model)]
+    own = [seconds for kind, seconds in seen if kind == wanted]
     return max(own or [seconds for _, seconds in seen], default=0.0)
 
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -60,32 +61,37 @@ def run(mode: str, source: str, target: str, output: Path) -> dict[str, Any]:
     raise SystemExit(f"unknown mode {mode!r}: stream, whole or reader-<MB>")
 
 
-def main() -> None:
-    mode, source, target, output, warmup = sys.argv[1:6]
+def measured(
+    run_once: Callable[[str, Path], dict[str, Any]], source: str, output: Path, warmup: str
+) -> dict[str, Any]:
+    """`run_once(source, output)` after the same work on `warmup`: the RSS after the warm-up,
+    the peak RSS, the seconds of the real run and what it returned."""
     import psutil
-    import pyarrow.parquet as pq
 
-    warm_output = Path(output).with_name("warmup-" + Path(output).name)
-    run(mode, warmup, target, warm_output)
+    warm_output = output.with_name("warmup-" + output.name)
+    run_once(warmup, warm_output)
     warm_output.unlink(missing_ok=True)
     after_imports = psutil.Process().memory_info().rss
     started = time.perf_counter()
-    result = run(mode, source, target, Path(output))
+    result = run_once(source, output)
     seconds = time.perf_counter() - started
-    peak = peak_rss()
+    return {
+        "after_imports_mb": after_imports / 2**20,
+        "peak_mb": peak_rss() / 2**20,
+        "seconds": seconds,
+        **result,
+    }
+
+
+def main() -> None:
+    mode, source, target, output, warmup = sys.argv[1:6]
+    import pyarrow.parquet as pq
+
+    result = measured(lambda data, out: run(mode, data, target, out), source, Path(output), warmup)
     if "facts" in result:
         result["parquet_rows"] = pq.read_metadata(output).num_rows
         result["parquet_columns"] = {f.name: str(f.type) for f in pq.read_schema(output)}
-    print(
-        json.dumps(
-            {
-                "after_imports_mb": after_imports / 2**20,
-                "peak_mb": peak / 2**20,
-                "seconds": seconds,
-                **result,
-            }
-        )
-    )
+    print(json.dumps(result))
 
 
 if __name__ == "__main__":

@@ -16,11 +16,10 @@ from __future__ import annotations
 import io
 import json
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
-from tests.benchmarks.ingest_worker import peak_rss
+from tests.benchmarks.ingest_worker import measured
 
 
 def stage(url: str, target: str, output: Path) -> None:
@@ -71,22 +70,14 @@ def run(mode: str, url: str, target: str, output: Path) -> None:
 
 def main() -> None:
     mode, url, target, output, warmup = sys.argv[1:6]
-    import psutil
     import pyarrow.parquet as pq
 
-    warm_output = Path(output).with_name("warmup-" + Path(output).name)
-    run(mode, warmup, target, warm_output)
-    warm_output.unlink(missing_ok=True)
-    after_imports = psutil.Process().memory_info().rss
-    started = time.perf_counter()
-    run(mode, url, target, Path(output))
-    seconds = time.perf_counter() - started
-    result: dict[str, Any] = {
-        "after_imports_mb": after_imports / 2**20,
-        "peak_mb": peak_rss() / 2**20,
-        "seconds": seconds,
-        "rows": pq.read_metadata(output).num_rows,
-    }
+    def run_once(source: str, written: Path) -> dict[str, Any]:
+        run(mode, source, target, written)
+        return {}
+
+    result = measured(run_once, url, Path(output), warmup)
+    result["rows"] = pq.read_metadata(output).num_rows
     Path(output).unlink()
     print(json.dumps(result))
 

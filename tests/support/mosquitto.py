@@ -6,13 +6,13 @@ from __future__ import annotations
 
 import getpass
 import shutil
-import signal
 import socket
 import subprocess
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from tests.support.processes import stop_process
 from tests.support.seaweedfs import free_ports
 
 READY_SECONDS = 30.0
@@ -70,15 +70,9 @@ class Mosquitto:
 
     def stop(self) -> None:
         """Stop it as a service manager would (SIGTERM: it saves its sessions first)."""
-        if self.process is None:
-            return
-        self.process.send_signal(signal.SIGTERM)
-        try:
-            self.process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
-        self.process = None
+        if self.process is not None:
+            stop_process(self.process)
+            self.process = None
 
 
 def start(folder: Path) -> Mosquitto:
