@@ -53,11 +53,20 @@ Result = TypeVar("Result")
 def connection_lost(error: BaseException) -> bool:
     """Whether a storage error is the database going away rather than the call itself: an
     OperationalError (server shut down, connection refused or reset) or a connection SQLAlchemy
-    invalidated. Integrity errors and bad data are not retried."""
-    cause = error.__cause__ if isinstance(error, optuna.exceptions.StorageInternalError) else error
-    if isinstance(cause, sqlalchemy.exc.OperationalError | sqlalchemy.exc.InterfaceError):
-        return True
-    return isinstance(cause, sqlalchemy.exc.DBAPIError) and bool(cause.connection_invalidated)
+    invalidated, raised itself or behind the error raised. Optuna's RDBStorage can hide it:
+    when a server shutdown cuts a query that loads a trial's parameters, its `_get_trials` falls
+    back to a second query in the same session, which raises PendingRollbackError with the
+    OperationalError as its context. Integrity errors and bad data are not retried."""
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, sqlalchemy.exc.OperationalError | sqlalchemy.exc.InterfaceError):
+            return True
+        if isinstance(current, sqlalchemy.exc.DBAPIError) and current.connection_invalidated:
+            return True
+        current = current.__cause__ or current.__context__
+    return False
 
 
 def retry_on_lost_connection(what: str, call: Callable[[], Result]) -> Result:

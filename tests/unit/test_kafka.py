@@ -4,8 +4,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
+import socket
+import threading
 import uuid
 from pathlib import Path
 
@@ -166,6 +169,31 @@ def test_an_unreachable_broker_is_unavailable_after_bounded_retries(
     (port,) = free_ports(1)
     with pytest.raises(Unavailable, match=rf"127.0.0.1:{port} did not answer .* after 3 tries"):
         take_snapshot(f"kafka://127.0.0.1:{port}/topic")
+
+
+def test_the_client_library_writes_nothing_to_stderr(
+    monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """A broker that hangs up on every connection (librdkafka then logs "Send failed: Broken
+    pipe" as an error): its lines go to the module's logger, so stderr stays the run's one line."""
+    monkeypatch.setattr(kafka, "REQUEST_SECONDS", 1.0)
+    monkeypatch.setattr(kafka, "RETRY_PAUSE", 0.1)
+    server = socket.create_server(("127.0.0.1", 0))
+    port = server.getsockname()[1]
+
+    def hang_up() -> None:
+        with contextlib.suppress(OSError):
+            while True:
+                connection, _ = server.accept()
+                connection.close()
+
+    threading.Thread(target=hang_up, daemon=True).start()
+    try:
+        with pytest.raises(Unavailable, match=rf"127.0.0.1:{port} did not answer"):
+            take_snapshot(f"kafka://127.0.0.1:{port}/topic")
+    finally:
+        server.close()
+    assert capfd.readouterr().err == ""
 
 
 def test_offset_ranges_travel_as_parts() -> None:

@@ -17,6 +17,7 @@ from typing import Any
 import optuna
 import pandas as pd
 import pytest
+import sqlalchemy.exc
 
 from components.collect.logic import best_configuration
 from components.core import study as study_logic
@@ -136,3 +137,29 @@ def test_a_killed_worker_loses_only_its_running_trial(
     assert outcome["trials_run"] == 3 + waiting and len(after) == len(before) + 3
     best = best_configuration([survivor], "roc_auc")
     assert best["trials"]["failed"] == 1
+
+
+def lost_then(follow_up: Exception) -> optuna.exceptions.StorageInternalError:
+    """The error Optuna's RDBStorage raises when a query is cut by a server shutdown and the
+    next query in the same session fails with `follow_up` (its `_get_trials` fallback)."""
+    try:
+        try:
+            raise sqlalchemy.exc.OperationalError("SELECT", {}, Exception("AdminShutdown"))
+        except sqlalchemy.exc.OperationalError:
+            raise follow_up  # noqa: B904 - raised as the session raises it, context kept
+    except sqlalchemy.exc.SQLAlchemyError as error:
+        try:
+            raise optuna.exceptions.StorageInternalError("commit failed") from error
+        except optuna.exceptions.StorageInternalError as wrapped:
+            return wrapped
+
+
+def test_a_lost_connection_is_found_behind_the_error_raised() -> None:
+    pending = sqlalchemy.exc.PendingRollbackError("Can't reconnect until rolled back")
+    assert study_logic.connection_lost(lost_then(pending))
+    assert study_logic.connection_lost(sqlalchemy.exc.OperationalError("x", {}, Exception()))
+    bad_data = sqlalchemy.exc.DataError("INSERT", {}, Exception("value too long"))
+    try:
+        raise optuna.exceptions.StorageInternalError("commit failed") from bad_data
+    except optuna.exceptions.StorageInternalError as error:
+        assert not study_logic.connection_lost(error)

@@ -26,6 +26,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+import logging
 import os
 import re
 import tempfile
@@ -44,6 +45,7 @@ from components.core.source.records import (
     unified_schema,
 )
 
+log = logging.getLogger(__name__)
 KAFKA_PREFIX = "kafka://"
 # records parsed and written at a time: the ingest's memory is about this many rows
 BATCH_RECORDS = 50_000
@@ -113,10 +115,23 @@ def parse_kafka_url(url: str) -> KafkaTopic:
     return KafkaTopic(",".join(hosts), topic, columns)
 
 
+class LibrdkafkaLog:
+    """librdkafka's own log lines as records of this module's logger at INFO (a stage's log
+    keeps them), never written to stderr by the C library: a failed run's stderr is its one
+    line. confluent-kafka calls `log` with the syslog level mapped to Python's."""
+
+    def log(self, level: int, message: str, *args: Any) -> None:
+        log.info(message, *args)
+
+
 def client_config(topic: KafkaTopic) -> dict[str, Any]:
     """The librdkafka settings of a client of the topic's brokers, credentials from the
     environment."""
-    config: dict[str, Any] = {"bootstrap.servers": topic.bootstrap, "log_level": 3}
+    config: dict[str, Any] = {
+        "bootstrap.servers": topic.bootstrap,
+        "log_level": 4,
+        "logger": LibrdkafkaLog(),
+    }
     username = os.environ.get(ENVIRONMENT["username"], "")
     protocol = os.environ.get(ENVIRONMENT["protocol"], "") or ("SASL_SSL" if username else "")
     if protocol:
