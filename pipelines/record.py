@@ -2,6 +2,7 @@
 
 <runs-dir>/<run_id>/
   summary.json     written last; its presence with status "succeeded" means the run is whole
+  metrics.prom     the run's numbers as Prometheus metrics (components/core/prometheus.py)
   report.html      the evaluation report
   data_quality.html  the data-quality report
   schema.json      the inferred schema
@@ -13,11 +14,13 @@
 summary.json is written whole or not at all (a partial file replaced in one step), on success
 and on failure; a failed run leaves the champion and the watermark as they were. When the
 outputs cannot be gathered (a full disk), what was copied is removed again (`discard_outputs`):
-a run folder without a succeeded summary holds its logs and at most a failed summary.
+a run folder without a succeeded summary holds its logs and at most metrics.prom and a failed
+summary.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
 import time
@@ -26,10 +29,11 @@ from typing import Any
 
 from components.common.readback import parse_json
 from components.core.model_file import read_card
+from components.core.prometheus import METRICS_FILE, run_metrics, write_metrics
 from components.core.registry import Superseded, champion_pointer, is_published
 from components.core.schema import TableSchema, read_table_schema
 from components.core.source import KAFKA, source_kind
-from pipelines.plan import Plan, records_store, schema_location
+from pipelines.plan import Plan, model_entry, records_store, schema_location
 
 SUMMARY = "summary.json"
 
@@ -99,6 +103,7 @@ class RunRecord:
         self.log_dir = self.run_dir / "logs"
         self.log_dir.mkdir(parents=True)
         self.started = time.perf_counter()
+        self.ended: float | None = None  # Unix time
         self.summary: dict[str, Any] = {
             "run_id": plan.run_id,
             "status": "running",
@@ -126,7 +131,31 @@ class RunRecord:
     def failed(self, stages: list[dict[str, Any]], error: dict[str, Any]) -> None:
         """Record a failed run: its stages and the error (kind bad_input or internal)."""
         self.summary.update(status="failed", stages=stages, seconds=self.seconds(), error=error)
+        with contextlib.suppress(OSError):  # a full disk: the summary matters more
+            self.write_metrics()
         write_json_atomic(self.run_dir / SUMMARY, self.summary)
+
+    def stage_events(self) -> list[dict[str, Any]]:
+        """The stages' structured events (logs/stages.jsonl), in order; a torn line is left
+        out."""
+        path = self.log_dir / "stages.jsonl"
+        events = []
+        for line in path.read_text(encoding="utf-8").splitlines() if path.is_file() else []:
+            with contextlib.suppress(ValueError):
+                events.append(json.loads(line))
+        return [event for event in events if isinstance(event, dict)]
+
+    def metrics(self, labels: dict[str, str]) -> Any:
+        """The run's Prometheus metrics (a CollectorRegistry), from the summary as it stands;
+        the run ended when they were first made (the file and the push say the same time)."""
+        if self.ended is None:
+            self.ended = time.time()
+        return run_metrics(self.summary, self.stage_events(), labels, now=self.ended)
+
+    def write_metrics(self) -> None:
+        """metrics.prom in the run folder, labelled with the model's registry entry."""
+        entry = model_entry(self.plan.config)
+        write_metrics(self.run_dir / METRICS_FILE, self.metrics({"model": entry}))
 
     def interrupted(self, stages: list[dict[str, Any]], signal_name: str) -> None:
         """Record a run stopped by SIGINT or SIGTERM: the stages that finished keep their
@@ -144,6 +173,8 @@ class RunRecord:
             seconds=self.seconds(),
             error={"kind": "interrupted", "message": f"stopped by {signal_name}"},
         )
+        with contextlib.suppress(OSError):
+            self.write_metrics()
         write_json_atomic(self.run_dir / SUMMARY, self.summary)
 
     def discard_outputs(self) -> None:
@@ -181,6 +212,8 @@ class RunRecord:
         self.summary.update(
             stages=stages, seconds=self.seconds(), finished_at=now(), status="succeeded"
         )
+        self.summary["artifacts"]["metrics"] = str(self.run_dir / METRICS_FILE)
+        self.write_metrics()
         if config.schema and not plan.schema_file:
             self.summary["artifacts"]["schema_file"] = write_schema_file(
                 config.schema, config.s3_endpoint, read_table_schema(outputs["table_schema"].path)
@@ -275,6 +308,7 @@ class RunRecord:
                 ("schema", "schema.json"),
                 ("data_quality", "data_quality.html"),
                 ("test_predictions", "test_predictions.parquet"),
+                ("metrics", METRICS_FILE),
                 ("logs", "logs"),
             ]
         }

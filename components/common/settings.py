@@ -25,6 +25,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from components.common.errors import BadInputError, closest_names
 from components.common.readback import check_size, parse_yaml
@@ -191,6 +192,19 @@ def endpoint_problem(value: str) -> str:
         parse_endpoint(value)
     except BadInputError as error:
         return str(error)
+    return ""
+
+
+def pushgateway_problem(value: str) -> str:
+    if not value:
+        return ""
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname or parts.query:
+        return f"--pushgateway must be an http:// or https:// URL (http://host:9091); got {value!r}"
+    try:
+        parts.port  # noqa: B018 - a port that is not a number raises here
+    except ValueError:
+        return f"--pushgateway has a port that is not a number; got {value!r}"
     return ""
 
 
@@ -636,6 +650,15 @@ class RunConfig:
         "every stage again)",
         "running",
         pipelines=(),
+    )
+    pushgateway: str = setting(
+        "",
+        "Prometheus Pushgateway URL (http://host:9091) to push the run's metrics to when it "
+        "ends; every run writes them to metrics.prom in its folder",
+        "running",
+        commands=(RUN,),
+        pipelines=(),
+        problem=pushgateway_problem,
     )
 
     def as_dict(self) -> dict[str, Any]:

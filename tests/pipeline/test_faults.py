@@ -364,7 +364,7 @@ def test_a_disk_full_after_promotion_says_so_and_keeps_no_half_gathered_run(
     assert line.endswith(
         f"its model had already been promoted: the champion is now version {run_dir.name}"
     )
-    assert sorted(p.name for p in run_dir.iterdir()) == ["logs", "summary.json"]
+    assert sorted(p.name for p in run_dir.iterdir()) == ["logs", "metrics.prom", "summary.json"]
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["status"] == "failed" and summary["error"]["kind"] == "no_space"
     pointer = json.loads((registry / "target" / "champion.json").read_text())

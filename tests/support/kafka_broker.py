@@ -147,19 +147,20 @@ class KafkaBroker:
         futures[topic].result(timeout=30)  # the admin client is kept until this resolves
 
     def produce(self, topic: str, values: list[bytes], partition: int | None = None) -> None:
-        """Produce the values (round-robin over the partitions unless one is named), flushed."""
+        """Produce the values (round-robin over the partitions unless one is named: the
+        client's own partitioner sends runs of keyless records to one partition at random, so
+        a partition could get none), flushed."""
         from confluent_kafka import Producer
 
         producer = Producer(
             {"bootstrap.servers": self.bootstrap, "linger.ms": 20, "batch.num.messages": 10000}
         )
+        count = len(producer.list_topics(topic, timeout=30).topics[topic].partitions)
         for index, value in enumerate(values):
             while True:
                 try:
-                    if partition is None:
-                        producer.produce(topic, value)
-                    else:
-                        producer.produce(topic, value, partition=partition)
+                    chosen = index % count if partition is None else partition
+                    producer.produce(topic, value, partition=chosen)
                     break
                 except BufferError:  # the local queue is full: let it drain
                     producer.poll(0.1)
