@@ -34,6 +34,7 @@ from typing import Any, Protocol, TextIO
 from components.common.errors import BadInputError, DataRejected
 from components.common.settings import RunConfig
 from components.common.stage import ERROR_FILE_ENV, LOG_DIR_ENV, RUN_ID_ENV
+from components.core.notify import NOTIFY_ENV, failure_message, post_message, shown_url
 from components.core.prometheus import JOB, push_metrics
 from pipelines.interrupts import Interrupted, stoppable
 from pipelines.plan import Plan, model_entry, pipeline_arguments, plan_run
@@ -408,6 +409,9 @@ def run_locally(
     executor = executor or LocalExecutor(terminal)
     try:
         return run_and_record(plan, record, executor, terminal)
+    except (BadInputError, RunFailed) as error:  # exit 2 or 4, exit 1: not an interrupt
+        notify_failure(record, error, terminal)
+        raise
     finally:
         if config.pushgateway and record.summary["status"] != "running":
             push_run_metrics(record, config.pushgateway, terminal)
@@ -462,6 +466,36 @@ def run_and_record(
             f"{reason} (run {plan.run_id}){promoted}{unrecorded}"
         ) from error
     return RunResult(record.run_dir, record.summary)
+
+
+def notify_failure(record: RunRecord, error: Exception, terminal: TextIO) -> None:
+    """Post the failure alert to --notify-url (or STABLEPIPE_NOTIFY_URL) when one is set; a
+    webhook that is down or refuses gets one warning line."""
+    from pipelines.training import PIPELINE_NAME
+
+    url = record.plan.config.notify_url or os.environ.get(NOTIFY_ENV, "").strip()
+    if not url:
+        return
+    code = 4 if isinstance(error, DataRejected) else 2 if isinstance(error, BadInputError) else 1
+    stages = record.summary.get("stages") or []
+    failed = [s["name"] for s in stages if s.get("status") == "failed"]
+    published = record.summary.get("published") or {}
+    message = failure_message(
+        run_id=record.plan.run_id,
+        pipeline=PIPELINE_NAME,
+        model=model_entry(record.plan.config),
+        stage=failed[0] if failed else "",
+        exit_code=code,
+        reason=str(error),
+        logs=published.get("logs") or str(record.log_dir / "pipeline.log"),
+    )
+    problem = post_message(url, message)
+    where = shown_url(url)
+    if problem:
+        terminal.write(f"warning: the failure alert was not posted to {where}: {problem}\n")
+    else:
+        terminal.write(f"  alert posted to {where}\n")
+    terminal.flush()
 
 
 def push_run_metrics(record: RunRecord, url: str, terminal: TextIO) -> None:

@@ -195,16 +195,16 @@ def endpoint_problem(value: str) -> str:
     return ""
 
 
-def pushgateway_problem(value: str) -> str:
+def http_url_problem(flag: str, value: str, example: str) -> str:
     if not value:
         return ""
     parts = urlsplit(value)
-    if parts.scheme not in ("http", "https") or not parts.hostname or parts.query:
-        return f"--pushgateway must be an http:// or https:// URL (http://host:9091); got {value!r}"
     try:
         parts.port  # noqa: B018 - a port that is not a number raises here
     except ValueError:
-        return f"--pushgateway has a port that is not a number; got {value!r}"
+        return f"{flag} has a port that is not a number; got {value!r}"
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return f"{flag} must be an http:// or https:// URL ({example}); got {value!r}"
     return ""
 
 
@@ -658,12 +658,24 @@ class RunConfig:
         "running",
         commands=(RUN,),
         pipelines=(),
-        problem=pushgateway_problem,
+        problem=lambda value: http_url_problem("--pushgateway", value, "http://host:9091"),
+    )
+    notify_url: str = setting(
+        "",
+        "webhook (Slack, Teams or any that takes JSON) to post one message to when the run "
+        "fails after it started; also from STABLEPIPE_NOTIFY_URL; summary.json records only "
+        "that one was set",
+        "running",
+        commands=(RUN,),
+        pipelines=(),
+        problem=lambda value: http_url_problem("--notify-url", value, "https://hooks.example/..."),
     )
 
     def as_dict(self) -> dict[str, Any]:
-        """The run's settings (the config-file keys), as summary.json records them."""
-        return {name: getattr(self, name) for name in CONFIG_KEYS}
+        """The run's settings (the config-file keys), as summary.json records them; a webhook's
+        URL is its credential, recorded only as set or not."""
+        settings = {name: getattr(self, name) for name in CONFIG_KEYS}
+        return {**settings, "notify_url": "(set)" if self.notify_url else ""}
 
 
 KINDS = {"str": str, "int": int, "float": float, "bool": bool}

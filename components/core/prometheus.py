@@ -19,12 +19,13 @@ from __future__ import annotations
 
 import math
 import time
-import urllib.error
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Gauge, pushadd_to_gateway, write_to_textfile
+
+from components.common.webhooks import attempted
 
 JOB = "stablepipe"
 METRICS_FILE = "metrics.prom"
@@ -40,7 +41,6 @@ ROWS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
 }
 SEVERITIES = ("info", "warning", "error")
 TRIAL_STATES = ("complete", "pruned", "failed")
-PUSH_TRIES = 3
 PUSH_TIMEOUT_SECONDS = 10.0
 NAN = float("nan")
 
@@ -180,22 +180,11 @@ def write_metrics(path: Path, registry: CollectorRegistry) -> None:
 
 
 def push_metrics(url: str, registry: CollectorRegistry, grouping: Mapping[str, str]) -> str:
-    """Push to the Pushgateway at `url` (POST, the group `job` + `grouping`), tried up to
-    PUSH_TRIES times; '' when pushed, else the one-line reason it was not."""
-    reason = ""
-    for attempt in range(1, PUSH_TRIES + 1):
-        try:
-            pushadd_to_gateway(
-                url, job=JOB, registry=registry, grouping_key=dict(grouping),
-                timeout=PUSH_TIMEOUT_SECONDS,
-            )  # fmt: skip
-            return ""
-        except urllib.error.HTTPError as error:
-            reason = f"HTTP {error.code} {error.reason}"
-            if error.code < 500:  # refused: trying again gets the same answer
-                return reason
-        except (OSError, ValueError) as error:
-            reason = str(getattr(error, "reason", error))
-        if attempt < PUSH_TRIES:
-            time.sleep(0.5 * attempt)
-    return reason
+    """Push to the Pushgateway at `url` (POST, the group `job` + `grouping`; see `attempted`);
+    '' when pushed, else the one-line reason it was not."""
+    group = dict(grouping)
+    return attempted(
+        lambda: pushadd_to_gateway(
+            url, job=JOB, registry=registry, grouping_key=group, timeout=PUSH_TIMEOUT_SECONDS
+        )
+    )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import time
@@ -23,13 +24,17 @@ class CliResult:
     stderr: str
 
 
-def stablepipe(*args: str, cwd: Path | None = None, timeout: float = 600) -> CliResult:
-    """Run the real console entry point in a child process, as a user would."""
+def stablepipe(
+    *args: str, cwd: Path | None = None, timeout: float = 600, env: dict[str, str] | None = None
+) -> CliResult:
+    """Run the real console entry point in a child process, as a user would (with `env` added to
+    the environment)."""
     done = subprocess.run(
         [sys.executable, "-m", "pipelines.cli", *args],
         capture_output=True,
         text=True,
         cwd=cwd,
+        env={**os.environ, **env} if env else None,
         timeout=timeout,
         check=False,
     )

@@ -12,7 +12,7 @@ import pytest
 from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from components.core import prometheus
+from components.common import webhooks
 from components.core.prometheus import push_metrics, run_metrics, write_metrics
 
 STAGES = ["ingest", "validate", "check_quality", "split", "preprocess", "tune", "evaluate"]
@@ -140,9 +140,9 @@ def test_a_gateway_that_is_down_is_a_reason_after_bounded_tries(
     from tests.support.seaweedfs import free_ports
 
     pauses: list[float] = []
-    monkeypatch.setattr(prometheus.time, "sleep", pauses.append)
+    monkeypatch.setattr(webhooks.time, "sleep", pauses.append)
     (port,) = free_ports(1)
     registry = run_metrics(succeeded_summary(), [], {})
     reason = push_metrics(f"http://127.0.0.1:{port}", registry, {"model": "churn"})
     assert "refused" in reason.lower()
-    assert len(pauses) == prometheus.PUSH_TRIES - 1
+    assert len(pauses) == webhooks.TRIES - 1

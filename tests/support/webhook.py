@@ -1,0 +1,53 @@
+"""A local HTTP server that takes webhook POSTs, as Slack's or Teams' incoming webhook would: it
+keeps each JSON body and answers with the status it is told to."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+
+@dataclass
+class Webhook:
+    url: str
+    status: int = 200
+    received: list[dict[str, Any]] = field(default_factory=list)
+    attempts: int = 0
+
+
+@contextmanager
+def webhook(status: int = 200) -> Iterator[Webhook]:
+    """A webhook on a loopback port for the `with` block."""
+    hook = Webhook(url="", status=status)
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # noqa: N802 - http.server's name
+            hook.attempts += 1
+            body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+            if hook.status < 300:
+                hook.received.append(
+                    {"content_type": self.headers.get("Content-Type"), "path": self.path,
+                     **json.loads(body)}  # fmt: skip
+                )
+            self.send_response(hook.status)
+            self.send_header("Content-Length", "2")
+            self.end_headers()
+            self.wfile.write(b"ok")
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    hook.url = f"http://127.0.0.1:{server.server_address[1]}/services/T000/B000/secret-key"
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield hook
+    finally:
+        server.shutdown()
+        server.server_close()

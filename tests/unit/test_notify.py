@@ -1,0 +1,58 @@
+"""Failure alerts (components/core/notify.py) posted to a local HTTP server: the body a chat
+webhook shows, bounded retries, and a refusal that is final."""
+
+from __future__ import annotations
+
+import pytest
+
+from components.common import webhooks
+from components.core.notify import failure_message, post_message, shown_url
+from tests.support.webhook import webhook
+
+MESSAGE = failure_message(
+    run_id="20261206-120000-abcdef",
+    pipeline="stablepipe-training",
+    model="churn",
+    stage="validate",
+    exit_code=2,
+    reason="target 'churn' has a single class 'no' in all 200 rows",
+    logs="runs/20261206-120000-abcdef/logs/pipeline.log",
+)
+
+
+@pytest.fixture(autouse=True)
+def no_pauses(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(webhooks.time, "sleep", lambda seconds: None)
+
+
+def test_a_webhook_gets_one_json_message_with_text_for_a_chat() -> None:
+    with webhook() as hook:
+        assert post_message(hook.url, MESSAGE) == ""
+    (got,) = hook.received
+    assert got["content_type"] == "application/json"
+    assert got["text"] == (
+        "stablepipe stablepipe-training run 20261206-120000-abcdef (churn) bad input in validate: "
+        "target 'churn' has a single class 'no' in all 200 rows "
+        "(logs: runs/20261206-120000-abcdef/logs/pipeline.log)"
+    )
+    assert {k: got[k] for k in ("run_id", "stage", "exit_code", "logs")} == {
+        "run_id": "20261206-120000-abcdef",
+        "stage": "validate",
+        "exit_code": 2,
+        "logs": "runs/20261206-120000-abcdef/logs/pipeline.log",
+    }
+
+
+def test_a_webhook_that_fails_is_tried_three_times_and_one_that_refuses_once() -> None:
+    with webhook(status=503) as hook:
+        assert post_message(hook.url, MESSAGE) == "HTTP 503 Service Unavailable"
+    assert hook.attempts == webhooks.TRIES
+    with webhook(status=404) as hook:
+        assert post_message(hook.url, MESSAGE) == "HTTP 404 Not Found"
+    assert hook.attempts == 1
+
+
+def test_the_url_shown_in_a_warning_hides_the_webhook_key() -> None:
+    url = "https://hooks.slack.com/services/T000/B000/secret-key"
+    assert shown_url(url) == "https://hooks.slack.com/..."
+    assert "secret" not in shown_url("https://user:secret@example.com/x")
