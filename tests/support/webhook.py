@@ -26,14 +26,12 @@ def webhook(status: int = 200) -> Iterator[Webhook]:
     hook = Webhook(url="", status=status)
 
     class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:  # noqa: N802 - http.server's name
+        def do_POST(self) -> None:
             hook.attempts += 1
             body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
             if hook.status < 300:
-                hook.received.append(
-                    {"content_type": self.headers.get("Content-Type"), "path": self.path,
-                     **json.loads(body)}  # fmt: skip
-                )
+                kept = {"content_type": self.headers.get("Content-Type"), "path": self.path}
+                hook.received.append({**kept, **json.loads(body)})
             self.send_response(hook.status)
             self.send_header("Content-Length", "2")
             self.end_headers()
