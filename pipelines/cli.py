@@ -387,10 +387,10 @@ def command_validate(args: argparse.Namespace) -> int:
 def command_compile(args: argparse.Namespace) -> int:
     from kfp import compiler
 
-    from pipelines.training import training_pipeline
+    from pipelines.training import cluster_pipeline
 
     output = writable_file(args.output, "--output", (".yaml", ".yml"))
-    compiler.Compiler().compile(training_pipeline, str(output))
+    compiler.Compiler().compile(cluster_pipeline, str(output))
     print(f"wrote {output}", file=sys.stderr)
     return EXIT_OK
 

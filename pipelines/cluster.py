@@ -32,7 +32,11 @@ BUCKET_ENV = "STABLEPIPE_S3_BUCKET"
 PREFIX_ENV = "STABLEPIPE_S3_PREFIX"
 KFP_HOST_ENV = "STABLEPIPE_KFP_HOST"
 KFP_NAMESPACE_ENV = "STABLEPIPE_KFP_NAMESPACE"
-CONFIG_MAP_KEYS = (ENDPOINT_ENV, BUCKET_ENV, PREFIX_ENV, KFP_HOST_ENV, KFP_NAMESPACE_ENV)
+# read by the pipeline's notify step (components/notify), not by submit
+PUSHGATEWAY_ENV = "STABLEPIPE_PUSHGATEWAY"
+CONFIG_MAP_KEYS = (
+    ENDPOINT_ENV, BUCKET_ENV, PREFIX_ENV, KFP_HOST_ENV, KFP_NAMESPACE_ENV, PUSHGATEWAY_ENV,
+)  # fmt: skip
 # Settings the ConfigMap owns or that only make sense for a local run.
 CLUSTER_OWNED_KEYS = ("s3_endpoint", "store", "runs_dir", "registry")
 # Where the projected ServiceAccount token for a multi-user Kubeflow is mounted.
@@ -105,14 +109,14 @@ def submit(
     import kfp
     from kfp.client import ServiceAccountTokenVolumeCredentials
 
-    from pipelines.training import training_pipeline
+    from pipelines.training import cluster_pipeline
 
     run_id, arguments = run_arguments(config)
     token = env.get("KF_PIPELINES_SA_TOKEN_PATH", TOKEN_PATH)
     credentials = ServiceAccountTokenVolumeCredentials(token) if Path(token).is_file() else None
     client = kfp.Client(host=host, credentials=credentials)
     run = client.create_run_from_pipeline_func(
-        training_pipeline,
+        cluster_pipeline,
         arguments=arguments,
         run_name=f"{model_entry(config)}-{run_id}",
         experiment_name=experiment,

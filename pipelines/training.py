@@ -20,6 +20,7 @@ from components.create_study import create_study
 from components.evaluate import evaluate
 from components.features import features
 from components.ingest import ingest
+from components.notify import notify
 from components.preprocess import preprocess
 from components.promote import promote
 from components.refit import refit
@@ -38,6 +39,9 @@ STUDY_SECRET = "stablepipe-optuna"  # key url: the SQLAlchemy URL of the shared 
 DATABASE_SECRET = "stablepipe-database"  # keys user, password: the source database's login
 # keys username, password, security_protocol, sasl_mechanism: a Kafka topic's login
 KAFKA_SECRET = "stablepipe-kafka"
+NOTIFY_SECRET = "stablepipe-notify"  # key url: the webhook the failure alert is posted to
+# The ConfigMap of the cluster settings (also the retraining trigger's: pipelines/cluster.py).
+CONFIG_MAP = "stablepipe-config"
 # The values the runner computes for each training run (see pipelines/parameters.py).
 COMPUTED = ["data_fingerprint", "files", "schema_version", "reference_version", "run_id"]
 
@@ -226,5 +230,41 @@ training_pipeline = dsl.pipeline(
         COMPUTED,
         TrainingOutputs,
         "The stablepipe training pipeline.",
+    )
+)
+
+
+def cluster_dag(p: Parameters) -> None:
+    """The training pipeline inside an exit handler: the notify step runs however the run
+    ended, with its final state."""
+    final = notify(
+        pipeline_name=PIPELINE_NAME,
+        run_id=p["run_id"],
+        target=p["target"],
+        model_name=p["model_name"],
+    )
+    kubernetes.use_secret_as_env(final, NOTIFY_SECRET, {"url": "STABLEPIPE_NOTIFY_URL"}, True)
+    kubernetes.use_config_map_as_env(
+        final, CONFIG_MAP, {"STABLEPIPE_PUSHGATEWAY": "STABLEPIPE_PUSHGATEWAY"}, optional=True
+    )
+    with dsl.ExitHandler(final, name="run"):
+        p.task(training_pipeline)
+
+
+# What the cluster runs (`stablepipe compile` writes it, `stablepipe submit` submits it): the
+# training pipeline in an exit handler. KFP allows no pipeline outputs from inside one, so the
+# local runner, which gathers the outputs, runs `training_pipeline` and alerts by itself.
+cluster_pipeline = dsl.pipeline(
+    name=PIPELINE_NAME,
+    description="The stablepipe training pipeline, with a notify step that alerts on failure "
+    "and pushes the run's final state to Prometheus.",
+)(
+    pipeline_function(
+        "cluster_pipeline",
+        cluster_dag,
+        TRAINING,
+        COMPUTED,
+        None,
+        "The stablepipe training pipeline as the cluster runs it: inside an exit handler.",
     )
 )

@@ -83,6 +83,27 @@ class RunMetrics:
         (family.labels(**self.labels, **labels) if self.labels or labels else family).set(value)
 
 
+def final_status_metrics(
+    succeeded: bool, labels: Mapping[str, str], now: float | None = None
+) -> RunMetrics:
+    """The run families, from how the run ended: `run_failed`, `run_timestamp_seconds` and,
+    when it succeeded, `last_success_timestamp_seconds`. All a cluster run's exit step knows
+    (its final state, not the stages' numbers)."""
+    metrics = RunMetrics(labels)
+    finished = time.time() if now is None else now
+    metrics.gauge("run_timestamp_seconds", "When the run ended (Unix time).", finished)
+    if succeeded:
+        metrics.gauge(
+            "last_success_timestamp_seconds",
+            "When a run last succeeded (Unix time); kept by a failed run's push.",
+            finished,
+        )
+    metrics.gauge(
+        "run_failed", "1 when the run failed or was stopped, else 0.", float(not succeeded)
+    )
+    return metrics
+
+
 def run_metrics(
     summary: Mapping[str, Any],
     events: Iterable[Mapping[str, Any]],
@@ -92,19 +113,9 @@ def run_metrics(
     """The metrics of a finished run (succeeded, failed or interrupted) from its summary and its
     stage events; `labels` go on every sample (the file's `model`; a push puts them in the
     group instead)."""
-    metrics = RunMetrics(labels)
+    metrics = final_status_metrics(summary.get("status") == "succeeded", labels, now)
     gauge = metrics.gauge
-    finished = time.time() if now is None else now
-    succeeded = summary.get("status") == "succeeded"
-    gauge("run_timestamp_seconds", "When the run ended (Unix time).", finished)
-    if succeeded:
-        gauge(
-            "last_success_timestamp_seconds",
-            "When a run last succeeded (Unix time); kept by a failed run's push.",
-            finished,
-        )
     gauge("run_duration_seconds", "The run's wall time.", number(summary.get("seconds")))
-    gauge("run_failed", "1 when the run failed or was stopped, else 0.", float(not succeeded))
     stages = list(summary.get("stages") or [])
     error_kind = str((summary.get("error") or {}).get("kind", "internal"))
     for stage in stages:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import subprocess
@@ -39,6 +40,15 @@ def stablepipe(
         check=False,
     )
     return CliResult(done.returncode, done.stdout, done.stderr)
+
+
+def one_class_csv(path: Path) -> Path:
+    """200 rows whose target has one class: the validate stage refuses them (exit 2)."""
+    with path.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["a", "b", "target"])
+        writer.writerows([i, i % 7, 1] for i in range(200))
+    return path
 
 
 def only_summary(runs_dir: Path) -> dict[str, Any]:

@@ -8,8 +8,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from tests.pipeline.conftest import QUICK, latest_summary, stablepipe
-from tests.pipeline.test_metrics import one_class_csv
+from tests.pipeline.conftest import QUICK, latest_summary, one_class_csv, stablepipe
 from tests.support.seaweedfs import free_ports
 from tests.support.webhook import webhook
 

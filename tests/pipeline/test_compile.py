@@ -5,10 +5,12 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 import yaml
 from kfp import components, local
 
-from tests.pipeline.conftest import stablepipe
+from tests.pipeline.conftest import one_class_csv, stablepipe
+from tests.support.webhook import webhook
 
 
 def test_compile_is_byte_identical_and_names_the_project_image(tmp_path: Path) -> None:
@@ -21,7 +23,14 @@ def test_compile_is_byte_identical_and_names_the_project_image(tmp_path: Path) -
     images = {e["container"]["image"] for e in executors.values()}
     assert images == {"ghcr.io/stablepipe/stablepipe:0.1.0"}
     assert not any("pip install" in json.dumps(e) for e in executors.values())
-    tasks = spec["root"]["dag"]["tasks"]
+    # the training pipeline inside an exit handler, whose notify step runs however it ended
+    root = spec["root"]["dag"]["tasks"]
+    assert set(root) == {"exit-handler-1", "notify"}
+    assert root["notify"]["triggerPolicy"] == {"strategy": "ALL_UPSTREAM_TASKS_COMPLETED"}
+    assert root["notify"]["dependentTasks"] == ["exit-handler-1"]
+    handler = spec["components"]["comp-exit-handler-1"]["dag"]["tasks"]
+    assert set(handler) == {"stablepipe-training"}
+    tasks = spec["components"]["comp-stablepipe-training"]["dag"]["tasks"]
     assert {
         "ingest",
         "validate",
@@ -41,28 +50,34 @@ def test_compile_is_byte_identical_and_names_the_project_image(tmp_path: Path) -
     platform = json.dumps(list(yaml.safe_load_all(first.read_text()))[1:])
     assert "stablepipe-s3" in platform and "AWS_SECRET_ACCESS_KEY" in platform
     assert "stablepipe-optuna" in platform and "STABLEPIPE_OPTUNA_STORAGE" in platform
+    assert "stablepipe-notify" in platform and "STABLEPIPE_NOTIFY_URL" in platform
     parameters = spec["root"]["inputDefinitions"]["parameters"]
     # (series_key names columns, not a credential)
     credential_words = ("secret", "password", "passwd", "access_key", "token")
     assert not any(word in name for name in parameters for word in credential_words)
 
 
-def test_compiled_yaml_runs_under_kfp_local(tmp_path: Path) -> None:
+def test_compiled_yaml_runs_under_kfp_local(tmp_path: Path, monkeypatch) -> None:
+    """The YAML a cluster gets, run as it is: a run that succeeds posts no alert, one that fails
+    in a stage gets the notify step's message (the cluster's path of tests/pipeline/test_alerts)."""
     path = tmp_path / "pipeline.yaml"
     assert stablepipe("compile", "--output", str(path)).code == 0
     pipeline = components.load_component_from_file(str(path))
     local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(tmp_path / "out"))
-    run = pipeline(
-        data="demo:wine",
-        trials=4,
-        workers=1,
-        cv_folds=3,
-        registry=str(tmp_path / "registry"),
-        run_id="yaml-run",
-    )
-    evaluation = json.loads(Path(run.outputs["evaluation"].path).read_text())
-    assert evaluation["verdict"]["decision"] == "promote"
-    assert set(evaluation["metrics"]["test"]) == {"roc_auc", "accuracy", "f1_macro", "log_loss"}
+    quick = {"trials": 4, "workers": 1, "cv_folds": 3, "registry": str(tmp_path / "registry")}
+    with webhook() as hook:
+        monkeypatch.setenv("STABLEPIPE_NOTIFY_URL", hook.url)
+        pipeline(data="demo:wine", run_id="yaml-run", **quick)
+        assert hook.received == []
+        one_class_csv(tmp_path / "one_class.csv")
+        with pytest.raises(RuntimeError, match="validate"):
+            pipeline(data=str(tmp_path / "one_class.csv"), run_id="failed-run", **quick)
     # the registry is a root: the champion of the target "target" lives in registry/target
     pointer = json.loads((tmp_path / "registry" / "target" / "champion.json").read_text())
     assert pointer["version"] == "yaml-run"
+    version = tmp_path / "registry" / "target" / "versions" / "yaml-run"
+    evaluation = json.loads((version / "evaluation.json").read_text())
+    assert set(evaluation["metrics"]["test"]) == {"roc_auc", "accuracy", "f1_macro", "log_loss"}
+    (message,) = hook.received
+    assert message["run_id"] == "failed-run" and message["pipeline"] == "stablepipe-training"
+    assert message["model"] == "target" and message["exit_code"] == 1

@@ -4,7 +4,6 @@ to metrics.prom, and a gateway that is down changes nothing about the run."""
 
 from __future__ import annotations
 
-import csv
 import json
 import math
 from collections.abc import Iterator
@@ -13,7 +12,7 @@ from pathlib import Path
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.pipeline.conftest import QUICK, latest_summary, stablepipe
+from tests.pipeline.conftest import QUICK, latest_summary, one_class_csv, stablepipe
 from tests.support import pushgateway as gateway_server
 from tests.support.seaweedfs import free_ports
 
@@ -54,14 +53,6 @@ def file_values(run_dir: Path) -> dict[Key, float | str]:
         for family in text_string_to_metric_families(text)
         for s in family.samples
     }
-
-
-def one_class_csv(path: Path) -> Path:
-    with path.open("w", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["a", "b", "target"])
-        writer.writerows([i, i % 7, 1] for i in range(200))
-    return path
 
 
 def test_runs_push_their_metrics_and_a_failure_keeps_the_last_success(

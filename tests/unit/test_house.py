@@ -58,10 +58,11 @@ def imported_packages(path: Path) -> set[str]:
 
 
 def test_the_stages_are_the_pipelines_steps() -> None:
-    """A folder per step of the training pipeline and of batch prediction, and nothing else."""
+    """A folder per step of the training pipeline (and of its exit step on the cluster) and of
+    batch prediction, and nothing else."""
     from pipelines.local import STAGE_ORDER
 
-    assert set(STAGES) == {*STAGE_ORDER, "resolve_model", "load_rows", "batch_predict"}
+    assert set(STAGES) == {*STAGE_ORDER, "notify", "resolve_model", "load_rows", "batch_predict"}
 
 
 @pytest.mark.parametrize("stage", STAGES)
@@ -111,6 +112,12 @@ def compiled(pipeline: object, tmp_path: Path) -> dict:
         (
             "pipelines.training",
             "training_pipeline",
+            TRAINING,
+            {"data_fingerprint", "files", "schema_version", "reference_version", "run_id"},
+        ),
+        (
+            "pipelines.training",
+            "cluster_pipeline",
             TRAINING,
             {"data_fingerprint", "files", "schema_version", "reference_version", "run_id"},
         ),

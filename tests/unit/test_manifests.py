@@ -148,10 +148,10 @@ def facts(tmp_path_factory: pytest.TempPathFactory) -> Facts:
     from kfp import compiler
 
     from pipelines.cluster import CONFIG_MAP_KEYS
-    from pipelines.training import training_pipeline
+    from pipelines.training import cluster_pipeline
 
     path = tmp_path_factory.mktemp("compiled") / "pipeline.yaml"
-    compiler.Compiler().compile(training_pipeline, str(path))
+    compiler.Compiler().compile(cluster_pipeline, str(path))
     spec, platform = yaml.safe_load_all(path.read_text())
     secrets: dict[str, set[str]] = {}
     for executor in platform["platforms"]["kubernetes"]["deploymentSpec"]["executors"].values():
@@ -684,6 +684,7 @@ def test_the_pipeline_reads_the_secrets_the_manifests_provide(facts: Facts) -> N
         "stablepipe-optuna": {"url"},
         "stablepipe-database": {"user", "password"},
         "stablepipe-kafka": {"username", "password", "security_protocol", "sasl_mechanism"},
+        "stablepipe-notify": {"url"},
     }
 
 

@@ -56,3 +56,30 @@ def test_the_url_shown_in_a_warning_hides_the_webhook_key() -> None:
     url = "https://hooks.slack.com/services/T000/B000/secret-key"
     assert shown_url(url) == "https://hooks.slack.com/..."
     assert "secret" not in shown_url("https://user:secret@example.com/x")
+
+
+def test_the_exit_step_alerts_only_on_a_run_that_did_not_succeed() -> None:
+    from components.common.settings import RunConfig
+    from components.notify.logic import notify_run
+    from tests.support.seaweedfs import free_ports
+
+    settings = RunConfig(target="churn", model_name="")
+    (port,) = free_ports(1)
+    with webhook() as hook:
+        env = {
+            "STABLEPIPE_NOTIFY_URL": hook.url,
+            "STABLEPIPE_PUSHGATEWAY": f"http://127.0.0.1:{port}",
+        }
+        run = ("stablepipe-training", "20261206-1")
+        done = notify_run("SUCCEEDED", "job-1", "", run, settings, env)
+        failed = notify_run(
+            "FAILED", "job-2", "Task exit-handler-1 failed.\nmore", run, settings, env
+        )
+        quiet = notify_run("FAILED", "job-3", "", run, settings, {})
+    assert done["alert"] == "skipped" and failed["alert"].startswith("posted to http://127.0.0.1:")
+    assert quiet == {"state": "FAILED", "alert": "skipped", "metrics": "skipped"}
+    (message,) = hook.received
+    assert message["reason"] == "Task exit-handler-1 failed." and message["model"] == "churn"
+    assert message["logs"] == "Kubeflow Pipelines run job-2" and message["stage"] == ""
+    # a gateway that is down is a reason in the step's facts, never a failed step
+    assert "refused" in failed["metrics"].lower() and "refused" in done["metrics"].lower()

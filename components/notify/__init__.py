@@ -1,0 +1,5 @@
+"""The notify stage."""
+
+from components.notify.component import notify
+
+__all__ = ["notify"]
