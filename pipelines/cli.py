@@ -148,6 +148,19 @@ def build_parser() -> tuple[OneLineParser, dict[str, OneLineParser]]:
     compile_parser.add_argument(
         "--output", default="pipeline.yaml", help="the YAML file to write (default: %(default)s)"
     )
+    compile_parser.add_argument(
+        "--kubernetes-manifest",
+        action="store_true",
+        help="write Pipeline and PipelineVersion objects (pipelines.kubeflow.org/v2beta1) for a "
+        "KFP backend that keeps pipelines in Kubernetes; the version is named by the "
+        "pipeline's content hash",
+    )
+    compile_parser.add_argument(
+        "--namespace",
+        default="",
+        help="with --kubernetes-manifest: the objects' namespace (default: none, as kustomize "
+        "sets it)",
+    )
 
     land = command(LAND)
     land.add_argument(
@@ -387,9 +400,16 @@ def command_validate(args: argparse.Namespace) -> int:
 def command_compile(args: argparse.Namespace) -> int:
     from kfp import compiler
 
+    from pipelines.cluster import write_kubernetes_manifest
     from pipelines.training import cluster_pipeline
 
     output = writable_file(args.output, "--output", (".yaml", ".yml"))
+    if args.namespace and not args.kubernetes_manifest:
+        raise BadInputError(f"--namespace needs --kubernetes-manifest; got {args.namespace!r}")
+    if args.kubernetes_manifest:
+        version = write_kubernetes_manifest(output, args.namespace)
+        print(f"wrote {output}: Pipeline and PipelineVersion {version}", file=sys.stderr)
+        return EXIT_OK
     compiler.Compiler().compile(cluster_pipeline, str(output))
     print(f"wrote {output}", file=sys.stderr)
     return EXIT_OK

@@ -15,8 +15,11 @@ stderr), 1 the run failed or could not be submitted.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import os
+import re
 import sys
+import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -152,3 +155,56 @@ def submit_run(
         raise
     except Exception as error:  # the API refused the run, the run failed, a timeout
         raise RunFailed(f"{type(error).__name__}: {error}") from error
+
+
+# A Kubernetes object name: a DNS-1123 subdomain (the namespace: a DNS-1123 label).
+DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+DIGEST_CHARS = 12
+
+
+def pipeline_digest() -> str:
+    """The first hex digits of the SHA-256 of the compiled pipeline (byte-identical on every
+    compile): a new digest is a changed pipeline, code or image."""
+    from kfp import compiler
+
+    from pipelines.training import cluster_pipeline
+
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "pipeline.yaml"
+        compiler.Compiler().compile(cluster_pipeline, str(path))
+        return hashlib.sha256(path.read_bytes()).hexdigest()[:DIGEST_CHARS]
+
+
+def write_kubernetes_manifest(output: Path, namespace: str) -> str:
+    """Write the pipeline as a `Pipeline` and a `PipelineVersion` object (KFP's
+    Kubernetes-native mode, through the SDK's own option) and return the version's name:
+    `<pipeline>-<digest>`, so an unchanged pipeline is the same object and a changed one a new
+    version that Argo CD applies from a merge."""
+    from kfp import compiler
+    from kfp.compiler import KubernetesManifestOptions
+
+    from components.common.kfp_component import PACKAGE_VERSION
+    from pipelines.training import PIPELINE_NAME, cluster_pipeline
+
+    if namespace and not DNS_LABEL.match(namespace):
+        raise BadInputError(
+            f"--namespace must be a Kubernetes namespace (lowercase letters, digits and '-'); "
+            f"got {namespace!r}"
+        )
+    digest = pipeline_digest()
+    version = f"{PIPELINE_NAME}-{digest}"
+    options = KubernetesManifestOptions(
+        pipeline_name=PIPELINE_NAME,
+        pipeline_display_name="stablepipe training",
+        pipeline_version_name=version,
+        pipeline_version_display_name=f"stablepipe {PACKAGE_VERSION} ({digest})",
+        namespace=namespace or None,
+        include_pipeline_manifest=True,
+    )
+    compiler.Compiler().compile(
+        cluster_pipeline,
+        str(output),
+        kubernetes_manifest_options=options,
+        kubernetes_manifest_format=True,
+    )
+    return version

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
+import re
 from pathlib import Path
 
+import jsonschema
 import pytest
 import yaml
 from kfp import components, local
@@ -81,3 +84,52 @@ def test_compiled_yaml_runs_under_kfp_local(tmp_path: Path, monkeypatch) -> None
     (message,) = hook.received
     assert message["run_id"] == "failed-run" and message["pipeline"] == "stablepipe-training"
     assert message["model"] == "target" and message["exit_code"] == 1
+
+
+CRDS = Path(__file__).resolve().parents[1] / "support" / "kfp_crds"
+DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+
+
+def crd_schema(kind: str) -> dict:
+    """The openAPIV3Schema of KFP's CRD for `kind` (tests/support/kfp_crds, KFP 2.17.0)."""
+    for path in CRDS.glob("*.yaml"):
+        crd = yaml.safe_load(path.read_text())
+        if crd["spec"]["names"]["kind"] == kind:
+            (version,) = crd["spec"]["versions"]
+            return {"apiVersion": f"{crd['spec']['group']}/{version['name']}", **version}
+    raise AssertionError(f"no CRD for {kind}")
+
+
+def test_pipelines_as_kubernetes_objects_pass_kfps_crd_schemas(tmp_path: Path) -> None:
+    plain, first, second = (tmp_path / n for n in ("plain.yaml", "a.yaml", "b.yaml"))
+    assert stablepipe("compile", "--output", str(plain)).code == 0
+    done = stablepipe(
+        "compile", "--kubernetes-manifest", "--namespace", "ml-prod", "--output", str(first)
+    )
+    assert done.code == 0, done.stderr
+    assert stablepipe("compile", "--kubernetes-manifest", "--namespace", "ml-prod",
+                      "--output", str(second)).code == 0  # fmt: skip
+    assert first.read_bytes() == second.read_bytes()  # an unchanged pipeline: the same objects
+    digest = hashlib.sha256(plain.read_bytes()).hexdigest()[:12]
+    pipeline, version = yaml.safe_load_all(first.read_text())
+    assert (pipeline["kind"], version["kind"]) == ("Pipeline", "PipelineVersion")
+    assert version["metadata"]["name"] == f"stablepipe-training-{digest}"
+    assert f"PipelineVersion stablepipe-training-{digest}" in done.stderr
+    assert version["spec"]["pipelineName"] == pipeline["metadata"]["name"] == "stablepipe-training"
+    for document in (pipeline, version):
+        crd = crd_schema(document["kind"])
+        assert document["apiVersion"] == crd["apiVersion"]
+        jsonschema.validate(document, crd["schema"]["openAPIV3Schema"])
+        name = document["metadata"]["name"]
+        assert len(name) <= 253 and DNS_SUBDOMAIN.match(name), name
+        assert document["metadata"]["namespace"] == "ml-prod"
+    # the version holds the pipeline a cluster runs, with its Secrets: what compile writes
+    spec, platform = yaml.safe_load_all(plain.read_text())
+    assert version["spec"]["pipelineSpec"] == spec
+    assert version["spec"]["platformSpec"] == platform
+    # a name the API server would refuse is refused here
+    bad = stablepipe("compile", "--kubernetes-manifest", "--namespace", "ML_Prod", "--output",
+                     str(tmp_path / "c.yaml"))  # fmt: skip
+    assert bad.code == 2 and bad.stderr.startswith("error: --namespace must be a Kubernetes")
+    alone = stablepipe("compile", "--namespace", "ml", "--output", str(tmp_path / "d.yaml"))
+    assert alone.code == 2 and "--namespace needs --kubernetes-manifest" in alone.stderr
