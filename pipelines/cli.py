@@ -31,12 +31,14 @@ from components.common.settings import (
 )
 
 EXIT_OK, EXIT_INTERNAL, EXIT_BAD_INPUT, EXIT_REJECTED = 0, 1, 2, 4
+SCHEDULE = "schedule"
 COMMAND_HELP = {
     RUN: "run the whole pipeline locally (under kfp.local)",
     VALIDATE: "check data quality without training (ingest, validate, check_quality)",
     PREDICT: "score rows with a saved model",
     "compile": "write the training pipeline's KFP IR YAML for Kubeflow",
     SUBMIT: "submit a training run to Kubeflow Pipelines",
+    SCHEDULE: "create, update or delete a recurring training run in Kubeflow Pipelines",
     LAND: "land MQTT sensor readings as Parquet files, for incremental runs to train on",
 }
 
@@ -212,23 +214,45 @@ def build_parser() -> tuple[OneLineParser, dict[str, OneLineParser]]:
     add_settings(land, LAND)
 
     submit = command(SUBMIT)
-    submit.add_argument(
-        "--config", help="YAML file with the run's settings (as for run; flags override it)"
-    )
-    submit.add_argument("--host", help="the KFP API (default: $STABLEPIPE_KFP_HOST)")
-    submit.add_argument(
-        "--namespace", help="the Kubeflow namespace (default: $STABLEPIPE_KFP_NAMESPACE)"
-    )
-    submit.add_argument(
-        "--experiment", default="stablepipe", help="KFP experiment (default: %(default)s)"
-    )
+    add_api_arguments(submit)
     submit.add_argument(
         "--wait",
         default="0",
         help="seconds to wait for the run to finish; 0: do not wait (default: %(default)s)",
     )
     add_settings(submit, SUBMIT)
+
+    planned = command(SCHEDULE)
+    planned.add_argument("name", help="the recurring run's name (one per name and experiment)")
+    planned.add_argument(
+        "--cron", default="", help="when: five cron fields, '0 3 * * *' (UTC), or six with seconds"
+    )
+    planned.add_argument(
+        "--delete", action="store_true", help="remove the recurring run NAME (if there is one)"
+    )
+    add_api_arguments(planned)
+    add_settings(planned, SUBMIT)
     return parser, made
+
+
+def add_api_arguments(parser: argparse.ArgumentParser) -> None:
+    """The flags of the commands that talk to the KFP API (submit, schedule)."""
+    parser.add_argument(
+        "--config", help="YAML file with the run's settings (as for run; flags override it)"
+    )
+    parser.add_argument("--host", help="the KFP API (default: $STABLEPIPE_KFP_HOST)")
+    parser.add_argument(
+        "--namespace", help="the Kubeflow namespace (default: $STABLEPIPE_KFP_NAMESPACE)"
+    )
+    parser.add_argument(
+        "--experiment", default="stablepipe", help="KFP experiment (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--pipeline-name",
+        default="stablepipe-training",
+        help="the pipeline in KFP; its version is named by the compiled pipeline's content "
+        "hash and uploaded only when new (default: %(default)s)",
+    )
 
 
 def flag_values(args: argparse.Namespace, command: str) -> dict[str, Any]:
@@ -463,12 +487,19 @@ def command_submit(args: argparse.Namespace) -> int:
     return submit_run(args, flag_values(args, SUBMIT))
 
 
+def command_schedule(args: argparse.Namespace) -> int:
+    from pipelines.cluster import schedule_run
+
+    return schedule_run(args, flag_values(args, SUBMIT))
+
+
 COMMANDS = {
     RUN: command_run,
     VALIDATE: command_validate,
     "compile": command_compile,
     PREDICT: command_predict,
     SUBMIT: command_submit,
+    SCHEDULE: command_schedule,
     LAND: command_land,
 }
 

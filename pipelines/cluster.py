@@ -1,6 +1,12 @@
-"""Running on a cluster: `stablepipe submit` sends one training run to Kubeflow Pipelines.
+"""Running on a cluster: `stablepipe submit` sends one training run to Kubeflow Pipelines,
+`stablepipe schedule` declares a recurring one, `stablepipe compile --kubernetes-manifest`
+writes the pipeline as Kubernetes objects.
 
-It is the retraining trigger of manifests/gitops (a CronJob on a schedule; an Argo CD PostSync
+Both API commands keep the pipeline in KFP as `stablepipe-training` (`--pipeline-name`) at the
+version `<name>-<digest>` of the compiled YAML's content hash, uploaded only when KFP has no
+version of that name.
+
+`submit` is the retraining trigger of manifests/gitops (a CronJob on a schedule; an Argo CD PostSync
 hook after a merge), and works from a laptop too. The run's settings are a stablepipe config
 file (the keys `stablepipe run --config` takes) and flags; the object store comes from the
 `stablepipe-config` ConfigMap (the environment variables below); the pipeline's parameters
@@ -16,11 +22,14 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import json
 import os
 import re
 import sys
 import tempfile
-from collections.abc import Mapping
+import warnings
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +51,7 @@ CONFIG_MAP_KEYS = (
 )  # fmt: skip
 # Settings the ConfigMap owns or that only make sense for a local run.
 CLUSTER_OWNED_KEYS = ("s3_endpoint", "store", "runs_dir", "registry")
+DESCRIPTION = "stablepipe: ingest, check, search (Optuna), train, evaluate and promote a model"
 # Where the projected ServiceAccount token for a multi-user Kubeflow is mounted.
 TOKEN_PATH = "/var/run/secrets/kubeflow/pipelines/token"
 
@@ -101,29 +111,75 @@ def run_arguments(config: RunConfig) -> tuple[str, dict[str, Any]]:
     return plan.run_id, pipeline_arguments(plan)
 
 
-def submit(
-    config: RunConfig,
-    env: Mapping[str, str],
-    host: str,
-    namespace: str,
-    experiment: str,
-    wait_seconds: int,
-) -> int:
+def kfp_client(env: Mapping[str, str], host: str) -> Any:
+    """A kfp.Client for the API at `host`, with the pod's projected token when it has one."""
     import kfp
     from kfp.client import ServiceAccountTokenVolumeCredentials
 
-    from pipelines.training import cluster_pipeline
-
-    run_id, arguments = run_arguments(config)
     token = env.get("KF_PIPELINES_SA_TOKEN_PATH", TOKEN_PATH)
     credentials = ServiceAccountTokenVolumeCredentials(token) if Path(token).is_file() else None
-    client = kfp.Client(host=host, credentials=credentials)
-    run = client.create_run_from_pipeline_func(
-        cluster_pipeline,
-        arguments=arguments,
-        run_name=f"{model_entry(config)}-{run_id}",
-        experiment_name=experiment,
-        namespace=namespace or None,
+    with warnings.catch_warnings():  # "only works with KFP v2.0.0-beta.2 and later", always
+        warnings.simplefilter("ignore", FutureWarning)
+        return kfp.Client(host=host, credentials=credentials)
+
+
+def name_filter(value: str) -> str:
+    """A v2beta1 list filter: display_name equals `value`."""
+    predicate = {"operation": "EQUALS", "key": "display_name", "stringValue": value}
+    return json.dumps({"predicates": [predicate]})
+
+
+@dataclass(frozen=True)
+class PipelineVersion:
+    pipeline_id: str
+    version_id: str
+    name: str
+    uploaded: bool  # False: that version was there already
+
+
+def ensure_version(client: Any, pipeline_name: str, namespace: str) -> PipelineVersion:
+    """The pipeline `pipeline_name` at its version `<pipeline_name>-<digest>`, uploaded only
+    when the API has no version of that name: an unchanged pipeline is never uploaded again."""
+    with tempfile.TemporaryDirectory() as folder:
+        package, digest = compile_package(Path(folder))
+        name = f"{pipeline_name}-{digest}"
+        pipeline_id = client.get_pipeline_id(pipeline_name)
+        if pipeline_id is None:
+            pipeline = client.upload_pipeline(
+                str(package),
+                pipeline_name=pipeline_name,
+                description=DESCRIPTION,
+                namespace=namespace or None,
+            )
+            pipeline_id = pipeline.pipeline_id
+        found = client.list_pipeline_versions(pipeline_id, filter=name_filter(name))
+        if found.pipeline_versions:
+            return PipelineVersion(pipeline_id, found.pipeline_versions[0].pipeline_version_id,
+                                   name, uploaded=False)  # fmt: skip
+        version = client.upload_pipeline_version(
+            str(package), pipeline_version_name=name, pipeline_id=pipeline_id
+        )
+        return PipelineVersion(pipeline_id, version.pipeline_version_id, name, uploaded=True)
+
+
+def submit(
+    config: RunConfig,
+    env: Mapping[str, str],
+    api: ApiTarget,
+    wait_seconds: int,
+) -> int:
+    run_id, arguments = run_arguments(config)
+    client = kfp_client(env, api.host)
+    version = ensure_version(client, api.pipeline, api.namespace)
+    said = "uploaded" if version.uploaded else "unchanged"
+    print(f"pipeline {api.pipeline} version {version.name} ({said})", file=sys.stderr)
+    experiment = client.create_experiment(api.experiment, namespace=api.namespace or None)
+    run = client.run_pipeline(
+        experiment_id=experiment.experiment_id,
+        job_name=f"{model_entry(config)}-{run_id}",
+        params=arguments,
+        pipeline_id=version.pipeline_id,
+        version_id=version.version_id,
         # `cache: false` in the config file turns KFP's cache off for this run
         enable_caching=None if config.cache else False,
     )
@@ -136,24 +192,142 @@ def submit(
     return 0 if state == "SUCCEEDED" else 1
 
 
+def kfp_cron(cron: str) -> str:
+    """KFP's cron (with a seconds field) from the usual five fields; six are kept."""
+    fields = cron.split()
+    if len(fields) == 5:
+        return " ".join(["0", *fields])
+    if len(fields) == 6:
+        return " ".join(fields)
+    raise BadInputError(
+        f"--cron must be a cron expression of five fields (minute hour day month weekday: "
+        f"'0 3 * * *') or six (with seconds first); got {cron!r}"
+    )
+
+
+def schedule_arguments(config: RunConfig) -> dict[str, Any]:
+    """The parameters of every scheduled run: the settings, with nothing computed for one run
+    (the run id is each KFP run's name; the data is read fresh, so the runs are not cached)."""
+    from pipelines.parameters import COMPUTED
+    from pipelines.plan import pipeline_arguments, plan_run
+
+    arguments = pipeline_arguments(plan_run(config))
+    return {**arguments, **{name: COMPUTED[name].default for name in COMPUTED}}
+
+
+def same_schedule(existing: Any, cron: str, version_id: str, params: dict[str, Any]) -> bool:
+    """Whether a recurring run already is the one asked for (the API keeps parameters as JSON
+    values)."""
+    trigger = getattr(getattr(existing.trigger, "cron_schedule", None), "cron", None)
+    reference = existing.pipeline_version_reference
+    given = (existing.runtime_config.parameters or {}) if existing.runtime_config else {}
+    return (
+        trigger == cron
+        and reference is not None
+        and reference.pipeline_version_id == version_id
+        and json.loads(json.dumps(given)) == json.loads(json.dumps(params))
+        and existing.status != "DISABLED"
+    )
+
+
+def schedule(
+    config: RunConfig | None, env: Mapping[str, str], api: ApiTarget, name: str, cron: str
+) -> int:
+    """`stablepipe schedule NAME`: make the recurring run NAME what is asked (None: absent).
+    Applying the same twice changes nothing; a changed one is replaced (the v2beta1 API has
+    no update), keeping its name."""
+    client = kfp_client(env, api.host)
+    experiment = client.create_experiment(api.experiment, namespace=api.namespace or None)
+    found = client.list_recurring_runs(
+        experiment_id=experiment.experiment_id, filter=name_filter(name), page_size=100
+    )
+    existing = list(found.recurring_runs or [])
+    if config is None:
+        for old in existing:
+            client.delete_recurring_run(old.recurring_run_id)
+        said = "deleted" if existing else "absent: nothing to delete"
+        print(f"schedule {name}: {said}", file=sys.stderr)
+        return 0
+    version = ensure_version(client, api.pipeline, api.namespace)
+    params = schedule_arguments(config)
+    if len(existing) == 1 and same_schedule(existing[0], cron, version.version_id, params):
+        print(f"schedule {name}: unchanged ({cron}, version {version.name})", file=sys.stderr)
+        return 0
+    for old in existing:
+        client.delete_recurring_run(old.recurring_run_id)
+    client.create_recurring_run(
+        experiment_id=experiment.experiment_id,
+        job_name=name,
+        description=f"stablepipe schedule {name}",
+        cron_expression=cron,
+        max_concurrency=1,
+        no_catchup=True,
+        params=params,
+        pipeline_id=version.pipeline_id,
+        version_id=version.version_id,
+        enabled=True,
+        enable_caching=False,
+    )
+    said = "updated" if existing else "created"
+    print(f"schedule {name}: {said} ({cron}, version {version.name})", file=sys.stderr)
+    return 0
+
+
 def submit_run(
     args: argparse.Namespace, flags: dict[str, Any], env: Mapping[str, str] = os.environ
 ) -> int:
     """`stablepipe submit`."""
-    from pipelines.local import RunFailed
-
     try:
         wait = int(args.wait)
     except ValueError as error:
         raise BadInputError(f"--wait must be whole seconds; got {args.wait!r}") from error
     config = cluster_config(args.config or "", env, flags)
-    host = args.host or required(env, KFP_HOST_ENV)
-    namespace = args.namespace or env.get(KFP_NAMESPACE_ENV, "").strip()
+    return against_the_api(lambda: submit(config, env, api_target(args, env), wait))
+
+
+def schedule_run(
+    args: argparse.Namespace, flags: dict[str, Any], env: Mapping[str, str] = os.environ
+) -> int:
+    """`stablepipe schedule`."""
+    if args.delete:
+        return against_the_api(lambda: schedule(None, env, api_target(args, env), args.name, ""))
+    if not args.cron:
+        raise BadInputError(f"schedule {args.name}: give --cron '0 3 * * *', or --delete")
+    cron = kfp_cron(args.cron)
+    config = cluster_config(args.config or "", env, flags)
+    return against_the_api(
+        lambda: schedule(config, env, api_target(args, env), args.name, cron)
+    )
+
+
+@dataclass(frozen=True)
+class ApiTarget:
+    """Where runs go: the KFP API, the namespace, the experiment and the pipeline's name."""
+
+    host: str
+    namespace: str
+    experiment: str
+    pipeline: str
+
+
+def api_target(args: argparse.Namespace, env: Mapping[str, str]) -> ApiTarget:
+    return ApiTarget(
+        host=args.host or required(env, KFP_HOST_ENV),
+        namespace=args.namespace or env.get(KFP_NAMESPACE_ENV, "").strip(),
+        experiment=args.experiment,
+        pipeline=args.pipeline_name,
+    )
+
+
+def against_the_api(call: Callable[[], int]) -> int:
+    """`call()`, with what the API refuses (or a run that failed, a timeout) as RunFailed."""
+    from pipelines.local import RunFailed
+
     try:
-        return submit(config, env, host, namespace, args.experiment, wait)
+        return call()
     except BadInputError:
         raise
-    except Exception as error:  # the API refused the run, the run failed, a timeout
+    except Exception as error:
         raise RunFailed(f"{type(error).__name__}: {error}") from error
 
 
@@ -162,17 +336,22 @@ DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 DIGEST_CHARS = 12
 
 
-def pipeline_digest() -> str:
-    """The first hex digits of the SHA-256 of the compiled pipeline (byte-identical on every
-    compile): a new digest is a changed pipeline, code or image."""
+def compile_package(folder: Path) -> tuple[Path, str]:
+    """The compiled pipeline (what `stablepipe compile` writes) in `folder`, and its digest: the
+    first hex digits of its SHA-256 (it is byte-identical on every compile, so a new digest is a
+    changed pipeline, code or image)."""
     from kfp import compiler
 
     from pipelines.training import cluster_pipeline
 
+    package = folder / "pipeline.yaml"
+    compiler.Compiler().compile(cluster_pipeline, str(package))
+    return package, hashlib.sha256(package.read_bytes()).hexdigest()[:DIGEST_CHARS]
+
+
+def pipeline_digest() -> str:
     with tempfile.TemporaryDirectory() as folder:
-        path = Path(folder) / "pipeline.yaml"
-        compiler.Compiler().compile(cluster_pipeline, str(path))
-        return hashlib.sha256(path.read_bytes()).hexdigest()[:DIGEST_CHARS]
+        return compile_package(Path(folder))[1]
 
 
 def write_kubernetes_manifest(output: Path, namespace: str) -> str:

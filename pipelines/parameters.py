@@ -54,7 +54,12 @@ COMPUTED: dict[str, Computed] = {
         "the champion version and schema digest the runner saw (part of the cache key, so a "
         "new champion means a new quality check)",
     ),
-    "run_id": Computed(str, "manual", "the run's id: the registry version a promotion makes"),
+    "run_id": Computed(
+        str,
+        "",
+        "the run's id: the registry version a promotion makes (empty: the Kubeflow run's name, "
+        "as for a run started in the UI or by a schedule)",
+    ),
 }
 
 

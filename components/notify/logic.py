@@ -44,7 +44,7 @@ def notify_run(
     url = env.get(NOTIFY_ENV, "").strip()
     if state != SUCCEEDED and url:
         message = failure_message(
-            run_id=run_id,
+            run_id=run_id or job,  # a UI or scheduled run: the KFP run's name
             pipeline=pipeline,
             model=entry,
             stage="",  # the final state does not name the step that failed

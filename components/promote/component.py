@@ -17,6 +17,7 @@ def promote(
     store: str,
     s3_endpoint: str,
     run_id: str,
+    job_name: str,
 ) -> str:
     """Publish the model as a new registry version and make it the champion.
 
@@ -32,6 +33,8 @@ def promote(
         quality: check_quality's verdict; its data profile is stored as data_profile.json, the
             reference later runs measure drift against.
         run_id: The run's id, the new version's name.
+        job_name: The Kubeflow run's name: the version's name when `run_id` is empty (a run
+            started in the UI or by a schedule).
 
     Returns:
         The promoted version; "" when another run made a different model the champion after
@@ -57,7 +60,7 @@ def promote(
                 evaluated,
                 read_table_schema(table_schema.path),
                 verdict,
-                run_id,
+                run_id or job_name,
                 RunConfig(**settings),
             )
         except Superseded as superseded:
