@@ -220,6 +220,13 @@ def build_parser() -> tuple[OneLineParser, dict[str, OneLineParser]]:
         default="0",
         help="seconds to wait for the run to finish; 0: do not wait (default: %(default)s)",
     )
+    submit.add_argument(
+        "--when",
+        choices=("always", "new", "drift"),
+        default="always",
+        help="new: only when the data differs from the champion's; drift: only when it also "
+        "drifted from it (stablepipe validate, in this process) (default: %(default)s)",
+    )
     add_settings(submit, SUBMIT)
 
     planned = command(SCHEDULE)

@@ -162,12 +162,55 @@ def ensure_version(client: Any, pipeline_name: str, namespace: str) -> PipelineV
         return PipelineVersion(pipeline_id, version.pipeline_version_id, name, uploaded=True)
 
 
+def retrain_verdict(config: RunConfig, when: str) -> tuple[bool, str]:
+    """Whether to submit under `--when`, and the one line that says why: `new` submits when
+    the data differs from the champion's (its SHA-256 against the one the champion pointer
+    keeps) or there is no champion; `drift` only when, besides, `stablepipe validate` of the
+    data against the champion says it drifted."""
+    from components.core.registry import champion_pointer
+    from pipelines.local import validate_locally
+    from pipelines.plan import plan_run
+
+    plan = plan_run(config)
+    pointer = champion_pointer(plan.registry, config.s3_endpoint)
+    if pointer is None:
+        return True, "retrain check: no champion yet: submitting"
+    version, seen = pointer["version"], str(pointer.get("data_fingerprint") or "")
+    if seen == plan.fingerprint:
+        return False, (
+            f"retrain check: the data is the champion's ({version}, sha256 {seen[:12]}): "
+            "not submitting"
+        )
+    change = (
+        f"the data changed since the champion ({version}: sha256 {seen[:12] or 'unknown'}, "
+        f"now {plan.fingerprint[:12]})"
+    )
+    if when == "new":
+        return True, f"retrain check: {change}: submitting"
+    with tempfile.TemporaryDirectory() as folder:
+        quality = validate_locally(config, Path(folder) / "data_quality.html").quality
+    drift = quality.get("drift", {})
+    top = ", ".join(drift.get("top", [])[:3])
+    said = f"drift {drift.get('verdict')}" + (f" ({top})" if top else "")
+    submitting = drift.get("verdict") == "drift"
+    return submitting, (
+        f"retrain check: {change}; {said}, quality {quality.get('verdict')}: "
+        f"{'submitting' if submitting else 'not submitting'}"
+    )
+
+
 def submit(
     config: RunConfig,
     env: Mapping[str, str],
     api: ApiTarget,
     wait_seconds: int,
+    when: str = "always",
 ) -> int:
+    if when != "always":
+        submitting, line = retrain_verdict(config, when)
+        print(line, file=sys.stderr, flush=True)
+        if not submitting:
+            return 0
     run_id, arguments = run_arguments(config)
     client = kfp_client(env, api.host)
     version = ensure_version(client, api.pipeline, api.namespace)
@@ -282,7 +325,7 @@ def submit_run(
     except ValueError as error:
         raise BadInputError(f"--wait must be whole seconds; got {args.wait!r}") from error
     config = cluster_config(args.config or "", env, flags)
-    return against_the_api(lambda: submit(config, env, api_target(args, env), wait))
+    return against_the_api(lambda: submit(config, env, api_target(args, env), wait, args.when))
 
 
 def schedule_run(
@@ -295,9 +338,7 @@ def schedule_run(
         raise BadInputError(f"schedule {args.name}: give --cron '0 3 * * *', or --delete")
     cron = kfp_cron(args.cron)
     config = cluster_config(args.config or "", env, flags)
-    return against_the_api(
-        lambda: schedule(config, env, api_target(args, env), args.name, cron)
-    )
+    return against_the_api(lambda: schedule(config, env, api_target(args, env), args.name, cron))
 
 
 @dataclass(frozen=True)

@@ -27,7 +27,7 @@ import re
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, NotRequired
 
 from typing_extensions import TypedDict
 
@@ -62,6 +62,9 @@ class ChampionPointer(TypedDict):
     score: float | None
     previous: str | None
     promoted_at: str
+    # the SHA-256 of the data the version was trained on ('' when the run had none computed,
+    # as a UI or scheduled run); absent in a pointer written before it was kept
+    data_fingerprint: NotRequired[str]
 
 
 setattr(ChampionPointer, "__pydantic_config__", {"extra": "allow"})  # noqa: B010
@@ -283,6 +286,7 @@ def publish_version(
         "score": verdict["challenger"],
         "previous": compared_with,
         "promoted_at": promoted_at,
+        "data_fingerprint": str(evaluation.get("data_fingerprint", "")),
     }
     try:
         if (already := champion_pointer(str(registry), endpoint)) and already["version"] == version:

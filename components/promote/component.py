@@ -18,6 +18,7 @@ def promote(
     s3_endpoint: str,
     run_id: str,
     job_name: str,
+    data_fingerprint: str,
 ) -> str:
     """Publish the model as a new registry version and make it the champion.
 
@@ -35,6 +36,8 @@ def promote(
         run_id: The run's id, the new version's name.
         job_name: The Kubeflow run's name: the version's name when `run_id` is empty (a run
             started in the UI or by a schedule).
+        data_fingerprint: The data's SHA-256 the runner computed, kept in the champion pointer
+            (a retraining trigger compares new data with it).
 
     Returns:
         The promoted version; "" when another run made a different model the champion after
@@ -62,6 +65,7 @@ def promote(
                 verdict,
                 run_id or job_name,
                 RunConfig(**settings),
+                data_fingerprint,
             )
         except Superseded as superseded:
             log.log("superseded", reason=str(superseded), champion=superseded.champion)

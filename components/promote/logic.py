@@ -21,6 +21,7 @@ def promote_model(
     quality: dict[str, Any],
     run_id: str,
     settings: RunConfig,
+    data_fingerprint: str = "",
 ) -> dict[str, Any]:
     """The promote stage: the model, its evaluation, its schema (the contract later runs are
     checked against) and its data profile (their drift reference) as the registry version
@@ -35,7 +36,7 @@ def promote_model(
         settings_registry(settings),
         model_dir,
         run_id,
-        {**evaluation, "run_id": run_id},
+        {**evaluation, "run_id": run_id, "data_fingerprint": data_fingerprint},
         settings.s3_endpoint,
         attachments,
     )

@@ -5,6 +5,7 @@ object store the runs are planned against is a real S3 server (SeaweedFS)."""
 
 from __future__ import annotations
 
+import io
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -106,3 +107,53 @@ def test_schedule_refuses_what_it_cannot_apply(
     assert main(["schedule", "nightly", "--cron", "every night"]) == 2
     assert "--cron must be a cron expression of five fields" in capsys.readouterr().err
     assert api.calls == []  # refused before any call
+
+
+def test_submit_when_the_data_is_new_or_drifted(
+    api: KfpApi, capsys: pytest.CaptureFixture[str], s3_env: Any, tmp_path: Path
+) -> None:
+    """The retraining CronJob's check (`submit --when new|drift`): against the champion that a
+    real run promoted into the store, with data on the real S3 server."""
+    import os
+    import subprocess
+    import sys
+
+    from components.core.source.files import load_demo
+    from tests.conftest import s3_client
+
+    wine = load_demo("wine")
+    assert main(["submit", "--data", "demo:wine", "--when", "new"]) == 0
+    assert "retrain check: no champion yet: submitting" in capsys.readouterr().err
+    assert len(api.runs) == 1
+    store = "s3://mlpipeline/stablepipe"
+    promoted = subprocess.run(
+        [sys.executable, "-m", "pipelines.cli", "run", "--data", "demo:wine", "--trials", "2",
+         "--workers", "1", "--cv-folds", "2", "--store", store,
+         "--s3-endpoint", os.environ["STABLEPIPE_S3_ENDPOINT"]],
+        capture_output=True, text=True, cwd=tmp_path, check=False, timeout=600,
+    )  # fmt: skip
+    assert promoted.returncode == 0, promoted.stderr
+    # the champion's data: nothing to retrain on, nothing submitted
+    assert main(["submit", "--data", "demo:wine", "--when", "new"]) == 0
+    assert "the data is the champion's" in capsys.readouterr().err
+    assert len(api.runs) == 1
+    # the same rows again as a file: new data, not drifted
+    client = s3_client(s3_env)
+    for key, frame in {
+        "data/wine.csv": wine,
+        "data/wine-shifted.csv": wine.assign(alcohol=wine["alcohol"] + 3.0),
+    }.items():
+        body = frame.to_csv(index=False).encode()
+        client.put_object("mlpipeline", key, io.BytesIO(body), len(body))
+    target = ["--target", "target"]
+    assert (
+        main(["submit", "--data", "s3://mlpipeline/data/wine.csv", *target, "--when", "drift"]) == 0
+    )
+    line = capsys.readouterr().err
+    assert "the data changed since the champion" in line and "drift no_drift" in line, line
+    assert line.strip().endswith("not submitting") and len(api.runs) == 1
+    assert main(["submit", "--data", "s3://mlpipeline/data/wine-shifted.csv", *target,
+                 "--when", "drift"]) == 0  # fmt: skip
+    line = capsys.readouterr().err
+    assert "drift drift (alcohol" in line and "quality" in line, line
+    assert len(api.runs) == 2

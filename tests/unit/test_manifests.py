@@ -44,6 +44,7 @@ STUDY_SECRET, STUDY_KEY = "stablepipe-optuna", "url"
 STABLEPIPE_REPOSITORY = DEFAULT_IMAGE.rsplit(":", 1)[0]
 PLACEHOLDER = "CHANGE-ME"
 WAIT_ENV = "STABLEPIPE_WAIT_SECONDS"
+WHEN_ENV = "STABLEPIPE_RETRAIN_WHEN"  # the CronJob retrains on new data, the PostSync Job always
 # the retraining pods run the image's console script: stablepipe submit --config <retrain.yaml>
 SUBMIT_COMMAND = ["stablepipe", "submit"]
 SETTINGS_FILE = "retrain.yaml"
@@ -587,9 +588,11 @@ def submit_command_problems(
 
 
 def without_wait(spec: Manifest) -> Manifest:
+    """The pod without the two values the CronJob and the PostSync Job set apart."""
     copy: Manifest = json.loads(json.dumps(spec))
     for container in copy["containers"]:
-        container["env"] = [e for e in container.get("env", []) if e["name"] != WAIT_ENV]
+        env = container.get("env", [])
+        container["env"] = [e for e in env if e["name"] not in (WAIT_ENV, WHEN_ENV)]
     return copy
 
 
@@ -908,8 +911,8 @@ BREAKAGES = {
     "a submitter that may not create runs": Breakage(
         "retraining",
         "gitops/retrain/rbac.yaml",
-        '"experiments", "runs"',
-        '"experiments"',
+        '"experiments", "pipelines", "runs"',
+        '"experiments", "pipelines"',
         "may not create",
     ),
     "an Application on a missing path": Breakage(
