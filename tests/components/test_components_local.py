@@ -132,6 +132,8 @@ def stage_chain(data: str, registry: str) -> ChainOutputs:
         table_schema=table_schema,
         quality=checked.outputs["quality"],
         run_id="v1",
+        job_name="components-chain",
+        data_fingerprint="sha256-of-the-chain's-data",
         **settings(promote, registry=registry),
     )
     return ChainOutputs(
@@ -228,6 +230,7 @@ def test_train_evaluate_promote_components(stages: dict[str, Any]) -> None:
     assert stages["version"] == "v1"
     pointer = json.loads((stages["registry"] / "champion.json").read_text())
     assert pointer["version"] == "v1"
+    assert pointer["data_fingerprint"] == "sha256-of-the-chain's-data"  # for the retrain check
     # refit: the served model is fitted on every row, train's model kept beside it
     trained = json.loads((model_dir / "model.json").read_text())
     served_dir = Path(stages["served_model"].path)
