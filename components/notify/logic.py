@@ -30,7 +30,7 @@ SUCCEEDED = "SUCCEEDED"
 def notify_run(
     state: str,
     job: str,
-    error_message: str,
+    error_message: str | None,
     run: tuple[str, str],
     settings: RunConfig,
     env: Mapping[str, str] = os.environ,
@@ -49,7 +49,7 @@ def notify_run(
             model=entry,
             stage="",  # the final state does not name the step that failed
             exit_code=1,
-            reason=(error_message.strip() or f"the run ended {state}").splitlines()[0],
+            reason=((error_message or "").strip() or f"the run ended {state}").splitlines()[0],
             logs=f"Kubeflow Pipelines run {job}",
         )
         problem = post_message(url, message)

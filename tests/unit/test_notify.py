@@ -76,9 +76,14 @@ def test_the_exit_step_alerts_only_on_a_run_that_did_not_succeed() -> None:
             "FAILED", "job-2", "Task exit-handler-1 failed.\nmore", run, settings, env
         )
         quiet = notify_run("FAILED", "job-3", "", run, settings, {})
+        # KFP gives no message for some failures (error_message None): still one alert
+        canceled = notify_run(
+            "CANCELED", "job-4", None, run, settings, {"STABLEPIPE_NOTIFY_URL": hook.url}
+        )
     assert done["alert"] == "skipped" and failed["alert"].startswith("posted to http://127.0.0.1:")
     assert quiet == {"state": "FAILED", "alert": "skipped", "metrics": "skipped"}
-    (message,) = hook.received
+    message, last = hook.received
+    assert last["reason"] == "the run ended CANCELED" and canceled["alert"].startswith("posted")
     assert message["reason"] == "Task exit-handler-1 failed." and message["model"] == "churn"
     assert message["logs"] == "Kubeflow Pipelines run job-2" and message["stage"] == ""
     # a gateway that is down is a reason in the step's facts, never a failed step
