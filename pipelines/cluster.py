@@ -33,6 +33,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from components.common.errors import BadInputError
 from components.common.settings import RunConfig, build_config, load_config_file
 from components.core.source import LOCAL, Source
@@ -137,13 +139,36 @@ class PipelineVersion:
     uploaded: bool  # False: that version was there already
 
 
-def ensure_version(client: Any, pipeline_name: str, namespace: str) -> PipelineVersion:
-    """The pipeline `pipeline_name` at its version `<pipeline_name>-<digest>`, uploaded only
-    when the API has no version of that name: an unchanged pipeline is never uploaded again."""
+def without_cache(package: Path) -> None:
+    """Turn KFP's cache off for every task of the compiled pipeline, the nested ones too (the
+    exit handler's and the search's). kfp.Client takes `enable_caching` only with a package,
+    never with a pipeline version, so an uncached run needs a version compiled so."""
+    documents = list(yaml.safe_load_all(package.read_text()))
+    spec = documents[0]
+    dags = [spec["root"], *spec.get("components", {}).values()]
+    for dag in dags:
+        for task in dag.get("dag", {}).get("tasks", {}).values():
+            task["cachingOptions"] = {**task.get("cachingOptions", {}), "enableCache": False}
+    package.write_text(yaml.safe_dump_all(documents, sort_keys=True))
+
+
+def ensure_version(
+    client: Any, pipeline_name: str, namespace: str, cached: bool = True
+) -> PipelineVersion:
+    """The pipeline `pipeline_name` at its version `<pipeline_name>-<digest>` (with `cached`
+    false, a version with KFP's cache off in every task, another digest), uploaded only when
+    the API has no version of that name: an unchanged pipeline is never uploaded again."""
     with tempfile.TemporaryDirectory() as folder:
         package, digest = compile_package(Path(folder))
+        if not cached:
+            without_cache(package)
+            digest = hashlib.sha256(package.read_bytes()).hexdigest()[:DIGEST_CHARS]
         name = f"{pipeline_name}-{digest}"
-        pipeline_id = client.get_pipeline_id(pipeline_name)
+        # a multi-user KFP keeps the pipeline in the namespace: look for it there
+        found_pipelines = client.list_pipelines(
+            filter=name_filter(pipeline_name), namespace=namespace or None
+        ).pipelines
+        pipeline_id = found_pipelines[0].pipeline_id if found_pipelines else None
         if pipeline_id is None:
             pipeline = client.upload_pipeline(
                 str(package),
@@ -213,7 +238,8 @@ def submit(
             return 0
     run_id, arguments = run_arguments(config)
     client = kfp_client(env, api.host)
-    version = ensure_version(client, api.pipeline, api.namespace)
+    # `cache: false` in the config file: a version with KFP's cache off
+    version = ensure_version(client, api.pipeline, api.namespace, cached=config.cache)
     said = "uploaded" if version.uploaded else "unchanged"
     print(f"pipeline {api.pipeline} version {version.name} ({said})", file=sys.stderr)
     experiment = client.create_experiment(api.experiment, namespace=api.namespace or None)
@@ -223,8 +249,6 @@ def submit(
         params=arguments,
         pipeline_id=version.pipeline_id,
         version_id=version.version_id,
-        # `cache: false` in the config file turns KFP's cache off for this run
-        enable_caching=None if config.cache else False,
     )
     print(f"submitted run {run.run_id} (stablepipe run id {run_id})", file=sys.stderr)
     if wait_seconds <= 0:
@@ -291,13 +315,13 @@ def schedule(
         said = "deleted" if existing else "absent: nothing to delete"
         print(f"schedule {name}: {said}", file=sys.stderr)
         return 0
-    version = ensure_version(client, api.pipeline, api.namespace)
+    # a scheduled run is not planned per run (the same parameters every time): uncached
+    version = ensure_version(client, api.pipeline, api.namespace, cached=False)
     params = schedule_arguments(config)
     if len(existing) == 1 and same_schedule(existing[0], cron, version.version_id, params):
         print(f"schedule {name}: unchanged ({cron}, version {version.name})", file=sys.stderr)
         return 0
-    for old in existing:
-        client.delete_recurring_run(old.recurring_run_id)
+    # the new one first: a refused creation leaves the old schedule running
     client.create_recurring_run(
         experiment_id=experiment.experiment_id,
         job_name=name,
@@ -309,8 +333,9 @@ def schedule(
         pipeline_id=version.pipeline_id,
         version_id=version.version_id,
         enabled=True,
-        enable_caching=False,
     )
+    for old in existing:
+        client.delete_recurring_run(old.recurring_run_id)
     said = "updated" if existing else "created"
     print(f"schedule {name}: {said} ({cron}, version {version.name})", file=sys.stderr)
     return 0

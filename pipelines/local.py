@@ -410,11 +410,29 @@ def run_locally(
     try:
         return run_and_record(plan, record, executor, terminal)
     except (BadInputError, RunFailed) as error:  # exit 2 or 4, exit 1: not an interrupt
-        notify_failure(record, error, terminal)
+        failure = error
+
+        def alert() -> None:
+            notify_failure(record, failure, terminal)
+
+        never_fatal("the failure alert", terminal, alert)
         raise
     finally:
         if config.pushgateway and record.summary["status"] != "running":
-            push_run_metrics(record, config.pushgateway, terminal)
+            never_fatal(
+                "the run's metrics",
+                terminal,
+                lambda: push_run_metrics(record, config.pushgateway, terminal),
+            )
+
+
+def never_fatal(what: str, terminal: TextIO, call: Callable[[], None]) -> None:
+    """`call()`, whose failure is one warning line: an alert or a push never changes the
+    run's result."""
+    try:
+        call()
+    except Exception as error:
+        terminal.write(f"warning: {what} could not be sent: {type(error).__name__}\n")
 
 
 def run_and_record(

@@ -57,7 +57,7 @@ COMPUTED: dict[str, Computed] = {
     "run_id": Computed(
         str,
         "",
-        "the run's id: the registry version a promotion makes (empty: the Kubeflow run's name, "
+        "the run's id: the registry version a promotion makes (empty: the Kubeflow run's id, "
         "as for a run started in the UI or by a schedule)",
     ),
 }

@@ -203,7 +203,7 @@ def training_dag(p: Parameters) -> TrainingOutputs:
             evaluation=evaluated.outputs["evaluation"],
             table_schema=table_schema,
             quality=checked.outputs["quality"],
-            job_name=dsl.PIPELINE_JOB_NAME_PLACEHOLDER,
+            job_id=dsl.PIPELINE_JOB_ID_PLACEHOLDER,
         ).set_caching_options(enable_caching=False)
         with_s3_credentials(promoted)
     return TrainingOutputs(

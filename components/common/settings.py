@@ -196,15 +196,20 @@ def endpoint_problem(value: str) -> str:
 
 
 def http_url_problem(flag: str, value: str, example: str) -> str:
+    """What is wrong with an http(s) URL setting; the message shows the URL's scheme and host
+    only (a webhook's path is its key)."""
     if not value:
         return ""
     parts = urlsplit(value)
+    shown = f"{parts.scheme}://{parts.netloc.rsplit('@', 1)[-1]}..." if parts.netloc else "?"
     try:
         parts.port  # noqa: B018 - a port that is not a number raises here
     except ValueError:
-        return f"{flag} has a port that is not a number; got {value!r}"
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        return f"{flag} must be an http:// or https:// URL ({example}); got {value!r}"
+        return f"{flag} has a port that is not a number; got {shown!r}"
+    if parts.scheme not in ("http", "https") or not parts.hostname or " " in value:
+        short = value if len(value) <= 24 else f"{value[:24]}..."
+        given = shown if parts.scheme in ("http", "https") else short
+        return f"{flag} must be an http:// or https:// URL ({example}); got {given!r}"
     return ""
 
 

@@ -65,14 +65,12 @@ def shown_url(url: str) -> str:
 def post_message(url: str, message: FailureMessage | dict[str, Any]) -> str:
     """POST the message as JSON (see `attempted`); '' when the webhook took it, else the
     one-line reason it did not."""
-    request = urllib.request.Request(
-        url,
-        data=json.dumps(message).encode(),
-        method="POST",
-        headers={"Content-Type": "application/json"},
-    )
+    body = json.dumps(message).encode()
 
     def post() -> None:
+        request = urllib.request.Request(
+            url, data=body, method="POST", headers={"Content-Type": "application/json"}
+        )
         with urllib.request.urlopen(request, timeout=NOTIFY_TIMEOUT_SECONDS):
             pass
 

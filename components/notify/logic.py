@@ -24,7 +24,9 @@ from components.core.registry import entry_name
 __all__ = ["notify_run"]
 
 PUSHGATEWAY_ENV = "STABLEPIPE_PUSHGATEWAY"
-SUCCEEDED = "SUCCEEDED"
+# How the final status says the run succeeded: kfp.local says SUCCEEDED, the KFP backend's
+# driver COMPLETE (CACHED when every step came from the cache).
+SUCCESS_STATES = frozenset({"SUCCEEDED", "COMPLETE", "CACHED"})
 
 
 def notify_run(
@@ -42,7 +44,7 @@ def notify_run(
     entry = entry_name(settings.model_name, settings.target)
     facts: dict[str, Any] = {"state": state, "alert": "skipped", "metrics": "skipped"}
     url = env.get(NOTIFY_ENV, "").strip()
-    if state != SUCCEEDED and url:
+    if state not in SUCCESS_STATES and url:
         message = failure_message(
             run_id=run_id or job,  # a UI or scheduled run: the KFP run's name
             pipeline=pipeline,
@@ -56,7 +58,7 @@ def notify_run(
         facts["alert"] = problem or f"posted to {shown_url(url)}"
     gateway = env.get(PUSHGATEWAY_ENV, "").strip()
     if gateway:
-        registry = final_status_metrics(state == SUCCEEDED, {}).registry
+        registry = final_status_metrics(state in SUCCESS_STATES, {}).registry
         problem = push_metrics(gateway, registry, {"model": entry})
         facts["metrics"] = problem or f"pushed to {gateway}"
     return facts

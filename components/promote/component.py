@@ -17,7 +17,7 @@ def promote(
     store: str,
     s3_endpoint: str,
     run_id: str,
-    job_name: str,
+    job_id: str,
     data_fingerprint: str,
 ) -> str:
     """Publish the model as a new registry version and make it the champion.
@@ -34,8 +34,8 @@ def promote(
         quality: check_quality's verdict; its data profile is stored as data_profile.json, the
             reference later runs measure drift against.
         run_id: The run's id, the new version's name.
-        job_name: The Kubeflow run's name: the version's name when `run_id` is empty (a run
-            started in the UI or by a schedule).
+        job_id: The Kubeflow run's id (a UUID): the version's name when `run_id` is empty (a
+            run started in the UI or by a schedule; the run's display name is not unique).
         data_fingerprint: The data's SHA-256 the runner computed, kept in the champion pointer
             (a retraining trigger compares new data with it).
 
@@ -63,7 +63,7 @@ def promote(
                 evaluated,
                 read_table_schema(table_schema.path),
                 verdict,
-                run_id or job_name,
+                run_id or job_id,
                 RunConfig(**settings),
                 data_fingerprint,
             )

@@ -132,7 +132,7 @@ def stage_chain(data: str, registry: str) -> ChainOutputs:
         table_schema=table_schema,
         quality=checked.outputs["quality"],
         run_id="v1",
-        job_name="components-chain",
+        job_id="6f1e3a52-0c7d-4b8e-9a51-2d4f0e7c9b13",
         data_fingerprint="sha256-of-the-chain's-data",
         **settings(promote, registry=registry),
     )

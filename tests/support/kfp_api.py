@@ -88,12 +88,24 @@ class KfpApi:
     experiments: dict[str, dict[str, Any]] = field(default_factory=dict)
     runs: dict[str, dict[str, Any]] = field(default_factory=dict)
     recurring_runs: dict[str, dict[str, Any]] = field(default_factory=dict)
+    specs: dict[str, dict[str, Any]] = field(default_factory=dict)  # version id -> its spec
     calls: list[tuple[str, str]] = field(default_factory=list)  # (method, path)
     broken: list[str] = field(default_factory=list)  # contract violations seen
     ids: Iterator[int] = field(default_factory=lambda: itertools.count(1))
 
     def new_id(self, kind: str) -> str:
         return f"{kind}-{next(self.ids)}"
+
+    def cached_tasks(self, version_id: str) -> list[str]:
+        """The tasks of a version's pipeline (nested DAGs too) with KFP's cache on."""
+        spec = self.specs[version_id]
+        dags = [spec["root"], *spec.get("components", {}).values()]
+        return [
+            name
+            for dag in dags
+            for name, task in dag.get("dag", {}).get("tasks", {}).items()
+            if task.get("cachingOptions", {}).get("enableCache")
+        ]
 
     def count(self, method: str, path: str) -> int:
         return sum(1 for m, p in self.calls if m == method and re.fullmatch(path, p))
@@ -105,12 +117,18 @@ class KfpApi:
         if method == "GET" and route == "/healthz":
             return 200, {"multi_user": False}
         if method == "GET" and route == "/pipelines":
-            found = [p for p in self.pipelines.values() if matches(p, query)]
+            # a multi-user KFP lists the namespace's pipelines (shared ones without one)
+            namespace = query.get("namespace", [""])[0]
+            found = [
+                p for p in self.pipelines.values()
+                if matches(p, query) and p.get("namespace", "") == namespace
+            ]  # fmt: skip
             return 200, {"pipelines": found, "total_size": len(found)}
         if method == "POST" and route == "/pipelines/upload":
             pipeline = {"pipeline_id": self.new_id("pipeline"),
                         "display_name": query["name"][0],
-                        "description": query.get("description", [""])[0]}  # fmt: skip
+                        "description": query.get("description", [""])[0],
+                        "namespace": query.get("namespace", [""])[0]}  # fmt: skip
             self.pipelines[pipeline["pipeline_id"]] = pipeline
             self.add_version(pipeline["pipeline_id"], query["name"][0], body)
             return 200, pipeline
@@ -150,6 +168,8 @@ class KfpApi:
             )
             if status == 200:
                 made["status"] = "ENABLED" if made.pop("mode", "ENABLE") == "ENABLE" else "DISABLED"
+                # int64 fields come back as strings, as protobuf's JSON mapping writes them
+                made["max_concurrency"] = str(made.get("max_concurrency", "1"))
             return status, made
         if method == "DELETE" and (m := re.fullmatch(r"/recurringruns/([^/:]+)", route)):
             if self.recurring_runs.pop(m[1], None) is None:
@@ -164,6 +184,7 @@ class KfpApi:
         version = {"pipeline_id": pipeline_id, "pipeline_version_id": self.new_id("version"),
                    "display_name": name}  # fmt: skip
         self.versions[version["pipeline_version_id"]] = version
+        self.specs[version["pipeline_version_id"]] = spec
         return version
 
     def create(

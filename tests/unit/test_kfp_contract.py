@@ -55,6 +55,7 @@ def test_submit_uploads_a_version_only_when_the_pipeline_changed(
     assert f"version {version['display_name']} (uploaded)" in first
     assert f"version {version['display_name']} (unchanged)" in second
     assert "finished: SUCCEEDED" in first
+    assert "train" in api.cached_tasks(version["pipeline_version_id"])  # cached by default
     # both runs use that version, with every pipeline parameter and a run id each
     runs = list(api.runs.values())
     assert len(runs) == 2 and len({r["runtime_config"]["parameters"]["run_id"] for r in runs}) == 2
@@ -76,6 +77,10 @@ def test_schedule_is_declarative_and_idempotent(
     assert "schedule nightly: created (0 0 3 * * *" in capsys.readouterr().err
     (made,) = api.recurring_runs.values()
     assert made["display_name"] == "nightly"
+    # every scheduled run gets the same parameters: KFP's cache is off in every task of its
+    # version (kfp.Client drops enable_caching for a version), nested ones included
+    version_id = made["pipeline_version_reference"]["pipeline_version_id"]
+    assert api.cached_tasks(version_id) == []
     assert made["trigger"]["cron_schedule"]["cron"] == "0 0 3 * * *"
     assert int(made["max_concurrency"]) == 1 and made["no_catchup"] is True
     parameters = made["runtime_config"]["parameters"]
@@ -157,3 +162,18 @@ def test_submit_when_the_data_is_new_or_drifted(
     line = capsys.readouterr().err
     assert "drift drift (alcohol" in line and "quality" in line, line
     assert len(api.runs) == 2
+
+
+def test_a_multi_user_namespace_keeps_its_pipeline(
+    api: KfpApi, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """In a multi-user KFP the pipeline is the namespace's: the second submit finds it there
+    instead of uploading it again (which the API refuses as a duplicate)."""
+    for _ in range(2):
+        assert main(["submit", "--data", "demo:wine", "--namespace", "ml-prod"]) == 0
+    assert [p["namespace"] for p in api.pipelines.values()] == ["ml-prod"]
+    assert "(unchanged)" in capsys.readouterr().err.splitlines()[-2]
+    # cache: false is a version with KFP's cache off, not a flag the version would ignore
+    assert main(["submit", "--data", "demo:wine", "--namespace", "ml-prod", "--no-cache"]) == 0
+    run = list(api.runs.values())[-1]
+    assert api.cached_tasks(run["pipeline_version_reference"]["pipeline_version_id"]) == []

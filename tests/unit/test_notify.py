@@ -88,3 +88,40 @@ def test_the_exit_step_alerts_only_on_a_run_that_did_not_succeed() -> None:
     assert message["logs"] == "Kubeflow Pipelines run job-2" and message["stage"] == ""
     # a gateway that is down is a reason in the step's facts, never a failed step
     assert "refused" in failed["metrics"].lower() and "refused" in done["metrics"].lower()
+
+
+def test_the_backends_success_states_post_nothing() -> None:
+    """The KFP backend says COMPLETE (CACHED when every step came from the cache) where
+    kfp.local says SUCCEEDED: none of them is a failure."""
+    from components.common.settings import RunConfig
+    from components.notify.logic import notify_run
+
+    with webhook() as hook:
+        env = {"STABLEPIPE_NOTIFY_URL": hook.url}
+        for state in ("SUCCEEDED", "COMPLETE", "CACHED"):
+            facts = notify_run(state, "job", None, ("p", ""), RunConfig(target="y"), env)
+            assert facts["alert"] == "skipped", state
+    assert hook.received == []
+
+
+def test_a_webhook_that_is_not_http_or_not_a_url_is_a_reason_never_an_error() -> None:
+    """Whatever the URL (from a Secret, never checked) and whatever answers, a reason comes
+    back, and it never quotes the URL's key."""
+    import socket
+    import threading
+
+    server = socket.create_server(("127.0.0.1", 0))
+
+    def not_http() -> None:  # a TLS port, say: bytes that are no HTTP answer
+        connection, _ = server.accept()
+        connection.recv(65536)
+        connection.sendall(b"\x15\x03\x01\x00\x02\x02\x46")
+        connection.close()
+
+    threading.Thread(target=not_http, daemon=True).start()
+    port = server.getsockname()[1]
+    for url in (f"http://127.0.0.1:{port}/secret-key", "hooks.example/secret-key",
+                "http://127.0.0.1:1/a path/secret-key"):  # fmt: skip
+        reason = post_message(url, MESSAGE)
+        assert reason and "secret-key" not in reason, (url, reason)
+    server.close()
