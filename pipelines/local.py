@@ -28,6 +28,7 @@ import time
 import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
+from functools import partial
 from pathlib import Path
 from typing import Any, Protocol, TextIO
 
@@ -410,20 +411,12 @@ def run_locally(
     try:
         return run_and_record(plan, record, executor, terminal)
     except (BadInputError, RunFailed) as error:  # exit 2 or 4, exit 1: not an interrupt
-        failure = error
-
-        def alert() -> None:
-            notify_failure(record, failure, terminal)
-
-        never_fatal("the failure alert", terminal, alert)
+        never_fatal("the failure alert", terminal, partial(notify_failure, record, error, terminal))
         raise
     finally:
         if config.pushgateway and record.summary["status"] != "running":
-            never_fatal(
-                "the run's metrics",
-                terminal,
-                lambda: push_run_metrics(record, config.pushgateway, terminal),
-            )
+            push = partial(push_run_metrics, record, config.pushgateway, terminal)
+            never_fatal("the run's metrics", terminal, push)
 
 
 def never_fatal(what: str, terminal: TextIO, call: Callable[[], None]) -> None:

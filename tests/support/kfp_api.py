@@ -18,12 +18,13 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from email.parser import BytesParser
 from email.policy import default
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import kfp_server_api
 import yaml
+
+from tests.support.local_http import QuietHandler, serving
 
 PREFIX = "/apis/v2beta1"
 SCALARS = {"str": str, "bool": bool, "int": int, "object": object, "datetime": str}
@@ -211,7 +212,7 @@ def kfp_api() -> Iterator[KfpApi]:
     api = KfpApi()
     lock = threading.Lock()
 
-    class Handler(BaseHTTPRequestHandler):
+    class Handler(QuietHandler):
         def respond(self, method: str) -> None:
             parts = urlsplit(self.path)
             query = parse_qs(parts.query)
@@ -245,18 +246,9 @@ def kfp_api() -> Iterator[KfpApi]:
         def do_DELETE(self) -> None:
             self.respond("DELETE")
 
-        def log_message(self, *args: Any) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    api.url = f"http://127.0.0.1:{server.server_address[1]}"
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
+    with serving(Handler) as url:
+        api.url = url
         yield api
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 def uploaded_file(raw: bytes, content_type: str) -> bytes:

@@ -4,12 +4,12 @@ keeps each JSON body and answers with the status it is told to."""
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+
+from tests.support.local_http import QuietHandler, serving
 
 
 @dataclass
@@ -25,7 +25,7 @@ def webhook(status: int = 200) -> Iterator[Webhook]:
     """A webhook on a loopback port for the `with` block."""
     hook = Webhook(url="", status=status)
 
-    class Handler(BaseHTTPRequestHandler):
+    class Handler(QuietHandler):
         def do_POST(self) -> None:
             hook.attempts += 1
             body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
@@ -37,15 +37,6 @@ def webhook(status: int = 200) -> Iterator[Webhook]:
             self.end_headers()
             self.wfile.write(b"ok")
 
-        def log_message(self, *args: Any) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    hook.url = f"http://127.0.0.1:{server.server_address[1]}/services/T000/B000/secret-key"
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
+    with serving(Handler) as url:
+        hook.url = f"{url}/services/T000/B000/secret-key"
         yield hook
-    finally:
-        server.shutdown()
-        server.server_close()
