@@ -77,6 +77,20 @@ DEFAULT_CONFIGURATIONS = (
             "max_leaf_nodes": 31,
             "min_samples_leaf": 20,
             "l2_regularization": 1e-6,
+            "early_stopping": True,
+        },
+    ),
+    # scikit-learn's own default below 10,000 rows: 100 iterations, no early stopping (see
+    # hgb_estimator)
+    (
+        "hist_gradient_boosting",
+        {
+            "learning_rate": 0.1,
+            "max_leaf_nodes": 31,
+            "min_samples_leaf": 20,
+            "l2_regularization": 1e-6,
+            "early_stopping": False,
+            "max_iter": 100,
         },
     ),
     # CatBoost at its own default depth, L2 and learning rate (which it sets from the rows and
@@ -113,7 +127,10 @@ def suggest_config(trial: optuna.Trial, families: list[str]) -> tuple[str, dict[
             "max_leaf_nodes": trial.suggest_int("hgb_max_leaf_nodes", 8, 64, log=True),
             "min_samples_leaf": trial.suggest_int("hgb_min_samples_leaf", 5, 50, log=True),
             "l2_regularization": trial.suggest_float("hgb_l2_regularization", 1e-6, 10.0, log=True),
+            "early_stopping": trial.suggest_categorical("hgb_early_stopping", [True, False]),
         }
+        if not params["early_stopping"]:
+            params["max_iter"] = trial.suggest_int("hgb_max_iter", 50, HGB_MAX_ITER, log=True)
     elif family == "lightgbm":
         params = {
             "n_estimators": trial.suggest_int("lightgbm_n_estimators", 20, 1000, log=True),
@@ -167,8 +184,7 @@ def make_estimator(family: str, params: dict[str, Any], task: str, seed: int) ->
         }[(family, classify)]
         return forest(**params, n_jobs=1, random_state=seed)
     if family == "hist_gradient_boosting":
-        boosting = HistGradientBoostingClassifier if classify else HistGradientBoostingRegressor
-        return boosting(**params, max_iter=300, early_stopping=True, random_state=seed)
+        return hgb_estimator(params, classify, seed)
     if family == "lightgbm":
         from lightgbm import LGBMClassifier, LGBMRegressor
 
@@ -189,6 +205,32 @@ def make_estimator(family: str, params: dict[str, Any], task: str, seed: int) ->
         # same C and gamma mean the same thing whatever the target's unit.
         return standardised_target(SVR(C=params["C"], gamma=params["gamma"], cache_size=500))
     raise BadInputError(f"model family must be one of {FAMILIES}; got {family!r}")
+
+
+# Histogram gradient boosting's iterations: at most this many with early stopping (which ends
+# it sooner), and the searched count's upper bound without.
+HGB_MAX_ITER = 500
+HGB_EARLY_STOPPING_ITER = 300
+
+
+def hgb_estimator(params: dict[str, Any], classify: bool, seed: int) -> Any:
+    """Histogram gradient boosting, with or without early stopping (`early_stopping`; a
+    configuration saved before it was searched had it on). Early stopping holds out 10% of the
+    rows and stops after 10 iterations without gain: that suits ROC-AUC on small tables, but
+    on regression it often stops early and fits on fewer rows. Measured with the library
+    defaults on 75/25 splits (six seeds): off with 100 iterations, RMSE -2.2% on Ames, -3.5%
+    on Boston, -1.7% on AER HousePrices, +1.9% on ISLR Wage, +3.8% on CPS1985; ROC-AUC -0.013
+    on Titanic, -0.011 on Chile. On 40,455 diamonds, off with 300 iterations: 540 against 548.
+    So both are searched, with the iterations when it is off."""
+    boosting = HistGradientBoostingClassifier if classify else HistGradientBoostingRegressor
+    settings = {k: v for k, v in params.items() if k not in ("early_stopping", "max_iter")}
+    if params.get("early_stopping", True):
+        return boosting(
+            **settings, max_iter=HGB_EARLY_STOPPING_ITER, early_stopping=True, random_state=seed
+        )
+    return boosting(
+        **settings, max_iter=int(params["max_iter"]), early_stopping=False, random_state=seed
+    )
 
 
 def catboost_model(params: dict[str, Any], classify: bool, seed: int) -> CatBoostCategories:
@@ -266,7 +308,8 @@ def fit_size(family: str, params: dict[str, Any]) -> float:
     tries times the depth; a boosted model's trees times the square root of a tree's leaves
     (measured, 100 trees on 20,000 rows, one thread: LightGBM with 4, 16, 64, 256 leaves took
     1 : 1.6 : 3.3 : 10.8, CatBoost at depth 4, 6, 8 took 1 : 1.8 : 5.0), times LightGBM's
-    share of columns per tree; 1 for the families whose cost no parameter sets this way."""
+    share of columns per tree (histogram gradient boosting's trees: its iterations, or with
+    early stopping their cap); 1 for the families whose cost no parameter sets this way."""
     if family in ("random_forest", "extra_trees"):
         return float(params["n_estimators"] * params["max_features"] * params["max_depth"])
     if family == "lightgbm":
@@ -274,7 +317,24 @@ def fit_size(family: str, params: dict[str, Any]) -> float:
         return float(params["n_estimators"] * leaves * params["colsample_bytree"])
     if family == "catboost":
         return float(params["iterations"] * 2 ** (params["depth"] / 2))
+    if family == "hist_gradient_boosting":
+        # early stopping's cap: the size errs long, as the deadline check wants
+        iterations = HGB_EARLY_STOPPING_ITER
+        if not params.get("early_stopping", True):
+            iterations = params["max_iter"]
+        return float(iterations * params["max_leaf_nodes"] ** 0.5)
     return 1.0
+
+
+# Parameters searched since a version of the search space, with the value a configuration saved
+# before then (an older champion's) was fitted with.
+EARLIER_VALUES = {"hist_gradient_boosting": {"early_stopping": True}}
+
+
+def with_earlier_values(family: str, params: dict[str, Any]) -> dict[str, Any]:
+    """A saved configuration's parameters, completed with what it was fitted with for the
+    parameters searched since it was saved."""
+    return {**EARLIER_VALUES.get(family, {}), **params}
 
 
 def trial_params(family: str, params: dict[str, Any]) -> dict[str, Any]:

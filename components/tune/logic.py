@@ -39,6 +39,7 @@ from components.core.families import (
     make_model,
     suggest_config,
     trial_params,
+    with_earlier_values,
 )
 from components.core.metrics import cv_metric, metrics_of, model_output
 from components.core.registry import champion_configuration, settings_registry
@@ -334,7 +335,9 @@ def fixed_configurations(
     available = families_for(rows)
     fixed = []
     if champion and champion.get("model") in available:
-        fixed.append((trial_params(champion["model"], champion.get("params", {})), "warm_start"))
+        family = champion["model"]
+        saved = with_earlier_values(family, champion.get("params", {}))
+        fixed.append((trial_params(family, saved), "warm_start"))
     for family, params in DEFAULT_CONFIGURATIONS:
         if family in available:
             fixed.append((trial_params(family, params), "default"))

@@ -503,3 +503,40 @@ def test_catboost_probabilities_follow_classes_and_a_refused_fit_fails_the_trial
     assert (model.predict(X) == y).mean() > 0.9
     with pytest.raises(ValueError, match="CatBoost"):
         CatBoostCategories(booster).fit(X, np.zeros(300))
+
+
+def test_gradient_boosting_searches_early_stopping_and_iterations_without_it(
+    diamonds_sample: pd.DataFrame,
+) -> None:
+    """Histogram gradient boosting is searched with early stopping (at most 300 iterations) and
+    without it (the iterations searched too); both are default configurations; a champion saved
+    before early stopping was searched keeps the early stopping it was fitted with."""
+    from components.core.families import fit_size, suggest_config, trial_params
+    from components.tune.logic import fixed_configurations
+
+    boosting = [p for family, p in DEFAULT_CONFIGURATIONS if family == "hist_gradient_boosting"]
+    assert [p["early_stopping"] for p in boosting] == [True, False]
+    schema = infer_table_schema(diamonds_sample, "price", "regression")
+    steps = feature_pipeline(build_preprocessor(schema), "passthrough")
+    stopping, fixed = (make_model(steps, "hist_gradient_boosting", p, "regression", 0)[-1]
+                       for p in boosting)  # fmt: skip
+    assert (stopping.early_stopping, stopping.max_iter) == (True, 300)
+    assert (fixed.early_stopping, fixed.max_iter) == (False, 100)
+    assert fit_size("hist_gradient_boosting", boosting[1]) < fit_size(
+        "hist_gradient_boosting", boosting[0]
+    )
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    seen = set()
+    for _ in range(40):
+        family, params = suggest_config(study.ask(), ["hist_gradient_boosting"])
+        seen.add(params["early_stopping"])
+        assert ("max_iter" in params) == (not params["early_stopping"])
+        if "max_iter" in params:
+            assert 50 <= params["max_iter"] <= 500
+    assert seen == {True, False}
+    old = {"learning_rate": 0.1, "max_leaf_nodes": 31, "min_samples_leaf": 20,
+           "l2_regularization": 1e-6}  # fmt: skip
+    first, mark = fixed_configurations({"model": "hist_gradient_boosting", "params": old}, 100)[0]
+    assert mark == "warm_start"
+    assert first == trial_params("hist_gradient_boosting", {**old, "early_stopping": True})
+    assert make_model(steps, "hist_gradient_boosting", old, "regression", 0)[-1].early_stopping
