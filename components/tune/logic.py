@@ -284,7 +284,9 @@ def objective(
             by_metric.setdefault(name, []).append(value)
         scores.append(measured[metric])
         trial.report(float(np.mean(scores)), step=fold)
-        if trial.should_prune():
+        # the fixed configurations (the champion's, the defaults) run to the end: they are the
+        # references the search is judged by and the ensemble's most different members
+        if not mark and trial.should_prune():
             stop(trial, scores)
     trial.set_user_attr("fold_scores", scores)
     trial.set_user_attr("fold_metrics", by_metric)

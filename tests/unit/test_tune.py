@@ -528,7 +528,7 @@ def test_gradient_boosting_searches_early_stopping_and_iterations_without_it(
     study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
     seen = set()
     for _ in range(40):
-        family, params = suggest_config(study.ask(), ["hist_gradient_boosting"])
+        _, params = suggest_config(study.ask(), ["hist_gradient_boosting"])
         seen.add(params["early_stopping"])
         assert ("max_iter" in params) == (not params["early_stopping"])
         if "max_iter" in params:
