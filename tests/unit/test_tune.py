@@ -9,7 +9,14 @@ import pytest
 from sklearn.decomposition import PCA
 
 from components.collect.logic import best_configuration
-from components.core.families import DEFAULT_CONFIGURATIONS, FAMILIES, families_for, make_model
+from components.core.families import (
+    DEFAULT_CONFIGURATIONS,
+    FAMILIES,
+    families_for,
+    make_model,
+    suggest_config,
+    trial_params,
+)
 from components.core.metrics import cv_metric, study_direction
 from components.core.study import config_from_trial, create_study, load_study
 from components.features.logic import feature_pipeline
@@ -511,7 +518,7 @@ def test_gradient_boosting_searches_early_stopping_and_iterations_without_it(
     """Histogram gradient boosting is searched with early stopping (at most 300 iterations) and
     without it (the iterations searched too); both are default configurations; a champion saved
     before early stopping was searched keeps the early stopping it was fitted with."""
-    from components.core.families import fit_size, suggest_config, trial_params
+    from components.core.families import fit_size
     from components.tune.logic import fixed_configurations
 
     boosting = [p for family, p in DEFAULT_CONFIGURATIONS if family == "hist_gradient_boosting"]
@@ -540,3 +547,35 @@ def test_gradient_boosting_searches_early_stopping_and_iterations_without_it(
     assert mark == "warm_start"
     assert first == trial_params("hist_gradient_boosting", {**old, "early_stopping": True})
     assert make_model(steps, "hist_gradient_boosting", old, "regression", 0)[-1].early_stopping
+
+
+@pytest.mark.parametrize("fixed", [True, False])
+def test_fixed_configurations_are_never_pruned(titanic: pd.DataFrame, fixed: bool) -> None:
+    """A trial worse than the median of the complete trials at its fold is pruned, unless it is
+    a fixed configuration (the champion's, a default): those run every fold and keep their
+    out-of-fold predictions for the ensemble."""
+    from components.core.schedule import ScheduledPruner, ScheduledSampler
+    from components.tune.logic import objective
+
+    data = search_data(titanic, "survived")
+    study = optuna.create_study(direction="maximize")
+    distributions = {"model": optuna.distributions.CategoricalDistribution(FAMILIES)}
+    for _ in range(5):  # five complete trials that scored perfectly at every fold
+        study.add_trial(
+            optuna.trial.create_trial(
+                params={"model": "linear"},
+                distributions=distributions,
+                value=1.0,
+                intermediate_values=dict.fromkeys(range(data.folds), 1.0),
+            )
+        )
+    weak = trial_params("linear", {"C": 1e-3})
+    marks = [(weak, "default")] * (6 if fixed else 5)  # trial 5 fixed, or proposed
+    sampler = ScheduledSampler(lambda t: suggest_config(t, ["linear"]), seed=0, lag=1,
+                               wait=False, fixed=marks)  # fmt: skip
+    study.sampler, study.pruner = sampler, ScheduledPruner(1)
+    study.optimize(lambda t: objective(t, data, 0, sampler), n_trials=1)
+    last = study.trials[-1]
+    expected = optuna.trial.TrialState.COMPLETE if fixed else optuna.trial.TrialState.PRUNED
+    assert last.state == expected
+    assert len(last.user_attrs["fold_scores"]) == (data.folds if fixed else 2)
