@@ -55,7 +55,7 @@ NATIVE_CATEGORICAL = ("hist_gradient_boosting", "lightgbm", "catboost")
 
 
 # Tried first (after the champion's configuration), cheapest first: the library defaults of
-# the families that fit fast at any size, then one forest for the ensemble. TPE's random
+# the families that fit fast at any size (then ENSEMBLE_DEFAULTS). TPE's random
 # start-up trials otherwise spend a short budget on forests, and the search may end below what
 # a default model scores. They are never pruned (components/tune/logic.py).
 DEFAULT_CONFIGURATIONS = (
@@ -99,17 +99,23 @@ DEFAULT_CONFIGURATIONS = (
     # benchmark the automatic rate scored best or within 0.001 of fixed rates of 0.05 and 0.1
     # on three
     ("catboost", {"iterations": 300, "depth": 6, "l2_leaf_reg": 3.0, "auto_learning_rate": True}),
-    # deep extra trees: rarely the best alone, but they err unlike boosted trees, which is what
-    # an ensemble needs, and the search's own forest trials are mostly pruned before they keep
-    # predictions. On 40,455 diamonds (75/25 split): 545 RMSE alone, histogram gradient
-    # boosting 540, their average 530 (AutoGluon's ensembles hold a forest for the same reason).
-    # Fifty trees with leaves of at least three rows keep it small: 43 MB fitted there, where
-    # 100 trees with single-row leaves took 228 MB
+)
+
+# Tried after the defaults when the search keeps out-of-fold predictions for an ensemble (no
+# text, no forecast) and the training split has at most ENSEMBLE_DEFAULT_MAX_ROWS rows: deep
+# extra trees, rarely the best alone, but they err unlike boosted trees, which is what an
+# ensemble needs, and the search's own forest trials are mostly pruned before they keep
+# predictions. On 40,455 diamonds (75/25 split): 545 RMSE alone, histogram gradient boosting
+# 540, their average 530 (AutoGluon's ensembles hold a forest for the same reason). Fifty trees
+# with leaves of at least three rows: 43 MB fitted there (100 trees with single-row leaves:
+# 228 MB); its size grows with the rows, hence the limit.
+ENSEMBLE_DEFAULTS = (
     (
         "extra_trees",
         {"n_estimators": 50, "max_depth": 20, "min_samples_leaf": 3, "max_features": 0.5},
     ),
 )
+ENSEMBLE_DEFAULT_MAX_ROWS = 50_000
 
 
 def families_for(rows: int) -> list[str]:

@@ -34,6 +34,8 @@ from components.core.ensemble import (
 )
 from components.core.families import (
     DEFAULT_CONFIGURATIONS,
+    ENSEMBLE_DEFAULT_MAX_ROWS,
+    ENSEMBLE_DEFAULTS,
     families_for,
     fit_size,
     make_model,
@@ -330,17 +332,22 @@ def has_complete_trial(study: optuna.Study) -> bool:
 
 
 def fixed_configurations(
-    champion: dict[str, Any] | None, rows: int
+    champion: dict[str, Any] | None, rows: int, ensemble: bool = False
 ) -> list[tuple[dict[str, Any], str]]:
     """The first trials, as flat study parameters with the user attribute marking each: the
-    champion's configuration (when its family is searched at this size), then the defaults."""
+    champion's configuration (when its family is searched at this size), then the defaults,
+    then, when the search keeps predictions for an `ensemble` and the table is small enough,
+    the ensemble's defaults."""
     available = families_for(rows)
     fixed = []
     if champion and champion.get("model") in available:
         family = champion["model"]
         saved = with_earlier_values(family, champion.get("params", {}))
         fixed.append((trial_params(family, saved), "warm_start"))
-    for family, params in DEFAULT_CONFIGURATIONS:
+    defaults = list(DEFAULT_CONFIGURATIONS)
+    if ensemble and rows <= ENSEMBLE_DEFAULT_MAX_ROWS:
+        defaults += ENSEMBLE_DEFAULTS
+    for family, params in defaults:
         if family in available:
             fixed.append((trial_params(family, params), "default"))
     return fixed
@@ -424,7 +431,7 @@ def search(
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         optuna.storages.fail_stale_trials(study)  # trials of a crashed worker become FAIL
     families = families_for(len(data.X))
-    fixed = fixed_configurations(champion, len(data.X))
+    fixed = fixed_configurations(champion, len(data.X), ensemble_allowed(data.feature_steps))
     warmed = any(mark == "warm_start" for _, mark in fixed)
     sampler = ScheduledSampler(
         lambda trial: suggest_config(trial, families),

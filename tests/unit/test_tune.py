@@ -11,6 +11,7 @@ from sklearn.decomposition import PCA
 from components.collect.logic import best_configuration
 from components.core.families import (
     DEFAULT_CONFIGURATIONS,
+    ENSEMBLE_DEFAULTS,
     FAMILIES,
     families_for,
     make_model,
@@ -334,6 +335,23 @@ def test_the_champions_configuration_is_the_first_trial(
     assert best["warm_start"]["won"] == (best["trial"] == 0)
 
 
+def test_the_ensembles_forest_only_where_an_ensemble_may_use_it() -> None:
+    """The ensemble's default forest is tried when the search keeps predictions for an
+    ensemble (not with text columns or a forecast) on a training split of at most
+    ENSEMBLE_DEFAULT_MAX_ROWS rows (its fitted size grows with the rows)."""
+    from components.core.families import ENSEMBLE_DEFAULT_MAX_ROWS
+    from components.tune.logic import fixed_configurations
+
+    def families(rows: int, ensemble: bool) -> list[str]:
+        return [params["model"] for params, _ in fixed_configurations(None, rows, ensemble)]
+
+    plain = [family for family, _ in DEFAULT_CONFIGURATIONS]
+    assert families(1_000, True) == [*plain, "extra_trees"]
+    assert families(ENSEMBLE_DEFAULT_MAX_ROWS, True)[-1] == "extra_trees"
+    assert families(ENSEMBLE_DEFAULT_MAX_ROWS + 1, True) == plain
+    assert families(1_000, False) == plain
+
+
 def test_no_warm_start_for_a_family_not_searched_at_this_size() -> None:
     from components.tune.logic import fixed_configurations
 
@@ -397,12 +415,11 @@ def test_linear_models_take_text_as_sparse_tfidf_and_others_as_svd() -> None:
 def test_default_configurations_come_first(tmp_path: Path, breast_cancer: pd.DataFrame) -> None:
     data = search_data(breast_cancer, "target")
     create_study(tmp_path, "s", "roc_auc")
-    defaults = len(DEFAULT_CONFIGURATIONS)
+    expected = [*DEFAULT_CONFIGURATIONS, *ENSEMBLE_DEFAULTS]  # a table the ensemble may use
+    defaults = len(expected)
     run_worker(load_study(tmp_path), data, defaults + 1, time_budget=300, worker_index=0)
     trials = load_study(tmp_path).trials
-    assert [config_from_trial(t) for t in trials[:defaults]] == [
-        (family, params) for family, params in DEFAULT_CONFIGURATIONS
-    ]
+    assert [config_from_trial(t) for t in trials[:defaults]] == expected
     assert [t.user_attrs.get("default", False) for t in trials] == [True] * defaults + [False]
 
 
@@ -411,7 +428,7 @@ def test_gradient_boosting_splits_categories_natively(diamonds_sample: pd.DataFr
     (placed first), not one-hot columns; an unseen category is treated as missing."""
     schema = infer_table_schema(diamonds_sample, "price", "regression")
     steps = feature_pipeline(build_preprocessor(schema), "passthrough")
-    params = dict(DEFAULT_CONFIGURATIONS)["hist_gradient_boosting"]
+    params = next(p for f, p in DEFAULT_CONFIGURATIONS if f == "hist_gradient_boosting")
     X, y = diamonds_sample.drop(columns=["price"]), diamonds_sample["price"]
     model = make_model(steps, "hist_gradient_boosting", params, "regression", seed=0).fit(X, y)
     assert list(model[-1].is_categorical_[:3]) == [True, True, True]
