@@ -54,6 +54,15 @@ FAMILIES = (
 NATIVE_CATEGORICAL = ("hist_gradient_boosting", "lightgbm", "catboost")
 
 
+# Histogram gradient boosting's library defaults, as searched parameters.
+HGB_DEFAULT = {
+    "learning_rate": 0.1,
+    "max_leaf_nodes": 31,
+    "min_samples_leaf": 20,
+    "l2_regularization": 1e-6,
+}
+
+
 # Tried first (after the champion's configuration), cheapest first: the library defaults of
 # the families that fit fast at any size (then ENSEMBLE_DEFAULTS). TPE's random
 # start-up trials otherwise spend a short budget on forests, and the search may end below what
@@ -71,29 +80,10 @@ DEFAULT_CONFIGURATIONS = (
             "reg_lambda": 1e-3,
         },
     ),
-    (
-        "hist_gradient_boosting",
-        {
-            "learning_rate": 0.1,
-            "max_leaf_nodes": 31,
-            "min_samples_leaf": 20,
-            "l2_regularization": 1e-6,
-            "early_stopping": True,
-        },
-    ),
+    ("hist_gradient_boosting", {**HGB_DEFAULT, "early_stopping": True}),
     # scikit-learn's own default below 10,000 rows: 100 iterations, no early stopping (see
     # hgb_estimator)
-    (
-        "hist_gradient_boosting",
-        {
-            "learning_rate": 0.1,
-            "max_leaf_nodes": 31,
-            "min_samples_leaf": 20,
-            "l2_regularization": 1e-6,
-            "early_stopping": False,
-            "max_iter": 100,
-        },
-    ),
+    ("hist_gradient_boosting", {**HGB_DEFAULT, "early_stopping": False, "max_iter": 100}),
     # CatBoost at its own default depth, L2 and learning rate (which it sets from the rows and
     # iterations), with 300 of its 1,000 default iterations: on four small tables outside the
     # benchmark the automatic rate scored best or within 0.001 of fixed rates of 0.05 and 0.1
@@ -241,13 +231,20 @@ def hgb_estimator(params: dict[str, Any], classify: bool, seed: int) -> Any:
     So both are searched, with the iterations when it is off."""
     boosting = HistGradientBoostingClassifier if classify else HistGradientBoostingRegressor
     settings = {k: v for k, v in params.items() if k not in ("early_stopping", "max_iter")}
-    if params.get("early_stopping", True):
-        return boosting(
-            **settings, max_iter=HGB_EARLY_STOPPING_ITER, early_stopping=True, random_state=seed
-        )
     return boosting(
-        **settings, max_iter=int(params["max_iter"]), early_stopping=False, random_state=seed
+        **settings,
+        max_iter=hgb_iterations(params),
+        early_stopping=bool(params.get("early_stopping", True)),
+        random_state=seed,
     )
+
+
+def hgb_iterations(params: dict[str, Any]) -> int:
+    """A histogram gradient boosting configuration's iterations: the searched count without
+    early stopping, its cap with it (where it stops sooner)."""
+    if params.get("early_stopping", True):
+        return HGB_EARLY_STOPPING_ITER
+    return int(params["max_iter"])
 
 
 def catboost_model(params: dict[str, Any], classify: bool, seed: int) -> CatBoostCategories:
@@ -335,11 +332,8 @@ def fit_size(family: str, params: dict[str, Any]) -> float:
     if family == "catboost":
         return float(params["iterations"] * 2 ** (params["depth"] / 2))
     if family == "hist_gradient_boosting":
-        # early stopping's cap: the size errs long, as the deadline check wants
-        iterations = HGB_EARLY_STOPPING_ITER
-        if not params.get("early_stopping", True):
-            iterations = params["max_iter"]
-        return float(iterations * params["max_leaf_nodes"] ** 0.5)
+        # with early stopping its cap: the size errs long, as the deadline check wants
+        return float(hgb_iterations(params) * params["max_leaf_nodes"] ** 0.5)
     return 1.0
 
 

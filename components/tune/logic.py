@@ -431,7 +431,8 @@ def search(
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         optuna.storages.fail_stale_trials(study)  # trials of a crashed worker become FAIL
     families = families_for(len(data.X))
-    fixed = fixed_configurations(champion, len(data.X), ensemble_allowed(data.feature_steps))
+    keeps_predictions = ensemble_allowed(data.feature_steps)
+    fixed = fixed_configurations(champion, len(data.X), keeps_predictions)
     warmed = any(mark == "warm_start" for _, mark in fixed)
     sampler = ScheduledSampler(
         lambda trial: suggest_config(trial, families),
@@ -444,7 +445,7 @@ def search(
         cap=cap,
     )
     study.sampler, study.pruner = sampler, ScheduledPruner(lag)
-    if ensemble_allowed(data.feature_steps):
+    if keeps_predictions:
         record_target(study, data.y, row_folds(data), data.task, time_budget)
     finished: list[int] = []
     remaining = cap - len(study.get_trials(deepcopy=False, states=STARTED_STATES))
