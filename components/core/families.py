@@ -63,21 +63,32 @@ HGB_DEFAULT = {
 }
 
 
+# LightGBM's library defaults, as searched parameters.
+LIGHTGBM_DEFAULT = {
+    "learning_rate": 0.1,
+    "num_leaves": 31,
+    "min_child_samples": 20,
+    "colsample_bytree": 1.0,
+    "reg_lambda": 1e-3,
+}
+
+
 # Tried first (after the champion's configuration), cheapest first: the library defaults of
 # the families that fit fast at any size (then ENSEMBLE_DEFAULTS). TPE's random
 # start-up trials otherwise spend a short budget on forests, and the search may end below what
 # a default model scores. They are never pruned (components/tune/logic.py).
 DEFAULT_CONFIGURATIONS = (
     ("linear", {"C": 1.0}),
+    ("lightgbm", {**LIGHTGBM_DEFAULT, "early_stopping": False, "n_estimators": 100}),
+    # LightGBM as AutoGluon's default fits it: a lower rate, trees added until 50 rounds
+    # without gain on held-out rows, four fifths of the columns per tree (see lightgbm_model)
     (
         "lightgbm",
         {
-            "n_estimators": 100,
-            "learning_rate": 0.1,
-            "num_leaves": 31,
-            "min_child_samples": 20,
-            "colsample_bytree": 1.0,
-            "reg_lambda": 1e-3,
+            **LIGHTGBM_DEFAULT,
+            "early_stopping": True,
+            "learning_rate": 0.05,
+            "colsample_bytree": 0.8,
         },
     ),
     ("hist_gradient_boosting", {**HGB_DEFAULT, "early_stopping": True}),
@@ -140,13 +151,15 @@ def suggest_config(trial: optuna.Trial, families: list[str]) -> tuple[str, dict[
             params["max_iter"] = trial.suggest_int("hgb_max_iter", 50, HGB_MAX_ITER, log=True)
     elif family == "lightgbm":
         params = {
-            "n_estimators": trial.suggest_int("lightgbm_n_estimators", 20, 1000, log=True),
             "learning_rate": trial.suggest_float("lightgbm_learning_rate", 0.01, 0.3, log=True),
             "num_leaves": trial.suggest_int("lightgbm_num_leaves", 4, 256, log=True),
             "min_child_samples": trial.suggest_int("lightgbm_min_child_samples", 2, 100, log=True),
             "colsample_bytree": trial.suggest_float("lightgbm_colsample_bytree", 0.3, 1.0),
             "reg_lambda": trial.suggest_float("lightgbm_reg_lambda", 1e-3, 10.0, log=True),
+            "early_stopping": trial.suggest_categorical("lightgbm_early_stopping", [True, False]),
         }
+        if not params["early_stopping"]:
+            params["n_estimators"] = trial.suggest_int("lightgbm_n_estimators", 20, 1000, log=True)
     elif family == "catboost":
         params = {
             "iterations": trial.suggest_int("catboost_iterations", 100, 1000, log=True),
@@ -193,11 +206,7 @@ def make_estimator(family: str, params: dict[str, Any], task: str, seed: int) ->
     if family == "hist_gradient_boosting":
         return hgb_estimator(params, classify, seed)
     if family == "lightgbm":
-        from lightgbm import LGBMClassifier, LGBMRegressor
-
-        # n_jobs=0: OpenMP's default thread count, which a search worker caps at its share
-        booster = LGBMClassifier if classify else LGBMRegressor
-        return NativeCategories(booster(**params, n_jobs=0, random_state=seed, verbose=-1))
+        return lightgbm_model(params, classify, seed)
     if family == "catboost":
         return catboost_model(params, classify, seed)
     if family == "knn":
@@ -214,10 +223,13 @@ def make_estimator(family: str, params: dict[str, Any], task: str, seed: int) ->
     raise BadInputError(f"model family must be one of {FAMILIES}; got {family!r}")
 
 
-# Histogram gradient boosting's iterations: at most this many with early stopping (which ends
-# it sooner), and the searched count's upper bound without.
+# The boosted families searched with and without early stopping: their iterations parameter,
+# searched when early stopping is off, and the iterations early stopping may run to (it ends
+# them sooner).
+EARLY_STOPPING = {"hist_gradient_boosting": ("max_iter", 300), "lightgbm": ("n_estimators", 2000)}
 HGB_MAX_ITER = 500
-HGB_EARLY_STOPPING_ITER = 300
+# LightGBM with early stopping stops after this many rounds without gain on its held-out rows.
+LIGHTGBM_PATIENCE = 50
 
 
 def hgb_estimator(params: dict[str, Any], classify: bool, seed: int) -> Any:
@@ -233,18 +245,50 @@ def hgb_estimator(params: dict[str, Any], classify: bool, seed: int) -> Any:
     settings = {k: v for k, v in params.items() if k not in ("early_stopping", "max_iter")}
     return boosting(
         **settings,
-        max_iter=hgb_iterations(params),
-        early_stopping=bool(params.get("early_stopping", True)),
+        max_iter=iterations("hist_gradient_boosting", params),
+        early_stopping=stops_early("hist_gradient_boosting", params),
         random_state=seed,
     )
 
 
-def hgb_iterations(params: dict[str, Any]) -> int:
-    """A histogram gradient boosting configuration's iterations: the searched count without
-    early stopping, its cap with it (where it stops sooner)."""
-    if params.get("early_stopping", True):
-        return HGB_EARLY_STOPPING_ITER
-    return int(params["max_iter"])
+def lightgbm_model(params: dict[str, Any], classify: bool, seed: int) -> NativeCategories:
+    """LightGBM, with or without early stopping (`early_stopping`; a configuration saved
+    before it was searched had it off): with it, 10% of the rows are held out and trees are
+    added until LIGHTGBM_PATIENCE rounds bring no gain on them (NativeCategories), as
+    AutoGluon fits LightGBM. Measured against LightGBM's defaults (100 trees at 0.1) on 75/25
+    splits (four seeds; two on the two largest), with a rate of 0.05 and 0.8 of the columns:
+    ROC-AUC +0.010 on Titanic, +0.022 on AER HMDA, +0.013 on AER SwissLabor, +0.012 on Chile,
+    +0.014 on AER SmokeBan (10,000 rows); RMSE -1.7% on diamonds, -1.5% on ISLR Wage, -5.9% on
+    CPS1985, -0.4% on AER CPS1988 (28,155 rows), but +3.5% on Ames, +1.1% on Boston, +0.6% on
+    AER HousePrices, +12% on ggplot2 mpg (234 rows). So both are searched, with the trees
+    when it is off."""
+    from lightgbm import LGBMClassifier, LGBMRegressor
+
+    booster = LGBMClassifier if classify else LGBMRegressor
+    settings = {k: v for k, v in params.items() if k not in ("early_stopping", "n_estimators")}
+    stopping = stops_early("lightgbm", params)
+    # n_jobs=0: OpenMP's default thread count, which a search worker caps at its share
+    model = booster(
+        **settings,
+        n_estimators=iterations("lightgbm", params),
+        n_jobs=0,
+        random_state=seed,
+        verbose=-1,
+    )
+    return NativeCategories(model, early_stopping_rounds=LIGHTGBM_PATIENCE if stopping else 0)
+
+
+def stops_early(family: str, params: dict[str, Any]) -> bool:
+    """Whether a boosted configuration stops early (as it was fitted, for one saved before
+    early stopping was searched: EARLIER_VALUES)."""
+    return bool(with_earlier_values(family, params)["early_stopping"])
+
+
+def iterations(family: str, params: dict[str, Any]) -> int:
+    """A boosted configuration's iterations: the searched count without early stopping, the
+    cap with it (where it stops sooner)."""
+    name, cap = EARLY_STOPPING[family]
+    return cap if stops_early(family, params) else int(params[name])
 
 
 def catboost_model(params: dict[str, Any], classify: bool, seed: int) -> CatBoostCategories:
@@ -328,18 +372,37 @@ def fit_size(family: str, params: dict[str, Any]) -> float:
         return float(params["n_estimators"] * params["max_features"] * params["max_depth"])
     if family == "lightgbm":
         leaves = params["num_leaves"] ** 0.5
-        return float(params["n_estimators"] * leaves * params["colsample_bytree"])
+        return float(iterations(family, params) * leaves * params["colsample_bytree"])
     if family == "catboost":
         return float(params["iterations"] * 2 ** (params["depth"] / 2))
     if family == "hist_gradient_boosting":
         # with early stopping its cap: the size errs long, as the deadline check wants
-        return float(hgb_iterations(params) * params["max_leaf_nodes"] ** 0.5)
+        return float(iterations(family, params) * params["max_leaf_nodes"] ** 0.5)
     return 1.0
+
+
+def fitted_size(family: str, params: dict[str, Any], estimator: Any) -> float:
+    """`fit_size` of a fitted estimator: with the iterations an early-stopped boosted model
+    actually ran, where fit_size counts its cap. Timing a fold by the cap would make a later
+    configuration of the family that runs all its iterations seem quick."""
+    if family not in EARLY_STOPPING or not stops_early(family, params):
+        return fit_size(family, params)
+    name, cap = EARLY_STOPPING[family]
+    ran = getattr(estimator, "n_iter_", 0)  # histogram gradient boosting: the patience's too
+    best = getattr(getattr(estimator, "estimator_", None), "best_iteration_", 0)
+    if best:  # LightGBM keeps its trees up to the best; it fitted LIGHTGBM_PATIENCE more
+        ran = min(best + LIGHTGBM_PATIENCE, cap)
+    if not ran:  # not the family's estimator (a forecast's wrapper): the cap
+        return fit_size(family, params)
+    return fit_size(family, {**params, "early_stopping": False, name: int(ran)})
 
 
 # Parameters searched since a version of the search space, with the value a configuration saved
 # before then (an older champion's) was fitted with.
-EARLIER_VALUES = {"hist_gradient_boosting": {"early_stopping": True}}
+EARLIER_VALUES = {
+    "hist_gradient_boosting": {"early_stopping": True},
+    "lightgbm": {"early_stopping": False},
+}
 
 
 def with_earlier_values(family: str, params: dict[str, Any]) -> dict[str, Any]:

@@ -38,6 +38,7 @@ from components.core.families import (
     ENSEMBLE_DEFAULTS,
     families_for,
     fit_size,
+    fitted_size,
     make_model,
     suggest_config,
     trial_params,
@@ -166,7 +167,7 @@ def fit_and_score(
     return measured, output, classes, fitting, preprocessing
 
 
-# A trial's first fold: [seconds, fit_size of its configuration], read by every worker.
+# A trial's first fold: [seconds, its configuration's fitted_size], read by every worker.
 FIRST_FOLD_ATTR = "first_fold"
 
 
@@ -196,7 +197,7 @@ def cheapest_fold(study: optuna.Study) -> float:
 
 
 def first_folds(study: optuna.Study) -> list[tuple[str, float, float]]:
-    """(family, seconds, fit_size) of every trial's first fold in the study: the seconds of
+    """(family, seconds, fitted_size) of every trial's first fold in the study: the seconds of
     the estimator's fit and prediction, without the preprocessing a fold computes once."""
     return [
         (str(t.params.get("model")), *t.user_attrs[FIRST_FOLD_ATTR])
@@ -278,7 +279,8 @@ def objective(
         seconds.append(time.perf_counter() - started)
         fits.append(fitting)
         if fold == 0:
-            trial.set_user_attr(FIRST_FOLD_ATTR, [round(fitting, 4), size])
+            ran = fitted_size(family, params, model[-1])
+            trial.set_user_attr(FIRST_FOLD_ATTR, [round(fitting, 4), ran])
         if preprocessing > preprocessed:
             preprocessed = preprocessing
             trial.set_user_attr(PREPROCESSING_ATTR, [kind, round(preprocessing, 4)])

@@ -110,6 +110,13 @@ def fitted_models(passengers: pd.DataFrame) -> Iterator[tuple[str, Pipeline, pd.
                 with threadpool_limits(1):
                     model = ensemble_model(members, task).fit(frame[columns], frame[target])
                 yield f"ensemble/{task}", model, frame[columns]
+                # LightGBM early-stopped on held-out rows keeps what it scored on them
+                stopping = {**PARAMS["lightgbm"], "early_stopping": True}
+                model = make_model(steps, "lightgbm", stopping, task, 0)
+                with threadpool_limits(1):
+                    model.fit(frame[columns], frame[target])
+                assert model[-1].estimator_.best_iteration_ > 0
+                yield f"lightgbm/{task}/early_stopping", model, frame[columns]
 
 
 def test_every_model_we_build_holds_trusted_types_only(passengers, tmp_path: Path) -> None:

@@ -596,3 +596,61 @@ def test_fixed_configurations_are_never_pruned(titanic: pd.DataFrame, fixed: boo
     expected = optuna.trial.TrialState.COMPLETE if fixed else optuna.trial.TrialState.PRUNED
     assert last.state == expected
     assert len(last.user_attrs["fold_scores"]) == (data.folds if fixed else 2)
+
+
+def test_lightgbm_searches_early_stopping_and_trees_without_it(
+    diamonds_sample: pd.DataFrame, titanic: pd.DataFrame
+) -> None:
+    """LightGBM is searched with early stopping (trees added until 50 rounds bring no gain on
+    10% held-out rows, the cap 2,000) and without it (the trees searched); both are default
+    configurations; the early-stopped fit stops well before its cap, predicts with its best
+    iteration, and is timed by the trees it ran; a champion saved before early stopping was
+    searched keeps its fixed trees."""
+    from components.core.families import fit_size, fitted_size
+    from components.tune.logic import fixed_configurations
+
+    boosting = [p for family, p in DEFAULT_CONFIGURATIONS if family == "lightgbm"]
+    assert [p["early_stopping"] for p in boosting] == [False, True]
+    schema = infer_table_schema(diamonds_sample, "price", "regression")
+    steps = feature_pipeline(build_preprocessor(schema), "passthrough")
+    X, y = diamonds_sample.drop(columns=["price"]), diamonds_sample["price"]
+    stopping = make_model(steps, "lightgbm", boosting[1], "regression", 0).fit(X, y)
+    booster = stopping[-1].estimator_
+    assert booster.n_estimators == 2000 and 0 < booster.best_iteration_ < 1000
+    ran = booster.best_iteration_ + 50  # the trees after the best were fitted, then dropped
+    assert fitted_size("lightgbm", boosting[1], stopping[-1]) == pytest.approx(
+        fit_size("lightgbm", boosting[1]) * ran / 2000
+    )
+    full = stopping[:-1].transform(X)
+    assert np.array_equal(
+        stopping.predict(X), booster.booster_.predict(full, num_iteration=booster.best_iteration_)
+    )
+    fixed = make_model(steps, "lightgbm", boosting[0], "regression", 0).fit(X, y)
+    assert fixed[-1].estimator_.booster_.current_iteration() == 100
+    assert fitted_size("lightgbm", boosting[0], fixed[-1]) == fit_size("lightgbm", boosting[0])
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    seen = set()
+    for _ in range(40):
+        _, params = suggest_config(study.ask(), ["lightgbm"])
+        seen.add(params["early_stopping"])
+        assert ("n_estimators" in params) == (not params["early_stopping"])
+    assert seen == {True, False}
+    old = {key: value for key, value in boosting[0].items() if key != "early_stopping"}
+    first, mark = fixed_configurations({"model": "lightgbm", "params": old}, 100)[0]
+    assert mark == "warm_start"
+    assert first == trial_params("lightgbm", {**old, "early_stopping": False})
+    assert make_model(steps, "lightgbm", old, "regression", 0)[-1].early_stopping_rounds == 0
+    # a classifier holds out rows of every class; one class of a single row is fitted all the
+    # same (held-out rows then come from every row)
+    frame = titanic.dropna(subset=["survived"]).reset_index(drop=True)
+    rare = frame.copy()
+    rare.loc[0, "pclass"] = "crew"  # a single row (a schema asks for 5: a fold may hold 1)
+    for target in ("survived", "pclass"):
+        schema = infer_table_schema(frame, target, "auto")
+        steps = feature_pipeline(build_preprocessor(schema), "passthrough")
+        task = "binary" if target == "survived" else "multiclass"
+        model = make_model(steps, "lightgbm", boosting[1], task, 0)
+        model.fit(rare.drop(columns=[target]), rare[target])
+        assert list(model.classes_) == sorted(rare[target].unique())
+        proba = model.predict_proba(rare.drop(columns=[target]))
+        assert proba.shape == (len(rare), len(model.classes_))

@@ -4,6 +4,7 @@ and CatBoost."""
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from typing import Any
 
@@ -11,6 +12,7 @@ import numpy as np
 import pandas as pd
 from scipy import sparse
 from sklearn.base import BaseEstimator, MetaEstimatorMixin, clone
+from sklearn.model_selection import train_test_split
 from sklearn.preprocessing import OrdinalEncoder
 from sklearn.utils.metaestimators import available_if
 from threadpoolctl import threadpool_info
@@ -39,15 +41,45 @@ class NativeCategories(MetaEstimatorMixin, BaseEstimator):
     """A LightGBM model told which of its input columns are categorical codes. LightGBM takes
     them as an argument of `fit`, not of the constructor, which a Pipeline step cannot pass:
     this step passes them (`categorical_features`, column positions; empty: none) and
-    otherwise is the model it wraps."""
+    otherwise is the model it wraps.
 
-    def __init__(self, estimator: Any, categorical_features: Sequence[int] = ()) -> None:
+    With `early_stopping_rounds`, it holds out VALIDATION_FRACTION of the rows (stratified for
+    a classifier, seeded by the model's random_state), fits on the rest and stops adding trees
+    after that many rounds without gain on them (LightGBM's early_stopping callback); the model
+    then predicts with its best iteration."""
+
+    def __init__(
+        self,
+        estimator: Any,
+        categorical_features: Sequence[int] = (),
+        early_stopping_rounds: int = 0,
+    ) -> None:
         self.estimator = estimator
         self.categorical_features = categorical_features
+        self.early_stopping_rounds = early_stopping_rounds
 
     def fit(self, X: Any, y: Any) -> NativeCategories:
         columns = [int(c) for c in self.categorical_features]
-        self.estimator_ = clone(self.estimator).fit(X, y, categorical_feature=columns or "auto")
+        estimator = clone(self.estimator)
+        if not self.early_stopping_rounds:
+            self.estimator_ = estimator.fit(X, y, categorical_feature=columns or "auto")
+        else:
+            import lightgbm
+
+            classify = hasattr(estimator, "predict_proba")
+            seed = estimator.get_params().get("random_state") or 0
+            fit_rows, held = held_out_rows(np.asarray(y), classify, seed)
+            with warnings.catch_warnings():
+                # LightGBM 4.7 deprecates eval_set for eval_X and eval_y, but its classifier
+                # does not encode eval_y's labels (string labels fail): eval_set it is
+                warnings.filterwarnings("ignore", "The argument 'eval_set' is deprecated")
+                self.estimator_ = estimator.fit(
+                    rows_of(X, fit_rows),
+                    rows_of(y, fit_rows),
+                    eval_set=[(rows_of(X, held), rows_of(y, held))],
+                    categorical_feature=columns or "auto",
+                    callbacks=[lightgbm.early_stopping(self.early_stopping_rounds, verbose=False)],
+                )
         if hasattr(self.estimator_, "classes_"):
             self.classes_ = self.estimator_.classes_
         return self
@@ -63,6 +95,31 @@ class NativeCategories(MetaEstimatorMixin, BaseEstimator):
         return self.estimator.__sklearn_tags__()
 
 
+# The share of the rows an early-stopped model holds out to judge when to stop (as histogram
+# gradient boosting's validation_fraction).
+VALIDATION_FRACTION = 0.1
+
+
+def held_out_rows(y: np.ndarray, classify: bool, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """The rows to fit on and the VALIDATION_FRACTION held out to judge early stopping, both
+    classes' shares kept for a classifier. A class too rare to split (one row) leaves the fit
+    rows whole: every class is fitted, and the held-out rows are judged though fitted too."""
+    rows = np.arange(len(y))
+    try:
+        fit, held = train_test_split(
+            rows, test_size=VALIDATION_FRACTION, random_state=seed, stratify=y if classify else None
+        )
+    except ValueError:
+        _, held = train_test_split(rows, test_size=VALIDATION_FRACTION, random_state=seed)
+        return rows, np.sort(held)
+    return np.sort(fit), np.sort(held)
+
+
+def rows_of(data: Any, rows: np.ndarray) -> Any:
+    """The rows of a table, an array or a sparse matrix."""
+    return data.iloc[rows] if hasattr(data, "iloc") else data[rows]
+
+
 class CatBoostCategories(NativeCategories):
     """A CatBoost model told which of its input columns are categorical codes. CatBoost takes
     categories as whole numbers (or strings) in a table, not as floats: this step hands it the
@@ -76,6 +133,9 @@ class CatBoostCategories(NativeCategories):
       threads as OpenMP may use where it fits or predicts (a search worker's share).
     - A fit CatBoost refuses (a constant target, every feature constant) is a ValueError, a
       failed trial like any other family's, not a crashed search worker."""
+
+    def __init__(self, estimator: Any, categorical_features: Sequence[int] = ()) -> None:
+        super().__init__(estimator, categorical_features)
 
     def fit(self, X: Any, y: Any) -> CatBoostCategories:
         from catboost import CatBoostError
