@@ -80,6 +80,10 @@ LIGHTGBM_DEFAULT = {
 DEFAULT_CONFIGURATIONS = (
     ("linear", {"C": 1.0}),
     ("lightgbm", {**LIGHTGBM_DEFAULT, "early_stopping": False, "n_estimators": 100}),
+    ("hist_gradient_boosting", {**HGB_DEFAULT, "early_stopping": True}),
+    # scikit-learn's own default below 10,000 rows: 100 iterations, no early stopping (see
+    # hgb_estimator)
+    ("hist_gradient_boosting", {**HGB_DEFAULT, "early_stopping": False, "max_iter": 100}),
     # LightGBM as AutoGluon's default fits it: a lower rate, trees added until 50 rounds
     # without gain on held-out rows, four fifths of the columns per tree (see lightgbm_model)
     (
@@ -91,10 +95,6 @@ DEFAULT_CONFIGURATIONS = (
             "colsample_bytree": 0.8,
         },
     ),
-    ("hist_gradient_boosting", {**HGB_DEFAULT, "early_stopping": True}),
-    # scikit-learn's own default below 10,000 rows: 100 iterations, no early stopping (see
-    # hgb_estimator)
-    ("hist_gradient_boosting", {**HGB_DEFAULT, "early_stopping": False, "max_iter": 100}),
     # CatBoost at its own default depth, L2 and learning rate (which it sets from the rows and
     # iterations), with 300 of its 1,000 default iterations: on four small tables outside the
     # benchmark the automatic rate scored best or within 0.001 of fixed rates of 0.05 and 0.1
@@ -242,7 +242,7 @@ def hgb_estimator(params: dict[str, Any], classify: bool, seed: int) -> Any:
     on Titanic, -0.011 on Chile. On 40,455 diamonds, off with 300 iterations: 540 against 548.
     So both are searched, with the iterations when it is off."""
     boosting = HistGradientBoostingClassifier if classify else HistGradientBoostingRegressor
-    settings = {k: v for k, v in params.items() if k not in ("early_stopping", "max_iter")}
+    settings = searched_settings("hist_gradient_boosting", params)
     return boosting(
         **settings,
         max_iter=iterations("hist_gradient_boosting", params),
@@ -265,7 +265,7 @@ def lightgbm_model(params: dict[str, Any], classify: bool, seed: int) -> NativeC
     from lightgbm import LGBMClassifier, LGBMRegressor
 
     booster = LGBMClassifier if classify else LGBMRegressor
-    settings = {k: v for k, v in params.items() if k not in ("early_stopping", "n_estimators")}
+    settings = searched_settings("lightgbm", params)
     stopping = stops_early("lightgbm", params)
     # n_jobs=0: OpenMP's default thread count, which a search worker caps at its share
     model = booster(
@@ -282,6 +282,13 @@ def stops_early(family: str, params: dict[str, Any]) -> bool:
     """Whether a boosted configuration stops early (as it was fitted, for one saved before
     early stopping was searched: EARLIER_VALUES)."""
     return bool(with_earlier_values(family, params)["early_stopping"])
+
+
+def searched_settings(family: str, params: dict[str, Any]) -> dict[str, Any]:
+    """A boosted configuration's parameters but early stopping and the iterations, which
+    `iterations` sets."""
+    dropped = ("early_stopping", EARLY_STOPPING[family][0])
+    return {key: value for key, value in params.items() if key not in dropped}
 
 
 def iterations(family: str, params: dict[str, Any]) -> int:
@@ -367,7 +374,8 @@ def fit_size(family: str, params: dict[str, Any]) -> float:
     (measured, 100 trees on 20,000 rows, one thread: LightGBM with 4, 16, 64, 256 leaves took
     1 : 1.6 : 3.3 : 10.8, CatBoost at depth 4, 6, 8 took 1 : 1.8 : 5.0), times LightGBM's
     share of columns per tree (histogram gradient boosting's trees: its iterations, or with
-    early stopping their cap); 1 for the families whose cost no parameter sets this way."""
+    early stopping their cap, as LightGBM's); 1 for the families whose cost no parameter sets
+    this way."""
     if family in ("random_forest", "extra_trees"):
         return float(params["n_estimators"] * params["max_features"] * params["max_depth"])
     if family == "lightgbm":
@@ -388,11 +396,14 @@ def fitted_size(family: str, params: dict[str, Any], estimator: Any) -> float:
     if family not in EARLY_STOPPING or not stops_early(family, params):
         return fit_size(family, params)
     name, cap = EARLY_STOPPING[family]
+    inner = getattr(estimator, "regressor_", None)  # a forecast's SeasonalResidual
+    if isinstance(inner, Pipeline):
+        estimator = inner[-1]
     ran = getattr(estimator, "n_iter_", 0)  # histogram gradient boosting: the patience's too
     best = getattr(getattr(estimator, "estimator_", None), "best_iteration_", 0)
     if best:  # LightGBM keeps its trees up to the best; it fitted LIGHTGBM_PATIENCE more
         ran = min(best + LIGHTGBM_PATIENCE, cap)
-    if not ran:  # not the family's estimator (a forecast's wrapper): the cap
+    if not ran:  # an estimator not of the family's known shapes: its cap
         return fit_size(family, params)
     return fit_size(family, {**params, "early_stopping": False, name: int(ran)})
 

@@ -112,6 +112,7 @@ def fitted_models(passengers: pd.DataFrame) -> Iterator[tuple[str, Pipeline, pd.
                 yield f"ensemble/{task}", model, frame[columns]
                 # LightGBM early-stopped on held-out rows keeps what it scored on them
                 stopping = {**PARAMS["lightgbm"], "early_stopping": True}
+                del stopping["n_estimators"]  # with early stopping: its cap
                 model = make_model(steps, "lightgbm", stopping, task, 0)
                 with threadpool_limits(1):
                     model.fit(frame[columns], frame[target])

@@ -418,3 +418,23 @@ def test_a_champion_judged_with_the_challengers_history_keeps_its_covariates(
     kept = model.named_steps["timeseries"].history_frame()
     assert {"dewp", "wind"} <= set(kept.columns) and kept["dewp"].notna().all()
     np.testing.assert_allclose(with_history(model, model).predict(test), model.predict(test))
+
+
+def test_a_forecast_is_timed_by_the_iterations_its_boosted_model_ran(co2: pd.DataFrame) -> None:
+    """An early-stopped model inside a forecast (SeasonalResidual) is timed by the iterations
+    it ran, as outside one, not by its cap."""
+    from components.core.families import HGB_DEFAULT, fit_size, fitted_size
+
+    params = {**HGB_DEFAULT, "early_stopping": True}
+    settings = check_time_series(co2, "co2", "date", "", 4, 0)
+    train, _ = split_by_time(co2, "date", 0.2)
+    stopping = HistGradientBoostingRegressor(**HGB_DEFAULT, early_stopping=True, random_state=0)
+    residual = SeasonalResidual(numbers_then(stopping))
+    model = Pipeline([("timeseries", from_settings(settings, "co2")), ("forecast", residual)])
+    model.fit(train, train["co2"])
+    ran = model[-1].regressor_[-1].n_iter_
+    assert ran < 300
+    as_run = {**params, "early_stopping": False, "max_iter": ran}
+    expected = fit_size("hist_gradient_boosting", as_run)
+    assert fitted_size("hist_gradient_boosting", params, model[-1]) == expected
+    assert expected < fit_size("hist_gradient_boosting", params)

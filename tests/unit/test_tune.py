@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import optuna
@@ -26,6 +27,12 @@ from components.split.logic import split_frame
 from components.tune.logic import SearchData, run_worker
 from components.validate.logic import infer_table_schema
 from tests.unit.conftest import PARAMS
+
+
+def default_of(family: str) -> dict[str, Any]:
+    """The family's first default configuration (a dict of DEFAULT_CONFIGURATIONS would keep
+    its last: two families have two)."""
+    return next(params for name, params in DEFAULT_CONFIGURATIONS if name == family)
 
 
 def search_data(frame: pd.DataFrame, target: str, seed: int = 0) -> SearchData:
@@ -143,9 +150,8 @@ def test_a_fold_not_cached_by_this_worker_expects_its_preprocessing(
     )
 
     data = search_data(titanic, "survived")
-    defaults = dict(DEFAULT_CONFIGURATIONS)
-    boosted = make_model(data.feature_steps, "lightgbm", defaults["lightgbm"], "binary", 0)
-    linear = make_model(data.feature_steps, "linear", defaults["linear"], "binary", 0)
+    boosted = make_model(data.feature_steps, "lightgbm", default_of("lightgbm"), "binary", 0)
+    linear = make_model(data.feature_steps, "linear", default_of("linear"), "binary", 0)
     assert variant(boosted) != variant(linear)  # codes vs one-hot
     study = optuna.create_study()
     assert expected_preprocessing(study, data, boosted, 0) == 0.0  # nothing seen yet
@@ -171,7 +177,7 @@ def test_a_fold_not_cached_by_this_worker_expects_its_preprocessing(
     )
     assert expected_preprocessing(study, data, boosted, 0) == 3.0  # any variant's
     fit_rows, score_rows = next(cv_splitter("binary", data.y, data.folds, 0).split(data.X, data.y))
-    fresh = [make_model(data.feature_steps, "lightgbm", defaults["lightgbm"], "binary", 0)
+    fresh = [make_model(data.feature_steps, "lightgbm", default_of("lightgbm"), "binary", 0)
              for _ in range(2)]  # fmt: skip
     assert fit_and_score(data, fresh[0], 0, fit_rows, score_rows)[-1] > 0.0  # computed, timed
     assert fit_and_score(data, fresh[1], 0, fit_rows, score_rows)[-1] == 0.0  # cached
@@ -428,7 +434,7 @@ def test_gradient_boosting_splits_categories_natively(diamonds_sample: pd.DataFr
     (placed first), not one-hot columns; an unseen category is treated as missing."""
     schema = infer_table_schema(diamonds_sample, "price", "regression")
     steps = feature_pipeline(build_preprocessor(schema), "passthrough")
-    params = next(p for f, p in DEFAULT_CONFIGURATIONS if f == "hist_gradient_boosting")
+    params = default_of("hist_gradient_boosting")
     X, y = diamonds_sample.drop(columns=["price"]), diamonds_sample["price"]
     model = make_model(steps, "hist_gradient_boosting", params, "regression", seed=0).fit(X, y)
     assert list(model[-1].is_categorical_[:3]) == [True, True, True]
@@ -436,8 +442,7 @@ def test_gradient_boosting_splits_categories_natively(diamonds_sample: pd.DataFr
     assert model[:-1].transform(X).shape[1] == X.shape[1]  # one column per input, no one-hot
     unseen = X.head(5).assign(cut="Unheard of")
     assert np.isfinite(model.predict(unseen)).all()
-    boosted = make_model(steps, "lightgbm", dict(DEFAULT_CONFIGURATIONS)["lightgbm"],
-                         "regression", seed=0).fit(X, y)  # fmt: skip
+    boosted = make_model(steps, "lightgbm", default_of("lightgbm"), "regression", 0).fit(X, y)
     assert boosted[-1].estimator_.booster_.params["categorical_column"] == [0, 1, 2]
     assert np.isfinite(boosted.predict(unseen)).all()
     one_hot = make_model(steps, "random_forest", {"n_estimators": 5, "max_depth": 3,
@@ -457,7 +462,7 @@ def test_catboost_takes_the_codes_as_categories_on_the_workers_thread_share(
 
     schema = infer_table_schema(diamonds_sample, "price", "regression")
     steps = feature_pipeline(build_preprocessor(schema), "passthrough")
-    params = {**dict(DEFAULT_CONFIGURATIONS)["catboost"], "iterations": 30}
+    params = {**default_of("catboost"), "iterations": 30}
     X, y = diamonds_sample.drop(columns=["price"]), diamonds_sample["price"]
     with threadpool_limits(limits=1):
         model = make_model(steps, "catboost", params, "regression", seed=0).fit(X, y)
@@ -611,6 +616,7 @@ def test_lightgbm_searches_early_stopping_and_trees_without_it(
 
     boosting = [p for family, p in DEFAULT_CONFIGURATIONS if family == "lightgbm"]
     assert [p["early_stopping"] for p in boosting] == [False, True]
+    assert "n_estimators" not in boosting[1]
     schema = infer_table_schema(diamonds_sample, "price", "regression")
     steps = feature_pipeline(build_preprocessor(schema), "passthrough")
     X, y = diamonds_sample.drop(columns=["price"]), diamonds_sample["price"]
@@ -621,10 +627,7 @@ def test_lightgbm_searches_early_stopping_and_trees_without_it(
     assert fitted_size("lightgbm", boosting[1], stopping[-1]) == pytest.approx(
         fit_size("lightgbm", boosting[1]) * ran / 2000
     )
-    full = stopping[:-1].transform(X)
-    assert np.array_equal(
-        stopping.predict(X), booster.booster_.predict(full, num_iteration=booster.best_iteration_)
-    )
+    assert booster.booster_.num_trees() == booster.best_iteration_  # the trees after it dropped
     fixed = make_model(steps, "lightgbm", boosting[0], "regression", 0).fit(X, y)
     assert fixed[-1].estimator_.booster_.current_iteration() == 100
     assert fitted_size("lightgbm", boosting[0], fixed[-1]) == fit_size("lightgbm", boosting[0])
@@ -654,3 +657,37 @@ def test_lightgbm_searches_early_stopping_and_trees_without_it(
         assert list(model.classes_) == sorted(rare[target].unique())
         proba = model.predict_proba(rare.drop(columns=[target]))
         assert proba.shape == (len(rare), len(model.classes_))
+
+
+def test_early_stopping_holds_out_a_tenth_with_every_class_fitted() -> None:
+    """The held-out rows keep the classes' shares; a class too rare to split stays in the fit
+    rows; the two never overlap while there are rows to hold out."""
+    from components.core.transformers.categories import held_out_rows
+
+    y = np.array(["a"] * 90 + ["b"] * 10)
+    fit, held = held_out_rows(y, classify=True, seed=0)
+    assert sorted(y[held]) == ["a"] * 9 + ["b"]
+    assert not set(fit) & set(held) and len(fit) + len(held) == 100
+    rare = np.array(["a"] * 50 + ["b"] * 49 + ["c"])
+    for seed in range(10):  # wherever the random draw puts the single "c"
+        fit, held = held_out_rows(rare, classify=True, seed=seed)
+        assert 99 in fit and not set(fit) & set(held) and len(fit) + len(held) == 100
+        assert len(held) in (9, 10)
+    fit, held = held_out_rows(np.arange(50.0), classify=False, seed=0)
+    assert len(held) == 5 and not set(fit) & set(held)
+    fit, held = held_out_rows(np.array(["a"]), classify=True, seed=0)
+    assert list(fit) == list(held) == [0]  # nothing to hold out: judged on what it fitted
+
+
+def test_a_lightgbm_saved_before_early_stopping_clones_as_fitted_without() -> None:
+    """A NativeCategories saved before `early_stopping_rounds` existed (skops sets its state
+    without __init__) reads as fitted without early stopping, and clones."""
+    from lightgbm import LGBMRegressor
+    from sklearn.base import clone
+
+    from components.core.transformers.categories import NativeCategories
+
+    old = NativeCategories.__new__(NativeCategories)
+    old.__setstate__({"estimator": LGBMRegressor(n_estimators=5), "categorical_features": [0]})
+    assert old.get_params()["early_stopping_rounds"] == 0
+    assert clone(old).categorical_features == [0]

@@ -58,6 +58,12 @@ class NativeCategories(MetaEstimatorMixin, BaseEstimator):
         self.categorical_features = categorical_features
         self.early_stopping_rounds = early_stopping_rounds
 
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        # a model saved before early stopping was searched has no `early_stopping_rounds`
+        # (clone and get_params would fail on it): it was fitted without
+        state.setdefault("early_stopping_rounds", 0)
+        super().__setstate__(state)
+
     def fit(self, X: Any, y: Any) -> NativeCategories:
         columns = [int(c) for c in self.categorical_features]
         estimator = clone(self.estimator)
@@ -101,18 +107,22 @@ VALIDATION_FRACTION = 0.1
 
 
 def held_out_rows(y: np.ndarray, classify: bool, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """The rows to fit on and the VALIDATION_FRACTION held out to judge early stopping, both
-    classes' shares kept for a classifier. A class too rare to split (one row) leaves the fit
-    rows whole: every class is fitted, and the held-out rows are judged though fitted too."""
+    """The rows to fit on and the VALIDATION_FRACTION held out to judge early stopping, the
+    classes' shares kept for a classifier. Where a class is too rare to be split that way, the
+    held-out rows are drawn at random and those of a class no fit row has go back to the fit
+    rows (every class is fitted); with no row left to hold out, it is judged on the fit rows."""
     rows = np.arange(len(y))
+    if len(rows) < 2:
+        return rows, rows
     try:
         fit, held = train_test_split(
             rows, test_size=VALIDATION_FRACTION, random_state=seed, stratify=y if classify else None
         )
     except ValueError:
-        _, held = train_test_split(rows, test_size=VALIDATION_FRACTION, random_state=seed)
-        return rows, np.sort(held)
-    return np.sort(fit), np.sort(held)
+        fit, held = train_test_split(rows, test_size=VALIDATION_FRACTION, random_state=seed)
+        fitted = np.isin(y[held], y[fit]) if classify else np.ones(len(held), dtype=bool)
+        fit, held = np.concatenate([fit, held[~fitted]]), held[fitted]
+    return np.sort(fit), np.sort(held if len(held) else fit)
 
 
 def rows_of(data: Any, rows: np.ndarray) -> Any:
@@ -135,7 +145,8 @@ class CatBoostCategories(NativeCategories):
       failed trial like any other family's, not a crashed search worker."""
 
     def __init__(self, estimator: Any, categorical_features: Sequence[int] = ()) -> None:
-        super().__init__(estimator, categorical_features)
+        self.estimator = estimator
+        self.categorical_features = categorical_features
 
     def fit(self, X: Any, y: Any) -> CatBoostCategories:
         from catboost import CatBoostError
