@@ -225,8 +225,9 @@ def make_estimator(family: str, params: dict[str, Any], task: str, seed: int) ->
 
 # The boosted families searched with and without early stopping: their iterations parameter,
 # searched when early stopping is off, and the iterations early stopping may run to (it ends
-# them sooner).
-EARLY_STOPPING = {"hist_gradient_boosting": ("max_iter", 300), "lightgbm": ("n_estimators", 2000)}
+# them sooner). LightGBM's cap is the top of its searched trees, so that a model file is no
+# larger either way (a multiclass model holds a tree per class and round).
+EARLY_STOPPING = {"hist_gradient_boosting": ("max_iter", 300), "lightgbm": ("n_estimators", 1000)}
 HGB_MAX_ITER = 500
 # LightGBM with early stopping stops after this many rounds without gain on its held-out rows.
 LIGHTGBM_PATIENCE = 50
