@@ -58,18 +58,16 @@ class BoundedLoader(yaml.SafeLoader):
             self.depth -= 1
 
 
-def check_size(size: int, shown: str) -> None:
-    """DamagedFile for a document of more than MAX_DOCUMENT_BYTES (a file's size can be
-    checked before it is read)."""
-    if size > MAX_DOCUMENT_BYTES:
-        raise DamagedFile(
-            f"{shown} is larger than {MAX_DOCUMENT_BYTES // 2**20} MiB ({size} bytes)"
-        )
+def check_size(size: int, shown: str, limit: int = MAX_DOCUMENT_BYTES) -> None:
+    """DamagedFile for a document of more than `limit` bytes (a file's size can be checked
+    before it is read)."""
+    if size > limit:
+        raise DamagedFile(f"{shown} is larger than {limit // 2**20} MiB ({size} bytes)")
 
 
-def text_of(data: bytes | str, shown: str) -> str:
-    """`data` as UTF-8 text, at most MAX_DOCUMENT_BYTES."""
-    check_size(len(data), shown)
+def text_of(data: bytes | str, shown: str, limit: int = MAX_DOCUMENT_BYTES) -> str:
+    """`data` as UTF-8 text, at most `limit` bytes."""
+    check_size(len(data), shown, limit)
     if isinstance(data, str):
         return data
     try:
@@ -97,9 +95,11 @@ def parse_yaml(data: bytes | str, shown: str) -> Any:
         raise DamagedFile(f"{shown} is not valid YAML: {first_line(error)}") from error
 
 
-def parse_json(data: bytes | str, shown: str, max_depth: int = MAX_DEPTH) -> Any:
-    """The document of JSON text, nested at most `max_depth` levels."""
-    text = text_of(data, shown)
+def parse_json(
+    data: bytes | str, shown: str, max_depth: int = MAX_DEPTH, limit: int = MAX_DOCUMENT_BYTES
+) -> Any:
+    """The document of JSON text, at most `limit` bytes, nested at most `max_depth` levels."""
+    text = text_of(data, shown, limit)
     try:
         document = json.loads(text)
     except RecursionError as error:

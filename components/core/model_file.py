@@ -195,6 +195,11 @@ setattr(ModelCard, "__pydantic_config__", {"extra": "allow"})  # noqa: B010
 # forecasting pipeline. skops reads it recursively, so a bound keeps a hostile file from
 # exhausting the stack.
 SKOPS_DEPTH = 200
+# ... and its size: skops writes it indented, about four times its content, and repeats a
+# VotingClassifier's members (estimators_ and named_estimators_). An ensemble of eight boosted
+# members refitted on 30,000 flights took 68 MB (parsed in 0.4 s at a peak of 146 MB), past
+# the 64 MiB other documents are held to.
+SKOPS_SCHEMA_BYTES = 256 * 2**20
 
 
 class UntrustedModelError(BadInputError):
@@ -286,7 +291,8 @@ def skops_schema(data: bytes, shown: str) -> Any:
     try:
         with zipfile.ZipFile(io.BytesIO(data)) as archive:
             described = archive.read("schema.json")
-        return parse_json(described, f"the object list of {shown!r}", max_depth=SKOPS_DEPTH)
+        listing = f"the object list of {shown!r}"
+        return parse_json(described, listing, max_depth=SKOPS_DEPTH, limit=SKOPS_SCHEMA_BYTES)
     except (zipfile.BadZipFile, KeyError) as error:
         raise UntrustedModelError(
             f"{shown!r} is not a skops model file: {type(error).__name__}: {error}"

@@ -241,6 +241,32 @@ def test_a_file_that_is_no_skops_file_is_bad_input(trained, tmp_path: Path) -> N
         load_model(folder)
 
 
+def test_a_large_object_list_loads_and_a_larger_one_is_refused(
+    trained, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A model whose object list is past the 64 MiB other documents are held to (an ensemble
+    of boosted members reached 68 MB) loads; one past SKOPS_SCHEMA_BYTES is refused."""
+    import zipfile
+
+    from components.core import model_file
+
+    _, card, test, folder = trained
+    copy = tmp_path / "large"
+    shutil.copytree(folder, copy)
+    with zipfile.ZipFile(folder / MODEL_FILE) as archive:
+        entries = {name: archive.read(name) for name in archive.namelist()}
+    entries["schema.json"] += b" " * (70 * 2**20)  # valid JSON, 70 MiB longer
+    with zipfile.ZipFile(copy / MODEL_FILE, "w", zipfile.ZIP_DEFLATED) as archive:
+        for name, data in entries.items():
+            archive.writestr(name, data)
+    loaded = load_model(copy)
+    rows = test[card["input_columns"]].head(20)
+    assert np.array_equal(loaded.pipeline.predict(rows), load_model(folder).pipeline.predict(rows))
+    monkeypatch.setattr(model_file, "SKOPS_SCHEMA_BYTES", 70 * 2**20)
+    with pytest.raises(UntrustedModelError, match="larger than 70 MiB"):
+        load_model(copy)
+
+
 def make_legacy(folder: Path) -> None:
     """Turn a model folder into one an earlier stablepipe wrote: the Pipeline as a pickle."""
     pipeline = sio.load(folder / MODEL_FILE, trusted=sorted(TRUSTED_TYPES))
