@@ -159,7 +159,8 @@ def suggest_config(trial: optuna.Trial, families: list[str]) -> tuple[str, dict[
             "early_stopping": trial.suggest_categorical("lightgbm_early_stopping", [True, False]),
         }
         if not params["early_stopping"]:
-            params["n_estimators"] = trial.suggest_int("lightgbm_n_estimators", 20, 1000, log=True)
+            trees = trial.suggest_int("lightgbm_n_estimators", 20, LIGHTGBM_MAX_TREES, log=True)
+            params["n_estimators"] = trees
     elif family == "catboost":
         params = {
             "iterations": trial.suggest_int("catboost_iterations", 100, 1000, log=True),
@@ -227,8 +228,12 @@ def make_estimator(family: str, params: dict[str, Any], task: str, seed: int) ->
 # searched when early stopping is off, and the iterations early stopping may run to (it ends
 # them sooner). LightGBM's cap is the top of its searched trees, so that a model file is no
 # larger either way (a multiclass model holds a tree per class and round).
-EARLY_STOPPING = {"hist_gradient_boosting": ("max_iter", 300), "lightgbm": ("n_estimators", 1000)}
 HGB_MAX_ITER = 500
+LIGHTGBM_MAX_TREES = 1000
+EARLY_STOPPING = {
+    "hist_gradient_boosting": ("max_iter", 300),
+    "lightgbm": ("n_estimators", LIGHTGBM_MAX_TREES),
+}
 # LightGBM with early stopping stops after this many rounds without gain on its held-out rows.
 LIGHTGBM_PATIENCE = 50
 

@@ -534,6 +534,17 @@ def test_catboost_probabilities_follow_classes_and_a_refused_fit_fails_the_trial
         CatBoostCategories(booster).fit(X, np.zeros(300))
 
 
+def sampled_both_ways(family: str, iterations: str) -> list[dict[str, Any]]:
+    """40 random configurations of a boosted family: each with its `iterations` only when
+    early stopping is off, and both ways among them."""
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    sampled = [suggest_config(study.ask(), [family])[1] for _ in range(40)]
+    for params in sampled:
+        assert (iterations in params) == (not params["early_stopping"])
+    assert {params["early_stopping"] for params in sampled} == {True, False}
+    return sampled
+
+
 def test_gradient_boosting_searches_early_stopping_and_iterations_without_it(
     diamonds_sample: pd.DataFrame,
 ) -> None:
@@ -554,15 +565,9 @@ def test_gradient_boosting_searches_early_stopping_and_iterations_without_it(
     assert fit_size("hist_gradient_boosting", boosting[1]) < fit_size(
         "hist_gradient_boosting", boosting[0]
     )
-    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
-    seen = set()
-    for _ in range(40):
-        _, params = suggest_config(study.ask(), ["hist_gradient_boosting"])
-        seen.add(params["early_stopping"])
-        assert ("max_iter" in params) == (not params["early_stopping"])
+    for params in sampled_both_ways("hist_gradient_boosting", "max_iter"):
         if "max_iter" in params:
             assert 50 <= params["max_iter"] <= 500
-    assert seen == {True, False}
     old = {"learning_rate": 0.1, "max_leaf_nodes": 31, "min_samples_leaf": 20,
            "l2_regularization": 1e-6}  # fmt: skip
     first, mark = fixed_configurations({"model": "hist_gradient_boosting", "params": old}, 100)[0]
@@ -631,13 +636,7 @@ def test_lightgbm_searches_early_stopping_and_trees_without_it(
     fixed = make_model(steps, "lightgbm", boosting[0], "regression", 0).fit(X, y)
     assert fixed[-1].estimator_.booster_.current_iteration() == 100
     assert fitted_size("lightgbm", boosting[0], fixed[-1]) == fit_size("lightgbm", boosting[0])
-    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
-    seen = set()
-    for _ in range(40):
-        _, params = suggest_config(study.ask(), ["lightgbm"])
-        seen.add(params["early_stopping"])
-        assert ("n_estimators" in params) == (not params["early_stopping"])
-    assert seen == {True, False}
+    sampled_both_ways("lightgbm", "n_estimators")
     old = {key: value for key, value in boosting[0].items() if key != "early_stopping"}
     first, mark = fixed_configurations({"model": "lightgbm", "params": old}, 100)[0]
     assert mark == "warm_start"

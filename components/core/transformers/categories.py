@@ -14,6 +14,7 @@ from scipy import sparse
 from sklearn.base import BaseEstimator, MetaEstimatorMixin, clone
 from sklearn.model_selection import train_test_split
 from sklearn.preprocessing import OrdinalEncoder
+from sklearn.utils import _safe_indexing
 from sklearn.utils.metaestimators import available_if
 from threadpoolctl import threadpool_info
 
@@ -80,9 +81,9 @@ class NativeCategories(MetaEstimatorMixin, BaseEstimator):
                 # does not encode eval_y's labels (string labels fail): eval_set it is
                 warnings.filterwarnings("ignore", "The argument 'eval_set' is deprecated")
                 self.estimator_ = estimator.fit(
-                    rows_of(X, fit_rows),
-                    rows_of(y, fit_rows),
-                    eval_set=[(rows_of(X, held), rows_of(y, held))],
+                    _safe_indexing(X, fit_rows),
+                    _safe_indexing(y, fit_rows),
+                    eval_set=[(_safe_indexing(X, held), _safe_indexing(y, held))],
                     categorical_feature=columns or "auto",
                     callbacks=[lightgbm.early_stopping(self.early_stopping_rounds, verbose=False)],
                 )
@@ -123,11 +124,6 @@ def held_out_rows(y: np.ndarray, classify: bool, seed: int) -> tuple[np.ndarray,
         fitted = np.isin(y[held], y[fit]) if classify else np.ones(len(held), dtype=bool)
         fit, held = np.concatenate([fit, held[~fitted]]), held[fitted]
     return np.sort(fit), np.sort(held if len(held) else fit)
-
-
-def rows_of(data: Any, rows: np.ndarray) -> Any:
-    """The rows of a table, an array or a sparse matrix."""
-    return data.iloc[rows] if hasattr(data, "iloc") else data[rows]
 
 
 class CatBoostCategories(NativeCategories):
