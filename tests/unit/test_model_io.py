@@ -110,8 +110,9 @@ def fitted_models(passengers: pd.DataFrame) -> Iterator[tuple[str, Pipeline, pd.
                 with threadpool_limits(1):
                     model = ensemble_model(members, task).fit(frame[columns], frame[target])
                 yield f"ensemble/{task}", model, frame[columns]
-                # LightGBM early-stopped on held-out rows keeps what it scored on them
-                stopping = {**PARAMS["lightgbm"], "early_stopping": True}
+                # LightGBM early-stopped on held-out rows keeps what it scored on them (with
+                # random split thresholds, as its last default)
+                stopping = {**PARAMS["lightgbm"], "early_stopping": True, "extra_trees": True}
                 del stopping["n_estimators"]  # with early stopping: its cap
                 model = make_model(steps, "lightgbm", stopping, task, 0)
                 with threadpool_limits(1):

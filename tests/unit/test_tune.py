@@ -614,13 +614,15 @@ def test_lightgbm_searches_early_stopping_and_trees_without_it(
     """LightGBM is searched with early stopping (trees added until 50 rounds bring no gain on
     10% held-out rows, the cap 1,000) and without it (the trees searched); both are default
     configurations; the early-stopped fit stops well before its cap, predicts with its best
-    iteration, and is timed by the trees it ran; a champion saved before early stopping was
-    searched keeps its fixed trees."""
+    iteration, and is timed by the trees it ran; random split thresholds (extra trees) are
+    searched and an early-stopped default; a champion saved before early stopping and random
+    thresholds were searched keeps its fixed trees and LightGBM's own thresholds."""
     from components.core.families import fit_size, fitted_size
     from components.tune.logic import fixed_configurations
 
     boosting = [p for family, p in DEFAULT_CONFIGURATIONS if family == "lightgbm"]
-    assert [p["early_stopping"] for p in boosting] == [False, True]
+    assert [p["early_stopping"] for p in boosting] == [False, True, True]
+    assert [p["extra_trees"] for p in boosting] == [False, False, True]
     assert "n_estimators" not in boosting[1]
     schema = infer_table_schema(diamonds_sample, "price", "regression")
     steps = feature_pipeline(build_preprocessor(schema), "passthrough")
@@ -636,11 +638,18 @@ def test_lightgbm_searches_early_stopping_and_trees_without_it(
     fixed = make_model(steps, "lightgbm", boosting[0], "regression", 0).fit(X, y)
     assert fixed[-1].estimator_.booster_.current_iteration() == 100
     assert fitted_size("lightgbm", boosting[0], fixed[-1]) == fit_size("lightgbm", boosting[0])
-    sampled_both_ways("lightgbm", "n_estimators")
-    old = {key: value for key, value in boosting[0].items() if key != "early_stopping"}
+    sampled = sampled_both_ways("lightgbm", "n_estimators")
+    # random split thresholds fit and are searched; a champion saved before then had none
+    assert {params["extra_trees"] for params in sampled} == {True, False}
+    random = make_model(steps, "lightgbm", boosting[2], "regression", 0).fit(X, y)
+    assert random[-1].estimator_.booster_.params["extra_trees"] is True
+    assert fixed[-1].estimator_.booster_.params["extra_trees"] is False
+    searched = ("early_stopping", "extra_trees")
+    old = {key: value for key, value in boosting[0].items() if key not in searched}
     first, mark = fixed_configurations({"model": "lightgbm", "params": old}, 100)[0]
     assert mark == "warm_start"
-    assert first == trial_params("lightgbm", {**old, "early_stopping": False})
+    assert first == trial_params("lightgbm", {**old, "early_stopping": False, "extra_trees": False})
+    assert "extra_trees" not in make_model(steps, "lightgbm", old, "regression", 0)[-1].get_params()
     assert make_model(steps, "lightgbm", old, "regression", 0)[-1].early_stopping_rounds == 0
     # a classifier holds out rows of every class; one class of a single row is fitted all the
     # same (held-out rows then come from every row)
