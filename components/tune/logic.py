@@ -171,22 +171,29 @@ def fit_and_score(
 FIRST_FOLD_ATTR = "first_fold"
 
 
+# A family not fitted yet expects this many times the slowest first fold of any family.
+UNSEEN_FAMILY_FACTOR = 2.0
+
+
 def expected_fold(study: optuna.Study, family: str, size: float, done: list[float]) -> float:
     """How long the next fold of a trial should take, erring long (a trial that would end
     after the deadline costs more than one stopped a little early): its slowest fold so far;
     before its first, the slowest seconds per unit of fit_size among the first folds of its
     family in the study (every worker's; `first_folds`) times its own size, or, for a family
-    not fitted yet, the slowest first fold of any family (0 before any). Sized, because one
-    family's configurations differ in cost tenfold: on diamonds one fold of a 300-tree,
-    depth-15 extra-trees model took 10.5 s where the worker's earlier 50-tree, depth-4 one had
-    taken 0.4 s, and the search overran its budget by 6%."""
+    not fitted yet, UNSEEN_FAMILY_FACTOR times the slowest first fold of any family (0 before
+    any). Sized, because one family's configurations differ in cost tenfold: on diamonds one
+    fold of a 300-tree, depth-15 extra-trees model took 10.5 s where the worker's earlier
+    50-tree, depth-4 one had taken 0.4 s, and the search overran its budget by 6%. Doubled for
+    an unseen family, because families differ as much: on fine-food reviews a random forest's
+    first fold, started 8 s before the deadline, took 12.0 s where the slowest first fold
+    before it (CatBoost's) had taken 5.8 s, and the tune stage ran 67 s of its 60."""
     if done:
         return max(done)
     seen = first_folds(study)
     own = [seconds / fitted for kind, seconds, fitted in seen if kind == family]
     if own:
         return max(own) * size
-    return max((seconds for _, seconds, _ in seen), default=0.0)
+    return UNSEEN_FAMILY_FACTOR * max((seconds for _, seconds, _ in seen), default=0.0)
 
 
 def cheapest_fold(study: optuna.Study) -> float:
