@@ -171,29 +171,35 @@ def fit_and_score(
 FIRST_FOLD_ATTR = "first_fold"
 
 
-# A family not fitted yet expects this many times the slowest first fold of any family.
-UNSEEN_FAMILY_FACTOR = 2.0
+# A family not fitted yet expects its first fold to take at least this share of the search's
+# time (from its start to its deadline).
+UNSEEN_FAMILY_SHARE = 0.2
 
 
-def expected_fold(study: optuna.Study, family: str, size: float, done: list[float]) -> float:
+def expected_fold(
+    study: optuna.Study, family: str, size: float, done: list[float], span: float = 0.0
+) -> float:
     """How long the next fold of a trial should take, erring long (a trial that would end
     after the deadline costs more than one stopped a little early): its slowest fold so far;
     before its first, the slowest seconds per unit of fit_size among the first folds of its
     family in the study (every worker's; `first_folds`) times its own size, or, for a family
-    not fitted yet, UNSEEN_FAMILY_FACTOR times the slowest first fold of any family (0 before
-    any). Sized, because one family's configurations differ in cost tenfold: on diamonds one
-    fold of a 300-tree, depth-15 extra-trees model took 10.5 s where the worker's earlier
-    50-tree, depth-4 one had taken 0.4 s, and the search overran its budget by 6%. Doubled for
-    an unseen family, because families differ as much: on fine-food reviews a random forest's
-    first fold, started 8 s before the deadline, took 12.0 s where the slowest first fold
-    before it (CatBoost's) had taken 5.8 s, and the tune stage ran 67 s of its 60."""
+    not fitted yet, the slowest first fold of any family but at least UNSEEN_FAMILY_SHARE of
+    the search's `span` (0 before any fold). Sized, because one family's configurations
+    differ in cost tenfold: on diamonds one fold of a 300-tree, depth-15 extra-trees model
+    took 10.5 s where the worker's earlier 50-tree, depth-4 one had taken 0.4 s, and the
+    search overran its budget by 6%. Families differ as much, and one not fitted yet has no
+    size to scale: on fine-food reviews (60 s) a random forest's first fold, started 7-10 s
+    before the deadline, took 11.5-12.1 s where the slowest first fold before it had taken
+    1.6 s (LightGBM) or 5.8 s (CatBoost), and the tune stage ran 64-67 s."""
     if done:
         return max(done)
     seen = first_folds(study)
     own = [seconds / fitted for kind, seconds, fitted in seen if kind == family]
     if own:
         return max(own) * size
-    return UNSEEN_FAMILY_FACTOR * max((seconds for _, seconds, _ in seen), default=0.0)
+    if not seen:
+        return 0.0
+    return max(max(seconds for _, seconds, _ in seen), UNSEEN_FAMILY_SHARE * span)
 
 
 def cheapest_fold(study: optuna.Study) -> float:
@@ -265,12 +271,15 @@ def objective(
     predictions = OutOfFold(rows, data.classes)
     fits: list[float] = []  # the estimator's seconds per fold, without preprocessing
     preprocessed = 0.0
+    deadline = sampler.deadline
+    span = 0.0  # the search's time, from its start to its deadline (none with a trial cap alone)
+    if np.isfinite(deadline):
+        span = deadline - float(trial.study.user_attrs.get("search_started", deadline))
     for fold, (fit_rows, score_rows) in enumerate(splitter.split(data.X, data.y)):
         model = make_model(data.feature_steps, family, params, data.task, data.seed)
         kind = variant(model)  # before the fit: fitting its steps changes the hash
-        expected = expected_fold(trial.study, family, size, fits)
+        expected = expected_fold(trial.study, family, size, fits, span)
         expected += expected_preprocessing(trial.study, data, model, fold)
-        deadline = sampler.deadline
         if time.time() + expected > deadline and has_complete_trial(trial.study):
             trial.set_user_attr("stopped_at_deadline", True)
             if not scores:

@@ -482,7 +482,8 @@ def test_catboost_takes_the_codes_as_categories_on_the_workers_thread_share(
 def test_a_folds_expected_time_scales_with_the_configurations_size() -> None:
     """Before a trial's first fold, its expected time is its family's slowest seconds per unit
     of fit_size (from every worker's first folds in the study) times its own size; a family not
-    fitted yet expects twice the slowest first fold of any; a trial's own folds override both. A
+    fitted yet expects the slowest first fold of any, or a fifth of the search's time if longer;
+    a trial's own folds override both. A
     boosted model's size grows with the square root of its leaves."""
     from components.core.families import fit_size
     from components.tune.logic import FIRST_FOLD_ATTR, cheapest_fold, expected_fold
@@ -502,7 +503,8 @@ def test_a_folds_expected_time_scales_with_the_configurations_size() -> None:
         )
     expected = expected_fold(study, "extra_trees", fit_size("extra_trees", big), [])
     assert expected == pytest.approx(0.5 * 24)  # 6x the trees, 4x the depth
-    assert expected_fold(study, "catboost", 1.0, []) == 4.0  # not fitted yet: twice the slowest
+    assert expected_fold(study, "catboost", 1.0, []) == 2.0  # not fitted yet: the slowest,
+    assert expected_fold(study, "catboost", 1.0, [], span=60.0) == 12.0  # or a fifth of the time
     assert expected_fold(study, "extra_trees", 1.0, [3.0, 4.0]) == 4.0
     assert expected_fold(optuna.create_study(), "linear", 1.0, []) == 0.0
     assert cheapest_fold(study) == 0.5  # a trial is skipped while one this quick fits
