@@ -651,7 +651,8 @@ def test_lightgbm_searches_early_stopping_and_trees_without_it(
     first, mark = fixed_configurations({"model": "lightgbm", "params": old}, 100)[0]
     assert mark == "warm_start"
     assert first == trial_params("lightgbm", {**old, "early_stopping": False, "extra_trees": False})
-    assert "extra_trees" not in make_model(steps, "lightgbm", old, "regression", 0)[-1].get_params()
+    saved = make_model(steps, "lightgbm", old, "regression", 0)[-1].get_params()
+    assert "estimator__extra_trees" not in saved  # LightGBM's own default: off
     assert make_model(steps, "lightgbm", old, "regression", 0)[-1].early_stopping_rounds == 0
     # a classifier holds out rows of every class; one class of a single row is fitted all the
     # same (held-out rows then come from every row)
