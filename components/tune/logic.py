@@ -245,11 +245,16 @@ def expected_preprocessing(study: optuna.Study, data: SearchData, model: Any, fo
 
 
 def objective(
-    trial: optuna.Trial, data: SearchData, worker_index: int, sampler: ScheduledSampler
+    trial: optuna.Trial,
+    data: SearchData,
+    worker_index: int,
+    sampler: ScheduledSampler,
+    span: float = 0.0,
 ) -> float:
     """Mean cross-validated score of one scheduled configuration, pruned fold by fold, and
     stopped before a fold that would end after the deadline (once the study holds a complete
-    trial: the search always finishes one)."""
+    trial: the search always finishes one). `span`: the search's time, from its start to that
+    deadline (`expected_fold`)."""
     trial.set_user_attr("worker", worker_index)
     if trial.number >= sampler.cap:  # asked at the same moment as the last trial of the cap
         trial.set_user_attr("beyond_cap", True)
@@ -272,9 +277,6 @@ def objective(
     fits: list[float] = []  # the estimator's seconds per fold, without preprocessing
     preprocessed = 0.0
     deadline = sampler.deadline
-    span = 0.0  # the search's time, from its start to its deadline (none with a trial cap alone)
-    if np.isfinite(deadline):
-        span = deadline - float(trial.study.user_attrs.get("search_started", deadline))
     for fold, (fit_rows, score_rows) in enumerate(splitter.split(data.X, data.y)):
         model = make_model(data.feature_steps, family, params, data.task, data.seed)
         kind = variant(model)  # before the fit: fitting its steps changes the hash
@@ -476,7 +478,7 @@ def search(
         callbacks.append(optuna.study.MaxTrialsCallback(n_trials, states=STARTED_STATES))
     cpu = time.process_time()
     study.optimize(
-        lambda trial: objective(trial, data, worker_index, sampler),
+        lambda trial: objective(trial, data, worker_index, sampler, time_budget - EXIT_SECONDS),
         n_trials=None if not n_trials else int(remaining),
         timeout=max(0.0, deadline - time.time()),
         callbacks=callbacks,
