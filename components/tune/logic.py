@@ -443,8 +443,8 @@ def search(
     numbered n - workers or less, once they have finished."""
     check_settings({"trials": n_trials, "time_budget": time_budget})
     begun = time.perf_counter()
-    deadline = shared_start(study, time.time() if started is None else started) + time_budget
-    deadline -= EXIT_SECONDS
+    span = time_budget - EXIT_SECONDS  # from the search's start to its deadline
+    deadline = shared_start(study, time.time() if started is None else started) + span
     cap = float(n_trials) if n_trials else float("inf")
     lag = workers if n_trials else 1
     with warnings.catch_warnings():
@@ -478,7 +478,7 @@ def search(
         callbacks.append(optuna.study.MaxTrialsCallback(n_trials, states=STARTED_STATES))
     cpu = time.process_time()
     study.optimize(
-        lambda trial: objective(trial, data, worker_index, sampler, time_budget - EXIT_SECONDS),
+        lambda trial: objective(trial, data, worker_index, sampler, span),
         n_trials=None if not n_trials else int(remaining),
         timeout=max(0.0, deadline - time.time()),
         callbacks=callbacks,
