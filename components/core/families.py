@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import optuna
 from sklearn.base import clone
 from sklearn.calibration import CalibratedClassifierCV
@@ -119,6 +120,18 @@ ENSEMBLE_DEFAULTS = (
 )
 ENSEMBLE_DEFAULT_MAX_ROWS = 50_000
 
+# Tried after the defaults when the search offers a log target (`log_target`: a regression
+# whose target is never negative, not a forecast): the linear model and 100 iterations of
+# histogram gradient boosting fitted on log(1 + y), the members an ensemble drew on most in
+# the measurement below (see make_estimator).
+LOG_TARGET_DEFAULTS = (
+    ("linear", {"C": 1.0, "log_target": True}),
+    (
+        "hist_gradient_boosting",
+        {**HGB_DEFAULT, "early_stopping": False, "max_iter": 100, "log_target": True},
+    ),
+)
+
 
 def families_for(rows: int) -> list[str]:
     """Model families worth searching for a training split of `rows` rows: every family, but
@@ -127,8 +140,20 @@ def families_for(rows: int) -> list[str]:
     return [f for f in FAMILIES if rows <= limits.get(f, rows)]
 
 
-def suggest_config(trial: optuna.Trial, families: list[str]) -> tuple[str, dict[str, Any]]:
-    """Sample a family, then its hyperparameters (names are prefixed to keep spaces apart)."""
+def suggest_config(
+    trial: optuna.Trial, families: list[str], log_target: bool = False
+) -> tuple[str, dict[str, Any]]:
+    """Sample a family, then its hyperparameters (names are prefixed to keep spaces apart),
+    and, when `log_target` is offered, whether it is fitted on log(1 + y)."""
+    family, params = suggest_family(trial, families)
+    if log_target:
+        name = f"{param_prefix(family)}log_target"
+        params["log_target"] = trial.suggest_categorical(name, [False, True])
+    return family, params
+
+
+def suggest_family(trial: optuna.Trial, families: list[str]) -> tuple[str, dict[str, Any]]:
+    """Sample a family, then its own hyperparameters."""
     family = trial.suggest_categorical("model", families)
     params: dict[str, Any]
     if family == "linear":
@@ -192,7 +217,26 @@ def suggest_config(trial: optuna.Trial, families: list[str]) -> tuple[str, dict[
 
 
 def make_estimator(family: str, params: dict[str, Any], task: str, seed: int) -> Any:
-    """A seeded scikit-learn estimator of the family for the task."""
+    """A seeded scikit-learn estimator of the family for the task; with `log_target` (a
+    regression whose target is never negative), fitted on log(1 + y) and predicting
+    exp(prediction) - 1. Measured outside the product on eight public regressions (75/25
+    splits, three seeds, two on the 8,000-row samples): greedy ensemble selection over 5-fold
+    out-of-fold predictions of the default configurations drew on log-target members on every
+    table, and raw + log members against raw ones alone scored RMSE -0.9% on Ames, -0.7% on
+    CPS1985, -4.5% on ggplot2 mpg, -2.6% on 8,000 diamonds (-0.5% on all 53,940), within 0.1%
+    on AER HousePrices, Boston, ISLR Wage and 8,000 of AER CPS1988. A log target alone was
+    better on about half of them and worse on the rest: so it is searched, not imposed."""
+    settings = {key: value for key, value in params.items() if key != "log_target"}
+    estimator = family_estimator(family, settings, task, seed)
+    if task == "regression" and params.get("log_target"):
+        return TransformedTargetRegressor(
+            regressor=estimator, func=np.log1p, inverse_func=np.expm1, check_inverse=False
+        )
+    return estimator
+
+
+def family_estimator(family: str, params: dict[str, Any], task: str, seed: int) -> Any:
+    """The family's estimator (make_estimator without the target's transform)."""
     classify = task != "regression"
     if family == "linear":
         if classify:
@@ -372,10 +416,12 @@ def suit_family(model: Pipeline, family: str) -> None:
             # positions are known before fitting (the numeric block's width is not: it grows
             # by a missing-value indicator per column with gaps)
             first = sorted(preprocess.transformers, key=lambda part: part[0] != "categorical")
+            # a log target's estimator sits inside its TransformedTargetRegressor
+            inner = "regressor__" if isinstance(model[-1], TransformedTargetRegressor) else ""
             model.set_params(
                 preprocess__transformers=first,
                 preprocess__categorical__encode=category_codes(),
-                model__categorical_features=list(range(len(categorical))),
+                **{f"model__{inner}categorical_features": list(range(len(categorical)))},
             )
 
 
@@ -411,6 +457,8 @@ def fitted_size(family: str, params: dict[str, Any], estimator: Any) -> float:
     inner = getattr(estimator, "regressor_", None)  # a forecast's SeasonalResidual
     if isinstance(inner, Pipeline):
         estimator = inner[-1]
+    if isinstance(estimator, TransformedTargetRegressor):  # a log target
+        estimator = estimator.regressor_
     ran = getattr(estimator, "n_iter_", 0)  # histogram gradient boosting: the patience's too
     best = getattr(getattr(estimator, "estimator_", None), "best_iteration_", 0)
     if best:  # LightGBM keeps its trees up to the best; it fitted LIGHTGBM_PATIENCE more

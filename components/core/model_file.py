@@ -69,6 +69,9 @@ TRUSTED_TYPES: frozenset[str] = frozenset(
         "sklearn.pipeline.Pipeline",
         "sklearn.compose._column_transformer.ColumnTransformer",
         "sklearn.compose._target.TransformedTargetRegressor",
+        # ... its functions for a log target (families.make_estimator): numpy's own ufuncs
+        "numpy.log1p",
+        "numpy.expm1",
         "sklearn.impute._base.SimpleImputer",
         "sklearn.impute._base.MissingIndicator",
         "sklearn.preprocessing._data.StandardScaler",

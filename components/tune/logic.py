@@ -36,6 +36,7 @@ from components.core.families import (
     DEFAULT_CONFIGURATIONS,
     ENSEMBLE_DEFAULT_MAX_ROWS,
     ENSEMBLE_DEFAULTS,
+    LOG_TARGET_DEFAULTS,
     families_for,
     fit_size,
     fitted_size,
@@ -99,6 +100,15 @@ class SearchData:
     def classes(self) -> int:
         """The number of classes (0: regression)."""
         return 0 if self.task == "regression" else int(target_codes(self.y, self.task)[1])
+
+    @functools.cached_property
+    def log_target(self) -> bool:
+        """Whether the search offers a log target (families.make_estimator): a regression
+        whose target is never negative, and not a forecast (fitted to what the seasonal-naive
+        forecast misses, which may be)."""
+        if self.task != "regression" or forecasting_step(self.feature_steps) is not None:
+            return False
+        return bool(len(self.y)) and float(self.y.min()) >= 0
 
     def cached_bytes(self) -> int:
         return sum(nbytes(a) + nbytes(b) for a, b in self.cache.values())
@@ -262,7 +272,7 @@ def objective(
     mark = sampler.mark(trial.number)
     if mark:
         trial.set_user_attr(mark, True)
-    family, params = suggest_config(trial, families_for(len(data.X)))
+    family, params = suggest_config(trial, families_for(len(data.X)), data.log_target)
     size = fit_size(family, params)
     metric = cv_metric(data.task)
     scores: list[float] = []
@@ -352,24 +362,29 @@ def has_complete_trial(study: optuna.Study) -> bool:
 
 
 def fixed_configurations(
-    champion: dict[str, Any] | None, rows: int, ensemble: bool = False
+    champion: dict[str, Any] | None, rows: int, ensemble: bool = False, log_target: bool = False
 ) -> list[tuple[dict[str, Any], str]]:
     """The first trials, as flat study parameters with the user attribute marking each: the
     champion's configuration (when its family is searched at this size), then the defaults,
-    then, when the search keeps predictions for an `ensemble` and the table is small enough,
-    the ensemble's defaults."""
+    then, when the search offers a `log_target`, the log-target defaults, then, when it keeps
+    predictions for an `ensemble` and the table is small enough, the ensemble's defaults.
+    When a log target is offered, a configuration without one (the defaults, a champion saved
+    before it was searched) is fitted on the raw target, as it was."""
     available = families_for(rows)
+    raw = {"log_target": False} if log_target else {}
     fixed = []
     if champion and champion.get("model") in available:
         family = champion["model"]
-        saved = with_earlier_values(family, champion.get("params", {}))
+        saved = with_earlier_values(family, {**raw, **champion.get("params", {})})
         fixed.append((trial_params(family, saved), "warm_start"))
     defaults = list(DEFAULT_CONFIGURATIONS)
+    if log_target:
+        defaults += LOG_TARGET_DEFAULTS
     if ensemble and rows <= ENSEMBLE_DEFAULT_MAX_ROWS:
         defaults += ENSEMBLE_DEFAULTS
     for family, params in defaults:
         if family in available:
-            fixed.append((trial_params(family, params), "default"))
+            fixed.append((trial_params(family, {**raw, **params}), "default"))
     return fixed
 
 
@@ -452,10 +467,10 @@ def search(
         optuna.storages.fail_stale_trials(study)  # trials of a crashed worker become FAIL
     families = families_for(len(data.X))
     keeps_predictions = ensemble_allowed(data.feature_steps)
-    fixed = fixed_configurations(champion, len(data.X), keeps_predictions)
+    fixed = fixed_configurations(champion, len(data.X), keeps_predictions, data.log_target)
     warmed = any(mark == "warm_start" for _, mark in fixed)
     sampler = ScheduledSampler(
-        lambda trial: suggest_config(trial, families),
+        lambda trial: suggest_config(trial, families, data.log_target),
         seed=data.seed,
         lag=lag,
         wait=bool(n_trials),
