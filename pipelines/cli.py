@@ -310,13 +310,21 @@ def search_line(trials: dict[str, Any], stages: list[dict[str, Any]]) -> str:
     return f"{counts} in {tune['seconds']:.1f} s, CPU {busy:.1f} of {cores} cores"
 
 
+def family_label(configuration: dict[str, Any]) -> str:
+    """A configuration's family, marked when it was fitted on a log target."""
+    logged = configuration.get("params", {}).get("log_target")
+    return f"{configuration['model']} on log y" if logged else str(configuration["model"])
+
+
 def best_line(best: dict[str, Any]) -> str:
     """The model chosen: the best trial, or the ensemble of the best trials and its gain."""
-    single = f"{best['model']}  cv {best['metric']} {best['cv_score']:.4f} ± {best['cv_std']:.4f}"
+    single = (
+        f"{family_label(best)}  cv {best['metric']} {best['cv_score']:.4f} ± {best['cv_std']:.4f}"
+    )
     ensemble = best.get("ensemble")
     if not ensemble:
         return single
-    families = Counter(m["model"] for m in ensemble["members"])
+    families = Counter(family_label(m) for m in ensemble["members"])
     mix = ", ".join(f"{f} x{n}" if n > 1 else f for f, n in families.most_common())
     return (
         f"ensemble of {len(ensemble['members'])} trials ({mix})  cv {best['metric']} "

@@ -143,3 +143,18 @@ def test_the_search_tries_both_and_the_sampler_searches_it(
     study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
     assert all("log_target" not in suggest_config(study.ask(), list(FAMILIES))[1]
                for _ in range(20))  # fmt: skip
+
+
+def test_the_run_summary_names_log_target_models() -> None:
+    from pipelines.cli import best_line
+
+    def member(model: str, logged: bool) -> dict:
+        return {"model": model, "params": {"C": 1.0, "log_target": logged}, "weight": 0.5}
+
+    best = {"model": "linear", "params": {"C": 1.0, "log_target": True}, "metric": "rmse",
+            "cv_score": 10.0, "cv_std": 1.0}  # fmt: skip
+    assert best_line(best).startswith("linear on log y  cv rmse 10.0000")
+    members = [member("linear", True), member("linear", True), member("linear", False)]
+    best["ensemble"] = {"members": members, "cv_score": 9.0, "cv_std": 1.0}
+    assert "(linear on log y x2, linear)" in best_line(best)
+    assert best_line({**best, "params": {"C": 1.0}, "ensemble": None}).startswith("linear  cv")
