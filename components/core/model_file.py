@@ -65,13 +65,12 @@ TRUSTED_TYPES: frozenset[str] = frozenset(
         # LightGBM fitted with its categorical columns named
         "components.core.transformers.categories.NativeCategories",
         "components.core.transformers.categories.CatBoostCategories",
+        # a regression fitted on log(1 + y) (TransformedTargetRegressor's transformer)
+        "components.core.transformers.target.LogTarget",
         # --- scikit-learn: what build_preprocessor, build_features and make_model build ---
         "sklearn.pipeline.Pipeline",
         "sklearn.compose._column_transformer.ColumnTransformer",
         "sklearn.compose._target.TransformedTargetRegressor",
-        # ... its functions for a log target (families.make_estimator): numpy's own ufuncs
-        "numpy.log1p",
-        "numpy.expm1",
         "sklearn.impute._base.SimpleImputer",
         "sklearn.impute._base.MissingIndicator",
         "sklearn.preprocessing._data.StandardScaler",

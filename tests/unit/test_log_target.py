@@ -22,6 +22,7 @@ from components.core.families import (
     trial_params,
 )
 from components.core.study import config_from_trial, create_study, load_study
+from components.core.transformers.target import LogTarget
 from components.core.transformers.timeseries import TimeSeriesFeatures
 from components.features.logic import feature_pipeline
 from components.preprocess.logic import build_preprocessor
@@ -50,7 +51,7 @@ def test_every_family_fits_the_log_and_predicts_in_the_target_unit(
                             "regression", 0).fit(X, y)  # fmt: skip
         estimator = logged[-1]
         assert isinstance(estimator, TransformedTargetRegressor), family
-        assert estimator.func is np.log1p and estimator.inverse_func is np.expm1
+        assert isinstance(estimator.transformer_, LogTarget)
         inner = estimator.regressor_
         log_prediction = inner.predict(logged[:-1].transform(X))
         assert np.abs(np.median(log_prediction) - np.median(np.log1p(y))) < 0.5, family
@@ -61,6 +62,15 @@ def test_every_family_fits_the_log_and_predicts_in_the_target_unit(
         # log_target False (or absent) is the family's plain estimator, as before
         plain = make_model(steps, family, {**PARAMS[family], "log_target": False}, "regression", 0)
         assert type(plain[-1]) is type(raw[-1]), family
+
+
+def test_back_from_the_log_within_the_range_fitted_on() -> None:
+    """A prediction past the log of the largest (or smallest) target seen is clipped to it:
+    a model on the log extrapolates exponentially."""
+    step = LogTarget().fit(np.array([[0.0], [9.0], [99.0]]))
+    assert np.allclose(step.transform([[9.0]]), np.log(10.0))
+    back = step.inverse_transform(np.log1p([[-0.5], [0.0], [9.0], [99.0], [1e6]]))
+    assert np.allclose(back.ravel(), [0.0, 0.0, 9.0, 99.0, 99.0])
 
 
 def test_native_categories_and_fitted_size_reach_inside_the_log_target(
@@ -135,7 +145,7 @@ def test_the_search_tries_both_and_the_sampler_searches_it(
     assert [params["log_target"] for _, params in configs[: len(fixed)]] == [
         params[next(k for k in params if k.endswith("log_target"))] for params, _ in fixed
     ]
-    sampled = {params["log_target"] for _, params in configs[len(fixed):]}
+    sampled = {params["log_target"] for _, params in configs[len(fixed) :]}
     assert sampled == {False, True}
     done = [t for t in trials if t.state == optuna.trial.TrialState.COMPLETE]
     assert any(config_from_trial(t)[1]["log_target"] for t in done)
