@@ -122,8 +122,8 @@ ENSEMBLE_DEFAULT_MAX_ROWS = 50_000
 
 # Tried after the defaults when the search offers a log target (`log_target`: a regression
 # whose target is never negative, not a forecast): the linear model and 100 iterations of
-# histogram gradient boosting fitted on log(1 + y), the members an ensemble drew on most in
-# the measurement below (see make_estimator).
+# histogram gradient boosting fitted on log(1 + y), the log members an ensemble drew on most
+# in make_estimator's measurement.
 LOG_TARGET_DEFAULTS = (
     ("linear", {"C": 1.0, "log_target": True}),
     (
