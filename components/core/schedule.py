@@ -34,8 +34,11 @@ from optuna.trial import FrozenTrial, TrialState
 
 # The TPE sampler's random start-up trials, at most (fewer for a small trial cap).
 STARTUP_TRIALS = 10
-# A trial is pruned only once this many complete trials are known at its fold, and never at
-# its first fold.
+# A trial is pruned only once this many complete trials are known at its fold, from its first
+# fold on (every trial's fold k scores the same rows, so one fold compares like with like).
+# Pruned from the second fold on, a random forest on 40,455 diamonds ran a second 13-second fold
+# after a first far worse than the median; from the first, the search ran 57-60 trials there in
+# 60 s instead of 29-34 (tests/README).
 PRUNE_AFTER_TRIALS = 5
 WAIT_POLL_SECONDS = 0.05
 SEEN = (TrialState.COMPLETE, TrialState.PRUNED)
@@ -160,7 +163,7 @@ class ScheduledPruner(optuna.pruners.BasePruner):
 
     def prune(self, study: optuna.Study, trial: FrozenTrial) -> bool:
         step = trial.last_step
-        if step is None or step < 1:
+        if step is None:
             return False
         cutoff = trial.number - self.lag
         others = [
