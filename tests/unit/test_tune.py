@@ -578,11 +578,13 @@ def test_gradient_boosting_searches_early_stopping_and_iterations_without_it(
     assert make_model(steps, "hist_gradient_boosting", old, "regression", 0)[-1].early_stopping
 
 
-@pytest.mark.parametrize("fixed", [True, False])
-def test_fixed_configurations_are_never_pruned(titanic: pd.DataFrame, fixed: bool) -> None:
-    """A trial worse than the median of the complete trials at its fold is pruned, unless it is
-    a fixed configuration (the champion's, a default): those run every fold and keep their
-    out-of-fold predictions for the ensemble."""
+@pytest.mark.parametrize(("fixed", "first_fold"), [(True, 0), (False, 1), (False, 0)])
+def test_fixed_configurations_are_never_pruned(
+    titanic: pd.DataFrame, fixed: bool, first_fold: int
+) -> None:
+    """A trial worse than the median of the complete trials at its fold is pruned from the
+    pruner's first fold on, unless it is a fixed configuration (the champion's, a default):
+    those run every fold and keep their out-of-fold predictions for the ensemble."""
     from components.core.schedule import ScheduledPruner, ScheduledSampler
     from components.tune.logic import objective
 
@@ -602,13 +604,22 @@ def test_fixed_configurations_are_never_pruned(titanic: pd.DataFrame, fixed: boo
     marks = [(weak, "default")] * (6 if fixed else 5)  # trial 5 fixed, or proposed
     sampler = ScheduledSampler(lambda t: suggest_config(t, ["linear"]), seed=0, lag=1,
                                wait=False, fixed=marks)  # fmt: skip
-    study.sampler, study.pruner = sampler, ScheduledPruner(1)
+    study.sampler, study.pruner = sampler, ScheduledPruner(1, first_fold=first_fold)
     study.optimize(lambda t: objective(t, data, 0, sampler), n_trials=1)
     last = study.trials[-1]
     expected = optuna.trial.TrialState.COMPLETE if fixed else optuna.trial.TrialState.PRUNED
     assert last.state == expected
-    # pruned at its first fold: every trial's first fold scores the same rows
-    assert len(last.user_attrs["fold_scores"]) == (data.folds if fixed else 1)
+    assert len(last.user_attrs["fold_scores"]) == (data.folds if fixed else first_fold + 1)
+
+
+def test_large_tables_are_pruned_from_the_first_fold(titanic: pd.DataFrame) -> None:
+    """From LARGE_ROWS training rows on, where a fold scores thousands of rows and trials are
+    scarce, a trial may be pruned at its first fold; on smaller tables from its second."""
+    from components.tune.logic import LARGE_ROWS, first_pruned_fold
+
+    assert first_pruned_fold(search_data(titanic, "survived")) == 1
+    large = pd.concat([titanic] * (2 * LARGE_ROWS // len(titanic)), ignore_index=True)  # 80% trains
+    assert first_pruned_fold(search_data(large, "survived")) == 0
 
 
 def test_lightgbm_searches_early_stopping_and_trees_without_it(
