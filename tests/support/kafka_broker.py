@@ -35,6 +35,16 @@ def libs_folder() -> Path:
     return folder
 
 
+def cluster_id() -> str:
+    """A random KRaft cluster id: 16 bytes in URL-safe base64 that does not start with "-", which
+    the storage tool's option parser would read as a flag (Kafka's `Uuid.randomUuid` skips those
+    ids for the same reason)."""
+    while True:
+        cluster = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if not cluster.startswith("-"):
+            return cluster
+
+
 @dataclass
 class KafkaBroker:
     """A running single-node broker: `bootstrap` is HOST:PORT for clients."""
@@ -93,13 +103,16 @@ class KafkaBroker:
 
     def format(self) -> None:
         """Format the log folder once (KRaft needs a cluster id before the first start)."""
-        cluster = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
         properties = self.configure()
-        subprocess.run(
-            self.command("kafka.tools.StorageTool", "format", "-t", cluster, "-c", str(properties)),
-            check=True,
+        done = subprocess.run(
+            self.command(
+                "kafka.tools.StorageTool", "format", "-t", cluster_id(), "-c", str(properties)
+            ),
             capture_output=True,
         )
+        if done.returncode:
+            output = (done.stdout + done.stderr).decode(errors="replace")[-2000:]
+            raise RuntimeError(f"formatting the Kafka log folder failed: {output}")
 
     def start(self) -> KafkaBroker:
         log = (self.folder / "broker.log").open("ab")

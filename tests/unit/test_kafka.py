@@ -205,3 +205,15 @@ def test_offset_ranges_travel_as_parts() -> None:
         OffsetRange.of_part("day-1.csv")
     snapshot = Snapshot(KafkaTopic("h:1", "t"), (OffsetRange(0, 5, 5), part))
     assert snapshot.parts == ["2:10-25"]  # an empty range is not read
+
+
+def test_the_test_brokers_cluster_ids_never_read_as_a_flag():
+    """Regression: CI once drew the id "-c9lRMEEQEyN8PNLQsjUZA" (1 draw in 64 starts with "-") and
+    Kafka's storage tool took it for an option, so every Kafka test errored at set-up."""
+    import base64
+
+    from tests.support.kafka_broker import cluster_id
+
+    drawn = [cluster_id() for _ in range(2000)]
+    assert not [value for value in drawn if value.startswith("-")]
+    assert all(len(base64.urlsafe_b64decode(value + "==")) == 16 for value in drawn)
