@@ -207,7 +207,7 @@ def test_offset_ranges_travel_as_parts() -> None:
     assert snapshot.parts == ["2:10-25"]  # an empty range is not read
 
 
-def test_the_test_brokers_cluster_ids_never_read_as_a_flag():
+def test_the_test_brokers_cluster_ids_never_read_as_a_flag() -> None:
     """Regression: CI once drew the id "-c9lRMEEQEyN8PNLQsjUZA" (1 draw in 64 starts with "-") and
     Kafka's storage tool took it for an option, so every Kafka test errored at set-up."""
     import base64
