@@ -405,15 +405,9 @@ def folds_for(rows: int, cv_folds: int) -> int:
 
 def first_pruned_fold(data: SearchData) -> int:
     """The first fold at which a trial may be pruned: the first (0) on a training split of
-    LARGE_ROWS rows or more, where one fold scores thousands of rows and the search's time is
-    short for the trials it wants; otherwise the second. Every trial's fold k scores the same
-    rows. On 40,455 diamonds (60 s, two seeds), pruned from the second fold on, random forests
-    ran a second 13-second fold after a first far worse than the median; from the first, the
-    search ran 36-61 trials instead of 29-34 and scored RMSE 530.4-534.0 instead of 534.5-537.2
-    (three runs; within the search's run-to-run noise). On small tables a
-    fold scores tens of rows: on MASS Boston (about 300 training rows, through the command,
-    seeds 0 and 1), pruning from the first fold scored RMSE 4.50 and 3.14, from the second 4.11
-    and 3.00, the search otherwise the same."""
+    LARGE_ROWS rows or more, where one fold scores thousands of rows and trials are scarce;
+    otherwise the second, as a fold of a small table scores too few rows to judge by (the
+    measurements: the tune README, Pruning)."""
     return 0 if len(data.y) >= LARGE_ROWS else 1
 
 
