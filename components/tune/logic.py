@@ -33,9 +33,11 @@ from components.core.ensemble import (
     target_codes,
 )
 from components.core.families import (
+    CATBOOST_STOPPING,
     DEFAULT_CONFIGURATIONS,
     ENSEMBLE_DEFAULT_MAX_ROWS,
     ENSEMBLE_DEFAULTS,
+    LARGE_DEFAULT_ROWS,
     LOG_TARGET_DEFAULTS,
     families_for,
     fit_size,
@@ -377,7 +379,13 @@ def fixed_configurations(
         family = champion["model"]
         saved = with_earlier_values(family, {**raw, **champion.get("params", {})})
         fixed.append((trial_params(family, saved), "warm_start"))
-    defaults = list(DEFAULT_CONFIGURATIONS)
+    defaults = [
+        (
+            family,
+            CATBOOST_STOPPING if family == "catboost" and rows >= LARGE_DEFAULT_ROWS else params,
+        )
+        for family, params in DEFAULT_CONFIGURATIONS
+    ]
     if log_target:
         defaults += LOG_TARGET_DEFAULTS
     if ensemble and rows <= ENSEMBLE_DEFAULT_MAX_ROWS:

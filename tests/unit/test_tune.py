@@ -682,6 +682,60 @@ def test_lightgbm_searches_early_stopping_and_trees_without_it(
         assert proba.shape == (len(rare), len(model.classes_))
 
 
+def test_catboost_searches_early_stopping_and_is_early_stopped_by_default_on_large_tables(
+    diamonds_sample: pd.DataFrame, titanic: pd.DataFrame
+) -> None:
+    """CatBoost is searched with early stopping (its own rate; iterations added until 50 bring
+    no gain on 10% held-out rows, the cap 2,000) and without it (the iterations and the
+    automatic rate searched); its default configuration is early-stopped at 0.1 from
+    LARGE_DEFAULT_ROWS training rows on, the 300 iterations at the automatic rate below; the
+    early-stopped fit stops before its cap, keeps the trees up to its best iteration and is
+    timed by the iterations it ran; a champion saved before then keeps its fixed iterations."""
+    from components.core.families import (
+        CATBOOST_STOPPING,
+        LARGE_DEFAULT_ROWS,
+        fit_size,
+        fitted_size,
+    )
+    from components.tune.logic import fixed_configurations
+
+    def catboost_default(rows: int) -> dict[str, Any]:
+        flat = next(p for p, _ in fixed_configurations(None, rows) if p["model"] == "catboost")
+        return {k.removeprefix("catboost_"): v for k, v in flat.items() if k != "model"}
+
+    small = catboost_default(LARGE_DEFAULT_ROWS - 1)
+    assert small["iterations"] == 300 and small["early_stopping"] is False
+    assert catboost_default(LARGE_DEFAULT_ROWS) == CATBOOST_STOPPING
+    sampled = sampled_both_ways("catboost", "iterations")
+    assert all("auto_learning_rate" not in p for p in sampled if p["early_stopping"])
+    schema = infer_table_schema(diamonds_sample, "price", "regression")
+    steps = feature_pipeline(build_preprocessor(schema), "passthrough")
+    X, y = diamonds_sample.drop(columns=["price"]), diamonds_sample["price"]
+    stopping = make_model(steps, "catboost", CATBOOST_STOPPING, "regression", 0).fit(X, y)
+    booster = stopping[-1].estimator_
+    assert 0 < booster.best_iteration_ < 1950
+    assert booster.tree_count_ == booster.best_iteration_ + 1  # the trees after it dropped
+    ran = booster.best_iteration_ + 50
+    assert fitted_size("catboost", CATBOOST_STOPPING, stopping[-1]) == pytest.approx(
+        fit_size("catboost", CATBOOST_STOPPING) * ran / 2000
+    )
+    old = {"iterations": 40, "depth": 4, "l2_leaf_reg": 3.0, "auto_learning_rate": True}
+    first, mark = fixed_configurations({"model": "catboost", "params": old}, 100)[0]
+    assert (first, mark) == (
+        trial_params("catboost", {**old, "early_stopping": False}),
+        "warm_start",
+    )
+    fixed = make_model(steps, "catboost", old, "regression", 0).fit(X, y)
+    assert fixed[-1].estimator_.tree_count_ == 40 and fixed[-1].early_stopping_rounds == 0
+    frame = titanic.dropna(subset=["survived"]).reset_index(drop=True)
+    schema = infer_table_schema(frame, "survived", "auto")
+    steps = feature_pipeline(build_preprocessor(schema), "passthrough")
+    model = make_model(steps, "catboost", CATBOOST_STOPPING, "binary", 0)
+    model.fit(frame.drop(columns=["survived"]), frame["survived"])
+    assert list(model.classes_) == sorted(frame["survived"].unique())
+    assert model.predict_proba(frame.drop(columns=["survived"])).shape == (len(frame), 2)
+
+
 def test_early_stopping_holds_out_a_tenth_with_every_class_fitted() -> None:
     """The held-out rows keep the classes' shares; a class too rare to split stays in the fit
     rows; the two never overlap while there are rows to hold out."""

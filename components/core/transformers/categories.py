@@ -138,11 +138,20 @@ class CatBoostCategories(NativeCategories):
     - Threads: CatBoost runs its own pool, which threadpoolctl cannot cap; it is given as many
       threads as OpenMP may use where it fits or predicts (a search worker's share).
     - A fit CatBoost refuses (a constant target, every feature constant) is a ValueError, a
-      failed trial like any other family's, not a crashed search worker."""
+      failed trial like any other family's, not a crashed search worker.
+    - With `early_stopping_rounds`, as NativeCategories: VALIDATION_FRACTION of the rows held
+      out, iterations added until that many bring no gain on them, the model cut back to its
+      best iteration (CatBoost's overfitting detector, `od_type="Iter"`)."""
 
-    def __init__(self, estimator: Any, categorical_features: Sequence[int] = ()) -> None:
+    def __init__(
+        self,
+        estimator: Any,
+        categorical_features: Sequence[int] = (),
+        early_stopping_rounds: int = 0,
+    ) -> None:
         self.estimator = estimator
         self.categorical_features = categorical_features
+        self.early_stopping_rounds = early_stopping_rounds
 
     def fit(self, X: Any, y: Any) -> CatBoostCategories:
         from catboost import CatBoostError
@@ -150,10 +159,21 @@ class CatBoostCategories(NativeCategories):
         columns = [int(c) for c in self.categorical_features]
         estimator = clone(self.estimator).set_params(thread_count=openmp_threads())
         target = np.asarray(y)
-        if hasattr(estimator, "predict_proba"):
+        classify = hasattr(estimator, "predict_proba")
+        if classify:
             self.classes_, target = np.unique(target, return_inverse=True)
+        table = self._table(X)
+        fit: dict[str, Any] = {"cat_features": columns or None}
+        if self.early_stopping_rounds:
+            seed = estimator.get_params().get("random_seed") or 0
+            fit_rows, held = held_out_rows(target, classify, seed)
+            estimator.set_params(
+                od_type="Iter", od_wait=self.early_stopping_rounds, use_best_model=True
+            )
+            fit["eval_set"] = (_safe_indexing(table, held), target[held])
+            table, target = _safe_indexing(table, fit_rows), target[fit_rows]
         try:
-            self.estimator_ = estimator.fit(self._table(X), target, cat_features=columns or None)
+            self.estimator_ = estimator.fit(table, target, **fit)
         except CatBoostError as error:
             raise ValueError(f"CatBoost: {error}") from error
         return self
