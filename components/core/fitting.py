@@ -8,6 +8,7 @@ from importlib.metadata import version
 from typing import Any
 
 import pandas as pd
+from joblib import parallel_config
 from sklearn.pipeline import Pipeline
 
 from components.core.ensemble import ensemble_model
@@ -57,11 +58,11 @@ def served_model(feature_steps: Pipeline, best: dict[str, Any], task: str, seed:
     when the search found one that beats it (the members weighted, heaviest first)."""
     ensemble = best.get("ensemble")
     if not ensemble:
-        return make_model(feature_steps, best["model"], best["params"], task, seed)
+        return make_model(feature_steps, best["model"], best["params"], task, seed, jobs=None)
     members = [
         (
             f"trial{m['trial']}",
-            make_model(feature_steps, m["model"], m["params"], task, seed),
+            make_model(feature_steps, m["model"], m["params"], task, seed, jobs=None),
             float(m["weight"]),
         )
         for m in ensemble["members"]
@@ -81,7 +82,10 @@ def fit_choice(
     target, task = schema["target"], schema["task"]
     columns = input_columns(schema)
     model = served_model(feature_steps, best, task, seed)
-    model.fit(rows[columns], rows[target])
+    # every core for the forests' trees (make_model's `jobs`) and the ColumnTransformer's
+    # parts, in threads: no process to start, nothing copied
+    with parallel_config(backend="threading", n_jobs=-1):
+        model.fit(rows[columns], rows[target])
     card = {
         "target": target,
         "task": task,

@@ -497,7 +497,8 @@ def search(
     )
     study.sampler, study.pruner = sampler, ScheduledPruner(lag, first_fold=first_pruned_fold(data))
     if keeps_predictions:
-        record_target(study, data.y, row_folds(data), data.task, time_budget)
+        speedup = (os.cpu_count() or 1) / threads_per_worker(workers)
+        record_target(study, data.y, row_folds(data), data.task, time_budget, speedup)
     finished: list[int] = []
     remaining = cap - len(study.get_trials(deepcopy=False, states=STARTED_STATES))
     if remaining <= 0 or time.time() >= deadline:
