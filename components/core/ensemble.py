@@ -350,7 +350,7 @@ def ensemble_model(members: list[tuple[str, Pipeline, float]], task: str) -> Pip
     weights = [weight for _, _, weight in members]
     # the members one after the other, each on every core (fit_choice): fitted side by side in
     # threads, four boosted members of a diamonds ensemble took longer than in turn (5.5-6.1 s
-    # against 3.1-4.4 s), and in processes no less once the processes' start was counted
+    # against 3.0-4.4 s), and in processes no less once the processes' start was counted
     if task == "regression":
         return Pipeline([("ensemble", VotingRegressor(estimators, weights=weights, n_jobs=1))])
     voting = VotingClassifier(estimators, voting="soft", weights=weights, n_jobs=1)
