@@ -143,16 +143,6 @@ class CatBoostCategories(NativeCategories):
       out, iterations added until that many bring no gain on them, the model cut back to its
       best iteration (CatBoost's overfitting detector, `od_type="Iter"`)."""
 
-    def __init__(
-        self,
-        estimator: Any,
-        categorical_features: Sequence[int] = (),
-        early_stopping_rounds: int = 0,
-    ) -> None:
-        self.estimator = estimator
-        self.categorical_features = categorical_features
-        self.early_stopping_rounds = early_stopping_rounds
-
     def fit(self, X: Any, y: Any) -> CatBoostCategories:
         from catboost import CatBoostError
 
