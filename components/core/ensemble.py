@@ -51,11 +51,26 @@ FIT_SECONDS_ATTR = "fit_seconds"
 # fold times (the best trial's own fits are always allowed): on 22,500 flight rows with a 10 s
 # budget, an ensemble of forests took 158 s to fit once. A fold time is measured on a search
 # worker's threads; the fits after the search have every core (boosted trees' threads, forests'
-# n_jobs), so the estimate is divided by the ratio (FIT_SPEEDUP_KEY): four boosted members of a
-# diamonds ensemble, 6.45 s by their fold times on one core, took 3.1 s on two.
+# n_jobs), so the estimate is divided by what those cores gain (`parallel_speedup`).
 REFIT_SHARE = 0.25
 # In the stored target: the cores of the machine over a search worker's threads.
 FIT_SPEEDUP_KEY = "fit_speedup"
+# How much of that ratio a family's fit gains from more threads (0: none, 1: all of it), as
+# measured: a candidate's fit on the whole training split on one thread and then on two, the
+# members and best candidates of three searches (ggplot2movies, modeldata hotel_rates, stevedata
+# gss_wages; 11,500 to 44,000 rows, 2 cores). The fold time predicted the one-thread fit well
+# (0.55 to 1.8 of it, mostly 0.8 to 1.2), but two threads gained far less than twice: histogram
+# gradient boosting 0.88 to 1.37 times, LightGBM 0.86 to 1.60, CatBoost 1.36 to 1.67; a forest's
+# trees 1.9 to 2.0 (50 extra trees on diamonds). Counted at 2 (every family), the members' fits on
+# ggplot2movies and hotel_rates took 32 s and 35 s in the train and refit stages against the
+# cap's 15 s. A family not listed (linear models, neighbours, SVMs) is counted at one thread.
+PARALLEL_EFFICIENCY = {
+    "hist_gradient_boosting": 0.1,
+    "lightgbm": 0.25,
+    "catboost": 0.45,
+    "random_forest": 0.9,
+    "extra_trees": 0.9,
+}
 
 
 def encode(array: np.ndarray) -> dict[str, Any]:
@@ -276,6 +291,12 @@ def fold_metrics_of(
     return by_metric
 
 
+def parallel_speedup(family: str, ratio: float) -> float:
+    """How much faster than in a search worker a family's fit runs after the search, with
+    `ratio` times the worker's threads (PARALLEL_EFFICIENCY)."""
+    return 1.0 + PARALLEL_EFFICIENCY.get(family, 0.0) * max(ratio - 1.0, 0.0)
+
+
 def select_ensemble(
     studies: list[optuna.Study], best: optuna.trial.FrozenTrial, metric: str, fits: float = 1.0
 ) -> dict[str, Any] | None:
@@ -299,9 +320,15 @@ def select_ensemble(
         outputs = [o / o.sum(axis=1, keepdims=True) for o in outputs]
     rows = [folds == fold for fold in range(int(folds.max()) + 1)]
     # a member's fits after the search: its mean fold time, scaled to k/(k-1) the rows (a fit
-    # on the whole training split), times `fits`, over the cores they have (REFIT_SHARE)
-    scale = len(rows) / (len(rows) - 1) * fits / float(stored.get(FIT_SPEEDUP_KEY, 1.0))
-    costs = [float(t.user_attrs.get(FIT_SECONDS_ATTR, 0.0)) * scale for t in candidates]
+    # on the whole training split), times `fits`, over what the cores they have gain it
+    scale = len(rows) / (len(rows) - 1) * fits
+    ratio = float(stored.get(FIT_SPEEDUP_KEY, 1.0))
+    costs = [
+        float(t.user_attrs.get(FIT_SECONDS_ATTR, 0.0))
+        * scale
+        / parallel_speedup(str(t.params.get("model")), ratio)
+        for t in candidates
+    ]
     budget = float(stored.get("time_budget", np.inf))
     limit = max(REFIT_SHARE * budget, costs[0])
     counts = greedy_selection(outputs, y, rows, task, metric, costs, limit)
