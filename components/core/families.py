@@ -53,6 +53,10 @@ FAMILIES = (
 )
 # The families whose trees split natively on categorical codes.
 NATIVE_CATEGORICAL = ("hist_gradient_boosting", "lightgbm", "catboost")
+# The tree families: they split on the order of a column's values, so clipping outliers
+# (--outliers clip) only merges values they could tell apart; they get the numeric columns
+# unclipped (suit_family).
+TREES = ("random_forest", "extra_trees", *NATIVE_CATEGORICAL)
 
 
 # Histogram gradient boosting's library defaults, as searched parameters.
@@ -453,14 +457,23 @@ def suit_family(model: Pipeline, family: str) -> None:
     """Family-specific inputs, set in place. Linear models take text as the sparse TF-IDF
     matrix itself, not its SVD (unless PCA follows, which needs dense input: then every family
     gets the same dense features); histogram gradient boosting, LightGBM and CatBoost split
-    natively on categorical codes (only without a features step, which would move or mix the
-    columns)."""
+    natively on categorical codes; the tree families (TREES) get the numeric columns unclipped
+    (the last two only without a features step, which would move or mix the columns)."""
     features = model.named_steps.get("features")
     preprocess = model.named_steps["preprocess"]
+    numeric = next((t for n, t, _ in preprocess.transformers if n == "numeric"), None)
+    unmixed = str(features) == "passthrough"  # PCA, SVD and the selections mix or judge columns
+    if (
+        family in TREES
+        and unmixed
+        and isinstance(numeric, Pipeline)
+        and "clip" in numeric.named_steps
+    ):
+        numeric.set_params(clip="passthrough")
     if family == "linear" and not isinstance(features, PCA):
         texts = [name for name, _, _ in preprocess.transformers if name.startswith("text_")]
         model.set_params(**{f"preprocess__{name}__components": 0 for name in texts})
-    if family in NATIVE_CATEGORICAL and str(features) == "passthrough":
+    if family in NATIVE_CATEGORICAL and unmixed:
         categorical: list[str] = next(
             (c for n, _, c in preprocess.transformers if n == "categorical"), []
         )

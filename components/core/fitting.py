@@ -41,9 +41,13 @@ def column_roles(model: Any, schema: TableSchema) -> list[dict[str, str]]:
     """Each column's role and what the fitted model does with it."""
     used: dict[str, str] = {}
     preprocessing = preprocessing_of(model)
-    for name, _, columns in getattr(preprocessing, "transformers_", []):
+    for name, part, columns in getattr(preprocessing, "transformers_", []):
+        use = ENCODINGS.get(name, name)
+        steps = getattr(part, "named_steps", {})
+        if name == "numeric" and steps.get("clip") in (None, "passthrough"):
+            use = use.removeprefix("clipped, ")  # --outliers none, or a tree family's input
         for column in columns if isinstance(columns, list) else []:
-            used[column] = "TF-IDF terms" if name.startswith("text_") else ENCODINGS.get(name, name)
+            used[column] = "TF-IDF terms" if name.startswith("text_") else use
     settings = schema.get("timeseries")
     if settings:
         used[settings["time_column"]] = "time: lags, windows, calendar and seasonal terms"

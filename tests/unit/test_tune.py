@@ -115,8 +115,9 @@ def test_preprocessing_fitted_once_per_fold_scores_as_the_whole_pipeline(
     titanic: pd.DataFrame,
 ) -> None:
     """The cached folds give exactly the scores of refitting the whole Pipeline in every fold;
-    the families share the cache by their variant of the preprocessing (one-hot for linear and
-    forests, category codes for the boosted trees)."""
+    the families share the cache by their variant of the preprocessing (one-hot for linear
+    models, clipped; one-hot for forests and category codes for the boosted trees, both
+    unclipped)."""
     from components.core.metrics import score
     from components.tune.logic import cv_splitter, fit_and_score
 
@@ -132,7 +133,7 @@ def test_preprocessing_fitted_once_per_fold_scores_as_the_whole_pipeline(
             assert fit_and_score(data, cached, fold, fit_rows, score_rows)[0] == score(
                 whole, data.X.iloc[score_rows], data.y.iloc[score_rows], "binary"
             ), family
-    assert len(data.cache) == 2 * data.folds
+    assert len(data.cache) == 3 * data.folds
 
 
 def test_a_fold_not_cached_by_this_worker_expects_its_preprocessing(
@@ -416,6 +417,47 @@ def test_linear_models_take_text_as_sparse_tfidf_and_others_as_svd() -> None:
     assert not scipy.sparse.issparse(make_model(pca, "linear", {"C": 1.0}, "binary", 0)[:-1]
                                      .fit_transform(X, y))  # fmt: skip
     assert steps.named_steps["preprocess"].transformers[-1][1].components == 100  # not changed
+
+
+def test_trees_take_the_numeric_columns_unclipped(diamonds_sample: pd.DataFrame) -> None:
+    """With --outliers clip, linear models, neighbours and SVMs see a carat beyond the training
+    fences at the fence; the tree families, which split on order, see it as it is (clipping
+    would only merge values they can tell apart). Behind PCA every family gets the clipped
+    columns (PCA mixes them), and with --outliers none no family is clipped."""
+    from components.core.families import TREES
+    from components.core.transformers.outliers import OutlierClipper
+
+    schema = infer_table_schema(diamonds_sample, "price", "regression")
+    X, y = diamonds_sample.drop(columns=["price"]), diamonds_sample["price"]
+    steps = feature_pipeline(build_preprocessor(schema), "passthrough")
+    heavy = X.head(1).assign(carat=100.0)
+    carat = [c["name"] for c in schema["columns"] if c["role"] == "numeric"].index("carat")
+
+    def numeric(model: Any) -> Any:
+        return next(t for n, t, _ in model.named_steps["preprocess"].transformers if n == "numeric")
+
+    seen = {}
+    for family in FAMILIES:
+        model = make_model(steps, family, PARAMS[family], "regression", 0)
+        clip = numeric(model).named_steps["clip"]
+        assert (clip == "passthrough") == (family in TREES), family
+        assert family in TREES or isinstance(clip, OutlierClipper)
+        if family in ("linear", "random_forest"):  # one-hot, numeric columns first
+            fitted = model.fit(X, y)[:-1]
+            scaler = fitted.named_steps["preprocess"].named_transformers_["numeric"]["scale"]
+            value = fitted.transform(heavy)[0, carat] * scaler.scale_[carat] + scaler.mean_[carat]
+            seen[family] = value
+    assert seen["random_forest"] == pytest.approx(100.0)
+    assert seen["linear"] < 10  # the fence: Q3 + 3 IQR of the training carats
+    pca = feature_pipeline(build_preprocessor(schema), PCA(n_components=0.9, random_state=0))
+    behind = make_model(
+        pca, "hist_gradient_boosting", PARAMS["hist_gradient_boosting"], "regression", 0
+    )
+    assert isinstance(numeric(behind).named_steps["clip"], OutlierClipper)
+    none = feature_pipeline(build_preprocessor(schema, outliers="none"), "passthrough")
+    assert (
+        "clip" not in numeric(make_model(none, "linear", {"C": 1.0}, "regression", 0)).named_steps
+    )
 
 
 def test_default_configurations_come_first(tmp_path: Path, breast_cancer: pd.DataFrame) -> None:
