@@ -492,7 +492,9 @@ class RunConfig:
     # --- preprocessing and features
     outliers: str = setting(
         "clip",
-        "numeric outliers: clip to Tukey's far-out fences learnt on the training rows, or none",
+        "numeric outliers: clip to Tukey's far-out fences learnt on the training rows (what "
+        "linear models, neighbours and SVMs see; trees, which split on order, get the values as "
+        "they are), or none",
         "preprocessing and features",
         choices=OUTLIER_CHOICES,
     )
