@@ -461,15 +461,10 @@ def suit_family(model: Pipeline, family: str) -> None:
     (the last two only without a features step, which would move or mix the columns)."""
     features = model.named_steps.get("features")
     preprocess = model.named_steps["preprocess"]
-    numeric = next((t for n, t, _ in preprocess.transformers if n == "numeric"), None)
+    numeric: Any = {name: part for name, part, _ in preprocess.transformers}.get("numeric")
     unmixed = str(features) == "passthrough"  # PCA, SVD and the selections mix or judge columns
-    if (
-        family in TREES
-        and unmixed
-        and isinstance(numeric, Pipeline)
-        and "clip" in numeric.named_steps
-    ):
-        numeric.set_params(clip="passthrough")
+    if family in TREES and unmixed and "clip" in getattr(numeric, "named_steps", {}):
+        numeric.set_params(clip="passthrough")  # --outliers none has no clip step
     if family == "linear" and not isinstance(features, PCA):
         texts = [name for name, _, _ in preprocess.transformers if name.startswith("text_")]
         model.set_params(**{f"preprocess__{name}__components": 0 for name in texts})
