@@ -5,11 +5,11 @@ out-of-fold predictions in the study (every fold's score rows predicted by the m
 the other folds: no extra fit). After the search, greedy ensemble selection with replacement
 (Caruana et al., 2004, as in auto-sklearn and AutoGluon) picks ROUNDS times the trial whose
 predictions, averaged with those picked so far, score best; the ensemble is the pick counts at
-the best round. It is used only when it picks two trials or more, its cross-validated score
-(on the same folds as every trial's) beats the best single trial's, and the selection also wins
-on rows it did not see (`held_out_check`). It is served as one
-Pipeline: scikit-learn's soft VotingClassifier (or VotingRegressor) over the members' whole
-Pipelines, weighted by their counts, each fitted on the training split by the train stage (and
+the best round. It is used when it picks two trials or more and its cross-validated score (on
+the same folds as every trial's) beats the best single trial's; how the selection scores on rows
+it did not see (`held_out_check`) is reported, not required. It is served as one Pipeline:
+scikit-learn's soft VotingClassifier (or VotingRegressor) over the members' whole Pipelines,
+weighted by their counts, each fitted on the training split by the train stage (and
 on all rows by the refit stage).
 
 The selection reads only numbers from the study, so the collect stage imports no estimator; the
@@ -270,8 +270,18 @@ def held_out_check(
     """The selection judged on rows it did not see: for each fold, the ensemble selected on
     the other folds and the candidate best on them, both scored on this fold; their mean
     scores. The ensemble's own cross-validated score is chosen on the very predictions it is
-    measured on and errs high (diabetes, 331 rows: 0.5 to 1.2 RMSE better than the best trial
-    in cross-validation, 0.8 to 1.0 worse on the test split)."""
+    measured on and errs high; this one is not, and the report shows it.
+
+    It decided once (an ensemble was used only when it won here too), and it was wrong more
+    often than right. Of 33 searches through the command (60 s; 75/25 splits of four of the
+    benchmark's tables and 17 other public ones), it turned down 12 ensembles that beat the best
+    trial in cross-validation; refitted on the training split, those scored better on the test
+    split in 8 (RMSE -8.7% ggplot2 mpg, -4.1% Ames, -2.3% modeldata car_prices, -0.2% diabetes;
+    ROC-AUC +0.0046 Titanic, +0.0017 and +0.0004 Chile, +0.0011 modeldata cells), worse in 3
+    (ROC-AUC -0.0043 modeldata attrition, -0.0012 Titanic; RMSE +0.06% ISLR Wage), alike in 1
+    (with 5 folds of a few hundred rows, one fold's score is mostly noise). The 20 it let
+    through scored better than the best trial on 16 of their test splits.
+    """
     ensemble_scores, single_scores = [], []
     for held in range(len(folds)):
         others = [rows for k, rows in enumerate(folds) if k != held]
@@ -341,9 +351,9 @@ def select_ensemble(
         return None
     by_metric = fold_metrics_of(blend_of(outputs, counts), y, folds, classes, task)
     cv_score = float(np.mean(by_metric[metric]))
-    held_out, single = held_out_check(outputs, y, rows, task, metric, costs, limit)
-    if not (better(metric, cv_score, float(best.value)) and better(metric, held_out, single)):  # type: ignore[arg-type]
+    if not better(metric, cv_score, float(best.value)):  # type: ignore[arg-type]
         return None
+    held_out, single = held_out_check(outputs, y, rows, task, metric, costs, limit)
     rounds = sum(counts.values())
     members = []
     for i, n in counts.most_common():
@@ -367,7 +377,7 @@ def select_ensemble(
         "gain": abs(cv_score - float(best.value)),  # type: ignore[arg-type]
         "candidates": len(candidates),
         # each fold scored by the selection made on the other folds, against the candidate
-        # best on them: what decides (see held_out_check)
+        # best on them: the gain without the selection's optimism (see held_out_check)
         "held_out": {"ensemble": held_out, "best_trial": single},
     }
 
