@@ -272,15 +272,8 @@ def held_out_check(
     scores. The ensemble's own cross-validated score is chosen on the very predictions it is
     measured on and errs high; this one is not, and the report shows it.
 
-    It decided once (an ensemble was used only when it won here too), and it was wrong more
-    often than right. Of 33 searches through the command (60 s; 75/25 splits of four of the
-    benchmark's tables and 17 other public ones), it turned down 12 ensembles that beat the best
-    trial in cross-validation; refitted on the training split, those scored better on the test
-    split in 8 (RMSE -8.7% ggplot2 mpg, -4.1% Ames, -2.3% modeldata car_prices, -0.2% diabetes;
-    ROC-AUC +0.0046 Titanic, +0.0017 and +0.0004 Chile, +0.0011 modeldata cells), worse in 3
-    (ROC-AUC -0.0043 modeldata attrition, -0.0012 Titanic; RMSE +0.06% ISLR Wage), alike in 1
-    (with 5 folds of a few hundred rows, one fold's score is mostly noise). The 20 it let
-    through scored better than the best trial on 16 of their test splits.
+    It decided once (an ensemble was used only when it won here too) and was wrong more often
+    than right: measured in components/collect/README.md (the ensemble).
     """
     ensemble_scores, single_scores = [], []
     for held in range(len(folds)):
